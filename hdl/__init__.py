@@ -1,0 +1,1 @@
+"""Amaranth RTL generator for the streaming chip. Imports isa/, never sim/ or compiler/."""

@@ -1,0 +1,59 @@
+"""AXI4-Lite slave to a simple register strobe interface.
+
+One transaction at a time: a write is accepted when AWVALID and WVALID are both
+high, a read when ARVALID is high (writes first). The register side sees a
+one-cycle `reg_we` / `reg_re` strobe with `reg_addr`; read data is taken from
+`reg_rdata` in that same cycle; the write response waits while `reg_wbusy` is
+high (multi-cycle commands such as an SRAM access). WSTRB is ignored: registers
+are written whole (documented in docs/HOST.md). Responses are always OKAY;
+refused accesses are reported in the STATUS register instead.
+"""
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+
+def axil_members(addr_bits: int, prefix: str = "s_axil_") -> dict:
+    """Slave-side AXI4-Lite ports with flat, stable names (cocotbext-axi `from_prefix`)."""
+    return {f"{prefix}{n}": flow for n, flow in {
+        "awaddr": In(addr_bits), "awvalid": In(1), "awready": Out(1),
+        "wdata": In(32), "wstrb": In(4), "wvalid": In(1), "wready": Out(1),
+        "bresp": Out(2), "bvalid": Out(1), "bready": In(1),
+        "araddr": In(addr_bits), "arvalid": In(1), "arready": Out(1),
+        "rdata": Out(32), "rresp": Out(2), "rvalid": Out(1), "rready": In(1),
+    }.items()}
+
+
+class AxiLiteSlave(wiring.Component):
+    def __init__(self, addr_bits: int):
+        self.addr_bits = addr_bits
+        super().__init__(axil_members(addr_bits, prefix="") | {
+            "reg_addr": Out(addr_bits), "reg_wdata": Out(32), "reg_we": Out(1), "reg_re": Out(1),
+            "reg_rdata": In(32), "reg_wbusy": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.awvalid & self.wvalid):
+                    m.d.comb += [self.awready.eq(1), self.wready.eq(1), self.reg_we.eq(1),
+                                 self.reg_addr.eq(self.awaddr), self.reg_wdata.eq(self.wdata)]
+                    m.next = "WRITE_WAIT"
+                with m.Elif(self.arvalid):
+                    m.d.comb += [self.arready.eq(1), self.reg_re.eq(1), self.reg_addr.eq(self.araddr)]
+                    m.d.sync += [self.rdata.eq(self.reg_rdata), self.rvalid.eq(1)]
+                    m.next = "READ_RESP"
+            with m.State("WRITE_WAIT"):
+                with m.If(~self.reg_wbusy):
+                    m.d.sync += self.bvalid.eq(1)
+                    m.next = "WRITE_RESP"
+            with m.State("WRITE_RESP"):
+                with m.If(self.bready):
+                    m.d.sync += self.bvalid.eq(0)
+                    m.next = "IDLE"
+            with m.State("READ_RESP"):
+                with m.If(self.rready):
+                    m.d.sync += self.rvalid.eq(0)
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,210 @@
+"""The chip top: stream fabric, slices, run control and the AXI4-Lite host port.
+
+Run control: START sets RUNNING; cycle 0 is the first running cycle. On each
+running cycle the chip stops (DONE) when no slice is busy, leaving CYCLES at
+the number of busy cycles, or when a slice reports an illegal instruction
+(DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO says where).
+Nothing issues, reads, writes or drives after the stop.
+"""
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from isa import hostmap as hm
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+from isa.ecc import code_for
+
+from .axil import AxiLiteSlave, axil_members
+from .units import instance, units
+
+
+def _or(sigs):
+    acc = Const(0, 1)
+    for s in sigs:
+        acc = acc | s
+    return acc
+
+
+class Chip(wiring.Component):
+    def __init__(self, config: ChipConfig):
+        self.config = config
+        self.units = units(config)
+        S, W = config.streams, config.word_bits
+        self.addr_bits = hm.addr_bits(config)
+        super().__init__(axil_members(self.addr_bits) | {
+            "done": Out(1),                                  # DONE status bit, for an interrupt
+            "running": Out(1),                               # RUNNING status bit: high from cycle 0 until the stop
+            "east_out": Out(S * W), "west_out": Out(S * W),  # streams leaving the edges
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        S, W, P = cfg.streams, cfg.word_bits, cfg.positions
+        code = code_for(W)
+        mems = cfg.slices_of(SliceKind.MEM)
+        qbits = (cfg.queue_depth - 1).bit_length()
+
+        # ---- host port ------------------------------------------------------------
+        m.submodules.axil = axil = AxiLiteSlave(self.addr_bits)
+        for name in axil_members(self.addr_bits, prefix=""):
+            mine, theirs = getattr(self, "s_axil_" + name), getattr(axil, name)
+            if axil.signature.members[name].flow == In:
+                m.d.comb += theirs.eq(mine)
+            else:
+                m.d.comb += mine.eq(theirs)
+
+        running, done, error, ecc_sticky, host_err = (Signal(name=n) for n in
+                                                        ("running", "done_r", "error", "ecc_sticky", "host_err"))
+        cycles, err_info, ecc_corr, ecc_unc = (Signal(32, name=n) for n in
+                                               ("cycles", "err_info", "ecc_corr", "ecc_unc"))
+        q_sel, m_sel = Signal(8), Signal(8)
+        q_addr, m_addr = Signal(16), Signal(16)
+        q_lo = Signal(32)
+        m_data = Signal(W)
+        m_ecc = Signal(code.stored_bits)
+        m_busy = Signal(2)
+        m_capture = Signal()          # one cycle after a host READ: take the slice's data
+        m.d.comb += [self.done.eq(done), self.running.eq(running)]
+
+        def at(name, i=0):
+            return axil.reg_addr == hm.addr(name, i)
+
+        we, wdata = axil.reg_we, axil.reg_wdata
+        q_hits = {s.position: Signal(name=f"q_hit_{s.name}") for s in mems}
+        m_hits = {s.position: Signal(name=f"m_hit_{s.name}") for s in mems}
+        for p, hit in q_hits.items():
+            m.d.comb += hit.eq(q_sel == p)
+        for p, hit in m_hits.items():
+            m.d.comb += hit.eq(m_sel == p)
+        q_ok = ~running & _or(q_hits.values())
+        m_ok = ~running & _or(m_hits.values())
+        m.d.comb += axil.reg_wbusy.eq(m_busy != 0)
+        m.d.sync += m_capture.eq(0)
+        with m.If(m_busy != 0):
+            m.d.sync += m_busy.eq(m_busy - 1)
+
+        q_data_write = we & at("Q_DATA_HI")
+        q_len_write = we & at("Q_LEN")
+        m_cmd = we & at("M_CMD")
+        with m.If(we):
+            with m.If(at("CTRL")):
+                with m.If(wdata[0] & ~running):
+                    m.d.sync += [running.eq(1), cycles.eq(0), done.eq(0), error.eq(0), err_info.eq(0)]
+                with m.If(wdata[1]):
+                    m.d.sync += [done.eq(0), error.eq(0), ecc_sticky.eq(0), host_err.eq(0),
+                                 ecc_corr.eq(0), ecc_unc.eq(0), err_info.eq(0)]
+            with m.If(at("Q_SEL")):
+                m.d.sync += q_sel.eq(wdata)
+            with m.If(at("Q_ADDR")):
+                m.d.sync += q_addr.eq(wdata)
+            with m.If(at("Q_DATA_LO")):
+                m.d.sync += q_lo.eq(wdata)
+            with m.If(at("Q_DATA_HI") | at("Q_LEN")):
+                with m.If(q_ok):
+                    with m.If(at("Q_DATA_HI")):
+                        m.d.sync += q_addr.eq(q_addr + 1)
+                with m.Else():
+                    m.d.sync += host_err.eq(1)
+            with m.If(at("M_SEL")):
+                m.d.sync += m_sel.eq(wdata)
+            with m.If(at("M_ADDR")):
+                m.d.sync += m_addr.eq(wdata)
+            with m.If(at("M_ECC")):
+                m.d.sync += m_ecc.eq(wdata)
+            for i in range(hm.data_regs(cfg)):
+                with m.If(at("M_DATA", i)):
+                    m.d.sync += m_data.word_select(i, 32).eq(wdata)
+            with m.If(at("M_CMD")):
+                with m.If(m_ok):
+                    m.d.sync += [m_addr.eq(m_addr + 1), m_busy.eq(2), m_capture.eq(wdata[2])]
+                with m.Else():
+                    m.d.sync += host_err.eq(1)
+
+        # ---- fabric and slices -----------------------------------------------------
+        e_regs = [Signal(S * W, name=f"east_{s.name}") for s in cfg.floorplan]
+        w_regs = [Signal(S * W, name=f"west_{s.name}") for s in cfg.floorplan]
+        zero = Const(0, S * W)
+        drives = {}
+        busy, errs, corr, unc = [], [], [], []
+        rdata_mux, recc_mux, qlen_mux = Const(0, W), Const(0, code.stored_bits), Const(0, qbits + 1)
+        for s in mems:
+            p = s.position
+            e_in = e_regs[p - 1] if p > 0 else zero
+            w_in = w_regs[p + 1] if p < P - 1 else zero
+            sig = {name: Signal(member.shape, name=f"{s.name}_{name}")
+                   for name, member in self.units["mem_slice"].signature.members.items()}
+            m.d.comb += [
+                sig["running"].eq(running), sig["e_in"].eq(e_in), sig["w_in"].eq(w_in),
+                sig["host_q_we"].eq(q_data_write & q_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
+                sig["host_q_data"].eq(Cat(q_lo, wdata)),
+                sig["host_q_len_we"].eq(q_len_write & q_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
+                sig["host_m_we"].eq(m_cmd & m_ok & m_hits[p] & (wdata[0] | wdata[1])),
+                sig["host_m_raw"].eq(wdata[1]),
+               
+                sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(m_data), sig["host_m_ecc"].eq(m_ecc),
+            ]
+            m.submodules[s.name] = instance("mem_slice", self.units["mem_slice"], **sig)
+            drives[p] = (sig["drive_e_en"], sig["drive_w_en"], sig["drive_data"].replicate(S))
+            busy.append(sig["busy"])
+            errs.append((p, sig["err"], sig["err_code"], sig["err_pc"]))
+            corr.append(sig["ecc_corrected"])
+            unc.append(sig["ecc_uncorrectable"])
+            rdata_mux = Mux(m_hits[p], sig["host_m_rdata"], rdata_mux)
+            recc_mux = Mux(m_hits[p], sig["host_m_recc"], recc_mux)
+            qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
+
+        for s in cfg.floorplan:
+            p = s.position
+            e_en, w_en, data = drives.get(p, (Const(0, S), Const(0, S), zero))
+            m.submodules[f"node_{s.name}"] = instance(
+                "stream_node", self.units["stream_node"],
+                e_in=e_regs[p - 1] if p > 0 else zero, w_in=w_regs[p + 1] if p < P - 1 else zero,
+                e_en=e_en, e_data=data, w_en=w_en, w_data=data, e_out=e_regs[p], w_out=w_regs[p])
+        m.d.comb += [self.east_out.eq(e_regs[-1]), self.west_out.eq(w_regs[0])]
+
+        with m.If(m_capture):
+            m.d.sync += [m_data.eq(rdata_mux), m_ecc.eq(recc_mux)]
+
+        # ---- run control -------------------------------------------------------------
+        any_err = _or(e for _, e, _, _ in errs)
+        n_corr = sum(c.as_unsigned() for c in corr)
+        n_unc = sum(u.as_unsigned() for u in unc)
+        with m.If(running):
+            m.d.sync += [ecc_corr.eq(ecc_corr + n_corr), ecc_unc.eq(ecc_unc + n_unc)]
+            with m.If(n_unc != 0):
+                m.d.sync += ecc_sticky.eq(1)
+            with m.If(any_err):
+                m.d.sync += [running.eq(0), done.eq(1), error.eq(1), cycles.eq(cycles + 1)]
+                # the westmost failing slice is reported
+                for p, e, code_, pc in reversed(errs):
+                    with m.If(e):
+                        m.d.sync += err_info.eq(Cat(code_, Const(0, 4), Const(p, 8), pc))
+            with m.Elif(~_or(busy)):
+                m.d.sync += [running.eq(0), done.eq(1)]
+            with m.Else():
+                m.d.sync += cycles.eq(cycles + 1)
+
+        # ---- register read mux ---------------------------------------------------------
+        ver = spec.ISA_VERSION
+        regs = {
+            "ID": Const(hm.ID_MAGIC | ver[0] << 4 | ver[1], 32),
+            "STATUS": Cat(running, done, error, ecc_sticky, host_err),
+            "CYCLES": cycles, "ERROR_INFO": err_info,
+            "ECC_CORRECTED": ecc_corr, "ECC_UNCORRECTABLE": ecc_unc,
+            "CONFIG0": Const(cfg.lanes | S << 16 | P << 24, 32),
+            "CONFIG1": Const(cfg.mem_addr_bits | qbits << 8 | code.stored_bits << 16, 32),
+            "Q_SEL": q_sel, "Q_ADDR": q_addr, "Q_LEN": qlen_mux,
+            "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc,
+        }
+        rdata = Signal(32)
+        with m.Switch(axil.reg_addr):
+            for name, value in regs.items():
+                with m.Case(hm.addr(name)):
+                    m.d.comb += rdata.eq(value)
+            for i in range(hm.data_regs(cfg)):
+                with m.Case(hm.addr("M_DATA", i)):
+                    m.d.comb += rdata.eq(m_data.word_select(i, 32))
+        m.d.comb += axil.reg_rdata.eq(rdata)
+        return m

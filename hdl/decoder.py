@@ -1,0 +1,70 @@
+"""Instruction decoder for one slice kind, generated from isa/spec.py.
+
+Nothing here knows an opcode value, a field position or a range: they are all
+read from the spec, so the hardware accepts exactly what `spec.check` accepts.
+"""
+from amaranth.hdl import Module, Signal
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+
+
+class Decoded:
+    """Signals describing `word` for a queue of one slice kind (all combinational).
+
+    `match[MNEMONIC]` is 1 when the word is a *legal* instance of that opcode;
+    `legal` is their OR; `err_code` says why an illegal word is illegal;
+    `fields[name]` are the operand bit slices (shared between opcodes that
+    place a field at the same bits, which the spec guarantees for MEM ops).
+    """
+
+    def __init__(self, m: Module, word, kind: SliceKind, config: ChipConfig):
+        self.ops = [op for op in spec.OPCODES if kind in op.kinds]
+        opcode = spec.OPCODE_FIELD
+        code = word[opcode.lsb:opcode.lsb + opcode.width]
+        self.match: dict[str, Signal] = {}
+        self.fields: dict[str, object] = {}
+        known = Signal(name="known_opcode")
+        bad_field = Signal(name="bad_field")
+        known_terms, bad_terms = [], []
+        for op in self.ops:
+            is_op = Signal(name=f"is_{op.mnemonic.lower()}")
+            ok = Signal(name=f"ok_{op.mnemonic.lower()}")
+            m.d.comb += is_op.eq(code == op.code)
+            conds = [(word & op.reserved_mask) == 0]
+            for f in op.fields:
+                sl = word[f.lsb:f.lsb + f.width]
+                sl = sl.as_signed() if f.signed else sl
+                prev = self.fields.setdefault(f.name, (f, sl))
+                assert prev[0] == f, f"field {f.name} differs between opcodes; decoder needs a per-opcode slice"
+            for name, lo in op.min_values:
+                conds.append(self.fields[name][1] >= lo)
+            for name, hi in spec.field_limits(op, config):
+                conds.append(self.fields[name][1] < hi)
+            cond = conds[0]
+            for c in conds[1:]:
+                cond = cond & c
+            m.d.comb += ok.eq(cond)
+            match = Signal(name=f"match_{op.mnemonic.lower()}")
+            m.d.comb += match.eq(is_op & ok)
+            self.match[op.mnemonic] = match
+            known_terms.append(is_op)
+            bad_terms.append(is_op & ~ok)
+        m.d.comb += [known.eq(_or(known_terms)), bad_field.eq(_or(bad_terms))]
+        self.legal = Signal(name="legal")
+        m.d.comb += self.legal.eq(known & ~bad_field)
+        self.err_code = Signal(4, name="decode_err")
+        with m.If(~known):
+            m.d.comb += self.err_code.eq(spec.ErrorCode.ILLEGAL_OPCODE)
+        with m.Elif(bad_field):
+            m.d.comb += self.err_code.eq(spec.ErrorCode.BAD_FIELD)
+
+    def field(self, name):
+        return self.fields[name][1]
+
+
+def _or(terms):
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = acc | t
+    return acc

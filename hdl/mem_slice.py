@@ -1,0 +1,164 @@
+"""MEM slice: one SRAM bank with SECDED ECC, a read engine and a write engine.
+
+The read engine drives one word per cycle onto a stream; the write engine takes
+one word per cycle off a stream. Both run at once (the bank has a read port and
+a write port), so a READ and a WRITE overlap. Pipeline, for an instruction
+issued on cycle t (element k), matching spec.TIMING:
+
+    READ : t+1+k address to SRAM  -> t+2+k ECC decode, register -> t+3+k drive stream
+    WRITE: t+1+k sample stream    -> t+2+k ECC encode, SRAM write (end of cycle)
+
+Extra pipeline registers are inserted if the spec asks for longer latencies.
+The host port reaches the bank only while the chip is idle.
+"""
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+from isa.ecc import code_for
+
+from .ecc import SecdedDecoder, SecdedEncoder
+from .queue import InstructionQueue
+
+NATURAL = {"mem_read_access": 1, "mem_read_check": 2, "mem_read_drive": 3, "mem_write_sample": 1, "mem_write_commit": 2}
+
+
+def _check_timing():
+    for key in ("mem_read_access", "mem_read_check", "mem_write_sample"):
+        if spec.TIMING[key] != NATURAL[key]:
+            raise NotImplementedError(f"MEM RTL implements {key} = {NATURAL[key]}, spec says {spec.TIMING[key]}")
+    for key in ("mem_read_drive", "mem_write_commit"):
+        if spec.TIMING[key] < NATURAL[key]:
+            raise NotImplementedError(f"MEM RTL cannot meet {key} = {spec.TIMING[key]} (minimum {NATURAL[key]})")
+
+
+class MemSlice(wiring.Component):
+    def __init__(self, config: ChipConfig):
+        _check_timing()
+        self.config = config
+        self.code = code_for(config.word_bits)
+        S, W = config.streams, config.word_bits
+        qbits = (config.queue_depth - 1).bit_length()
+        super().__init__({
+            "running": In(1),
+            # stream taps: values passing this position (V(p, t)), all streams
+            "e_in": In(S * W), "w_in": In(S * W),
+            # one drive port: data and per-stream enables for each direction
+            "drive_data": Out(W), "drive_e_en": Out(S), "drive_w_en": Out(S),
+            # status to the chip controller
+            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+            "ecc_corrected": Out(1), "ecc_uncorrectable": Out(1),
+            # host access (chip idle only); *_we/_re are already qualified by the select
+            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+            "host_m_we": In(1), "host_m_raw": In(1),
+            "host_m_addr": In(config.mem_addr_bits), "host_m_data": In(W),
+            "host_m_ecc": In(self.code.stored_bits),
+            "host_m_rdata": Out(W), "host_m_recc": Out(self.code.stored_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        S, W, A = cfg.streams, cfg.word_bits, cfg.mem_addr_bits
+        E = self.code.stored_bits
+        op = spec.BY_MNEMONIC["READ"]
+        f = {fl.name: fl for fl in op.fields}
+        assert all(spec.BY_MNEMONIC["WRITE"].field(n) == f[n] for n in f), "READ/WRITE share a field layout"
+
+        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.MEM)
+        m.d.comb += [
+            q.running.eq(self.running),
+            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
+            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
+            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
+        ]
+
+        def fld(name):
+            fl = f[name]
+            v = q.head[fl.lsb:fl.lsb + fl.width]
+            return v.as_signed() if fl.signed else v
+
+        m.submodules.bank = bank = Memory(shape=W + E, depth=cfg.mem_words, init=[])
+        rd = bank.read_port()            # not transparent: a same-cycle write is seen next cycle
+        wr = bank.write_port()
+
+        # ---- read engine -------------------------------------------------------
+        r_active = Signal()
+        r_addr, r_stride = Signal(A), Signal(A)
+        r_left = Signal(f["count"].width)
+        r_stream, r_dir = Signal(range(S)), Signal()
+        m.d.comb += q.ready_read.eq(~(r_active & (r_left > 1)))
+        with m.If(self.running & r_active):
+            m.d.sync += [r_addr.eq(r_addr + r_stride), r_left.eq(r_left - 1)]
+            with m.If(r_left == 1):
+                m.d.sync += r_active.eq(0)
+        with m.If(q.issue_read):
+            m.d.sync += [r_active.eq(1), r_addr.eq(fld("addr")), r_stride.eq(fld("stride")),
+                         r_left.eq(fld("count")), r_stream.eq(fld("stream")), r_dir.eq(fld("dir"))]
+        with m.If(~self.running):
+            m.d.sync += r_active.eq(0)
+
+        # stage 1: SRAM data out; stage 2: corrected word, registered
+        s1_valid, s1_stream, s1_dir = Signal(), Signal(range(S)), Signal()
+        m.d.sync += [s1_valid.eq(self.running & r_active), s1_stream.eq(r_stream), s1_dir.eq(r_dir)]
+        m.d.comb += [rd.addr.eq(Mux(self.running, r_addr, self.host_m_addr)), rd.en.eq(1)]
+        m.submodules.ecc_dec = dec = SecdedDecoder(W)
+        m.d.comb += [dec.data.eq(rd.data[:W]), dec.ecc.eq(rd.data[W:])]
+        m.d.comb += [self.host_m_rdata.eq(rd.data[:W]), self.host_m_recc.eq(rd.data[W:])]
+        m.d.comb += [self.ecc_corrected.eq(self.running & s1_valid & dec.corrected),
+                     self.ecc_uncorrectable.eq(self.running & s1_valid & dec.uncorrectable)]
+        stages = [(s1_valid & self.running, s1_stream, s1_dir, dec.out)]
+        for i in range(spec.TIMING["mem_read_drive"] - NATURAL["mem_read_drive"] + 1):
+            v, s, d, data = Signal(name=f"rs{i + 2}_valid"), Signal(range(S), name=f"rs{i + 2}_stream"), \
+                Signal(name=f"rs{i + 2}_dir"), Signal(W, name=f"rs{i + 2}_data")
+            pv, ps, pd, pdata = stages[-1]
+            m.d.sync += [v.eq(pv & self.running), s.eq(ps), d.eq(pd), data.eq(pdata)]
+            stages.append((v, s, d, data))
+        dv, ds, dd, ddata = stages[-1]
+        dv = dv & self.running          # a halted chip drives nothing
+        m.d.comb += self.drive_data.eq(ddata)
+        for i in range(S):
+            m.d.comb += [self.drive_e_en[i].eq(dv & (ds == i) & ~dd), self.drive_w_en[i].eq(dv & (ds == i) & dd)]
+
+        # ---- write engine ------------------------------------------------------
+        w_active = Signal()
+        w_addr, w_stride = Signal(A), Signal(A)
+        w_left = Signal(f["count"].width)
+        w_stream, w_dir = Signal(range(S)), Signal()
+        m.d.comb += q.ready_write.eq(~(w_active & (w_left > 1)))
+        with m.If(self.running & w_active):
+            m.d.sync += [w_addr.eq(w_addr + w_stride), w_left.eq(w_left - 1)]
+            with m.If(w_left == 1):
+                m.d.sync += w_active.eq(0)
+        with m.If(q.issue_write):
+            m.d.sync += [w_active.eq(1), w_addr.eq(fld("addr")), w_stride.eq(fld("stride")),
+                         w_left.eq(fld("count")), w_stream.eq(fld("stream")), w_dir.eq(fld("dir"))]
+        with m.If(~self.running):
+            m.d.sync += w_active.eq(0)
+
+        tap = Mux(w_dir, self.w_in, self.e_in).word_select(w_stream, W)
+        wstages = [(self.running & w_active, w_addr, tap)]
+        for i in range(spec.TIMING["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
+            v, a, data = Signal(name=f"ws{i + 1}_valid"), Signal(A, name=f"ws{i + 1}_addr"), Signal(W, name=f"ws{i + 1}_data")
+            pv, pa, pdata = wstages[-1]
+            m.d.sync += [v.eq(pv & self.running), a.eq(pa), data.eq(pdata)]
+            wstages.append((v, a, data))
+        cv, ca, cdata = wstages[-1]
+        m.submodules.ecc_enc = enc = SecdedEncoder(W)
+        with m.If(self.running):
+            m.d.comb += [enc.data.eq(cdata), wr.addr.eq(ca), wr.data.eq(Cat(cdata, enc.ecc)), wr.en.eq(cv)]
+        with m.Else():
+            m.d.comb += [enc.data.eq(self.host_m_data), wr.addr.eq(self.host_m_addr),
+                         wr.data.eq(Cat(self.host_m_data, Mux(self.host_m_raw, self.host_m_ecc, enc.ecc))),
+                         wr.en.eq(self.host_m_we)]
+
+        busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + [s1_valid] + [s[0] for s in wstages[1:]]
+        busy = busy_terms[0]
+        for b in busy_terms[1:]:
+            busy = busy | b
+        m.d.comb += self.busy.eq(self.running & busy)
+        return m

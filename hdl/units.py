@@ -1,0 +1,31 @@
+"""Units emitted once per build and instantiated by name (as real chips replicate tiles).
+
+Emitting every MEM slice and stream position separately would make large
+configurations (tsp: 88 MEM slices, 92 positions) take hours; instead each
+distinct unit becomes one Verilog module and the chip instantiates it.
+"""
+from amaranth.hdl import ClockSignal, Instance, ResetSignal
+from amaranth.lib.wiring import In
+
+from isa.config import ChipConfig
+
+from .mem_slice import MemSlice
+from .stream_node import StreamNode
+
+
+def units(config: ChipConfig) -> dict:
+    """Module name -> component, for every unit the chip instantiates."""
+    return {"stream_node": StreamNode(config), "mem_slice": MemSlice(config)}
+
+
+def instance(module_name: str, component, **connections) -> Instance:
+    """An Instance of an emitted unit, connecting every port of its signature by name."""
+    kwargs = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+    members = component.signature.members
+    missing = set(members) - set(connections)
+    extra = set(connections) - set(members)
+    if missing or extra:
+        raise ValueError(f"{module_name}: unconnected ports {sorted(missing)}, unknown ports {sorted(extra)}")
+    for name, member in members.items():
+        kwargs[("i_" if member.flow == In else "o_") + name] = connections[name]
+    return Instance(module_name, **kwargs)

@@ -1,0 +1,136 @@
+"""Chip configuration: one frozen dataclass and the named presets.
+
+Everything that sizes the machine lives here, once. The floorplan (which slice
+sits at which stream position) is derived from these numbers, never written by
+hand, so a new configuration is a new `ChipConfig(...)` and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict, field
+from enum import Enum
+
+
+class ConfigError(ValueError):
+    """An impossible or unsupported configuration value."""
+
+
+class SliceKind(str, Enum):
+    MXM = "MXM"
+    SXM = "SXM"
+    MEM = "MEM"
+    VXM = "VXM"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One functional slice at one stream position (0 = westmost)."""
+    position: int
+    kind: SliceKind
+    name: str
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    name: str
+    lanes: int            # bytes per stream vector
+    streams: int          # streams per direction
+    mem_slices: int       # MEM slices per hemisphere
+    mem_words: int        # vectors (words) per MEM slice
+    mxm: int              # MXM planes per hemisphere
+    c2c_links: int        # chip-to-chip links
+    queue_depth: int      # instruction words per slice queue
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(f"config {self.name!r}: {msg}")
+        for f in ("lanes", "streams", "mem_slices", "mem_words", "queue_depth"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and v > 0, f"{f} must be a positive integer, got {v!r}")
+        for f in ("mxm", "c2c_links"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
+        need(self.lanes % 4 == 0, f"lanes must be a multiple of 4 (int32 byte planes), got {self.lanes}")
+        need(self.lanes <= 512, f"lanes must be <= 512, got {self.lanes}")
+        need(self.streams <= 64, f"streams must be <= 64 (6-bit stream field), got {self.streams}")
+        need(self.streams >= 4, f"streams must be >= 4 (an int32 stream group), got {self.streams}")
+        need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
+             and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
+        need(2 * self.mem_slices + 2 * self.mxm + 3 <= 256,
+             f"at most 256 slice positions (8-bit position fields), got {2 * self.mem_slices + 2 * self.mxm + 3}")
+        need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")
+        need(_pow2(self.mem_words), f"mem_words must be a power of two (addresses wrap), got {self.mem_words}")
+        need(self.mem_words <= 1 << 16, f"mem_words must be <= 65536 (16-bit address field), got {self.mem_words}")
+        need(_pow2(self.queue_depth) and self.queue_depth <= 1 << 16,
+             f"queue_depth must be a power of two <= 65536, got {self.queue_depth}")
+
+    # ---- derived quantities -------------------------------------------------
+    @property
+    def floorplan(self) -> tuple[Slice, ...]:
+        """West to east: MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.."""
+        kinds: list[tuple[SliceKind, str]] = []
+        kinds += [(SliceKind.MXM, f"MXM_W{i}") for i in reversed(range(self.mxm))]
+        kinds += [(SliceKind.SXM, "SXM_W")]
+        kinds += [(SliceKind.MEM, f"MEM_W{i}") for i in reversed(range(self.mem_slices))]
+        kinds += [(SliceKind.VXM, "VXM")]
+        kinds += [(SliceKind.MEM, f"MEM_E{i}") for i in range(self.mem_slices)]
+        kinds += [(SliceKind.SXM, "SXM_E")]
+        kinds += [(SliceKind.MXM, f"MXM_E{i}") for i in range(self.mxm)]
+        return tuple(Slice(p, k, n) for p, (k, n) in enumerate(kinds))
+
+    @property
+    def positions(self) -> int:
+        return len(self.floorplan)
+
+    def slices_of(self, kind: SliceKind) -> tuple[Slice, ...]:
+        return tuple(s for s in self.floorplan if s.kind == kind)
+
+    def slice_named(self, name: str) -> Slice:
+        for s in self.floorplan:
+            if s.name == name:
+                return s
+        raise ConfigError(f"config {self.name!r} has no slice named {name!r}; "
+                          f"slices are {', '.join(s.name for s in self.floorplan)}")
+
+    @property
+    def word_bits(self) -> int:
+        return self.lanes * 8
+
+    @property
+    def mem_addr_bits(self) -> int:
+        return (self.mem_words - 1).bit_length() or 1
+
+    @property
+    def sram_bytes(self) -> int:
+        return 2 * self.mem_slices * self.mem_words * self.lanes
+
+    def to_dict(self) -> dict:
+        """Everything that defines the machine (the description is not part of it)."""
+        d = asdict(self)
+        del d["description"]
+        d["floorplan"] = [s.name for s in self.floorplan]
+        return d
+
+
+def _pow2(v) -> bool:
+    return isinstance(v, int) and v > 0 and v & (v - 1) == 0
+
+
+PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
+    ChipConfig("tiny", lanes=16, streams=8, mem_slices=2, mem_words=8192, mxm=1, c2c_links=2,
+               queue_depth=1024, description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
+    ChipConfig("fpga", lanes=16, streams=8, mem_slices=4, mem_words=1024, mxm=1, c2c_links=2,
+               queue_depth=512, description="ECP5-85F class FPGA bring-up (128 KiB SRAM)"),
+    ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,
+               queue_depth=4096, description="published TSP dimensions; emit only (takes minutes)"),
+)}
+
+DEFAULT = "tiny"
+
+
+def get_config(name: str) -> ChipConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown configuration {name!r}; presets are: {', '.join(PRESETS)}") from None

@@ -1,0 +1,75 @@
+"""Host (AXI4-Lite) register map, as data.
+
+The RTL register file, the host driver and docs/HOST.md derive from this table.
+All registers are 32 bits; addresses are byte offsets. "W1" bits are commands
+(write 1 to act, they read back as 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ChipConfig
+
+DATA_BITS = 32
+ID_MAGIC = 0x54535000  # "TSP\0"
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    access: str   # "R", "W", "RW"
+    doc: str
+
+
+REGISTERS: tuple[Register, ...] = (
+    Register("ID", 0x00, "R", "0x54535000 | ISA major << 4 | ISA minor"),
+    Register("CTRL", 0x04, "W", "bit0 START (when idle: clears CYCLES, DONE, ERROR, ERROR_INFO; all queues issue from cycle 0); "
+                                "bit1 CLEAR (clear DONE, ERROR, ECC counters and HOST_ERR)"),
+    Register("STATUS", 0x08, "R", "bit0 RUNNING, bit1 DONE, bit2 ERROR, bit3 ECC_UNCORRECTABLE (sticky), "
+                                  "bit4 HOST_ERR (host access refused: chip running or bad selector)"),
+    Register("CYCLES", 0x0C, "R", "cycles since START; stops when the chip is done or halts on an error"),
+    Register("ERROR_INFO", 0x10, "R", "[3:0] ErrorCode, [15:8] slice position, [31:16] queue index (pc)"),
+    Register("ECC_CORRECTED", 0x14, "R", "single-bit errors corrected by program reads"),
+    Register("ECC_UNCORRECTABLE", 0x18, "R", "double-bit errors detected by program reads"),
+    Register("CONFIG0", 0x1C, "R", "[15:0] lanes, [23:16] streams, [31:24] positions"),
+    Register("CONFIG1", 0x20, "R", "[4:0] log2 mem_words, [12:8] log2 queue_depth, [23:16] ECC bits per word"),
+    Register("Q_SEL", 0x40, "RW", "[7:0] slice position whose queue Q_* registers address"),
+    Register("Q_ADDR", 0x44, "RW", "instruction index; incremented by each Q_DATA_HI write"),
+    Register("Q_DATA_LO", 0x48, "W", "instruction word bits [31:0] (staged)"),
+    Register("Q_DATA_HI", 0x4C, "W", "instruction word bits [63:32]; stores {HI, LO} at Q_ADDR"),
+    Register("Q_LEN", 0x50, "RW", "number of instructions in the selected queue"),
+    Register("M_SEL", 0x60, "RW", "[7:0] MEM slice position that M_* registers address"),
+    Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD"),
+    Register("M_CMD", 0x68, "W", "bit0 WRITE staged data (ECC computed), bit1 WRITE_RAW staged data and "
+                                 "M_ECC as stored (fault injection), bit2 READ raw word into M_DATA/M_ECC; "
+                                 "the write response returns once the access is complete"),
+    Register("M_ECC", 0x6C, "RW", "stored ECC bits (check | parity << r) staged for WRITE_RAW / read back"),
+    Register("M_DATA", 0x80, "RW", "staged word, 32 bits per register: M_DATA+4*i holds lanes 4i..4i+3"),
+)
+BY_NAME = {r.name: r for r in REGISTERS}
+
+CTRL_START = 1 << 0
+CTRL_CLEAR = 1 << 1
+STATUS_RUNNING = 1 << 0
+STATUS_DONE = 1 << 1
+STATUS_ERROR = 1 << 2
+STATUS_ECC_UNCORRECTABLE = 1 << 3
+STATUS_HOST_ERR = 1 << 4
+MCMD_WRITE = 1 << 0
+MCMD_WRITE_RAW = 1 << 1
+MCMD_READ = 1 << 2
+
+
+def addr(name: str, index: int = 0) -> int:
+    return BY_NAME[name].offset + 4 * index
+
+
+def data_regs(config: ChipConfig) -> int:
+    return config.lanes // 4
+
+
+def addr_bits(config: ChipConfig) -> int:
+    """AXI address width: enough for the M_DATA window."""
+    top = addr("M_DATA", data_regs(config))
+    return max(8, (top - 1).bit_length())

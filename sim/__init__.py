@@ -1,0 +1,1 @@
+"""Golden model: numpy, cycle-accurate at stream level. Imports isa/, never hdl/."""

@@ -1,0 +1,1 @@
+"""Verification: simulator plumbing, runners, cocotb testbenches. Imports hdl/ outputs and sim/."""

@@ -1,0 +1,122 @@
+"""Host driver: loads programs, runs the chip and reads results over the register map.
+
+Written against a minimal async bus (`write_dword(addr, value)`,
+`read_dword(addr)`), so the same driver runs over cocotbext-axi's
+AxiLiteMaster in simulation and over a board bridge later. Everything it knows
+about addresses and bits comes from isa/hostmap.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from isa import hostmap as hm
+from isa import spec
+from isa.config import ChipConfig
+from isa.ecc import code_for
+from isa.image import Program
+
+
+@dataclass
+class ChipStatus:
+    running: bool
+    done: bool
+    error: bool
+    ecc_uncorrectable_seen: bool
+    host_error: bool
+    cycles: int
+    error_info: int
+    ecc_corrected: int
+    ecc_uncorrectable: int
+
+    @property
+    def error_code(self) -> spec.ErrorCode:
+        return spec.ErrorCode(self.error_info & 0xF)
+
+
+class ChipDriver:
+    def __init__(self, bus, config: ChipConfig):
+        self.bus, self.config = bus, config
+        self.code = code_for(config.word_bits)
+
+    async def write(self, name: str, value: int, index: int = 0) -> None:
+        await self.bus.write_dword(hm.addr(name, index), value & 0xFFFFFFFF)
+
+    async def read(self, name: str, index: int = 0) -> int:
+        return int(await self.bus.read_dword(hm.addr(name, index)))
+
+    async def check_identity(self) -> None:
+        ident = await self.read("ID")
+        want = hm.ID_MAGIC | spec.ISA_VERSION[0] << 4 | spec.ISA_VERSION[1]
+        if ident != want:
+            raise RuntimeError(f"chip ID {ident:#010x}, expected {want:#010x} (wrong bitstream or ISA version)")
+        cfg0 = await self.read("CONFIG0")
+        c = self.config
+        if cfg0 != (c.lanes | c.streams << 16 | c.positions << 24):
+            raise RuntimeError(f"chip CONFIG0 {cfg0:#010x} does not match configuration {c.name!r}")
+
+    # ---- loading ----------------------------------------------------------------
+    async def load_queue(self, position: int, words: list[int]) -> None:
+        await self.write("Q_SEL", position)
+        await self.write("Q_ADDR", 0)
+        for w in words:
+            await self.write("Q_DATA_LO", w)
+            await self.write("Q_DATA_HI", w >> 32)
+        await self.write("Q_LEN", len(words))
+
+    async def write_words(self, position: int, addr: int, data: np.ndarray) -> None:
+        """Store vectors (uint8 [n, lanes]) from `addr` on; the chip computes ECC."""
+        await self.write("M_SEL", position)
+        await self.write("M_ADDR", addr)
+        for row in np.asarray(data, np.uint8).reshape(-1, self.config.lanes):
+            for i, v in enumerate(row.view("<u4")):
+                await self.write("M_DATA", int(v), i)
+            await self.write("M_CMD", hm.MCMD_WRITE)
+
+    async def write_raw(self, position: int, addr: int, data: np.ndarray, ecc: int) -> None:
+        """Store a word with the given ECC bits as they are (fault injection)."""
+        await self.write("M_SEL", position)
+        await self.write("M_ADDR", addr)
+        for i, v in enumerate(np.asarray(data, np.uint8).view("<u4")):
+            await self.write("M_DATA", int(v), i)
+        await self.write("M_ECC", ecc)
+        await self.write("M_CMD", hm.MCMD_WRITE_RAW)
+
+    async def read_raw(self, position: int, addr: int) -> tuple[np.ndarray, int]:
+        await self.write("M_SEL", position)
+        await self.write("M_ADDR", addr)
+        await self.write("M_CMD", hm.MCMD_READ)
+        regs = [await self.read("M_DATA", i) for i in range(hm.data_regs(self.config))]
+        return np.array(regs, "<u4").view(np.uint8), await self.read("M_ECC")
+
+    async def read_words(self, position: int, addr: int, n: int) -> np.ndarray:
+        """Read and ECC-correct n vectors (host reads are raw; correction happens here)."""
+        out = np.zeros((n, self.config.lanes), np.uint8)
+        for k in range(n):
+            data, ecc = await self.read_raw(position, (addr + k) % self.config.mem_words)
+            out[k] = self.code.decode_bytes(data[None], np.array([ecc]))[0][0]
+        return out
+
+    async def load(self, program: Program) -> None:
+        program.validate()
+        for seg in program.memory:
+            await self.write_words(seg.position, seg.addr, seg.data)
+        for pos, words in sorted(program.queues.items()):
+            await self.load_queue(pos, words)
+
+    # ---- running ------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.write("CTRL", hm.CTRL_START)
+
+    async def clear(self) -> None:
+        await self.write("CTRL", hm.CTRL_CLEAR)
+
+    async def status(self) -> ChipStatus:
+        st = await self.read("STATUS")
+        return ChipStatus(
+            running=bool(st & hm.STATUS_RUNNING), done=bool(st & hm.STATUS_DONE),
+            error=bool(st & hm.STATUS_ERROR), ecc_uncorrectable_seen=bool(st & hm.STATUS_ECC_UNCORRECTABLE),
+            host_error=bool(st & hm.STATUS_HOST_ERR), cycles=await self.read("CYCLES"),
+            error_info=await self.read("ERROR_INFO"), ecc_corrected=await self.read("ECC_CORRECTED"),
+            ecc_uncorrectable=await self.read("ECC_UNCORRECTABLE"))

@@ -1,0 +1,147 @@
+"""Emit and compile the chip once per (configuration, simulator), shared by all tests.
+
+Emission is cached in build/<config>/ keyed by a hash of the isa/ and hdl/
+sources; simulator builds in build/<config>/sim_<simulator>[_waves]/ keyed by
+the Verilog's hash. A file lock makes concurrent pytest-xdist workers wait for
+one build instead of racing.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+from .tools import TIMESCALE, apply_env
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("CHIP_BUILD_DIR", ROOT / "build"))
+TOP = "chip"
+
+# Verilator warnings waived for Amaranth-generated Verilog, and why:
+VERILATOR_WAIVERS = {
+    "WIDTHEXPAND": "Amaranth relies on Verilog's implicit zero/sign extension in generated expressions",
+    "WIDTHTRUNC": "likewise, implicit truncation of generated intermediate results",
+    "UNUSEDSIGNAL": "generated intermediate wires whose upper bits are unused",
+    "PROCASSINIT": "Amaranth gives every register an initial value and also resets it in a process",
+    "CASEINCOMPLETE": "generated FSM/switch `casez` statements rely on default assignments before the case",
+    "DECLFILENAME": "all modules are emitted into one chip.v, not one file per module",
+}
+
+
+def source_hash() -> str:
+    h = hashlib.sha256()
+    for pkg in ("isa", "hdl"):
+        for f in sorted((ROOT / pkg).glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def verilog(config: str) -> Path:
+    """build/<config>/chip.v, emitted if the sources changed."""
+    from hdl.build import emit
+
+    out = BUILD / config
+    want = source_hash()
+    with locked(BUILD / f".{config}.lock"):
+        man = out / "manifest.json"
+        if man.exists() and json.loads(man.read_text()).get("source_hash") == want and (out / "chip.v").exists():
+            return out / "chip.v"
+        manifest = emit(config, out, log=lambda *_: None)
+        manifest["source_hash"] = want
+        man.write_text(json.dumps(manifest, indent=2) + "\n")
+    return out / "chip.v"
+
+
+def waves_requested() -> bool:
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+ICARUS_TIME0 = re.compile(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) +=\s*0;")
+
+
+def icarus_source(src: Path) -> Path:
+    """chip.v with the time-0 trigger of Amaranth's comb blocks made to fire under Icarus 11.
+
+    Yosys' Verilog backend makes every `always @*` block read a dummy register
+    initialised to 0 so that the block runs once at time 0. Icarus 11 applies
+    declaration initialisers without an event, so a combinational If/Else whose
+    inputs never change stays X (amaranth issue 1629): the first host write to
+    SRAM address 0 was lost this way. Assigning the register in an
+    `initial #0` makes the event happen after the blocks wait on it.
+    """
+    text = src.read_text()
+    fixed, n = ICARUS_TIME0.subn(lambda mo: f"reg {mo.group(1)} ; initial #0 {mo.group(1)} = 1'b0;", text)
+    if n == 0:
+        raise RuntimeError("Icarus time-0 patch found no trigger register: has the Yosys backend changed?")
+    out = src.with_name("chip_icarus.v")
+    if not out.exists() or out.read_text() != fixed:
+        out.write_text(fixed)
+    return out
+
+
+def simulator_build(simulator: str, config: str):
+    """Compile the chip for a simulator; returns (runner, build_dir)."""
+    from cocotb_tools.runner import get_runner
+
+    apply_env(simulator)
+    src = verilog(config)
+    if simulator == "icarus":
+        src = icarus_source(src)
+    waves = waves_requested()
+    build_dir = src.parent / (f"sim_{simulator}" + ("_waves" if waves else ""))
+    vhash = hashlib.sha256(src.read_bytes()).hexdigest()
+    runner = get_runner(simulator)
+    with locked(BUILD / f".{config}.{simulator}.lock"):
+        stamp = build_dir / "verilog.sha256"
+        if not (stamp.exists() and stamp.read_text() == vhash):
+            args = []
+            if simulator == "verilator":
+                args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3"]
+                if waves:
+                    args.append("--trace-fst")
+            runner.build(sources=[src], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
+                         timescale=TIMESCALE, waves=waves, always=True,
+                         log_file=build_dir / "build.log")
+            stamp.write_text(vhash)
+        elif simulator == "icarus":
+            runner.build(sources=[src], hdl_toplevel=TOP, build_dir=build_dir, timescale=TIMESCALE,
+                         waves=waves, always=False, log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+def run_cocotb(simulator: str, module: str, testcase: str | None = None, config: str = "tiny",
+               env: dict | None = None, seed: int | None = None) -> None:
+    """Run cocotb tests from `module` (under verif/) against the chip; raises if any fails."""
+    from cocotb_tools.runner import get_results
+
+    runner, build_dir = simulator_build(simulator, config)
+    name = testcase or "all"
+    test_dir = build_dir / "runs" / f"{module.split('.')[-1]}.{name}"
+    extra = {"CHIP_CONFIG": config, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    extra.update(env or {})
+    if seed is None and "COCOTB_RANDOM_SEED" in os.environ:
+        seed = int(os.environ["COCOTB_RANDOM_SEED"])
+    results = runner.test(test_module=module, hdl_toplevel=TOP, testcase=testcase, build_dir=build_dir,
+                          test_dir=test_dir, extra_env=extra, seed=seed, waves=waves_requested(),
+                          timescale=TIMESCALE, results_xml=str(test_dir / "results.xml"),
+                          log_file=test_dir / "sim.log")
+    total, failed = get_results(results)
+    if total == 0 or failed:
+        raise AssertionError(f"{module}::{name} on {simulator}: {failed} of {total} cocotb tests failed; "
+                             f"log: {test_dir / 'sim.log'}")
