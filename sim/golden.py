@@ -67,7 +67,9 @@ class _MemSlice:
 
 
 class Golden:
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, memory: dict | None = None):
+        """`memory`: optional starting SRAM state {position: (data, ecc)}, e.g. what a previous
+        run left behind (SRAM is not cleared between runs); zeros otherwise (the reset state)."""
         program.validate()
         self.config: ChipConfig = program.config
         cfg = self.config
@@ -76,6 +78,9 @@ class Golden:
         for s in cfg.slices_of(SliceKind.MEM):
             self.mems[s.position] = _MemSlice(
                 s.position, np.zeros((cfg.mem_words, cfg.lanes), np.uint8), np.zeros(cfg.mem_words, np.int64))
+        for pos, (data, ecc) in (memory or {}).items():
+            self.mems[pos].data[:] = data
+            self.mems[pos].ecc[:] = ecc
         for seg in program.memory:
             self.host_write(seg.position, seg.addr, seg.data)
         for pos, words in program.queues.items():
@@ -101,6 +106,10 @@ class Golden:
     def host_read_raw(self, position: int, addr: int) -> tuple[np.ndarray, int]:
         m = self.mems[position]
         return m.data[addr].copy(), int(m.ecc[addr])
+
+    def sram_state(self) -> dict:
+        """{position: (data, ecc)} copies, to start another model where this one stopped."""
+        return {p: (m.data.copy(), m.ecc.copy()) for p, m in self.mems.items()}
 
     def memory(self, position: int) -> np.ndarray:
         """Stored data bytes (uncorrected), uint8 [mem_words, lanes]."""

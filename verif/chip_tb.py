@@ -12,7 +12,7 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, Timer, ClockCycles
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from isa import spec
@@ -66,14 +66,13 @@ class ChipTB:
             await RisingEdge(dut.clk)
             await ReadOnly()
 
-    async def run(self, program: Program, faults=(), trace_cycles: int = 0):
-        """Load, inject faults [(position, addr, xor_data_bytes, xor_ecc)], start, wait.
+    async def run(self, program: Program, faults=None, trace_cycles: int = 0):
+        """Load, inject faults {position: [(addr, data, ecc)]} as raw words, start, wait for DONE.
 
         Returns (status, trace) with `trace_cycles` cycles of edge outputs from cycle 0."""
         await self.driver.load(program)
-        for pos, addr, xd, xe in faults:
-            data, ecc = await self.driver.read_raw(pos, addr)
-            await self.driver.write_raw(pos, addr, data ^ xd, ecc ^ xe)
+        for pos, words in (faults or {}).items():
+            await self.driver.write_raw_many(pos, words)
         trace = []
         mon = cocotb.start_soon(self.monitor(trace, trace_cycles)) if trace_cycles else None
         await self.driver.start()
@@ -86,15 +85,30 @@ class ChipTB:
         await RisingEdge(self.dut.clk)
         return st, trace
 
-    async def run_and_compare(self, program: Program, faults=(), monitor: bool = True, check_words=None):
-        gold = Golden(program)
-        for pos, addr, xd, xe in faults:
-            data, ecc = gold.host_read_raw(pos, addr)
-            gold.host_write_raw(pos, addr, data ^ xd, ecc ^ xe)
+    async def run_and_compare(self, program: Program, flips=(), monitor: bool = True, check_words=None):
+        """Run on golden and RTL and compare everything observable.
+
+        flips: [(position, addr, bit)] stored bits to invert after loading (bit >= lanes*8
+        addresses the ECC bits). SRAM is not cleared between runs, so the golden model
+        starts from what the previous run in this simulator left (module-level shadow).
+        """
+        gold = Golden(program, memory=_SHADOW.get(self.config.name))
+        faults: dict[int, dict[int, tuple]] = {}
+        W = self.config.word_bits
+        for pos, addr, bit in flips:
+            data, ecc = faults.get(pos, {}).get(addr) or gold.host_read_raw(pos, addr)
+            data = data.copy()
+            if bit < W:
+                data[bit // 8] ^= np.uint8(1 << (bit % 8))
+            else:
+                ecc ^= 1 << (bit - W)
+            gold.host_write_raw(pos, addr, data, ecc)
+            faults.setdefault(pos, {})[addr] = (data, ecc)
         res = gold.run()
         # edge outputs are compared on every cycle of the run and while the last values drain out
         n_trace = res.cycles + self.config.positions + 2 if monitor else 0
-        st, trace = await self.run(program, faults, n_trace)
+        st, trace = await self.run(program, {p: [(a, d, e) for a, (d, e) in w.items()] for p, w in faults.items()},
+                                   n_trace)
         self.log.info("golden: %s | rtl: cycles=%d error_info=%#x ecc=%d/%d",
                       res, st.cycles, st.error_info, st.ecc_corrected, st.ecc_uncorrectable)
         assert st.cycles == res.cycles, f"cycle count: rtl {st.cycles}, golden {res.cycles}"
@@ -103,16 +117,16 @@ class ChipTB:
         assert st.ecc_corrected == res.ecc_corrected, f"ECC corrected: rtl {st.ecc_corrected}, golden {res.ecc_corrected}"
         assert st.ecc_uncorrectable == res.ecc_uncorrectable, \
             f"ECC uncorrectable: rtl {st.ecc_uncorrectable}, golden {res.ecc_uncorrectable}"
-        if monitor:
-            for t, (east, west) in enumerate(trace):
-                for d, got in ((spec.Dir.EAST, east), (spec.Dir.WEST, west)):
-                    want = gold.edge_out(d, t)
-                    if not np.array_equal(got, want):
-                        bad = [s for s in range(self.S) if not np.array_equal(got[s], want[s])]
-                        seen = [u for u, tr in enumerate(trace) if np.array_equal(tr[int(d)][bad[0]], want[bad[0]])]
-                        self.log.error("golden's value for cycle %d appears in the RTL trace on cycles %s", t, seen)
-                        raise AssertionError(f"cycle {t}: {d.name} edge streams {bad} differ: "
-                                             f"rtl {got[bad[0]].tobytes().hex()} golden {want[bad[0]].tobytes().hex()}")
+        assert not st.host_error, "HOST_ERR set during load"
+        for t, (east, west) in enumerate(trace):
+            for d, got in ((spec.Dir.EAST, east), (spec.Dir.WEST, west)):
+                want = gold.edge_out(d, t)
+                if not np.array_equal(got, want):
+                    bad = [s for s in range(self.S) if not np.array_equal(got[s], want[s])]
+                    seen = [u for u, tr in enumerate(trace) if np.array_equal(tr[int(d)][bad[0]], want[bad[0]])]
+                    raise AssertionError(
+                        f"cycle {t}: {d.name} edge streams {bad} differ: rtl {got[bad[0]].tobytes().hex()} "
+                        f"golden {want[bad[0]].tobytes().hex()} (golden's value is on the RTL edge on cycles {seen})")
         words = check_words if check_words is not None else written_words(program)
         for pos, addrs in words.items():
             for a in addrs:
@@ -121,7 +135,13 @@ class ChipTB:
                 assert np.array_equal(data, gdata) and ecc == gecc, \
                     f"SRAM {self.config.floorplan[pos].name}[{a:#x}]: rtl {data.tobytes().hex()}/{ecc:#x}, " \
                     f"golden {gdata.tobytes().hex()}/{gecc:#x}"
-        return gold, res, st
+        _SHADOW[self.config.name] = gold.sram_state()
+        await self.driver.clear()
+        return gold, res, st, trace
+
+
+# SRAM contents the RTL holds after the last compared run, per configuration (see run_and_compare)
+_SHADOW: dict[str, dict] = {}
 
 
 def written_words(program: Program) -> dict[int, list[int]]:

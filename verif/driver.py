@@ -83,6 +83,19 @@ class ChipDriver:
         await self.write("M_ECC", ecc)
         await self.write("M_CMD", hm.MCMD_WRITE_RAW)
 
+    async def write_raw_many(self, position: int, words: list[tuple[int, np.ndarray, int]]) -> None:
+        """write_raw for many (addr, data, ecc), using M_ADDR's auto-increment for runs."""
+        await self.write("M_SEL", position)
+        next_addr = None
+        for addr, data, ecc in sorted(words, key=lambda w: w[0]):
+            if addr != next_addr:
+                await self.write("M_ADDR", addr)
+            for i, v in enumerate(np.asarray(data, np.uint8).view("<u4")):
+                await self.write("M_DATA", int(v), i)
+            await self.write("M_ECC", ecc)
+            await self.write("M_CMD", hm.MCMD_WRITE_RAW)
+            next_addr = addr + 1
+
     async def read_raw(self, position: int, addr: int) -> tuple[np.ndarray, int]:
         await self.write("M_SEL", position)
         await self.write("M_ADDR", addr)
@@ -99,11 +112,13 @@ class ChipDriver:
         return out
 
     async def load(self, program: Program) -> None:
+        """Load SRAM segments and every queue (queues the program leaves out are emptied)."""
         program.validate()
         for seg in program.memory:
             await self.write_words(seg.position, seg.addr, seg.data)
-        for pos, words in sorted(program.queues.items()):
-            await self.load_queue(pos, words)
+        for s in self.config.floorplan:
+            if s.kind in spec.kinds_with_queues(self.config):
+                await self.load_queue(s.position, program.queues.get(s.position, []))
 
     # ---- running ------------------------------------------------------------------
     async def start(self) -> None:

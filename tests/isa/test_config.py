@@ -1,0 +1,52 @@
+"""Configuration presets and validation."""
+import dataclasses
+
+import pytest
+
+from isa.config import PRESETS, ChipConfig, ConfigError, SliceKind, get_config
+
+
+def test_presets_match_the_brief():
+    tiny = get_config("tiny")
+    assert (tiny.lanes, tiny.streams, tiny.mem_slices, tiny.mem_words) == (16, 8, 2, 8192)
+    assert tiny.sram_bytes == 512 * 1024
+    tsp = get_config("tsp")
+    assert (tsp.lanes, tsp.streams, tsp.mem_slices, tsp.mxm) == (320, 32, 44, 2)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_floorplan_is_mirrored(name):
+    cfg = get_config(name)
+    kinds = [s.kind for s in cfg.floorplan]
+    assert kinds == kinds[::-1]
+    assert kinds[len(kinds) // 2] == SliceKind.VXM
+    assert len(cfg.slices_of(SliceKind.MEM)) == 2 * cfg.mem_slices
+    assert [s.position for s in cfg.floorplan] == list(range(cfg.positions))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lanes", 0, "lanes must be a positive integer"),
+    ("lanes", 18, "multiple of 4"),
+    ("streams", 2, "streams must be >= 4"),
+    ("streams", 65, "streams must be <= 64"),
+    ("mem_words", 1000, "power of two"),
+    ("mem_words", 1 << 17, "<= 65536"),
+    ("queue_depth", 3, "queue_depth"),
+    ("mxm", -1, "non-negative"),
+    ("mem_slices", 200, "at most 256 slice positions"),
+    ("name", "no spaces", "ASCII identifier"),
+])
+def test_validation_errors(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(get_config("tiny"), **{field: value})
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="presets are: tiny, fpga, tsp"):
+        get_config("nope")
+
+
+def test_fingerprint_ignores_description():
+    a = get_config("tiny")
+    b = dataclasses.replace(a, description="changed")
+    assert a.to_dict() == b.to_dict()

@@ -1,0 +1,9 @@
+"""Host port regression (verif/tb_host.py) under each simulator."""
+import pytest
+
+from verif.rtl_build import run_cocotb
+
+
+@pytest.mark.rtl
+def test_host_port(sim):
+    run_cocotb(sim, "verif.tb_host")

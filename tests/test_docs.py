@@ -1,0 +1,79 @@
+"""docs/ISA.md is generated from isa/ and must be committed up to date."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from isa import docs, hostmap, spec
+from isa.config import PRESETS
+from isa.ecc import code_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def text():
+    return docs.generate()
+
+
+def test_committed_file_is_current():
+    problem = docs.check()
+    assert problem is None, problem
+
+
+def test_check_command_line():
+    r = subprocess.run([sys.executable, "-m", "isa.docs", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_detects_a_stale_file(tmp_path):
+    stale = tmp_path / "ISA.md"
+    stale.write_text(docs.generate().replace("| `stream_hop` |", "| `stream_hop_old` |"))
+    problem = docs.check(stale)
+    assert problem is not None and "out of date" in problem and "stream_hop" in problem
+    assert docs.main(["--check", "--out", str(stale)]) == 1
+    assert docs.main(["--check", "--out", str(tmp_path / "missing.md")]) == 1
+    assert docs.main(["--out", str(stale)]) == 0
+    assert docs.check(stale) is None
+
+
+def test_generation_is_deterministic(text):
+    assert docs.generate() == text
+
+
+def test_every_opcode_and_field(text):
+    for op in spec.OPCODES:
+        assert f"### {op.mnemonic}" in text
+        assert f"| {op.mnemonic} | 0x{op.code:02x} |" in text
+        for f in op.fields:
+            assert f"| `{f.name}` | [{f.msb}:{f.lsb}] |" in text or f"| `{f.name}` | [{f.msb}] |" in text
+
+
+def test_every_timing_key_with_its_value(text):
+    for key, cycles in spec.TIMING.items():
+        assert f"| `{key}` | {cycles} | {spec.TIMING_DOC[key]} |" in text
+
+
+def test_error_codes_registers_and_presets(text):
+    for e in spec.ErrorCode:
+        assert f"| {int(e)} | `{e.name}` |" in text
+    for r in hostmap.REGISTERS:
+        assert f"| 0x{r.offset:02X} | `{r.name}` | {r.access} |" in text
+    for cfg in PRESETS.values():
+        c = code_for(cfg.word_bits)
+        assert f"| {cfg.name} | {cfg.lanes} | {c.data_bits} | {c.check_bits} | 1 | {c.stored_bits} | {c.word_bits} |" in text
+        for s in (cfg.floorplan[0], cfg.floorplan[-1]):
+            assert s.name in text
+
+
+def test_tiny_secded_width(text):
+    # the example the docs promise: 128 data bits -> 8 check + 1 parity = 137
+    assert "| tiny | 16 | 128 | 8 | 1 | 9 | 137 |" in text
+
+
+def test_version_and_config_bounds(text):
+    assert f"**{spec.ISA_VERSION[0]}.{spec.ISA_VERSION[1]}**" in text
+    read = spec.BY_MNEMONIC["READ"]
+    assert "`stream` < config `streams`" in text and "`addr` < config `mem_words`" in text
+    assert {n for n, _ in spec.field_limits(read, PRESETS["tiny"])} == {"stream", "addr"}
