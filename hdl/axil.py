@@ -5,7 +5,7 @@ high, a read when ARVALID is high (writes first). The register side sees a
 one-cycle `reg_we` / `reg_re` strobe with `reg_addr`; read data is taken from
 `reg_rdata` in that same cycle; the write response waits while `reg_wbusy` is
 high (multi-cycle commands such as an SRAM access). WSTRB is ignored: registers
-are written whole (documented in docs/HOST.md). Responses are always OKAY;
+are written whole (documented in docs/ISA.md (host register map)). Responses are always OKAY;
 refused accesses are reported in the STATUS register instead.
 """
 from amaranth.hdl import Module, Signal

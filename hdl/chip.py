@@ -35,7 +35,8 @@ class Chip(wiring.Component):
         super().__init__(axil_members(self.addr_bits) | {
             "done": Out(1),                                  # DONE status bit, for an interrupt
             "running": Out(1),                               # RUNNING status bit: high from cycle 0 until the stop
-            "east_out": Out(S * W), "west_out": Out(S * W),  # streams leaving the edges
+        } | {                                                # streams leaving the edges, one port each
+            f"{d}_out_{s}": Out(W) for d in ("east", "west") for s in range(S)
         })
 
     def elaborate(self, platform):
@@ -123,30 +124,36 @@ class Chip(wiring.Component):
                     m.d.sync += host_err.eq(1)
 
         # ---- fabric and slices -----------------------------------------------------
-        e_regs = [Signal(S * W, name=f"east_{s.name}") for s in cfg.floorplan]
-        w_regs = [Signal(S * W, name=f"west_{s.name}") for s in cfg.floorplan]
-        zero = Const(0, S * W)
+        # e_regs[p][s]: eastward stream s leaving position p (= V(p+1, t)); w_regs likewise westward
+        e_regs = [[Signal(W, name=f"east_{sl.name}_{s}") for s in range(S)] for sl in cfg.floorplan]
+        w_regs = [[Signal(W, name=f"west_{sl.name}_{s}") for s in range(S)] for sl in cfg.floorplan]
+        zero = [Const(0, W)] * S
+
+        def arriving(p):
+            """(eastward, westward) values passing position p: V(p, t) per stream."""
+            return (e_regs[p - 1] if p > 0 else zero), (w_regs[p + 1] if p < P - 1 else zero)
+
         drives = {}
         busy, errs, corr, unc = [], [], [], []
         rdata_mux, recc_mux, qlen_mux = Const(0, W), Const(0, code.stored_bits), Const(0, qbits + 1)
-        for s in mems:
-            p = s.position
-            e_in = e_regs[p - 1] if p > 0 else zero
-            w_in = w_regs[p + 1] if p < P - 1 else zero
-            sig = {name: Signal(member.shape, name=f"{s.name}_{name}")
+        for sl in mems:
+            p = sl.position
+            e_in, w_in = arriving(p)
+            sig = {name: Signal(member.shape, name=f"{sl.name}_{name}")
                    for name, member in self.units["mem_slice"].signature.members.items()}
+            m.d.comb += [sig[f"e_in_{s}"].eq(e_in[s]) for s in range(S)]
+            m.d.comb += [sig[f"w_in_{s}"].eq(w_in[s]) for s in range(S)]
             m.d.comb += [
-                sig["running"].eq(running), sig["e_in"].eq(e_in), sig["w_in"].eq(w_in),
+                sig["running"].eq(running),
                 sig["host_q_we"].eq(q_data_write & q_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
                 sig["host_q_data"].eq(Cat(q_lo, wdata)),
                 sig["host_q_len_we"].eq(q_len_write & q_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
                 sig["host_m_we"].eq(m_cmd & m_ok & m_hits[p] & (wdata[0] | wdata[1])),
                 sig["host_m_raw"].eq(wdata[1]),
-               
                 sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(m_data), sig["host_m_ecc"].eq(m_ecc),
             ]
-            m.submodules[s.name] = instance("mem_slice", self.units["mem_slice"], **sig)
-            drives[p] = (sig["drive_e_en"], sig["drive_w_en"], sig["drive_data"].replicate(S))
+            m.submodules[sl.name] = instance("mem_slice", self.units["mem_slice"], **sig)
+            drives[p] = (sig["drive_e_en"], sig["drive_w_en"], [sig["drive_data"]] * S)
             busy.append(sig["busy"])
             errs.append((p, sig["err"], sig["err_code"], sig["err_pc"]))
             corr.append(sig["ecc_corrected"])
@@ -155,14 +162,18 @@ class Chip(wiring.Component):
             recc_mux = Mux(m_hits[p], sig["host_m_recc"], recc_mux)
             qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
 
-        for s in cfg.floorplan:
-            p = s.position
+        for sl in cfg.floorplan:
+            p = sl.position
             e_en, w_en, data = drives.get(p, (Const(0, S), Const(0, S), zero))
-            m.submodules[f"node_{s.name}"] = instance(
-                "stream_node", self.units["stream_node"],
-                e_in=e_regs[p - 1] if p > 0 else zero, w_in=w_regs[p + 1] if p < P - 1 else zero,
-                e_en=e_en, e_data=data, w_en=w_en, w_data=data, e_out=e_regs[p], w_out=w_regs[p])
-        m.d.comb += [self.east_out.eq(e_regs[-1]), self.west_out.eq(w_regs[0])]
+            e_in, w_in = arriving(p)
+            ports = {"e_en": e_en, "w_en": w_en}
+            for s in range(S):
+                ports |= {f"e_in_{s}": e_in[s], f"w_in_{s}": w_in[s], f"e_data_{s}": data[s],
+                          f"w_data_{s}": data[s], f"e_out_{s}": e_regs[p][s], f"w_out_{s}": w_regs[p][s]}
+            m.submodules[f"node_{sl.name}"] = instance("stream_node", self.units["stream_node"], **ports)
+        for s in range(S):
+            m.d.comb += [getattr(self, f"east_out_{s}").eq(e_regs[-1][s]),
+                         getattr(self, f"west_out_{s}").eq(w_regs[0][s])]
 
         with m.If(m_capture):
             m.d.sync += [m_data.eq(rdata_mux), m_ecc.eq(recc_mux)]

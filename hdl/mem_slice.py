@@ -11,7 +11,7 @@ issued on cycle t (element k), matching spec.TIMING:
 Extra pipeline registers are inserted if the spec asks for longer latencies.
 The host port reaches the bank only while the chip is idle.
 """
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,8 +44,6 @@ class MemSlice(wiring.Component):
         qbits = (config.queue_depth - 1).bit_length()
         super().__init__({
             "running": In(1),
-            # stream taps: values passing this position (V(p, t)), all streams
-            "e_in": In(S * W), "w_in": In(S * W),
             # one drive port: data and per-stream enables for each direction
             "drive_data": Out(W), "drive_e_en": Out(S), "drive_w_en": Out(S),
             # status to the chip controller
@@ -58,6 +56,9 @@ class MemSlice(wiring.Component):
             "host_m_addr": In(config.mem_addr_bits), "host_m_data": In(W),
             "host_m_ecc": In(self.code.stored_bits),
             "host_m_rdata": Out(W), "host_m_recc": Out(self.code.stored_bits),
+        } | {
+            # stream taps: values passing this position (V(p, t)), one port per stream
+            f"{d}_in_{s}": In(W) for d in "ew" for s in range(S)
         })
 
     def elaborate(self, platform):
@@ -140,7 +141,9 @@ class MemSlice(wiring.Component):
         with m.If(~self.running):
             m.d.sync += w_active.eq(0)
 
-        tap = Mux(w_dir, self.w_in, self.e_in).word_select(w_stream, W)
+        east = Array(getattr(self, f"e_in_{s}") for s in range(S))
+        west = Array(getattr(self, f"w_in_{s}") for s in range(S))
+        tap = Mux(w_dir, west[w_stream], east[w_stream])
         wstages = [(self.running & w_active, w_addr, tap)]
         for i in range(spec.TIMING["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
             v, a, data = Signal(name=f"ws{i + 1}_valid"), Signal(A, name=f"ws{i + 1}_addr"), Signal(W, name=f"ws{i + 1}_data")

@@ -18,18 +18,20 @@ class StreamNode(wiring.Component):
             raise NotImplementedError("the stream fabric implements stream_hop = 1")
         self.config = config
         S, W = config.streams, config.word_bits
-        super().__init__({
-            "e_in": In(S * W), "w_in": In(S * W),            # arriving from west / east neighbours
-            "e_en": In(S), "e_data": In(S * W),              # slice drives (per stream)
-            "w_en": In(S), "w_data": In(S * W),
-            "e_out": Out(S * W), "w_out": Out(S * W),        # registers leaving east / west
-        })
+        # One port per stream (not one S*W-bit bus): Amaranth limits a value to 65536 bits and
+        # the `tsp` fabric is 32 x 2560 bits per direction.
+        members = {"e_en": In(S), "w_en": In(S)}                  # slice drives, per stream
+        for s in range(S):
+            members |= {f"e_in_{s}": In(W), f"w_in_{s}": In(W),      # arriving from west / east
+                        f"e_data_{s}": In(W), f"w_data_{s}": In(W),  # values the slice drives
+                        f"e_out_{s}": Out(W), f"w_out_{s}": Out(W)}  # registers leaving east / west
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        S, W = self.config.streams, self.config.word_bits
-        for s in range(S):
-            for en, data, inp, out in ((self.e_en, self.e_data, self.e_in, self.e_out),
-                                       (self.w_en, self.w_data, self.w_in, self.w_out)):
-                m.d.sync += out.word_select(s, W).eq(Mux(en[s], data.word_select(s, W), inp.word_select(s, W)))
+        for s in range(self.config.streams):
+            for d in "ew":
+                en, data = getattr(self, f"{d}_en")[s], getattr(self, f"{d}_data_{s}")
+                inp, out = getattr(self, f"{d}_in_{s}"), getattr(self, f"{d}_out_{s}")
+                m.d.sync += out.eq(Mux(en, data, inp))
         return m

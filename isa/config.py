@@ -57,8 +57,8 @@ class ChipConfig:
         need(self.streams >= 4, f"streams must be >= 4 (an int32 stream group), got {self.streams}")
         need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
              and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
-        need(2 * self.mem_slices + 2 * self.mxm + 3 <= 256,
-             f"at most 256 slice positions (8-bit position fields), got {2 * self.mem_slices + 2 * self.mxm + 3}")
+        need(2 * self.mem_slices + 2 * self.mxm + 3 <= 255,
+             f"at most 255 slice positions (8-bit position fields), got {2 * self.mem_slices + 2 * self.mxm + 3}")
         need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")
         need(_pow2(self.mem_words), f"mem_words must be a power of two (addresses wrap), got {self.mem_words}")
         need(self.mem_words <= 1 << 16, f"mem_words must be <= 65536 (16-bit address field), got {self.mem_words}")

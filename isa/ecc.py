@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class EccStatus(IntEnum):
 class SecdedCode:
     data_bits: int
 
-    @property
+    @cached_property
     def check_bits(self) -> int:
         r = 1
         while (1 << r) < self.data_bits + r + 1:
@@ -54,7 +54,7 @@ class SecdedCode:
     def word_bits(self) -> int:
         return self.data_bits + self.stored_bits
 
-    @property
+    @cached_property
     def positions(self) -> tuple[int, ...]:
         out, p = [], 3
         while len(out) < self.data_bits:
@@ -63,7 +63,7 @@ class SecdedCode:
             p += 1
         return tuple(out)
 
-    @property
+    @cached_property
     def check_masks(self) -> tuple[int, ...]:
         """check_masks[j]: data bits covered by check bit j, as an integer mask."""
         masks = [0] * self.check_bits

@@ -1,6 +1,6 @@
 """Host (AXI4-Lite) register map, as data.
 
-The RTL register file, the host driver and docs/HOST.md derive from this table.
+The RTL register file, the host driver and docs/ISA.md (host register map) derive from this table.
 All registers are 32 bits; addresses are byte offsets. "W1" bits are commands
 (write 1 to act, they read back as 0).
 """

@@ -12,7 +12,7 @@ Timing model (see docs/ARCHITECTURE.md for pictures):
   instruction on cycle 0 (unless it is empty).
 * Streams: `V(p, t)` is the value of a stream passing position p on cycle t.
   A slice at p that *drives* an eastward stream on cycle t makes the value
-  visible at p+1 on cycle t+STREAM_HOP (westward: p-1). A position that nobody
+  visible at p+1 on cycle t+TIMING['stream_hop'] (westward: p-1). A position that nobody
   drives passes the value on: V(p+1, t+1) = V(p, t) eastward. Values leaving
   the last position are the chip's edge outputs; edge inputs are zero.
 * Each instruction has a fixed issue-relative latency for each of its

