@@ -43,3 +43,9 @@ def test_cli_unknown_config():
     r = _cli("--config", "huge", "--out", "/tmp/never")
     assert r.returncode == 2
     assert "unknown configuration 'huge'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_tsp_reports_its_limit():
+    r = _cli("--config", "tsp", "--out", "/tmp/never")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "input bits" in r.stderr and "docs/DECISIONS.md" in r.stderr
