@@ -137,7 +137,8 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
     extra.update(env or {})
     if seed is None and "COCOTB_RANDOM_SEED" in os.environ:
         seed = int(os.environ["COCOTB_RANDOM_SEED"])
-    results = runner.test(test_module=module, hdl_toplevel=TOP, testcase=testcase, build_dir=build_dir,
+    results = runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", testcase=testcase,
+                          build_dir=build_dir,
                           test_dir=test_dir, extra_env=extra, seed=seed, waves=waves_requested(),
                           timescale=TIMESCALE, results_xml=str(test_dir / "results.xml"),
                           log_file=test_dir / "sim.log")
