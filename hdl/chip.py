@@ -6,7 +6,7 @@ the number of busy cycles, or when a slice reports an illegal instruction
 (DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO says where).
 Nothing issues, reads, writes or drives after the stop.
 """
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -141,8 +141,8 @@ class Chip(wiring.Component):
             e_in, w_in = arriving(p)
             sig = {name: Signal(member.shape, name=f"{sl.name}_{name}")
                    for name, member in self.units["mem_slice"].signature.members.items()}
-            m.d.comb += [sig[f"e_in_{s}"].eq(e_in[s]) for s in range(S)]
-            m.d.comb += [sig[f"w_in_{s}"].eq(w_in[s]) for s in range(S)]
+            m.d.comb += sig["tap"].eq(Mux(sig["tap_dir"], Array(w_in)[sig["tap_stream"]],
+                                          Array(e_in)[sig["tap_stream"]]))
             m.d.comb += [
                 sig["running"].eq(running),
                 sig["host_q_we"].eq(q_data_write & q_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
@@ -166,11 +166,10 @@ class Chip(wiring.Component):
             p = sl.position
             e_en, w_en, data = drives.get(p, (Const(0, S), Const(0, S), zero))
             e_in, w_in = arriving(p)
-            ports = {"e_en": e_en, "w_en": w_en}
             for s in range(S):
-                ports |= {f"e_in_{s}": e_in[s], f"w_in_{s}": w_in[s], f"e_data_{s}": data[s],
-                          f"w_data_{s}": data[s], f"e_out_{s}": e_regs[p][s], f"w_out_{s}": w_regs[p][s]}
-            m.submodules[f"node_{sl.name}"] = instance("stream_node", self.units["stream_node"], **ports)
+                m.submodules[f"lane_{sl.name}_{s}"] = instance(
+                    "stream_lane", self.units["stream_lane"], e_in=e_in[s], w_in=w_in[s], e_en=e_en[s],
+                    w_en=w_en[s], e_data=data[s], w_data=data[s], e_out=e_regs[p][s], w_out=w_regs[p][s])
         for s in range(S):
             m.d.comb += [getattr(self, f"east_out_{s}").eq(e_regs[-1][s]),
                          getattr(self, f"west_out_{s}").eq(w_regs[0][s])]

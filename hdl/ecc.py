@@ -7,11 +7,8 @@ from isa.ecc import code_for
 
 
 def _xor_reduce(sig, mask: int, width: int):
-    bits = [sig[i] for i in range(width) if mask >> i & 1]
-    acc = bits[0]
-    for b in bits[1:]:
-        acc = acc ^ b
-    return acc
+    """Parity of the bits of `sig` selected by `mask` (one reduction, not a chain of XORs)."""
+    return Cat(*[sig[i] for i in range(width) if mask >> i & 1]).xor()
 
 
 class SecdedEncoder(wiring.Component):

@@ -11,7 +11,7 @@ issued on cycle t (element k), matching spec.TIMING:
 Extra pipeline registers are inserted if the spec asks for longer latencies.
 The host port reaches the bank only while the chip is idle.
 """
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -56,9 +56,9 @@ class MemSlice(wiring.Component):
             "host_m_addr": In(config.mem_addr_bits), "host_m_data": In(W),
             "host_m_ecc": In(self.code.stored_bits),
             "host_m_rdata": Out(W), "host_m_recc": Out(self.code.stored_bits),
-        } | {
-            # stream taps: values passing this position (V(p, t)), one port per stream
-            f"{d}_in_{s}": In(W) for d in "ew" for s in range(S)
+            # the write engine's stream tap: it names the stream it samples this cycle and the chip
+            # returns that stream's value V(p, t) (keeps the unit's inputs narrow for wide configs)
+            "tap_stream": Out(range(S)), "tap_dir": Out(1), "tap": In(W),
         })
 
     def elaborate(self, platform):
@@ -141,9 +141,8 @@ class MemSlice(wiring.Component):
         with m.If(~self.running):
             m.d.sync += w_active.eq(0)
 
-        east = Array(getattr(self, f"e_in_{s}") for s in range(S))
-        west = Array(getattr(self, f"w_in_{s}") for s in range(S))
-        tap = Mux(w_dir, west[w_stream], east[w_stream])
+        m.d.comb += [self.tap_stream.eq(w_stream), self.tap_dir.eq(w_dir)]
+        tap = self.tap
         wstages = [(self.running & w_active, w_addr, tap)]
         for i in range(spec.TIMING["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
             v, a, data = Signal(name=f"ws{i + 1}_valid"), Signal(A, name=f"ws{i + 1}_addr"), Signal(W, name=f"ws{i + 1}_data")

@@ -1,7 +1,7 @@
 """Units emitted once per build and instantiated by name (as real chips replicate tiles).
 
 Emitting every MEM slice and stream position separately would make large
-configurations (tsp: 88 MEM slices, 92 positions) take hours; instead each
+configurations (tsp: 88 MEM slices, 95 positions x 32 streams) take hours; instead each
 distinct unit becomes one Verilog module and the chip instantiates it.
 """
 from amaranth.hdl import ClockSignal, Instance, ResetSignal
@@ -10,12 +10,12 @@ from amaranth.lib.wiring import In
 from isa.config import ChipConfig
 
 from .mem_slice import MemSlice
-from .stream_node import StreamNode
+from .stream_lane import StreamLane
 
 
 def units(config: ChipConfig) -> dict:
     """Module name -> component, for every unit the chip instantiates."""
-    return {"stream_node": StreamNode(config), "mem_slice": MemSlice(config)}
+    return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config)}
 
 
 def instance(module_name: str, component, **connections) -> Instance:

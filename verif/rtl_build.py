@@ -132,11 +132,10 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
 
     runner, build_dir = simulator_build(simulator, config)
     name = testcase or "all"
-    test_dir = build_dir / "runs" / f"{module.split('.')[-1]}.{name}"
-    extra = {"CHIP_CONFIG": config, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    extra.update(env or {})
     if seed is None and "COCOTB_RANDOM_SEED" in os.environ:
         seed = int(os.environ["COCOTB_RANDOM_SEED"])
+    test_dir = build_dir / "runs" / (f"{module.split('.')[-1]}.{name}" + (f".seed{seed}" if seed is not None else ""))
+    extra = {"CHIP_CONFIG": config, **(env or {})}     # the package is installed: no PYTHONPATH needed
     results = runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", testcase=testcase,
                           build_dir=build_dir,
                           test_dir=test_dir, extra_env=extra, seed=seed, waves=waves_requested(),
@@ -144,5 +143,9 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
                           log_file=test_dir / "sim.log")
     total, failed = get_results(results)
     if total == 0 or failed:
-        raise AssertionError(f"{module}::{name} on {simulator}: {failed} of {total} cocotb tests failed; "
-                             f"log: {test_dir / 'sim.log'}")
+        log = (test_dir / "sim.log").read_text(errors="replace") if (test_dir / "sim.log").exists() else ""
+        seeds = re.findall(r"Seeding Python random module with (\d+)", log)
+        why = [ln.strip() for ln in log.splitlines() if "Error:" in ln][:3]
+        raise AssertionError(f"{module}::{name} on {simulator}: {failed} of {total} cocotb tests failed; replay "
+                             f"with COCOTB_RANDOM_SEED={seeds[0] if seeds else seed}; log: {test_dir / 'sim.log'}\n"
+                             + "\n".join(why))

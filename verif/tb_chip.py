@@ -1,6 +1,8 @@
 """Chip-level cocotb tests: every one compares the RTL with the golden model on every edge
 vector on every cycle, every SRAM word written, the cycle count, the error status and the ECC
 counters (ChipTB.run_and_compare). Seeds: cocotb prints its seed; COCOTB_RANDOM_SEED replays."""
+import os
+
 import cocotb
 import numpy as np
 
@@ -185,7 +187,7 @@ async def random_transfers(dut):
     """A random MEM-transfer program of >= 2,000 cycles, run twice: identical to the golden
     model and to itself (outputs on every cycle, SRAM, cycle count)."""
     tb = await _tb(dut)
-    p = random_transfer_program(tb.config, rng(), min_cycles=2000)
+    p = random_transfer_program(tb.config, rng(), min_cycles=int(os.environ.get("RANDOM_MIN_CYCLES", 2000)))
     from .chip_tb import _SHADOW
     start = _SHADOW.get(tb.config.name)
     _, res1, st1, trace1 = await tb.run_and_compare(p)

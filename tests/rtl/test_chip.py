@@ -22,3 +22,12 @@ def test_every_cocotb_test_is_listed():
     defined = [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
                and any("cocotb.test" in ast.unparse(d) for d in f.decorator_list)]
     assert sorted(defined) == sorted(CASES)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_long_random_transfers(sim, seed):
+    """`make sweep`: 20,000-cycle random transfer programs, each run twice, on fixed seeds."""
+    run_cocotb(sim, "verif.tb_chip", testcase="random_transfers", seed=seed,
+               env={"RANDOM_MIN_CYCLES": "20000"})
