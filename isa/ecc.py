@@ -78,15 +78,15 @@ class SecdedCode:
         """Return the stored ECC bits (check | parity << r) for `data`."""
         check = 0
         for j, m in enumerate(self.check_masks):
-            check |= (bin(data & m).count("1") & 1) << j
-        parity = (bin(data).count("1") + bin(check).count("1")) & 1
+            check |= ((data & m).bit_count() & 1) << j
+        parity = (data.bit_count() + check.bit_count()) & 1
         return check | parity << self.check_bits
 
     def decode(self, data: int, ecc: int) -> tuple[int, EccStatus]:
         r = self.check_bits
         check, parity = ecc & ((1 << r) - 1), ecc >> r & 1
         syndrome = check ^ (self.encode(data) & ((1 << r) - 1))
-        odd = (bin(data).count("1") + bin(check).count("1") + parity) & 1
+        odd = (data.bit_count() + check.bit_count() + parity) & 1
         if not odd:
             return data, (EccStatus.OK if syndrome == 0 else EccStatus.UNCORRECTABLE)
         if syndrome == 0 or syndrome & (syndrome - 1) == 0:
@@ -99,6 +99,14 @@ class SecdedCode:
 
     def _index_of_position(self) -> dict[int, int]:
         return _index_of_position(self.data_bits)
+
+    # ---- one stored word as bytes: the golden model's per-access path -----------
+    def encode_word(self, word: np.ndarray) -> int:
+        return self.encode(int.from_bytes(np.asarray(word, np.uint8).tobytes(), "little"))
+
+    def decode_word(self, word: np.ndarray, ecc: int) -> tuple[np.ndarray, EccStatus]:
+        data, status = self.decode(int.from_bytes(np.asarray(word, np.uint8).tobytes(), "little"), int(ecc))
+        return np.frombuffer(data.to_bytes(self.data_bits // 8, "little"), np.uint8).copy(), status
 
     # ---- vector (numpy) interface: used by the golden model -----------------
     def encode_bytes(self, words: np.ndarray) -> np.ndarray:
@@ -138,12 +146,7 @@ class SecdedCode:
 
 
 def _popcount(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.int64)
-    c = np.zeros_like(a)
-    while np.any(a):
-        c += a & 1
-        a >>= 1
-    return c
+    return np.bitwise_count(a.astype(np.int64)).astype(np.int64)
 
 
 @lru_cache(maxsize=None)

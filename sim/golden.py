@@ -164,11 +164,11 @@ class Golden:
                         m.events[when].append(("check", (raw, stream, d)))
                     elif kind == "check":           # ECC decode and count
                         (data, ecc), stream, d = args
-                        word, st = self.code.decode_bytes(data[None], np.array([ecc]))
-                        corr += int(st[0] == EccStatus.CORRECTED)
-                        unc += int(st[0] == EccStatus.UNCORRECTABLE)
+                        word, st = self.code.decode_word(data, ecc)
+                        corr += st == EccStatus.CORRECTED
+                        unc += st == EccStatus.UNCORRECTABLE
                         when = t + T["mem_read_drive"] - T["mem_read_check"]
-                        m.events[when].append(("drive", (word[0], stream, d)))
+                        m.events[when].append(("drive", (word, stream, d)))
                     elif kind == "drive":
                         value, stream, d = args
                         self._drive(d, stream, m.position, t, value)
@@ -209,7 +209,7 @@ class Golden:
                 q.next_issue = t + 1
             for m, (addr, value) in commits:
                 m.data[addr] = value
-                m.ecc[addr] = self.code.encode_bytes(value[None])[0]
+                m.ecc[addr] = self.code.encode_word(value)
             if error is not None:
                 code, pos, pc = error
                 self.result = RunResult(t + 1, code, pos, pc, corr, unc)
