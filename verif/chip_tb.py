@@ -3,7 +3,9 @@
 `ChipTB.run_and_compare(program)` is the scoreboard every chip test uses: it
 runs the program on the golden model and on the RTL, then compares the cycle
 count, the error status, the ECC counters, every vector that left the chip's
-edges on every cycle, and every SRAM word the program could have written.
+edges on every cycle, and SRAM: every word of every MEM slice through the
+simulator backdoor (default), or every word the program can write through the
+AXI4-Lite port (backdoor=False).
 """
 from __future__ import annotations
 
