@@ -79,8 +79,12 @@ class Chip(wiring.Component):
             m.d.comb += hit.eq(q_sel == p)
         for p, hit in m_hits.items():
             m.d.comb += hit.eq(m_sel == p)
+        # host accesses are refused (STATUS.HOST_ERR) while running, with a selector that is not
+        # a MEM slice, or with an address / length beyond the configuration
         q_ok = ~running & _or(q_hits.values())
-        m_ok = ~running & _or(m_hits.values())
+        q_data_ok = q_ok & (q_addr < cfg.queue_depth)
+        q_len_ok = q_ok & (wdata <= cfg.queue_depth)
+        m_ok = ~running & _or(m_hits.values()) & (m_addr < cfg.mem_words)
         m.d.comb += axil.reg_wbusy.eq(m_busy != 0)
         m.d.sync += m_capture.eq(0)
         with m.If(m_busy != 0):
@@ -93,6 +97,8 @@ class Chip(wiring.Component):
             with m.If(at("CTRL")):
                 with m.If(wdata[0] & ~running):
                     m.d.sync += [running.eq(1), cycles.eq(0), done.eq(0), error.eq(0), err_info.eq(0)]
+                with m.If(wdata[0] & running):
+                    m.d.sync += host_err.eq(1)
                 with m.If(wdata[1]):
                     m.d.sync += [done.eq(0), error.eq(0), ecc_sticky.eq(0), host_err.eq(0),
                                  ecc_corr.eq(0), ecc_unc.eq(0), err_info.eq(0)]
@@ -102,12 +108,13 @@ class Chip(wiring.Component):
                 m.d.sync += q_addr.eq(wdata)
             with m.If(at("Q_DATA_LO")):
                 m.d.sync += q_lo.eq(wdata)
-            with m.If(at("Q_DATA_HI") | at("Q_LEN")):
-                with m.If(q_ok):
-                    with m.If(at("Q_DATA_HI")):
-                        m.d.sync += q_addr.eq(q_addr + 1)
+            with m.If(at("Q_DATA_HI")):
+                with m.If(q_data_ok):
+                    m.d.sync += q_addr.eq(q_addr + 1)
                 with m.Else():
                     m.d.sync += host_err.eq(1)
+            with m.If(at("Q_LEN") & ~q_len_ok):
+                m.d.sync += host_err.eq(1)
             with m.If(at("M_SEL")):
                 m.d.sync += m_sel.eq(wdata)
             with m.If(at("M_ADDR")):
@@ -145,9 +152,9 @@ class Chip(wiring.Component):
                                           Array(e_in)[sig["tap_stream"]]))
             m.d.comb += [
                 sig["running"].eq(running),
-                sig["host_q_we"].eq(q_data_write & q_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
+                sig["host_q_we"].eq(q_data_write & q_data_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
                 sig["host_q_data"].eq(Cat(q_lo, wdata)),
-                sig["host_q_len_we"].eq(q_len_write & q_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
+                sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
                 sig["host_m_we"].eq(m_cmd & m_ok & m_hits[p] & (wdata[0] | wdata[1])),
                 sig["host_m_raw"].eq(wdata[1]),
                 sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(m_data), sig["host_m_ecc"].eq(m_ecc),

@@ -27,7 +27,8 @@ REGISTERS: tuple[Register, ...] = (
     Register("CTRL", 0x04, "W", "bit0 START (when idle: clears CYCLES, DONE, ERROR, ERROR_INFO; all queues issue from cycle 0); "
                                 "bit1 CLEAR (clear DONE, ERROR, ECC counters and HOST_ERR)"),
     Register("STATUS", 0x08, "R", "bit0 RUNNING, bit1 DONE, bit2 ERROR, bit3 ECC_UNCORRECTABLE (sticky), "
-                                  "bit4 HOST_ERR (host access refused: chip running or bad selector)"),
+                                  "bit4 HOST_ERR (host access refused: chip running, START while running, selector not a "
+                                  "MEM slice, address or length beyond the configuration)"),
     Register("CYCLES", 0x0C, "R", "cycles since START; stops when the chip is done or halts on an error"),
     Register("ERROR_INFO", 0x10, "R", "[3:0] ErrorCode, [15:8] slice position, [31:16] queue index (pc)"),
     Register("ECC_CORRECTED", 0x14, "R", "single-bit errors corrected by program reads"),

@@ -41,6 +41,17 @@ async def registers_and_refusals(dut):
     assert st.host_error
     await d.clear()
     assert not (await d.status()).host_error
+    # addresses and lengths beyond the configuration are refused too
+    for reg, val, then in (("M_ADDR", cfg.mem_words, ("M_CMD", hm.MCMD_WRITE)),
+                           ("Q_ADDR", cfg.queue_depth, ("Q_DATA_HI", 0)),
+                           ("Q_LEN", cfg.queue_depth + 1, None)):
+        await d.write("M_SEL", mems[0])
+        await d.write("Q_SEL", mems[0])
+        await d.write(reg, val)
+        if then:
+            await d.write(*then)
+        assert (await d.status()).host_error, reg
+        await d.clear()
     # while running, SRAM and queue writes are refused and flagged, and change nothing
     pos = mems[0]
     for p in mems:
@@ -56,6 +67,10 @@ async def registers_and_refusals(dut):
     await d.write("Q_LEN", 0)
     st = await d.status()
     assert st.running and st.host_error and not st.done
+    await d.clear()
+    await d.start()                          # START while running is refused, the run goes on
+    st = await d.status()
+    assert st.running and st.host_error
     while not (await d.status()).done:
         pass
     st = await d.status()
