@@ -29,6 +29,7 @@ command -v iverilog >/dev/null || missing+=(iverilog)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v perl >/dev/null || missing+=(perl)
+[ -f /usr/include/lz4.h ] || missing+=(liblz4-dev)   # Verilator's FST writer (WAVES=1)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing ${missing[*]} with apt-get"
