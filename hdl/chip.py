@@ -20,10 +20,7 @@ from .units import instance, units
 
 
 def _or(sigs):
-    acc = Const(0, 1)
-    for s in sigs:
-        acc = acc | s
-    return acc
+    return Cat(*sigs).any()
 
 
 class Chip(wiring.Component):

@@ -3,7 +3,7 @@
 Nothing here knows an opcode value, a field position or a range: they are all
 read from the spec, so the hardware accepts exactly what `spec.check` accepts.
 """
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 
 from isa import spec
 from isa.config import ChipConfig, SliceKind
@@ -41,16 +41,13 @@ class Decoded:
                 conds.append(self.fields[name][1] >= lo)
             for name, hi in spec.field_limits(op, config):
                 conds.append(self.fields[name][1] < hi)
-            cond = conds[0]
-            for c in conds[1:]:
-                cond = cond & c
-            m.d.comb += ok.eq(cond)
+            m.d.comb += ok.eq(Cat(*conds).all())
             match = Signal(name=f"match_{op.mnemonic.lower()}")
             m.d.comb += match.eq(is_op & ok)
             self.match[op.mnemonic] = match
             known_terms.append(is_op)
             bad_terms.append(is_op & ~ok)
-        m.d.comb += [known.eq(_or(known_terms)), bad_field.eq(_or(bad_terms))]
+        m.d.comb += [known.eq(Cat(*known_terms).any()), bad_field.eq(Cat(*bad_terms).any())]
         self.legal = Signal(name="legal")
         m.d.comb += self.legal.eq(known & ~bad_field)
         self.err_code = Signal(4, name="decode_err")
@@ -62,9 +59,3 @@ class Decoded:
     def field(self, name):
         return self.fields[name][1]
 
-
-def _or(terms):
-    acc = terms[0]
-    for t in terms[1:]:
-        acc = acc | t
-    return acc

@@ -159,8 +159,5 @@ class MemSlice(wiring.Component):
                          wr.en.eq(self.host_m_we)]
 
         busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + [s1_valid] + [s[0] for s in wstages[1:]]
-        busy = busy_terms[0]
-        for b in busy_terms[1:]:
-            busy = busy | b
-        m.d.comb += self.busy.eq(self.running & busy)
+        m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
         return m

@@ -126,7 +126,7 @@ class ChipTB:
         await RisingEdge(self.dut.clk)
         return st, trace
 
-    async def run_and_compare(self, program: Program, flips=(), monitor: bool = True, check_words=None):
+    async def run_and_compare(self, program: Program, flips=(), monitor: bool = True):
         """Run on golden and RTL and compare everything observable.
 
         flips: [(position, addr, bit)] stored bits to invert after loading (bit >= lanes*8
@@ -177,8 +177,7 @@ class ChipTB:
                                        f"[{bad[0]:#x}] rtl {data[bad[0]].tobytes().hex()}/{ecc[bad[0]]:#x} "
                                        f"golden {gdata[bad[0]].tobytes().hex()}/{gecc[bad[0]]:#x}")
         else:                                    # through the host port: the words the program can write
-            words = check_words if check_words is not None else written_words(program)
-            for pos, addrs in words.items():
+            for pos, addrs in written_words(program).items():
                 for a in addrs:
                     data, ecc = await self.driver.read_raw(pos, a)
                     gdata, gecc = gold.host_read_raw(pos, a)

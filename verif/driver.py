@@ -65,23 +65,22 @@ class ChipDriver:
             await self.write("Q_DATA_HI", w >> 32)
         await self.write("Q_LEN", len(words))
 
+    async def _stage(self, data: np.ndarray) -> None:
+        """Put one vector into the M_DATA staging registers."""
+        for i, v in enumerate(np.asarray(data, np.uint8).view("<u4")):
+            await self.write("M_DATA", int(v), i)
+
     async def write_words(self, position: int, addr: int, data: np.ndarray) -> None:
         """Store vectors (uint8 [n, lanes]) from `addr` on; the chip computes ECC."""
         await self.write("M_SEL", position)
         await self.write("M_ADDR", addr)
         for row in np.asarray(data, np.uint8).reshape(-1, self.config.lanes):
-            for i, v in enumerate(row.view("<u4")):
-                await self.write("M_DATA", int(v), i)
+            await self._stage(row)
             await self.write("M_CMD", hm.MCMD_WRITE)
 
     async def write_raw(self, position: int, addr: int, data: np.ndarray, ecc: int) -> None:
         """Store a word with the given ECC bits as they are (fault injection)."""
-        await self.write("M_SEL", position)
-        await self.write("M_ADDR", addr)
-        for i, v in enumerate(np.asarray(data, np.uint8).view("<u4")):
-            await self.write("M_DATA", int(v), i)
-        await self.write("M_ECC", ecc)
-        await self.write("M_CMD", hm.MCMD_WRITE_RAW)
+        await self.write_raw_many(position, [(addr, data, ecc)])
 
     async def write_raw_many(self, position: int, words: list[tuple[int, np.ndarray, int]]) -> None:
         """write_raw for many (addr, data, ecc), using M_ADDR's auto-increment for runs."""
@@ -90,8 +89,7 @@ class ChipDriver:
         for addr, data, ecc in sorted(words, key=lambda w: w[0]):
             if addr != next_addr:
                 await self.write("M_ADDR", addr)
-            for i, v in enumerate(np.asarray(data, np.uint8).view("<u4")):
-                await self.write("M_DATA", int(v), i)
+            await self._stage(data)
             await self.write("M_ECC", ecc)
             await self.write("M_CMD", hm.MCMD_WRITE_RAW)
             next_addr = addr + 1
