@@ -30,6 +30,8 @@ class Chip(wiring.Component):
         S, W = config.streams, config.word_bits
         self.addr_bits = hm.addr_bits(config)
         super().__init__(axil_members(self.addr_bits) | {
+            # bulk SRAM load: one word per beat into M_SEL's slice from M_ADDR on (AXI4-Stream)
+            "s_axis_tdata": In(W), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "done": Out(1),                                  # DONE status bit, for an interrupt
             "running": Out(1),                               # RUNNING status bit: high from cycle 0 until the stop
         } | {                                                # streams leaving the edges, one port each
@@ -90,6 +92,17 @@ class Chip(wiring.Component):
         q_data_write = we & at("Q_DATA_HI")
         q_len_write = we & at("Q_LEN")
         m_cmd = we & at("M_CMD")
+        # AXI4-Stream load: accepted whenever no register write or SRAM command is in progress,
+        # so a master never waits forever; a beat the chip cannot store (running, bad M_SEL or
+        # M_ADDR) is dropped and sets HOST_ERR, like a refused register access.
+        beat = Signal()
+        m.d.comb += [self.s_axis_tready.eq(~we & (m_busy == 0)), beat.eq(self.s_axis_tvalid & self.s_axis_tready)]
+        with m.If(beat):
+            with m.If(m_ok):
+                m.d.sync += m_addr.eq(m_addr + 1)
+            with m.Else():
+                m.d.sync += host_err.eq(1)
+
         with m.If(we):
             with m.If(at("CTRL")):
                 with m.If(wdata[0] & ~running):
@@ -152,9 +165,10 @@ class Chip(wiring.Component):
                 sig["host_q_we"].eq(q_data_write & q_data_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
                 sig["host_q_data"].eq(Cat(q_lo, wdata)),
                 sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
-                sig["host_m_we"].eq(m_cmd & m_ok & m_hits[p] & (wdata[0] | wdata[1])),
-                sig["host_m_raw"].eq(wdata[1]),
-                sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(m_data), sig["host_m_ecc"].eq(m_ecc),
+                sig["host_m_we"].eq(((m_cmd & (wdata[0] | wdata[1])) | beat) & m_ok & m_hits[p]),
+                sig["host_m_raw"].eq(m_cmd & wdata[1]),
+                sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(Mux(beat, self.s_axis_tdata, m_data)),
+                sig["host_m_ecc"].eq(m_ecc),
             ]
             m.submodules[sl.name] = instance("mem_slice", self.units["mem_slice"], **sig)
             drives[p] = (sig["drive_e_en"], sig["drive_w_en"], [sig["drive_data"]] * S)

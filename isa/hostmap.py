@@ -1,5 +1,9 @@
 """Host (AXI4-Lite) register map, as data.
 
+Besides these registers the chip has one AXI4-Stream slave port, `s_axis_*` (tdata one whole
+word, lanes * 8 bits), for bulk SRAM loads: each beat is stored like an M_CMD WRITE of that
+word to M_SEL's slice at M_ADDR, and M_ADDR advances.
+
 The RTL register file, the host driver and docs/ISA.md (host register map) derive from this table.
 All registers are 32 bits; addresses are byte offsets. "W1" bits are commands
 (write 1 to act, they read back as 0).
@@ -41,7 +45,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("Q_DATA_HI", 0x4C, "W", "instruction word bits [63:32]; stores {HI, LO} at Q_ADDR"),
     Register("Q_LEN", 0x50, "RW", "number of instructions in the selected queue"),
     Register("M_SEL", 0x60, "RW", "[7:0] MEM slice position that M_* registers address"),
-    Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD"),
+    Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD and each s_axis beat"),
     Register("M_CMD", 0x68, "W", "bit0 WRITE staged data (ECC computed), bit1 WRITE_RAW staged data and "
                                  "M_ECC as stored (fault injection), bit2 READ raw word into M_DATA/M_ECC; "
                                  "the write response returns once the access is complete"),

@@ -15,7 +15,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSource
 
 from isa import spec
 from isa.config import get_config
@@ -45,8 +45,15 @@ class ChipTB:
         self.config = config_from_env()
         self.log = dut._log
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.driver = ChipDriver(self.axil, self.config)
+        self.axis = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
+        self.driver = ChipDriver(self.axil, self.config, stream=self)
         self.S, self.L = self.config.streams, self.config.lanes
+
+    async def send_words(self, data: bytes) -> None:
+        """Bulk load port: send whole words, one per beat, and wait until all are accepted."""
+        await self.axis.send(AxiStreamFrame(data))
+        await self.axis.wait()
+        await RisingEdge(self.dut.clk)
 
     # ---- SRAM backdoor (simulation only) ------------------------------------------
     def _bank(self, position: int):

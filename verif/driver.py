@@ -36,8 +36,12 @@ class ChipStatus:
 
 
 class ChipDriver:
-    def __init__(self, bus, config: ChipConfig):
-        self.bus, self.config = bus, config
+    """`stream`, when given, is the bulk load port: an object with `async send_words(bytes)`
+    that returns once every beat has been accepted (see verif/chip_tb.py); SRAM segments then
+    go one word per clock instead of five register writes per word."""
+
+    def __init__(self, bus, config: ChipConfig, stream=None):
+        self.bus, self.config, self.stream = bus, config, stream
         self.code = code_for(config.word_bits)
 
     async def write(self, name: str, value: int, index: int = 0) -> None:
@@ -74,6 +78,9 @@ class ChipDriver:
         """Store vectors (uint8 [n, lanes]) from `addr` on; the chip computes ECC."""
         await self.write("M_SEL", position)
         await self.write("M_ADDR", addr)
+        if self.stream is not None:
+            await self.stream.send_words(np.ascontiguousarray(data, np.uint8).tobytes())
+            return
         for row in np.asarray(data, np.uint8).reshape(-1, self.config.lanes):
             await self._stage(row)
             await self.write("M_CMD", hm.MCMD_WRITE)

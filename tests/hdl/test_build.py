@@ -17,7 +17,7 @@ def test_emit_lint_elaborate(config, tmp_path):
     man = json.loads((src.parent / "manifest.json").read_text())
     assert man["config"]["name"] == config and man["top"] == "chip"
     names = {p["name"] for p in man["ports"]}
-    assert {"clk", "rst", "s_axil_awaddr", "s_axil_rdata", "done", "running", "east_out_0", "west_out_0"} <= names
+    assert {"clk", "rst", "s_axil_awaddr", "s_axil_rdata", "done", "running", "east_out_0", "west_out_0", "s_axis_tdata", "s_axis_tready"} <= names
     lint = verilator_lint([src], "chip", list(VERILATOR_WAIVERS))
     assert lint.returncode == 0, lint.stderr[-3000:]
     # without waivers, only the waived categories appear
