@@ -31,3 +31,11 @@ def test_long_random_transfers(sim, seed):
     """`make sweep`: 20,000-cycle random transfer programs, each run twice, on fixed seeds."""
     run_cocotb(sim, "verif.tb_chip", testcase="random_transfers", seed=seed,
                env={"RANDOM_MIN_CYCLES": "20000"})
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing"])
+def test_chip_fpga_preset(sim, case):
+    """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
+    1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""
+    run_cocotb(sim, "verif.tb_chip", testcase=case, config="fpga")
