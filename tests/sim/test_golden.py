@@ -113,13 +113,18 @@ COPY_CASES = {
 }
 
 
+def endpoints(direction, west, east):
+    """(source, destination, stream direction, source position, destination position) for a
+    transfer between a western and an eastern slice, flowing in `direction`."""
+    src, dst = (west, east) if direction == "east" else (east, west)
+    return src, dst, (E if direction == "east" else W), pos(src), pos(dst)
+
+
 @pytest.mark.parametrize("direction", ["east", "west"])
 @pytest.mark.parametrize("case", list(COPY_CASES))
 def test_copy_between_slices(direction, case, rng):
     raddr, rstride, n, waddr, wstride = COPY_CASES[case]
-    src, dst = ("MEM_W0", "MEM_E1") if direction == "east" else ("MEM_E1", "MEM_W0")
-    d = E if direction == "east" else W
-    ps, pd = pos(src), pos(dst)
+    src, dst, d, ps, pd = endpoints(direction, "MEM_W0", "MEM_E1")
     mem = random_words(CFG, rng, WORDS)
     p = Program.empty(CFG).add_memory(src, 0, mem)
     t_r = 2
@@ -156,9 +161,7 @@ def test_write_timing_is_exact(direction, delta, rng):
     """A WRITE issued `delta` cycles off stores the neighbouring words (or the zero passing
     before/after the READ's words): element j stores read element j+delta."""
     n = 8
-    src, dst = ("MEM_W1", "MEM_E0") if direction == "east" else ("MEM_E0", "MEM_W1")
-    d = E if direction == "east" else W
-    ps, pd = pos(src), pos(dst)
+    src, dst, d, ps, pd = endpoints(direction, "MEM_W1", "MEM_E0")
     mem = random_words(CFG, rng, n)
     p = Program.empty(CFG).add_memory(src, 0x40, mem)
     t_r = 3
