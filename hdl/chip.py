@@ -32,6 +32,9 @@ class Chip(wiring.Component):
         super().__init__(axil_members(self.addr_bits) | {
             # bulk SRAM load: one word per beat into M_SEL's slice from M_ADDR on (AXI4-Stream)
             "s_axis_tdata": In(W), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
+            # bulk SRAM unload (M_CMD READ_STREAM): raw words, stored ECC bits on tuser
+            "m_axis_tdata": Out(W), "m_axis_tuser": Out(code_for(W).stored_bits), "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1), "m_axis_tlast": Out(1),
             "done": Out(1),                                  # DONE status bit, for an interrupt
             "running": Out(1),                               # RUNNING status bit: high from cycle 0 until the stop
         } | {                                                # streams leaving the edges, one port each
@@ -83,7 +86,9 @@ class Chip(wiring.Component):
         q_ok = ~running & _or(q_hits.values())
         q_data_ok = q_ok & (q_addr < cfg.queue_depth)
         q_len_ok = q_ok & (wdata <= cfg.queue_depth)
-        m_ok = ~running & _or(m_hits.values()) & (m_addr < cfg.mem_words)
+        unloading = Signal()           # READ_STREAM in progress: the SRAM host path is taken
+        m_count = Signal(range(cfg.mem_words + 1))
+        m_ok = ~running & ~unloading & _or(m_hits.values()) & (m_addr < cfg.mem_words)
         m.d.comb += axil.reg_wbusy.eq(m_busy != 0)
         m.d.sync += m_capture.eq(0)
         with m.If(m_busy != 0):
@@ -105,9 +110,9 @@ class Chip(wiring.Component):
 
         with m.If(we):
             with m.If(at("CTRL")):
-                with m.If(wdata[0] & ~running):
+                with m.If(wdata[0] & ~running & ~unloading):
                     m.d.sync += [running.eq(1), cycles.eq(0), done.eq(0), error.eq(0), err_info.eq(0)]
-                with m.If(wdata[0] & running):
+                with m.If(wdata[0] & (running | unloading)):
                     m.d.sync += host_err.eq(1)
                 with m.If(wdata[1]):
                     m.d.sync += [done.eq(0), error.eq(0), ecc_sticky.eq(0), host_err.eq(0),
@@ -125,17 +130,26 @@ class Chip(wiring.Component):
                     m.d.sync += host_err.eq(1)
             with m.If(at("Q_LEN") & ~q_len_ok):
                 m.d.sync += host_err.eq(1)
-            with m.If(at("M_SEL")):
+            with m.If((at("M_SEL") | at("M_ADDR") | at("M_COUNT")) & unloading):
+                m.d.sync += host_err.eq(1)                   # the unload owns them until it ends
+            with m.If(at("M_SEL") & ~unloading):
                 m.d.sync += m_sel.eq(wdata)
-            with m.If(at("M_ADDR")):
+            with m.If(at("M_ADDR") & ~unloading):
                 m.d.sync += m_addr.eq(wdata)
             with m.If(at("M_ECC")):
                 m.d.sync += m_ecc.eq(wdata)
             for i in range(hm.data_regs(cfg)):
                 with m.If(at("M_DATA", i)):
                     m.d.sync += m_data.word_select(i, 32).eq(wdata)
+            with m.If(at("M_COUNT") & ~unloading):
+                m.d.sync += m_count.eq(wdata)
             with m.If(at("M_CMD")):
-                with m.If(m_ok):
+                with m.If(m_ok & wdata[3]):
+                    with m.If((m_count != 0) & (m_addr + m_count <= cfg.mem_words)):
+                        m.d.sync += unloading.eq(1)
+                    with m.Else():
+                        m.d.sync += host_err.eq(1)
+                with m.Elif(m_ok):
                     m.d.sync += [m_addr.eq(m_addr + 1), m_busy.eq(2), m_capture.eq(wdata[2])]
                 with m.Else():
                     m.d.sync += host_err.eq(1)
@@ -195,6 +209,29 @@ class Chip(wiring.Component):
         with m.If(m_capture):
             m.d.sync += [m_data.eq(rdata_mux), m_ecc.eq(recc_mux)]
 
+        # ---- AXI4-Stream unload: address on one cycle, data the next, hold until accepted --------
+        left = Signal.like(m_count)
+        with m.FSM(name="unload"):
+            with m.State("IDLE"):
+                with m.If(unloading):
+                    m.d.sync += left.eq(m_count)
+                    m.next = "ADDRESS"
+            with m.State("ADDRESS"):            # the slice's read port samples m_addr now
+                m.next = "CAPTURE"
+            with m.State("CAPTURE"):
+                m.d.sync += [self.m_axis_tdata.eq(rdata_mux), self.m_axis_tuser.eq(recc_mux),
+                             self.m_axis_tvalid.eq(1), self.m_axis_tlast.eq(left == 1),
+                             m_addr.eq(m_addr + 1), left.eq(left - 1)]
+                m.next = "SEND"
+            with m.State("SEND"):
+                with m.If(self.m_axis_tready):
+                    m.d.sync += self.m_axis_tvalid.eq(0)
+                    with m.If(left == 0):
+                        m.d.sync += unloading.eq(0)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "ADDRESS"
+
         # ---- run control -------------------------------------------------------------
         any_err = _or(e for _, e, _, _ in errs)
         n_corr = sum(c.as_unsigned() for c in corr)
@@ -218,13 +255,13 @@ class Chip(wiring.Component):
         ver = spec.ISA_VERSION
         regs = {
             "ID": Const(hm.ID_MAGIC | ver[0] << 4 | ver[1], 32),
-            "STATUS": Cat(running, done, error, ecc_sticky, host_err),
+            "STATUS": Cat(running, done, error, ecc_sticky, host_err, unloading),
             "CYCLES": cycles, "ERROR_INFO": err_info,
             "ECC_CORRECTED": ecc_corr, "ECC_UNCORRECTABLE": ecc_unc,
             "CONFIG0": Const(cfg.lanes | S << 16 | P << 24, 32),
             "CONFIG1": Const(cfg.mem_addr_bits | qbits << 8 | code.stored_bits << 16, 32),
             "Q_SEL": q_sel, "Q_ADDR": q_addr, "Q_LEN": qlen_mux,
-            "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc,
+            "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc, "M_COUNT": m_count,
         }
         rdata = Signal(32)
         with m.Switch(axil.reg_addr):

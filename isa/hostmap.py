@@ -2,7 +2,9 @@
 
 Besides these registers the chip has one AXI4-Stream slave port, `s_axis_*` (tdata one whole
 word, lanes * 8 bits), for bulk SRAM loads: each beat is stored like an M_CMD WRITE of that
-word to M_SEL's slice at M_ADDR, and M_ADDR advances.
+word to M_SEL's slice at M_ADDR, and M_ADDR advances. An AXI4-Stream master port, `m_axis_*`,
+unloads: M_CMD READ_STREAM sends M_COUNT raw words from M_SEL's slice at M_ADDR on, tdata the
+data and tuser the stored ECC bits, tlast on the last word.
 
 The RTL register file, the host driver and docs/ISA.md (host register map) derive from this table.
 All registers are 32 bits; addresses are byte offsets. "W1" bits are commands
@@ -32,7 +34,8 @@ REGISTERS: tuple[Register, ...] = (
                                 "bit1 CLEAR (clear DONE, ERROR, ECC counters and HOST_ERR)"),
     Register("STATUS", 0x08, "R", "bit0 RUNNING, bit1 DONE, bit2 ERROR, bit3 ECC_UNCORRECTABLE (sticky), "
                                   "bit4 HOST_ERR (host access refused: chip running, START while running, selector not a "
-                                  "MEM slice, address or length beyond the configuration)"),
+                                  "MEM slice, address or length beyond the configuration, SRAM access "
+                                  "while unloading), bit5 UNLOADING (READ_STREAM in progress)"),
     Register("CYCLES", 0x0C, "R", "cycles since START; stops when the chip is done or halts on an error"),
     Register("ERROR_INFO", 0x10, "R", "[3:0] ErrorCode, [15:8] slice position, [31:16] queue index (pc)"),
     Register("ECC_CORRECTED", 0x14, "R", "single-bit errors corrected by program reads"),
@@ -47,9 +50,11 @@ REGISTERS: tuple[Register, ...] = (
     Register("M_SEL", 0x60, "RW", "[7:0] MEM slice position that M_* registers address"),
     Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD and each s_axis beat"),
     Register("M_CMD", 0x68, "W", "bit0 WRITE staged data (ECC computed), bit1 WRITE_RAW staged data and "
-                                 "M_ECC as stored (fault injection), bit2 READ raw word into M_DATA/M_ECC; "
-                                 "the write response returns once the access is complete"),
+                                 "M_ECC as stored (fault injection), bit2 READ raw word into M_DATA/M_ECC, "
+                                 "bit3 READ_STREAM M_COUNT words onto m_axis; the write response "
+                                 "returns once a single-word access is complete"),
     Register("M_ECC", 0x6C, "RW", "stored ECC bits (check | parity << r) staged for WRITE_RAW / read back"),
+    Register("M_COUNT", 0x70, "RW", "words a READ_STREAM sends (1 .. mem_words)"),
     Register("M_DATA", 0x80, "RW", "staged word, 32 bits per register: M_DATA+4*i holds lanes 4i..4i+3"),
 )
 BY_NAME = {r.name: r for r in REGISTERS}
@@ -61,9 +66,11 @@ STATUS_DONE = 1 << 1
 STATUS_ERROR = 1 << 2
 STATUS_ECC_UNCORRECTABLE = 1 << 3
 STATUS_HOST_ERR = 1 << 4
+STATUS_UNLOADING = 1 << 5
 MCMD_WRITE = 1 << 0
 MCMD_WRITE_RAW = 1 << 1
 MCMD_READ = 1 << 2
+MCMD_READ_STREAM = 1 << 3
 
 
 def addr(name: str, index: int = 0) -> int:

@@ -15,7 +15,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSource
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from isa import spec
 from isa.config import get_config
@@ -46,6 +46,7 @@ class ChipTB:
         self.log = dut._log
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.axis = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
+        self.axis_out = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
         self.driver = ChipDriver(self.axil, self.config, stream=self)
         self.S, self.L = self.config.streams, self.config.lanes
 
@@ -54,6 +55,21 @@ class ChipTB:
         await self.axis.send(AxiStreamFrame(data))
         await self.axis.wait()
         await RisingEdge(self.dut.clk)
+
+    async def recv_words(self, n: int) -> tuple[bytes, list[int]]:
+        """Bulk unload port: one frame of n words; returns (data bytes, stored ECC per word)."""
+        frame = await self.axis_out.recv()
+        data = bytes(frame.tdata)
+        assert len(data) == n * self.L, f"unload frame has {len(data)} bytes, expected {n * self.L}"
+        user = frame.tuser
+        if isinstance(user, int):
+            eccs = [user] * n
+        elif len(user) == n * self.L:            # per byte lane: one value per beat repeated
+            eccs = user[::self.L]
+        else:
+            eccs = list(user)
+        assert len(eccs) == n
+        return data, eccs
 
     # ---- SRAM backdoor (simulation only) ------------------------------------------
     def _bank(self, position: int):

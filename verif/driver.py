@@ -36,9 +36,10 @@ class ChipStatus:
 
 
 class ChipDriver:
-    """`stream`, when given, is the bulk load port: an object with `async send_words(bytes)`
-    that returns once every beat has been accepted (see verif/chip_tb.py); SRAM segments then
-    go one word per clock instead of five register writes per word."""
+    """`stream`, when given, is the bulk port pair: an object with `async send_words(bytes)`,
+    returning once every beat has been accepted, and `async recv_words(n) -> (bytes, [ecc])`
+    (see verif/chip_tb.py). SRAM loads and unloads then move one word per beat instead of five
+    or more register accesses per word."""
 
     def __init__(self, bus, config: ChipConfig, stream=None):
         self.bus, self.config, self.stream = bus, config, stream
@@ -110,9 +111,18 @@ class ChipDriver:
 
     async def read_words(self, position: int, addr: int, n: int) -> np.ndarray:
         """Read and ECC-correct n vectors (host reads are raw; correction happens here)."""
-        out = np.zeros((n, self.config.lanes), np.uint8)
+        L, words = self.config.lanes, self.config.mem_words
+        if self.stream is not None and addr + n <= words:
+            await self.write("M_SEL", position)
+            await self.write("M_ADDR", addr)
+            await self.write("M_COUNT", n)
+            await self.write("M_CMD", hm.MCMD_READ_STREAM)
+            data, eccs = await self.stream.recv_words(n)
+            raw = np.frombuffer(data, np.uint8).reshape(n, L)
+            return self.code.decode_bytes(raw, np.array(eccs, np.int64))[0]
+        out = np.zeros((n, L), np.uint8)
         for k in range(n):
-            data, ecc = await self.read_raw(position, (addr + k) % self.config.mem_words)
+            data, ecc = await self.read_raw(position, (addr + k) % words)
             out[k] = self.code.decode_bytes(data[None], np.array([ecc]))[0][0]
         return out
 

@@ -123,6 +123,18 @@ async def bulk_stream_load(dut):
         assert ecc == d.code.encode(int.from_bytes(words[k].tobytes(), "little"))
     assert (await d.read("M_ADDR")) > 0
     tb.log.info("2 x 1000 words streamed in %d ns of simulated time", took)
+    # unload over m_axis: raw words with their ECC on tuser, corrected by the driver; a flipped
+    # stored bit comes back corrected
+    data, ecc = await d.read_raw(pos, 0x100 + 7)
+    data[3] ^= 0x10
+    await d.write_raw(pos, 0x100 + 7, data, ecc)
+    back = await d.read_words(pos, 0x100, 1000)
+    assert np.array_equal(back, words)
+    assert not (await d.status()).host_error and not (await d.status()).running
+    await d.write("M_COUNT", 0)                          # an empty or out-of-range unload is refused
+    await d.write("M_CMD", hm.MCMD_READ_STREAM)
+    assert (await d.status()).host_error
+    await d.clear()
     # while running, beats are dropped and flagged
     for p in [s.position for s in cfg.slices_of(SliceKind.MEM)]:
         await d.load_queue(p, [])
