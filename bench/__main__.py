@@ -6,6 +6,7 @@
 * <sim>_cycles_per_s:      RTL simulation of the `tiny` chip, free-running (Python waits on DONE)
 * <sim>_cycles:            the program's cycle count in that simulator (equals golden_cycles)
 * <sim>_load_words_per_s:  SRAM preload rate over the AXI4-Stream port (wall clock)
+* <sim>_unload_words_per_s: the same words read back over the AXI4-Stream unload port
 * yosys_cells_tiny:        generic yosys cell count of the tiny chip (memories kept as $mem_v2 cells),
                            with yosys_flipflops_tiny and yosys_memories_tiny; about 2.5 minutes
 """
@@ -33,12 +34,12 @@ def golden_speed(program) -> tuple[int, float]:
     return res.cycles, res.cycles / (time.perf_counter() - t0)
 
 
-def rtl_speed(sim: str, program_path: Path) -> tuple[int, float, float]:
+def rtl_speed(sim: str, program_path: Path) -> tuple[int, float, float, float]:
     from verif.rtl_build import run_cocotb
     out = Path(tempfile.mkstemp(suffix=".txt")[1])
     run_cocotb(sim, "bench.tb_speed", env={"BENCH_PROGRAM": str(program_path), "BENCH_OUT": str(out)})
-    cycles, dt, words, t_load = out.read_text().split()
-    return int(cycles), int(cycles) / float(dt), int(words) / float(t_load)
+    cycles, dt, words, t_load, t_unload = out.read_text().split()
+    return int(cycles), int(cycles) / float(dt), int(words) / float(t_load), int(words) / float(t_unload)
 
 
 def yosys_cells(config: str) -> dict[str, int]:
@@ -73,10 +74,11 @@ def main(argv=None) -> int:
     path = Path(tempfile.mkstemp(suffix=".bin")[1])
     save(program, path)
     for sim in filter(None, args.sims.split(",")):
-        c, s, load = rtl_speed(sim, path)
+        c, s, load, unload = rtl_speed(sim, path)
         print(f"{sim}_cycles: {c}")
         print(f"{sim}_cycles_per_s: {s:.0f}")
         print(f"{sim}_load_words_per_s: {load:.0f}")
+        print(f"{sim}_unload_words_per_s: {unload:.0f}")
         if c != cycles:
             print(f"error: {sim} ran {c} cycles, golden {cycles}", file=sys.stderr)
             return 1

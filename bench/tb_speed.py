@@ -27,5 +27,9 @@ async def speed(dut):
     dt = time.perf_counter() - t0
     st = await tb.driver.status()
     assert st.done and not st.error
+    t_unload = time.perf_counter()                   # the same segments back over AXI4-Stream
+    for seg in program.memory:
+        await tb.driver.read_words(seg.position, seg.addr, len(seg.data))
+    t_unload = time.perf_counter() - t_unload
     with open(os.environ["BENCH_OUT"], "w") as fh:
-        fh.write(f"{st.cycles} {dt} {words} {t_load}\n")
+        fh.write(f"{st.cycles} {dt} {words} {t_load} {t_unload}\n")
