@@ -86,11 +86,16 @@ class ChipTB:
         data = np.frombuffer(b"".join((v & ((1 << W) - 1)).to_bytes(L, "little") for v in vals), np.uint8)
         return data.reshape(-1, L), np.array([v >> W for v in vals], np.int64)
 
-    def sram_load_state(self, state: dict) -> None:
-        """Make the RTL SRAM equal to a golden `sram_state()`."""
+    def sram_snapshot(self) -> dict:
+        """The SRAM state the RTL holds now, as the golden model knows it (see run_and_compare)."""
+        return Golden(Program.empty(self.config), memory=_SHADOW.get(self.config.name)).sram_state()
+
+    def sram_restore(self, state: dict) -> None:
+        """Put the RTL SRAM (and the golden model's starting point) back to a snapshot."""
         for pos, (data, ecc) in state.items():
             for a in range(self.config.mem_words):
                 self.sram_poke(pos, a, data[a], int(ecc[a]))
+        _SHADOW[self.config.name] = state
 
     async def reset(self):
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())

@@ -60,7 +60,7 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
         words = {}
         for pos, addr, n in dumps:
             rows = (addr + np.arange(n)) % config.mem_words
-            data, status_ = gold.code.decode_bytes(gold.mems[pos].data[rows], gold.mems[pos].ecc[rows])
+            data, _ = gold.code.decode_bytes(gold.mems[pos].data[rows], gold.mems[pos].ecc[rows])
             words[(pos, addr, n)] = data
     else:
         from .rtl_build import run_cocotb

@@ -8,7 +8,6 @@ import numpy as np
 
 from isa import spec
 from isa.asm import assemble
-from isa.config import SliceKind
 from isa.image import Program
 
 from .chip_tb import ChipTB, rng
@@ -189,16 +188,9 @@ async def random_transfers(dut):
     model and to itself (outputs on every cycle, SRAM, cycle count)."""
     tb = await _tb(dut)
     p = random_transfer_program(tb.config, rng(), min_cycles=int(os.environ.get("RANDOM_MIN_CYCLES", 2000)))
-    from .chip_tb import _SHADOW
-    start = _SHADOW.get(tb.config.name)
+    start = tb.sram_snapshot()
     _, res1, st1, trace1 = await tb.run_and_compare(p)
-    if start is not None:                   # the second run starts from the same SRAM contents
-        tb.sram_load_state(start)
-        _SHADOW[tb.config.name] = start
-    else:
-        _SHADOW.pop(tb.config.name)
-        zero = (np.zeros((tb.config.mem_words, tb.config.lanes), np.uint8), np.zeros(tb.config.mem_words, np.int64))
-        tb.sram_load_state({s.position: zero for s in tb.config.slices_of(SliceKind.MEM)})
+    tb.sram_restore(start)                  # the second run starts from the same SRAM contents
     _, res2, st2, trace2 = await tb.run_and_compare(p)
     assert res1.cycles >= 2000 and st1.cycles == st2.cycles == res1.cycles
     assert len(trace1) == len(trace2) and all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
