@@ -26,6 +26,8 @@ from isa.ecc import EccStatus, code_for
 from isa.image import Program
 
 T = spec.TIMING
+# the TIMING entry at which each engine's first element happens, relative to issue
+_ENGINE_START = {"read": "mem_read_access", "write": "mem_write_sample"}
 assert T["stream_hop"] == 1, "the fabric model's diagonal bookkeeping assumes one hop per cycle"
 
 
@@ -195,12 +197,13 @@ class Golden:
                     q.next_issue = t + ops["cycles"]
                     q.pc += 1
                     continue
-                first = t + T["mem_read_access" if op.mnemonic == "READ" else "mem_write_sample"]
-                last_attr = "read_last" if op.mnemonic == "READ" else "write_last"
+                engine = spec.ENGINE[op.mnemonic]                  # "read" or "write"
+                first = t + T[_ENGINE_START[engine]]
+                last_attr = f"{engine}_last"
                 if getattr(m, last_attr) >= first:        # engine still busy after this cycle
                     q.next_issue = getattr(m, last_attr) - first + 1 + t
                     continue
-                kind = "access" if op.mnemonic == "READ" else "sample"
+                kind = "access" if engine == "read" else "sample"
                 for k in range(ops["count"]):
                     addr = (ops["addr"] + k * ops["stride"]) % cfg.mem_words
                     m.events[first + k].append((kind, (addr, ops["stream"], ops["dir"])))
