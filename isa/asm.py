@@ -7,6 +7,9 @@ Text format (one statement per line; ';' or '#' starts a comment)::
         READ  stream=3 dir=E addr=0x10 stride=1 count=16
         NOP   5                  ; a one-operand instruction may give it positionally
         WRITE stream=3 dir=W addr=256 count=4   ; stride and count default to 1
+    .queue VXM
+        VSET  r=0 imm=-7         ; register 0 = -7 in every lane
+        ADD   a=E0 b=R0 dst=4 ddir=E type=I32 alu=0 count=8   ; operands: E<n>/W<n> stream groups, R<n> registers
         .word 0x0123456789abcdef ; raw instruction word, not checked
     .mem MEM_E1 addr=0x100       ; memory preload starting at this word address
         .vec 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff   ; `lanes` hex bytes, lane 0 first
@@ -43,9 +46,12 @@ from .config import DEFAULT, PRESETS, ChipConfig, ConfigError, Slice, SliceKind,
 from .image import ImageError, MemSegment, Program, ProgramError
 
 # Operands that may be omitted, and their value (only for opcodes that have the field).
-DEFAULTS: dict[str, int] = {"stride": 1, "count": 1}
+DEFAULTS: dict[str, int] = {"stride": 1, "count": 1, "alu": 0}
 # Fields that also accept symbolic values: the enum's member names and their initials.
-SYMBOLIC: dict[str, type[IntEnum]] = {"dir": spec.Dir}
+SYMBOLIC: dict[str, type[IntEnum]] = {"dir": spec.Dir, "ddir": spec.Dir, "type": spec.DType, "dtype": spec.DType}
+# VXM operand fields: E<n> / W<n> (stream group from stream n, eastward / westward) or R<n> (register n).
+OPERAND_FIELDS = frozenset({"a", "b", "c"})
+_OPERAND = re.compile(r"([EWR])([0-9]+)", re.IGNORECASE)
 # Fields the disassembler prints in hex (they are addresses).
 HEX_FIELDS = frozenset({"addr"})
 
@@ -84,6 +90,8 @@ def _parse_number(text: str) -> int | None:
 
 
 def _format_value(f: spec.Field, value: int) -> str:
+    if f.name in OPERAND_FIELDS:
+        return spec.format_operand(value)
     enum = SYMBOLIC.get(f.name)
     if enum is not None and value in {int(m.value) for m in enum}:
         name = enum(value).name
@@ -292,6 +300,15 @@ class _Assembler:
         return values
 
     def value(self, what: str, f: spec.Field, text: str) -> int:
+        if f.name in OPERAND_FIELDS:
+            match = _OPERAND.fullmatch(text)
+            if match is None:
+                raise self.error(f"{what}: bad operand {f.name}={text} (expected E<n> or W<n> for the stream "
+                                 f"group starting at stream n, or R<n> for register n)")
+            letter, n = match.group(1).upper(), int(match.group(2))
+            if n > spec.OPERAND_INDEX:
+                raise self.error(f"{what}: operand {f.name}={text}: index out of range [0, {spec.OPERAND_INDEX}]")
+            return spec.operand(n, spec.Dir.WEST if letter == "W" else spec.Dir.EAST, reg=letter == "R")
         enum = SYMBOLIC.get(f.name)
         if enum is not None and text.upper() in _symbols(enum):
             return _symbols(enum)[text.upper()]

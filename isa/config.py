@@ -39,6 +39,9 @@ class ChipConfig:
     mxm: int              # MXM planes per hemisphere
     c2c_links: int        # chip-to-chip links
     queue_depth: int      # instruction words per slice queue
+    vxm_alus: int = 4     # independent ALUs per VXM lane (each an engine with its own instruction stream)
+    vxm_regs: int = 8     # VXM registers (one int32 per lane each): broadcast scalars, per-lane parameters
+    sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -48,6 +51,11 @@ class ChipConfig:
         for f in ("lanes", "streams", "mem_slices", "mem_words", "queue_depth"):
             v = getattr(self, f)
             need(isinstance(v, int) and v > 0, f"{f} must be a positive integer, got {v!r}")
+        for f in ("vxm_alus", "vxm_regs", "sxm_width"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and v > 0, f"{f} must be a positive integer, got {v!r}")
+        need(self.vxm_alus <= 16, f"vxm_alus must be <= 16 (4-bit alu field), got {self.vxm_alus}")
+        need(self.vxm_regs <= 16, f"vxm_regs must be <= 16 (4-bit register field), got {self.vxm_regs}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
             need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
@@ -64,6 +72,7 @@ class ChipConfig:
         need(self.mem_words <= 1 << 16, f"mem_words must be <= 65536 (16-bit address field), got {self.mem_words}")
         need(_pow2(self.queue_depth) and self.queue_depth <= 1 << 16,
              f"queue_depth must be a power of two <= 65536, got {self.queue_depth}")
+        need(self.sxm_width <= self.streams, f"sxm_width must be <= streams ({self.streams}), got {self.sxm_width}")
 
     # ---- derived quantities -------------------------------------------------
     @property
@@ -119,11 +128,14 @@ def _pow2(v) -> bool:
 
 PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
     ChipConfig("tiny", lanes=16, streams=8, mem_slices=2, mem_words=8192, mxm=1, c2c_links=2,
-               queue_depth=1024, description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
+               queue_depth=1024, vxm_alus=4, vxm_regs=8, sxm_width=8,
+               description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
     ChipConfig("fpga", lanes=16, streams=8, mem_slices=4, mem_words=1024, mxm=1, c2c_links=2,
-               queue_depth=512, description="ECP5-85F class FPGA bring-up (128 KiB SRAM)"),
+               queue_depth=512, vxm_alus=2, vxm_regs=8, sxm_width=8,
+               description="ECP5-85F class FPGA bring-up (128 KiB SRAM)"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,
-               queue_depth=4096, description="published TSP dimensions; emit only (takes minutes)"),
+               queue_depth=4096, vxm_alus=16, vxm_regs=8, sxm_width=16,
+               description="published TSP dimensions; emit only (takes minutes)"),
 )}
 
 DEFAULT = "tiny"

@@ -231,7 +231,9 @@ def _legality() -> list[str]:
         f"1. the opcode is defined and accepted by this slice kind, else `{E.ILLEGAL_OPCODE.name}`;",
         f"2. reserved bits are zero, else `{E.BAD_FIELD.name}`;",
         f"3. every operand meets its minimum and its configuration-dependent bound (listed per "
-        f"opcode below), else `{E.BAD_FIELD.name}`.",
+        f"opcode below), else `{E.BAD_FIELD.name}`;",
+        f"4. the opcode's own rules hold (types allowed for the op, stream groups that end at or before "
+        f"the last stream, register and ALU numbers that exist; listed per opcode), else `{E.BAD_FIELD.name}`.",
         "",
         "An illegal instruction stops the chip at the end of the cycle on which it would issue "
         "(see Error codes). Legal words behind it in the queue and illegal words never reached are "
@@ -251,7 +253,8 @@ def _opcodes() -> list[str]:
                         [[op.mnemonic, f"0x{op.code:02x}",
                           kinds + (f" (with a queue in ISA {_isa_version()}: {', '.join(with_q)})"
                                    if len(with_q) != len(op.kinds) else ""),
-                          spec.ENGINE.get(op.mnemonic, "none (handled by the queue)"),
+                          {"alu": "ALU number `alu`", None: "none (handled by the queue)"}.get(
+                              spec.ENGINE.get(op.mnemonic), spec.ENGINE.get(op.mnemonic)),
                           f"0x{op.reserved_mask:016x}"]])
         lines += ["", op.doc, "", f"Assembler: `{_asm_syntax(op)}`", ""]
         rows = []
@@ -269,6 +272,7 @@ def _opcodes() -> list[str]:
         cons += [_config_symbol(op, n) for n in _limited_fields(op)]
         if op.reserved_mask:
             cons.append("reserved bits zero")
+        cons += [reason for reason, _ in op.constraints]
         lines += ["Constraints (else `BAD_FIELD`): " + ("; ".join(cons) if cons else "none") + ".", ""]
         if op.latencies:
             lines += ["Latencies (cycles after issue; see Timing):", ""]
@@ -277,6 +281,53 @@ def _opcodes() -> list[str]:
             lines += [""]
         else:
             lines += ["Latencies: none beyond the queue's own timing (below).", ""]
+    return lines
+
+
+def _vxm_sxm() -> list[str]:
+    types = ", ".join(f"{t.name} = {int(t)} ({spec.dtype_bytes(t)} stream{'s' if spec.dtype_bytes(t) > 1 else ''})"
+                      for t in spec.DType)
+    lines = [
+        "## Vector (VXM) and switch (SXM) slices",
+        "",
+        f"**Types and stream groups.** {types}. A value of a wider type occupies a *stream group*: "
+        "adjacent streams base, base+1, ... in one direction, stream base+j carrying byte j of every lane "
+        "(little-endian byte planes). A group must end at or before the last stream.",
+        "",
+        "**Operands** (`a`, `b`, `c`; 8 bits): bits [5:0] index, bit 6 direction, bit 7 register flag. "
+        "A stream operand is the group of the operand type starting at stream `index` in that direction, "
+        "as it passes the VXM on the sample cycle. A register operand (`R<n>`, dir bit 0) is register n: "
+        "every register holds one int32 per lane; read as int8/int16 it is truncated to its low bytes. "
+        "`VSET` gives a broadcast scalar (the immediate form of every op), `VLOAD` per-lane values "
+        "(per-channel parameters). Registers are zero at START. Assembler: `E<n>`, `W<n>`, `R<n>`.",
+        "",
+        "**ALUs.** Every lane has `vxm_alus` ALUs; each is an engine, so up to `vxm_alus` instructions "
+        "(issued on consecutive cycles) run at once, each producing one result vector per cycle. All ALU "
+        "opcodes have the same latency (`vxm_sample`, `vxm_drive`), so results never overtake each other. "
+        "If two ALUs drive the same stream on the same cycle, the higher-numbered ALU's value is the one "
+        "driven (a schedule that does this is a compiler bug; the hardware result is still defined).",
+        "",
+        "Element semantics (two's complement; *wrapping* keeps the low bits of the exact result; masks "
+        "are all ones for true and 0 for false, in the operand type):",
+        "",
+    ]
+    rules = {"same": "type", "wider": "dtype > type", "any": "any dtype", "narrow": "int32 -> int8/int16"}
+    lines += _table(["opcode", "operands", "types", "result"],
+                    [[a.mnemonic, ", ".join(a.operands), rules[a.dtype], a.formula] for a in spec.ALU_OPS])
+    lines += [
+        "",
+        "**Requantization rounding.** `REQUANT` computes, per lane, with x = a, M = b (int32), "
+        "s = c[4:0], zp = c[31:16] read signed: `y = floor((x*M + 2**(30+s)) / 2**(31+s))` (round half "
+        "toward +infinity; exact in 64-bit arithmetic), then `saturate_dtype(y + zp)`. With M in "
+        "[2**30, 2**31) from `isa.quant.quantize_multiplier(scale)` the represented scale M / 2**(31+s) "
+        "is within 2**-31 relative error of the real scale (round to nearest on a 31-bit mantissa). "
+        "Per tensor: `VSET` M and `s | zp << 16` into registers; per channel: `VLOAD` them per lane.",
+        "",
+        "**SXM.** One per hemisphere. An SXM op moves `width` streams (1..`sxm_width`) at once, applying "
+        "the same lane movement to each; the lane map for `PERMUTE` (one unsigned int16 per lane, "
+        "identity at START) is loaded by `SETMAP` from a 2-stream group. Map entries >= lanes give 0.",
+        "",
+    ]
     return lines
 
 
@@ -445,7 +496,7 @@ def _presets() -> list[str]:
 
 def generate() -> str:
     """The full text of docs/ISA.md."""
-    parts = [_intro(), _word_layout(), _legality(), _opcodes(), _timing(), _streams(), _errors(),
+    parts = [_intro(), _word_layout(), _legality(), _opcodes(), _vxm_sxm(), _timing(), _streams(), _errors(),
              _ecc(), _hostmap(), _presets()]
     text = "\n".join(line.rstrip() for part in parts for line in part)
     return text.rstrip("\n") + "\n"

@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from .config import ChipConfig, SliceKind
 
-ISA_VERSION = (0, 1)
+ISA_VERSION = (0, 2)
 WORD_BITS = 64          # one instruction word
 OPCODE_BITS = 8
 
@@ -42,6 +42,15 @@ TIMING: dict[str, int] = {
     # MEM WRITE issued on cycle t, element k:
     "mem_write_sample": 1,  # stream value V(p, t+1+k) is taken
     "mem_write_commit": 2,  # word is stored at the end of cycle t+2+k
+    # VXM ALU instruction issued on cycle t, element k (every ALU opcode has the same latency):
+    "vxm_sample": 1,        # operands V(p, t+1+k) and register values are taken
+    "vxm_drive": 4,         # the result is driven onto the destination stream(s) on t+4+k
+    # VSET / VLOAD issued on t (VLOAD samples its stream on t+vxm_sample):
+    "vxm_reg_write": 1,     # the register is written at the end of t+1; samples from t+2 on see it
+    # SXM instruction issued on cycle t, element k:
+    "sxm_sample": 1,        # source group V(p, t+1+k) is taken
+    "sxm_drive": 2,         # the moved vectors are driven on t+2+k
+    "sxm_map_write": 1,     # SETMAP: the lane map is written at the end of t+1
 }
 TIMING_DOC: dict[str, str] = {
     "stream_hop": "a value driven by the slice at p on cycle t is seen at p+1 (east) / p-1 (west) on t+stream_hop",
@@ -51,6 +60,17 @@ TIMING_DOC: dict[str, str] = {
     "mem_write_sample": "WRITE issued on t: element k is the stream value passing the slice on cycle t+mem_write_sample+k",
     "mem_write_commit": "WRITE issued on t: element k is stored at the end of cycle t+mem_write_commit+k; "
                         "a READ access on a later cycle sees it, one on the same cycle sees the old word",
+    "vxm_sample": "VXM op issued on t: element k reads its operands (streams passing the VXM, registers) on "
+                  "cycle t+vxm_sample+k",
+    "vxm_drive": "VXM op issued on t: element k's result is driven onto the destination group on cycle "
+                 "t+vxm_drive+k",
+    "vxm_reg_write": "VSET/VLOAD issued on t: the register is written at the end of cycle t+vxm_reg_write; "
+                     "operand samples on later cycles see the new value, samples on that cycle the old one",
+    "sxm_sample": "SXM op issued on t: element k takes the source group passing the SXM on cycle "
+                  "t+sxm_sample+k",
+    "sxm_drive": "SXM op issued on t: element k's moved vectors are driven on cycle t+sxm_drive+k",
+    "sxm_map_write": "SETMAP issued on t: the lane map is written at the end of cycle t+sxm_map_write; "
+                     "PERMUTE elements sampled on later cycles use it",
 }
 
 
@@ -63,7 +83,38 @@ class ErrorCode(IntEnum):
     """Error status codes. The chip stops at the end of the cycle it detects one."""
     NONE = 0
     ILLEGAL_OPCODE = 1      # opcode not defined for this slice kind
-    BAD_FIELD = 2           # reserved bits set, or a field value out of range
+    BAD_FIELD = 2           # reserved bits set, a field value out of range, or a wrong type for the op
+
+
+class DType(IntEnum):
+    """Element types on streams. A value of type T occupies `dtype_bytes(T)` adjacent streams
+    (a stream group: byte plane j of every lane on stream base+j, little-endian)."""
+    I8 = 0
+    I16 = 1
+    I32 = 2
+
+
+def dtype_bytes(t: int) -> int:
+    return 1 << int(t)
+
+
+def dtype_range(t: int) -> tuple[int, int]:
+    bits = 8 * dtype_bytes(t)
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+# A VXM operand field (8 bits) names a stream group or a register:
+#   bits [5:0] index (stream group base, or register number), bit 6 dir (streams only),
+#   bit 7 = 1 for a register. A register holds one int32 per lane; read as type T it is
+#   truncated to T's width (its low bytes), read as int32 it is taken whole.
+OPERAND_REG = 0x80
+OPERAND_DIR = 0x40
+OPERAND_INDEX = 0x3F
+
+
+def operand(index: int, direction: int = 0, reg: bool = False) -> int:
+    """Encode an operand field value: a stream group (index, direction) or register `index`."""
+    return (OPERAND_REG if reg else 0) | (int(direction) & 1) << 6 | index & OPERAND_INDEX
 
 
 @dataclass(frozen=True)
@@ -105,6 +156,9 @@ class Opcode:
     # the configuration come from field_limits()
     min_values: tuple[tuple[str, int], ...] = ()
     latencies: tuple[str, ...] = ()  # keys of TIMING that apply
+    # legality rules beyond ranges: (reason, rule(v, config, X)) with v the field values; the rule
+    # is written once and evaluated on ints (spec.check) and on Amaranth values (hdl/decoder.py)
+    constraints: tuple[tuple[str, object], ...] = ()
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -144,12 +198,222 @@ OPCODES: tuple[Opcode, ...] = (
            min_values=(("count", 1),), latencies=("mem_write_sample", "mem_write_commit")),
 )
 
+# ---- VXM -------------------------------------------------------------------
+_A = Field("a", 8, 8, doc="operand A: stream group or register (see OPERAND_*)")
+_B = Field("b", 16, 8, doc="operand B: stream group or register")
+_C = Field("c", 24, 8, doc="operand C: stream group or register")
+_DST = Field("dst", 32, 6, doc="first stream of the destination group")
+_DDIR = Field("ddir", 38, 1, doc="destination direction: 0 = eastward, 1 = westward")
+_TYPE = Field("type", 40, 2, doc="operand type (DType: 0 = int8, 1 = int16, 2 = int32)")
+_DTYPE = Field("dtype", 42, 2, doc="result type (DType)")
+_ALU = Field("alu", 44, 4, doc="ALU (engine) that runs the op (< vxm_alus)")
+_REG = Field("r", 16, 4, doc="register written (< vxm_regs)")
+_IMM = Field("imm", 32, 32, signed=True, doc="value broadcast to every lane")
+
+
+def _operand_ok(name: str, type_of):
+    """Rule: operand `name` is a register < vxm_regs (dir bit clear), or a stream group of the
+    operand type that ends at or before the last stream."""
+    def rule(v, cfg, X):
+        x = v[name]
+        idx, is_reg, d = x & OPERAND_INDEX, (x >> 7) & 1, (x >> 6) & 1
+        as_reg = X.both(idx < cfg.vxm_regs, d == 0)
+        as_group = idx + X.shl1(type_of(v)) <= cfg.streams
+        return X.mux(is_reg, as_reg, as_group)
+    return (f"operand {name}: a register must be < vxm_regs with the dir bit clear, and a stream group "
+            f"must fit below the last stream", rule)
+
+
+def _stream_only(name: str):
+    return (f"operand {name} must be a stream group, not a register", lambda v, cfg, X: (v[name] >> 7) == 0)
+
+
+def _type_ok(name: str):
+    return (f"{name} must be 0 (int8), 1 (int16) or 2 (int32)", lambda v, cfg, X: v[name] <= int(DType.I32))
+
+
+def _operand_type(v):
+    return v["type"] if "type" in v else int(DType.I32)
+
+
+def _result_type(v):
+    return v["dtype"] if "dtype" in v else v["type"]
+
+
+def _dst_ok():
+    return ("destination group must fit below the last stream",
+            lambda v, cfg, X: v["dst"] + X.shl1(_result_type(v)) <= cfg.streams)
+
+
+_ALU_OK = ("alu must be < vxm_alus", lambda v, cfg, X: v["alu"] < cfg.vxm_alus)
+_REG_OK = ("register must be < vxm_regs", lambda v, cfg, X: v["r"] < cfg.vxm_regs)
+
+# Result-type rules (what "wrong type for an op" means):
+_DTYPE_RULES = {
+    "same": None,   # no dtype field: the result has the operand type
+    "wider": ("dtype must be wider than type (int8 -> int16/int32, int16 -> int32)",
+              lambda v, cfg, X: X.both(v["dtype"] > v["type"], v["dtype"] <= int(DType.I32))),
+    "any": ("dtype must be 0 (int8), 1 (int16) or 2 (int32)", lambda v, cfg, X: v["dtype"] <= int(DType.I32)),
+    "narrow": ("requantize produces int8 or int16 (dtype 0 or 1)", lambda v, cfg, X: v["dtype"] <= int(DType.I16)),
+}
+
+
+@dataclass(frozen=True)
+class AluOp:
+    """One VXM ALU function: what it computes, element by element, on values of the operand type.
+
+    `operands` are the operand fields it reads; `dtype` is its result-type rule (_DTYPE_RULES).
+    The formula is prose here; sim/golden.py implements it and the docs print it.
+    """
+    mnemonic: str
+    code: int
+    operands: str
+    dtype: str
+    formula: str
+
+
+# Arithmetic is two's complement; "wrap" = the low bits of the exact result; comparisons and
+# min/max are signed; a mask is all ones (-1) for true and 0 for false, in the operand type.
+ALU_OPS: tuple[AluOp, ...] = (
+    AluOp("ADD", 0x22, "ab", "same", "a + b, wrapping"),
+    AluOp("SUB", 0x23, "ab", "same", "a - b, wrapping"),
+    AluOp("MUL", 0x24, "ab", "same", "a * b, low half (wrapping)"),
+    AluOp("MULW", 0x25, "ab", "wider", "a * b, exact, in the wider dtype (widening multiply)"),
+    AluOp("MIN", 0x26, "ab", "same", "min(a, b), signed"),
+    AluOp("MAX", 0x27, "ab", "same", "max(a, b), signed"),
+    AluOp("RELU", 0x28, "a", "same", "max(a, 0)"),
+    AluOp("SHL", 0x29, "ab", "same", "a << (b mod bits), wrapping (bits = 8, 16 or 32 for the type)"),
+    AluOp("SHR", 0x2A, "ab", "same", "a >> (b mod bits), logical (zero fill)"),
+    AluOp("SRA", 0x2B, "ab", "same", "a >> (b mod bits), arithmetic (sign fill)"),
+    AluOp("CMPEQ", 0x2C, "ab", "same", "mask(a == b)"),
+    AluOp("CMPLT", 0x2D, "ab", "same", "mask(a < b), signed"),
+    AluOp("CMPLE", 0x2E, "ab", "same", "mask(a <= b), signed"),
+    AluOp("SELECT", 0x2F, "abc", "same", "b if a != 0 else c"),
+    AluOp("CVT", 0x30, "a", "any", "a converted to dtype: sign-extended when widening, saturated when narrowing"),
+    AluOp("REQUANT", 0x31, "abc", "narrow",
+          "saturate_dtype(rounding_shift(a * b, 31 + s) + zp) with a int32, b the int32 multiplier M, "
+          "s = c bits [4:0], zp = c bits [31:16] (signed); see isa/quant.py"),
+)
+ALU_BY_MNEMONIC = {o.mnemonic: o for o in ALU_OPS}
+
+
+def _alu_opcode(a: AluOp) -> Opcode:
+    fields = [_B, _C][:len(a.operands) - 1]
+    fields = [_A, *fields, _DST, _DDIR]
+    if a.dtype != "narrow":
+        fields.append(_TYPE)
+    if a.dtype != "same":
+        fields.append(_DTYPE)
+    fields += [_ALU, _COUNT]
+    cons = []
+    if a.dtype != "narrow":
+        cons.append(_type_ok("type"))
+    if _DTYPE_RULES[a.dtype] is not None:
+        cons.append(_DTYPE_RULES[a.dtype])
+    if a.mnemonic == "REQUANT":       # the multiplier and the shift/zero-point word are int32 lanes
+        cons += [_operand_ok(n, lambda v: int(DType.I32)) for n in a.operands]
+    else:
+        cons += [_operand_ok(n, _operand_type) for n in a.operands]
+    cons += [_dst_ok(), _ALU_OK]
+    doc = (f"Element k (k = 0..count-1): {a.formula}. Operands are sampled on t+vxm_sample+k, the result is "
+           f"driven onto the group at dst/ddir on t+vxm_drive+k. Runs on ALU `alu`; the queue waits while that "
+           f"ALU still has elements to sample after this cycle.")
+    return Opcode(a.mnemonic, a.code, (SliceKind.VXM,), tuple(fields), doc, min_values=(("count", 1),),
+                  latencies=("vxm_sample", "vxm_drive"), constraints=tuple(cons))
+
+
+VXM_OPCODES: tuple[Opcode, ...] = (
+    Opcode("VSET", 0x20, (SliceKind.VXM,), (_REG, _IMM),
+           "Set register r to imm in every lane (a broadcast scalar).",
+           latencies=("vxm_reg_write",), constraints=(_REG_OK,)),
+    Opcode("VLOAD", 0x21, (SliceKind.VXM,), (_A, _REG, _TYPE),
+           "Load register r from the stream group a (one vector, sign-extended from type to int32 per lane), "
+           "sampled on t+vxm_sample (per-lane parameters such as per-channel multipliers).",
+           latencies=("vxm_sample", "vxm_reg_write"),
+           constraints=(_REG_OK, _type_ok("type"), _stream_only("a"), _operand_ok("a", _operand_type))),
+    *(_alu_opcode(a) for a in ALU_OPS),
+)
+
+# ---- SXM -------------------------------------------------------------------
+_ARG = Field("arg", 16, 16, signed=True, doc="lane count (SHIFT, ROTATE) or lane index (BCAST)")
+_WIDTH = Field("width", 40, 7, doc="streams in the source and destination groups (1..sxm_width)")
+
+
+def _group_ok(width):
+    return ("source and destination groups must fit below the last stream",
+            lambda v, cfg, X: X.both(v["stream"] + width(v) <= cfg.streams, v["dst"] + width(v) <= cfg.streams))
+
+
+_WIDTH_OK = ("width must be <= sxm_width", lambda v, cfg, X: v["width"] <= cfg.sxm_width)
+_SHIFT_OK = ("arg must be in [-(lanes-1), lanes-1]",
+             lambda v, cfg, X: X.both(v["arg"] < cfg.lanes, v["arg"] > -cfg.lanes))
+
+
+def _sxm_opcode(mnemonic, code, fields, formula, cons):
+    doc = (f"Element k: {formula}, for each of the `width` streams of the group starting at `stream` "
+           f"(dir) to the same stream of the group at dst (ddir). Sampled on t+sxm_sample+k, driven on "
+           f"t+sxm_drive+k; the queue waits while the previous SXM op still samples after this cycle.")
+    return Opcode(mnemonic, code, (SliceKind.SXM,), (_STREAM, _DIR, *fields, _DST, _DDIR, _WIDTH, _COUNT), doc,
+                  min_values=(("count", 1), ("width", 1)), latencies=("sxm_sample", "sxm_drive"),
+                  constraints=(_WIDTH_OK, _group_ok(lambda v: v["width"]), *cons))
+
+
+SXM_OPCODES: tuple[Opcode, ...] = (
+    _sxm_opcode("SHIFT", 0x40, (_ARG,), "out[i] = in[i - arg] where 0 <= i - arg < lanes, else 0", (_SHIFT_OK,)),
+    _sxm_opcode("ROTATE", 0x41, (_ARG,), "out[i] = in[(i - arg) mod lanes]", (_SHIFT_OK,)),
+    _sxm_opcode("BCAST", 0x42, (_ARG,), "out[i] = in[arg] (one lane to all lanes)",
+                (("arg must be a lane index in [0, lanes)", lambda v, cfg, X: X.both(v["arg"] >= 0, v["arg"] < cfg.lanes)),)),
+    _sxm_opcode("PERMUTE", 0x43, (), "out[i] = in[map[i]] if map[i] < lanes else 0, with the lane map "
+                "last written by SETMAP (identity at START)", ()),
+    _sxm_opcode("TRANSPOSE", 0x44, (), "each width x width tile of (stream j, lane b*width + i) moves to "
+                "(stream i, lane b*width + j): out[i][b*width + j] = in[j][b*width + i]",
+                (("TRANSPOSE width must be a power of two >= 2 that divides lanes",
+                  lambda v, cfg, X: X.both(X.both(v["width"] >= 2, (v["width"] & (v["width"] - 1)) == 0),
+                                           X.pow2_divides(v["width"], cfg.lanes))),)),
+    Opcode("SETMAP", 0x45, (SliceKind.SXM,), (_STREAM, _DIR),
+           "Take one int16 vector from the group of 2 streams at stream/dir (sampled on t+sxm_sample) as the "
+           "lane map: map[i] = its lane i (read as unsigned). Uses the SXM engine like the other SXM ops.",
+           latencies=("sxm_sample", "sxm_map_write"),
+           constraints=(("the int16 group (2 streams) must fit below the last stream",
+                         lambda v, cfg, X: v["stream"] + 2 <= cfg.streams),)),
+)
+
+OPCODES = OPCODES + VXM_OPCODES + SXM_OPCODES
+
 BY_MNEMONIC: dict[str, Opcode] = {o.mnemonic: o for o in OPCODES}
 BY_CODE: dict[int, Opcode] = {o.code: o for o in OPCODES}
 assert len(BY_MNEMONIC) == len(BY_CODE) == len(OPCODES)
 
 # Which structural engine an opcode occupies after dispatch (queue waits while busy).
-ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write"}
+# VXM ALU ops occupy ALU `alu` ("alu" + its number); VSET/VLOAD use none (one register write per cycle).
+ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write",
+                          **{a.mnemonic: "alu" for a in ALU_OPS},
+                          **{o.mnemonic: "sxm" for o in SXM_OPCODES}}
+
+
+def engine_of(op: Opcode, operands: dict[str, int]) -> str | None:
+    """The engine an instruction occupies: "read", "write", "alu0".."alu15", "sxm", or None."""
+    e = ENGINE.get(op.mnemonic)
+    return f"alu{operands['alu']}" if e == "alu" else e
+
+
+class IntRules:
+    """Evaluates constraint rules on Python ints (the hardware decoder has an Amaranth twin)."""
+    @staticmethod
+    def mux(c, a, b):
+        return a if c else b
+
+    @staticmethod
+    def both(a, b):
+        return bool(a) and bool(b)
+
+    @staticmethod
+    def shl1(t):
+        return 1 << t
+
+    @staticmethod
+    def pow2_divides(w, n):
+        return w > 0 and n % w == 0
 
 
 class IllegalInstruction(ValueError):
@@ -207,7 +471,25 @@ def check(word: int, kind: SliceKind, config: ChipConfig) -> tuple[Opcode, dict[
     for name, hi in field_limits(op, config):
         if ops[name] >= hi:
             raise IllegalInstruction(ErrorCode.BAD_FIELD, f"{op.mnemonic}: {name}={ops[name]} must be < {hi}")
+    for reason, rule in op.constraints:
+        if not rule(ops, config, IntRules):
+            shown = ", ".join(f"{k}={_show(k, v)}" for k, v in ops.items() if k != "count")
+            raise IllegalInstruction(ErrorCode.BAD_FIELD, f"{op.mnemonic}: {reason} ({shown})")
     return op, ops
+
+
+def _show(name: str, value: int) -> str:
+    if name in ("a", "b", "c"):
+        return format_operand(value)
+    return str(value)
+
+
+def format_operand(x: int) -> str:
+    """Operand field value as assembler text: R<n> for a register, E<n> / W<n> for a stream group."""
+    idx = x & OPERAND_INDEX
+    if x & OPERAND_REG:
+        return f"R{idx}" if not x & OPERAND_DIR else f"{x:#x}"
+    return ("W" if x & OPERAND_DIR else "E") + str(idx)
 
 
 def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
@@ -223,4 +505,4 @@ def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:
     """Slice kinds that have hardware (and so a queue) in this ISA version."""
-    return (SliceKind.MEM,)
+    return (SliceKind.MEM, SliceKind.VXM, SliceKind.SXM)

@@ -25,9 +25,12 @@ from isa.config import ChipConfig, SliceKind
 from isa.ecc import EccStatus, code_for
 from isa.image import Program
 
+from . import sxm, vxm
+
 T = spec.TIMING
 # the TIMING entry at which each engine's first element happens, relative to issue
-_ENGINE_START = {"read": "mem_read_access", "write": "mem_write_sample"}
+_ENGINE_START = {"read": "mem_read_access", "write": "mem_write_sample", "alu": "vxm_sample", "sxm": "sxm_sample"}
+assert T["vxm_reg_write"] >= T["vxm_sample"] and T["sxm_map_write"] == T["sxm_sample"]
 assert T["stream_hop"] == 1, "the fabric model's diagonal bookkeeping assumes one hop per cycle"
 
 
@@ -58,14 +61,28 @@ class _Queue:
 
 
 @dataclass
-class _MemSlice:
+class _Slice:
     position: int
-    data: np.ndarray             # uint8 [words, lanes]
-    ecc: np.ndarray              # int64 [words]: stored ECC bits
+    kind: SliceKind
     queue: _Queue = field(default_factory=lambda: _Queue([]))
-    read_last: int = -1          # cycle of the read engine's last scheduled access
-    write_last: int = -1         # cycle of the write engine's last scheduled sample
+    last: dict = field(default_factory=dict)     # engine -> cycle of its last scheduled element
     events: dict = field(default_factory=lambda: defaultdict(list))   # cycle -> [(kind, args)]
+
+
+@dataclass
+class _MemSlice(_Slice):
+    data: np.ndarray = None      # uint8 [words, lanes]
+    ecc: np.ndarray = None       # int64 [words]: stored ECC bits
+
+
+@dataclass
+class _VxmSlice(_Slice):
+    regs: np.ndarray = None      # int64 [vxm_regs, lanes]: int32 values
+
+
+@dataclass
+class _SxmSlice(_Slice):
+    lane_map: np.ndarray = None  # int64 [lanes]
 
 
 class Golden:
@@ -79,14 +96,22 @@ class Golden:
         self.mems: dict[int, _MemSlice] = {}
         for s in cfg.slices_of(SliceKind.MEM):
             self.mems[s.position] = _MemSlice(
-                s.position, np.zeros((cfg.mem_words, cfg.lanes), np.uint8), np.zeros(cfg.mem_words, np.int64))
+                s.position, SliceKind.MEM, data=np.zeros((cfg.mem_words, cfg.lanes), np.uint8),
+                ecc=np.zeros(cfg.mem_words, np.int64))
         for pos, (data, ecc) in (memory or {}).items():
             self.mems[pos].data[:] = data
             self.mems[pos].ecc[:] = ecc
         for seg in program.memory:
             self.host_write(seg.position, seg.addr, seg.data)
+        # VXM registers and SXM lane maps start every run cleared (zeros; identity map)
+        self.vxms = {s.position: _VxmSlice(s.position, SliceKind.VXM,
+                                           regs=np.zeros((cfg.vxm_regs, cfg.lanes), np.int64))
+                     for s in cfg.slices_of(SliceKind.VXM)}
+        self.sxms = {s.position: _SxmSlice(s.position, SliceKind.SXM, lane_map=np.arange(cfg.lanes, dtype=np.int64))
+                     for s in cfg.slices_of(SliceKind.SXM)}
+        self.slices: dict[int, _Slice] = {**self.mems, **self.vxms, **self.sxms}
         for pos, words in program.queues.items():
-            self.mems[pos].queue = _Queue(list(words))
+            self.slices[pos].queue = _Queue(list(words))
         # fabric: (dir, stream) -> diagonal -> list of (position, value bytes)
         self._drives: dict[tuple[int, int], dict[int, list]] = defaultdict(lambda: defaultdict(list))
         self.result: RunResult | None = None
@@ -144,89 +169,190 @@ class Golden:
 
     def _drive(self, direction: int, stream: int, position: int, cycle: int, value: np.ndarray) -> None:
         """Slice at `position` drives on `cycle`: seen one hop downstream on cycle + stream_hop."""
-        self._drives[(direction, stream)][self._diagonal(direction, position, cycle)].append((position, value))
+        drives = self._drives[(direction, stream)][self._diagonal(direction, position, cycle)]
+        for i, (p, _) in enumerate(drives):
+            if p == position:                   # the same slice drives twice: the later one wins
+                drives[i] = (position, value)
+                return
+        drives.append((position, value))
+
+    def group_value(self, direction: int, base: int, t: int, position: int, cycle: int) -> np.ndarray:
+        """The int64 lane values of the type-t stream group at (base, direction) passing `position`."""
+        planes = [self.stream_value(direction, base + j, position, cycle) for j in range(spec.dtype_bytes(t))]
+        return vxm.from_planes(np.stack(planes), t)
+
+    def _operand(self, x: int, t: int, v: _VxmSlice, cycle: int) -> np.ndarray:
+        idx = x & spec.OPERAND_INDEX
+        if x & spec.OPERAND_REG:
+            return vxm.wrap(v.regs[idx], t)
+        return self.group_value((x >> 6) & 1, idx, t, v.position, cycle)
 
     # ---- execution -------------------------------------------------------------
     def run(self, max_cycles: int = 1 << 32) -> RunResult:
-        cfg = self.config
-        corr = unc = 0
+        self._corr = self._unc = 0
         t = 0
-        if not any(m.queue.pending for m in self.mems.values()):
+        slices = [self.slices[p] for p in sorted(self.slices)]
+        if not any(sl.queue.pending for sl in slices):
             self.result = RunResult(0)          # nothing to do: DONE on cycle 0
             return self.result
         while True:
-            # 1. events due this cycle, reads before the end-of-cycle commits
-            commits = []
-            for m in self.mems.values():
-                for kind, args in m.events.pop(t, ()):
-                    if kind == "access":          # SRAM read: the word as stored now
-                        addr, stream, d = args
-                        raw = (m.data[addr].copy(), int(m.ecc[addr]))
-                        when = t + T["mem_read_check"] - T["mem_read_access"]
-                        m.events[when].append(("check", (raw, stream, d)))
-                    elif kind == "check":           # ECC decode and count
-                        (data, ecc), stream, d = args
-                        word, st = self.code.decode_word(data, ecc)
-                        corr += st == EccStatus.CORRECTED
-                        unc += st == EccStatus.UNCORRECTABLE
-                        when = t + T["mem_read_drive"] - T["mem_read_check"]
-                        m.events[when].append(("drive", (word, stream, d)))
-                    elif kind == "drive":
-                        value, stream, d = args
-                        self._drive(d, stream, m.position, t, value)
-                    elif kind == "sample":
-                        addr, stream, d = args
-                        value = self.stream_value(d, stream, m.position, t)
-                        m.events[t + T["mem_write_commit"] - T["mem_write_sample"]].append(("commit", (addr, value)))
-                    elif kind == "commit":
-                        commits.append((m, args))
+            # 1. events due this cycle; writes to state (SRAM, registers, lane maps) happen at the end
+            late = []
+            for sl in slices:
+                for kind, args in sl.events.pop(t, ()):
+                    late += self._event(sl, t, kind, args)
             # 2. issue
             error = None
-            for pos in sorted(self.mems):
-                m = self.mems[pos]
-                q = m.queue
+            for sl in slices:
+                q = sl.queue
                 if not q.pending or q.next_issue > t:
                     continue
                 try:
-                    op, ops = spec.check(q.words[q.pc], SliceKind.MEM, cfg)
+                    op, ops = spec.check(q.words[q.pc], sl.kind, self.config)
                 except spec.IllegalInstruction as e:
                     if error is None:
-                        error = (e.code, pos, q.pc)
+                        error = (e.code, sl.position, q.pc)
                     continue
                 if op.mnemonic == "NOP":
                     q.next_issue = t + ops["cycles"]
                     q.pc += 1
                     continue
-                engine = spec.ENGINE[op.mnemonic]                  # "read" or "write"
-                first = t + T[_ENGINE_START[engine]]
-                last_attr = f"{engine}_last"
-                if getattr(m, last_attr) >= first:        # engine still busy after this cycle
-                    q.next_issue = getattr(m, last_attr) - first + 1 + t
-                    continue
-                kind = "access" if engine == "read" else "sample"
-                for k in range(ops["count"]):
-                    addr = (ops["addr"] + k * ops["stride"]) % cfg.mem_words
-                    m.events[first + k].append((kind, (addr, ops["stream"], ops["dir"])))
-                setattr(m, last_attr, first + ops["count"] - 1)
+                engine = spec.engine_of(op, ops)
+                if engine is not None:
+                    first = t + T[_ENGINE_START[spec.ENGINE[op.mnemonic]]]
+                    last = sl.last.get(engine, -1)
+                    if last >= first:               # engine still busy after this cycle
+                        q.next_issue = last - first + 1 + t
+                        continue
+                    sl.last[engine] = first + ops.get("count", 1) - 1
+                self._issue(sl, t, op.mnemonic, ops)
                 q.pc += 1
                 q.next_issue = t + 1
-            for m, (addr, value) in commits:
-                m.data[addr] = value
-                m.ecc[addr] = self.code.encode_word(value)
+            for write in late:
+                write()
             if error is not None:
                 code, pos, pc = error
-                self.result = RunResult(t + 1, code, pos, pc, corr, unc)
+                self.result = RunResult(t + 1, code, pos, pc, self._corr, self._unc)
                 return self.result
             # 3. next cycle on which anything happens
-            nxt = [min(m.events) for m in self.mems.values() if m.events]
-            nxt += [max(m.queue.next_issue, t + 1) for m in self.mems.values() if m.queue.pending]
+            nxt = [min(sl.events) for sl in slices if sl.events]
+            nxt += [max(sl.queue.next_issue, t + 1) for sl in slices if sl.queue.pending]
             if not nxt:
-                end = max([t + 1] + [m.queue.next_issue for m in self.mems.values()])
-                self.result = RunResult(end, spec.ErrorCode.NONE, 0, 0, corr, unc)
+                end = max([t + 1] + [sl.queue.next_issue for sl in slices])
+                self.result = RunResult(end, spec.ErrorCode.NONE, 0, 0, self._corr, self._unc)
                 return self.result
             t = min(nxt)
             if t >= max_cycles:
                 raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
+
+    def _issue(self, sl: _Slice, t: int, mnemonic: str, ops: dict) -> None:
+        """Schedule every effect of an instruction issued on cycle t."""
+        cfg = self.config
+        count = ops.get("count", 1)
+        if mnemonic in ("READ", "WRITE"):
+            kind, first = ("access", T["mem_read_access"]) if mnemonic == "READ" else ("sample", T["mem_write_sample"])
+            for k in range(count):
+                addr = (ops["addr"] + k * ops["stride"]) % cfg.mem_words
+                sl.events[t + first + k].append((kind, (addr, ops["stream"], ops["dir"])))
+        elif mnemonic == "VSET":
+            sl.events[t + T["vxm_reg_write"]].append(("reg", (ops["r"], np.full(cfg.lanes, ops["imm"], np.int64))))
+        elif mnemonic == "VLOAD":
+            sl.events[t + T["vxm_sample"]].append(("vload", (t, ops)))
+        elif mnemonic in spec.ALU_BY_MNEMONIC:
+            for k in range(count):
+                sl.events[t + T["vxm_sample"] + k].append(("alu", (t + k, mnemonic, ops)))
+        elif mnemonic == "SETMAP":
+            sl.events[t + T["sxm_sample"]].append(("setmap", (t, ops)))
+        else:                                       # SXM lane movement
+            for k in range(count):
+                sl.events[t + T["sxm_sample"] + k].append(("sxm", (t + k, mnemonic, ops)))
+
+    def _event(self, sl: _Slice, t: int, kind: str, args) -> list:
+        """Carry out one event of cycle t; returns the end-of-cycle state writes it makes."""
+        if kind == "access":          # SRAM read: the word as stored now
+            addr, stream, d = args
+            raw = (sl.data[addr].copy(), int(sl.ecc[addr]))
+            sl.events[t + T["mem_read_check"] - T["mem_read_access"]].append(("check", (raw, stream, d)))
+        elif kind == "check":         # ECC decode and count
+            (data, ecc), stream, d = args
+            word, st = self.code.decode_word(data, ecc)
+            self._corr += st == EccStatus.CORRECTED
+            self._unc += st == EccStatus.UNCORRECTABLE
+            sl.events[t + T["mem_read_drive"] - T["mem_read_check"]].append(("drive", (word, stream, d)))
+        elif kind == "drive":
+            value, stream, d = args
+            self._drive(d, stream, sl.position, t, value)
+        elif kind == "drive_group":   # several streams from one result, in ALU order (a later ALU wins)
+            for _, planes, base, d in sorted(args, key=lambda a: a[0]):
+                for j, plane in enumerate(planes):
+                    self._drive(d, base + j, sl.position, t, plane)
+        elif kind == "sample":
+            addr, stream, d = args
+            value = self.stream_value(d, stream, sl.position, t)
+            sl.events[t + T["mem_write_commit"] - T["mem_write_sample"]].append(("commit", (addr, value)))
+        elif kind == "commit":
+            addr, value = args
+
+            def commit():
+                sl.data[addr] = value
+                sl.ecc[addr] = self.code.encode_word(value)
+            return [commit]
+        elif kind == "reg":
+            r, value = args
+
+            def write():
+                sl.regs[r] = value
+            return [write]
+        elif kind == "vload":
+            issued, ops = args
+            a = ops["a"]
+            value = self.group_value((a >> 6) & 1, a & spec.OPERAND_INDEX, ops["type"], sl.position, t)
+            when = issued + T["vxm_reg_write"]
+            if when == t:
+                return self._event(sl, t, "reg", (ops["r"], value))
+            sl.events[when].append(("reg", (ops["r"], value)))
+        elif kind == "alu":
+            issued, mnemonic, ops = args
+            t_in, t_out = vxm.operand_type(mnemonic, ops), vxm.result_type(mnemonic, ops)
+            vals = [self._operand(ops[n], t_in, sl, t) for n in spec.ALU_BY_MNEMONIC[mnemonic].operands]
+            result = vxm.alu(mnemonic, t_in, t_out, *vals)
+            when = issued + T["vxm_drive"]
+            entry = (ops["alu"], vxm.to_planes(result, t_out), ops["dst"], ops["ddir"])
+            self._group_drive(sl, when, entry)
+        elif kind == "setmap":
+            issued, ops = args
+            value = self.group_value(ops["dir"], ops["stream"], spec.DType.I16, sl.position, t) & 0xFFFF
+
+            def write():
+                sl.lane_map[:] = value
+            assert issued + T["sxm_map_write"] == t, "the model writes the map on its sample cycle"
+            return [write]
+        elif kind == "sxm":
+            issued, mnemonic, ops = args
+            n = ops["width"]
+            x = np.stack([self.stream_value(ops["dir"], ops["stream"] + j, sl.position, t) for j in range(n)])
+            if mnemonic == "SHIFT":
+                y = sxm.shift(x, ops["arg"])
+            elif mnemonic == "ROTATE":
+                y = sxm.rotate(x, ops["arg"])
+            elif mnemonic == "BCAST":
+                y = sxm.bcast(x, ops["arg"])
+            elif mnemonic == "PERMUTE":
+                y = sxm.permute(x, sl.lane_map)
+            else:
+                y = sxm.transpose(x)
+            self._group_drive(sl, issued + T["sxm_drive"], (0, y, ops["dst"], ops["ddir"]))
+        else:
+            raise AssertionError(kind)
+        return []
+
+    @staticmethod
+    def _group_drive(sl: _Slice, when: int, entry) -> None:
+        for kind, args in sl.events[when]:
+            if kind == "drive_group":
+                args.append(entry)
+                return
+        sl.events[when].append(("drive_group", [entry]))
 
 
 def run(program: Program) -> tuple[Golden, RunResult]:

@@ -39,7 +39,8 @@ def random_words(config: ChipConfig, rng: np.random.Generator, n: int) -> np.nda
     return rng.integers(0, 256, size=(int(n), config.lanes), dtype=np.uint8)
 
 
-def random_instruction_word(rng: np.random.Generator, config: ChipConfig | None = None) -> int:
+def random_instruction_word(rng: np.random.Generator, config: ChipConfig | None = None,
+                            kind: SliceKind = SliceKind.MEM) -> int:
     """A random 64-bit instruction word, legal or not.
 
     Half the time a uniformly random 64-bit word (almost always an undefined opcode). The
@@ -48,10 +49,12 @@ def random_instruction_word(rng: np.random.Generator, config: ChipConfig | None 
     NOP `cycles` and READ/WRITE `count` mostly small (0..64) so that legal words finish quickly,
     and reserved bits set one time in eight. So some words are legal and some are not
     (zero counts, zero NOPs, streams or addresses out of range, reserved bits, bad opcodes).
+    The opcode is one of `kind`'s four times in five, else any defined opcode.
     """
     if rng.random() < 0.5:
         return int(rng.integers(0, 1 << 63, dtype=np.uint64)) << 1 | int(rng.integers(0, 2))
-    op = spec.OPCODES[int(rng.integers(len(spec.OPCODES)))]
+    ops = [o for o in spec.OPCODES if kind in o.kinds] if rng.random() < 0.8 else spec.OPCODES
+    op = ops[int(rng.integers(len(ops)))]
     limits = dict(spec.field_limits(op, config)) if config is not None else {}
     word = op.code
     for f in op.fields:

@@ -81,15 +81,18 @@ def test_queue_reopened_appends_and_empty_queue_is_kept():
     assert p.queues == {3: [0x0000000100000001, 0x0000000200000001], 5: []}
 
 
+W = max(len(op.mnemonic) for op in spec.OPCODES)     # the disassembler pads mnemonics to this
+
+
 def test_disassembly_is_canonical():
     text = disassemble(assemble(EXAMPLE, TINY))
-    assert text == """\
+    assert text == f"""\
 .config tiny
 
 .queue MEM_W0
-    READ  stream=3 dir=E addr=0x10 stride=1 count=16
-    NOP   cycles=5
-    WRITE stream=3 dir=W addr=0x100 stride=1 count=4
+    {'READ':<{W}} stream=3 dir=E addr=0x10 stride=1 count=16
+    {'NOP':<{W}} cycles=5
+    {'WRITE':<{W}} stream=3 dir=W addr=0x100 stride=1 count=4
     .word 0x0123456789abcdef  ; illegal: undefined opcode 0xef
 
 .mem MEM_E1 addr=0x100
@@ -100,7 +103,7 @@ def test_disassembly_is_canonical():
 
 def test_format_instruction():
     read = spec.encode("READ", stream=2, dir=1, addr=0x1F, stride=-3, count=9)
-    assert format_instruction(read, SliceKind.MEM, TINY) == "READ  stream=2 dir=W addr=0x1f stride=-3 count=9"
+    assert format_instruction(read, SliceKind.MEM, TINY) == f"{'READ':<{W}} stream=2 dir=W addr=0x1f stride=-3 count=9"
     assert format_instruction(read, SliceKind.VXM, TINY) == \
         f".word {read:#018x}  ; illegal: READ is not an instruction of a VXM slice"
     bad_stream = spec.encode("READ", stream=9, dir=0, addr=0, stride=1, count=1)
@@ -153,8 +156,8 @@ ERRORS = [
     (".queue", 2, r"\.queue takes one slice name or position, got 0 arguments"),
     (".queue MEM_Q", 2, r"unknown slice 'MEM_Q'; slices are MXM_W0, SXM_W, MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1, SXM_E, MXM_E0$"),
     (".queue 9", 2, r"no slice at position 9; config tiny has positions 0\.\.8"),
-    (".queue VXM", 2, r"VXM \(position 4\): VXM slices have no instruction queue in ISA 0\.1; slices with queues are "
-                      r"MEM_W1, MEM_W0, MEM_E0, MEM_E1"),
+    (".queue MXM_E0", 2, r"MXM_E0 \(position 8\): MXM slices have no instruction queue in ISA 0\.2; slices with queues are "
+                      r"SXM_W, MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1, SXM_E"),
     (".config fpga", 2, r"\.config fpga does not match the config being assembled for \('tiny'\)"),
     (".config", 2, r"\.config takes one config name"),
     (".mem VXM addr=0", 2, r"not a MEM slice: VXM \(position 4\) is a VXM slice; MEM slices are MEM_W1, MEM_W0, MEM_E0, MEM_E1"),

@@ -33,6 +33,9 @@ def test_floorplan_is_mirrored(name):
     ("mem_words", 1 << 17, "<= 65536"),
     ("queue_depth", 3, "queue_depth"),
     ("mxm", -1, "non-negative"),
+    ("vxm_alus", 17, "vxm_alus must be <= 16"),
+    ("vxm_regs", 0, "vxm_regs must be a positive integer"),
+    ("sxm_width", 9, r"sxm_width must be <= streams \(8\)"),
     ("mem_slices", 200, "at most 255 slice positions"),
     ("name", "no spaces", "ASCII identifier"),
 ])

@@ -463,9 +463,9 @@ def test_failure_stops_everyone(rng):
     assert sum(t1 + D + k <= t_bad for k in range(n)) == 3
 
 
-@pytest.mark.parametrize("name", [s.name for s in CFG.floorplan if s.kind != SliceKind.MEM])
-def test_only_mem_slices_have_queues(name):
-    assert spec.kinds_with_queues(CFG) == (SliceKind.MEM,)
+@pytest.mark.parametrize("name", [s.name for s in CFG.floorplan if s.kind not in spec.kinds_with_queues(CFG)])
+def test_only_mem_vxm_sxm_slices_have_queues(name):
+    assert spec.kinds_with_queues(CFG) == (SliceKind.MEM, SliceKind.VXM, SliceKind.SXM)
     kind = CFG.slice_named(name).kind
     with pytest.raises(spec.IllegalInstruction) as e:
         spec.check(GOOD, kind, CFG)
