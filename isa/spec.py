@@ -391,6 +391,11 @@ ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write",
                           **{o.mnemonic: "sxm" for o in SXM_OPCODES}}
 
 
+# The TIMING entry at which an engine's first element happens, relative to issue.
+ENGINE_START: dict[str, str] = {"read": "mem_read_access", "write": "mem_write_sample",
+                                "alu": "vxm_sample", "sxm": "sxm_sample"}
+
+
 def engine_of(op: Opcode, operands: dict[str, int]) -> str | None:
     """The engine an instruction occupies: "read", "write", "alu0".."alu15", "sxm", or None."""
     e = ENGINE.get(op.mnemonic)

@@ -28,8 +28,6 @@ from isa.image import Program
 from . import sxm, vxm
 
 T = spec.TIMING
-# the TIMING entry at which each engine's first element happens, relative to issue
-_ENGINE_START = {"read": "mem_read_access", "write": "mem_write_sample", "alu": "vxm_sample", "sxm": "sxm_sample"}
 assert T["vxm_reg_write"] >= T["vxm_sample"] and T["sxm_map_write"] == T["sxm_sample"]
 assert T["stream_hop"] == 1, "the fabric model's diagonal bookkeeping assumes one hop per cycle"
 
@@ -219,7 +217,7 @@ class Golden:
                     continue
                 engine = spec.engine_of(op, ops)
                 if engine is not None:
-                    first = t + T[_ENGINE_START[spec.ENGINE[op.mnemonic]]]
+                    first = t + T[spec.ENGINE_START[spec.ENGINE[op.mnemonic]]]
                     last = sl.last.get(engine, -1)
                     if last >= first:               # engine still busy after this cycle
                         q.next_issue = last - first + 1 + t

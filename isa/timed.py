@@ -1,0 +1,82 @@
+"""Build a program from instructions placed on exact cycles (the NOPs are worked out here).
+
+    tp = TimedProgram(config)
+    tp.at("MEM_W0", 0, "READ", stream=0, dir=0, addr=0, stride=1, count=4)
+    tp.at("VXM", 5, "ADD", a=..., ...)
+    program = tp.program()
+
+Each queue issues at most one instruction per cycle, and an instruction that needs an engine
+must find it free (spec.ENGINE / ENGINE_START), so that it really issues on its cycle; anything
+else raises ScheduleError naming the slice and the cycle. Timing facts come from isa/spec.py.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from . import spec
+from .config import ChipConfig, Slice
+from .image import MemSegment, Program
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+class TimedProgram:
+    def __init__(self, config: ChipConfig):
+        self.config = config
+        self._items: dict[int, list[tuple[int, int, str]]] = defaultdict(list)   # position -> (cycle, word, text)
+        self.memory: list[MemSegment] = []
+
+    def slice(self, which: str | int) -> Slice:
+        if isinstance(which, int):
+            return self.config.floorplan[which]
+        return self.config.slice_named(which)
+
+    def at(self, which: str | int, cycle: int, mnemonic: str, **operands) -> int:
+        """Place one instruction to issue on `cycle`; returns its word."""
+        s = self.slice(which)
+        if cycle < 0:
+            raise ScheduleError(f"{s.name}: cycle {cycle} is negative")
+        word = spec.encode(mnemonic, **operands)
+        try:
+            spec.check(word, s.kind, self.config)
+        except spec.IllegalInstruction as e:
+            raise ScheduleError(f"{s.name} cycle {cycle}: {e.reason}") from None
+        self._items[s.position].append((cycle, word, mnemonic))
+        return word
+
+    def load(self, which: str | int, addr: int, data) -> None:
+        """Preload SRAM rows (uint8 [n, lanes]) of a MEM slice."""
+        self.memory.append(MemSegment(self.slice(which).position, addr, data))
+
+    def last_cycle(self) -> int:
+        return max((c for items in self._items.values() for c, _, _ in items), default=-1)
+
+    def program(self) -> Program:
+        p = Program.empty(self.config)
+        T = spec.TIMING
+        for position, items in sorted(self._items.items()):
+            name = self.config.floorplan[position].name
+            items = sorted(items, key=lambda i: i[0])
+            words, busy, now = [], {}, 0          # now: the cycle the next word would issue on
+            for cycle, word, mnemonic in items:
+                if cycle < now:
+                    raise ScheduleError(f"{name}: {mnemonic} on cycle {cycle}, but the queue's previous "
+                                        f"instruction issues on cycle {now - 1}")
+                if cycle > now:
+                    words.append(spec.encode("NOP", cycles=cycle - now))
+                op, ops = spec.decode(word)
+                engine = spec.engine_of(op, ops)
+                if engine is not None:
+                    first = cycle + T[spec.ENGINE_START[spec.ENGINE[op.mnemonic]]]
+                    if busy.get(engine, -1) >= first:
+                        raise ScheduleError(f"{name}: {mnemonic} on cycle {cycle} needs engine {engine}, "
+                                            f"busy until cycle {busy[engine]}")
+                    busy[engine] = first + ops.get("count", 1) - 1
+                words.append(word)
+                now = cycle + 1
+            p.queues[position] = words
+        p.memory = list(self.memory)
+        p.validate()
+        return p
