@@ -75,7 +75,8 @@ class Chip(wiring.Component):
             return axil.reg_addr == hm.addr(name, i)
 
         we, wdata = axil.reg_we, axil.reg_wdata
-        q_hits = {s.position: Signal(name=f"q_hit_{s.name}") for s in mems}
+        qslices = [s for s in cfg.floorplan if s.kind in spec.kinds_with_queues(cfg)]
+        q_hits = {s.position: Signal(name=f"q_hit_{s.name}") for s in qslices}
         m_hits = {s.position: Signal(name=f"m_hit_{s.name}") for s in mems}
         for p, hit in q_hits.items():
             m.d.comb += hit.eq(q_sel == p)
@@ -185,7 +186,7 @@ class Chip(wiring.Component):
                 sig["host_m_ecc"].eq(m_ecc),
             ]
             m.submodules[sl.name] = instance("mem_slice", self.units["mem_slice"], **sig)
-            drives[p] = (sig["drive_e_en"], sig["drive_w_en"], [sig["drive_data"]] * S)
+            drives[p] = (sig["drive_e_en"], sig["drive_w_en"], [sig["drive_data"]] * S, [sig["drive_data"]] * S)
             busy.append(sig["busy"])
             errs.append((p, sig["err"], sig["err_code"], sig["err_pc"]))
             corr.append(sig["ecc_corrected"])
@@ -194,14 +195,93 @@ class Chip(wiring.Component):
             recc_mux = Mux(m_hits[p], sig["host_m_recc"], recc_mux)
             qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
 
+        def host_queue(sig, p):
+            return [sig["host_q_we"].eq(q_data_write & q_data_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
+                    sig["host_q_data"].eq(Cat(q_lo, wdata)),
+                    sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata)]
+
+        def signals(unit, prefix):
+            return {name: Signal(member.shape, name=f"{prefix}_{name}")
+                    for name, member in self.units[unit].signature.members.items()}
+
+        for sl in cfg.slices_of(SliceKind.VXM):
+            p = sl.position
+            e_in, w_in = arriving(p)
+            ctrl = signals("vxm_ctrl", sl.name)
+            m.d.comb += [ctrl["running"].eq(running)] + host_queue(ctrl, p)
+            m.submodules[sl.name] = instance("vxm_ctrl", self.units["vxm_ctrl"], **ctrl)
+            # stream groups are selected here, whole vectors at a time; each lane gets its bytes
+            e_arr, w_arr = Array(list(e_in) + [Const(0, W)] * 3), Array(list(w_in) + [Const(0, W)] * 3)
+
+            def group(sel, name):
+                """The 4 streams from operand field `sel` (index, dir), byte-plane interleaved per lane."""
+                planes = [Signal(W, name=f"{sl.name}_{name}_p{j}") for j in range(4)]
+                for j, pl in enumerate(planes):
+                    m.d.comb += pl.eq(Mux(sel[6], w_arr[sel[:6] + j], e_arr[sel[:6] + j]))
+                return [Cat(*(pl[8 * i:8 * i + 8] for pl in planes)) for i in range(cfg.lanes)]
+
+            NA = cfg.vxm_alus
+            per_lane = {f"s{o}{k}": group(ctrl[f"{o}{k}"], f"{o}{k}") for k in range(NA) for o in "abc"}
+            per_lane["reg_data"] = group(ctrl["reg_src"], "load")
+            to_lane = {n for n, v in self.units["vxm_lane"].signature.members.items() if v.flow == In} \
+                - set(per_lane) - {"running"}
+            results = [[] for _ in range(NA)]           # results[k][i]: ALU k's 32 bits at lane i
+            for i in range(cfg.lanes):
+                outs = {f"r{k}": Signal(32, name=f"{sl.name}_lane{i}_r{k}") for k in range(NA)}
+                for k in range(NA):
+                    results[k].append(outs[f"r{k}"])
+                m.submodules[f"{sl.name}_lane{i}"] = instance(
+                    "vxm_lane", self.units["vxm_lane"], running=running,
+                    **{n: v[i] for n, v in per_lane.items()}, **{n: ctrl[n] for n in to_lane}, **outs)
+            # byte plane j of ALU k's result, as a vector: what a stream driven from it carries
+            choices = Array(Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4))
+            ab = max(NA - 1, 1).bit_length()
+            e_data, w_data = [], []
+            for dname, out in (("e", e_data), ("w", w_data)):
+                for s in range(S):
+                    alu_k = ctrl[f"{dname}_alu"][ab * s:ab * s + ab]
+                    plane = ctrl[f"{dname}_plane"][2 * s:2 * s + 2]
+                    v = Signal(W, name=f"{sl.name}_{dname}_data{s}")
+                    m.d.comb += v.eq(choices[Cat(plane, alu_k) if NA > 1 else plane])
+                    out.append(v)
+            drives[p] = (ctrl["e_en"], ctrl["w_en"], e_data, w_data)
+            busy.append(ctrl["busy"])
+            errs.append((p, ctrl["err"], ctrl["err_code"], ctrl["err_pc"]))
+            qlen_mux = Mux(q_hits[p], ctrl["q_len"], qlen_mux)
+
+        N = cfg.sxm_width
+        for sl in cfg.slices_of(SliceKind.SXM):
+            p = sl.position
+            e_in, w_in = arriving(p)
+            sig = signals("sxm_slice", sl.name)
+            m.d.comb += [sig["running"].eq(running)] + host_queue(sig, p)
+            pad = [Const(0, W)] * N                       # a group never runs past the last stream
+            e_arr, w_arr = Array(list(e_in) + pad), Array(list(w_in) + pad)
+            m.d.comb += sig["src"].eq(Cat(*(Mux(sig["tap_dir"], w_arr[sig["tap_stream"] + j],
+                                                e_arr[sig["tap_stream"] + j]) for j in range(N))))
+            m.submodules[sl.name] = instance("sxm_slice", self.units["sxm_slice"], **sig)
+            slots = Array(sig["out"][j * W:(j + 1) * W] for j in range(N))
+            e_en, w_en = Signal(S, name=f"{sl.name}_e_en"), Signal(S, name=f"{sl.name}_w_en")
+            data = []
+            for s in range(S):
+                slot = Const(s, 8) - sig["dst"]
+                hit = sig["drive"] & (sig["dst"] <= s) & (slot < sig["width"])
+                m.d.comb += [e_en[s].eq(hit & ~sig["ddir"]), w_en[s].eq(hit & sig["ddir"])]
+                data.append(slots[slot[:max(N - 1, 1).bit_length()]] if N > 1 else slots[0])
+            drives[p] = (e_en, w_en, data, data)
+            busy.append(sig["busy"])
+            errs.append((p, sig["err"], sig["err_code"], sig["err_pc"]))
+            qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
+        errs.sort(key=lambda e: e[0])
+
         for sl in cfg.floorplan:
             p = sl.position
-            e_en, w_en, data = drives.get(p, (Const(0, S), Const(0, S), zero))
+            e_en, w_en, e_data, w_data = drives.get(p, (Const(0, S), Const(0, S), zero, zero))
             e_in, w_in = arriving(p)
             for s in range(S):
                 m.submodules[f"lane_{sl.name}_{s}"] = instance(
                     "stream_lane", self.units["stream_lane"], e_in=e_in[s], w_in=w_in[s], e_en=e_en[s],
-                    w_en=w_en[s], e_data=data[s], w_data=data[s], e_out=e_regs[p][s], w_out=w_regs[p][s])
+                    w_en=w_en[s], e_data=e_data[s], w_data=w_data[s], e_out=e_regs[p][s], w_out=w_regs[p][s])
         for s in range(S):
             m.d.comb += [getattr(self, f"east_out_{s}").eq(e_regs[-1][s]),
                          getattr(self, f"west_out_{s}").eq(w_regs[0][s])]

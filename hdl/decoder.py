@@ -3,10 +3,36 @@
 Nothing here knows an opcode value, a field position or a range: they are all
 read from the spec, so the hardware accepts exactly what `spec.check` accepts.
 """
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from isa import spec
 from isa.config import ChipConfig, SliceKind
+
+
+class HdlRules:
+    """Evaluates the spec's constraint rules on Amaranth values (twin of spec.IntRules)."""
+    @staticmethod
+    def mux(c, a, b):
+        return Mux(c, a, b)
+
+    @staticmethod
+    def both(a, b):
+        return Cat(a, b).all() if not (isinstance(a, bool) or isinstance(b, bool)) else _bool_and(a, b)
+
+    @staticmethod
+    def shl1(t):
+        return Const(1, 8) << t
+
+    @staticmethod
+    def pow2_divides(w, n):
+        return (Const(n, max(n.bit_length(), 1)) & (w - 1)[:max(n.bit_length(), 1)]) == 0
+
+
+def _bool_and(a, b):
+    if isinstance(a, bool) and isinstance(b, bool):
+        return Const(int(a and b), 1)
+    x, y = (a, b) if isinstance(a, bool) else (b, a)
+    return y if x else Const(0, 1)
 
 
 class Decoded:
@@ -41,6 +67,10 @@ class Decoded:
                 conds.append(self.fields[name][1] >= lo)
             for name, hi in spec.field_limits(op, config):
                 conds.append(self.fields[name][1] < hi)
+            mine = {f.name: self.fields[f.name][1] for f in op.fields}
+            for _, rule in op.constraints:
+                c = rule(mine, config, HdlRules)
+                conds.append(Const(int(c), 1) if isinstance(c, bool) else c)
             m.d.comb += ok.eq(Cat(*conds).all())
             match = Signal(name=f"match_{op.mnemonic.lower()}")
             m.d.comb += match.eq(is_op & ok)

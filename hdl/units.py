@@ -11,11 +11,14 @@ from isa.config import ChipConfig
 
 from .mem_slice import MemSlice
 from .stream_lane import StreamLane
+from .sxm import SxmSlice
+from .vxm import VxmControl, VxmLane
 
 
 def units(config: ChipConfig) -> dict:
     """Module name -> component, for every unit the chip instantiates."""
-    return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config)}
+    return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config),
+            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config)}
 
 
 def instance(module_name: str, component, **connections) -> Instance:

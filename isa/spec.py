@@ -331,6 +331,12 @@ VXM_OPCODES: tuple[Opcode, ...] = (
            "sampled on t+vxm_sample (per-lane parameters such as per-channel multipliers).",
            latencies=("vxm_sample", "vxm_reg_write"),
            constraints=(_REG_OK, _type_ok("type"), _stream_only("a"), _operand_ok("a", _operand_type))),
+    Opcode("VLOADB", 0x33, (SliceKind.VXM,), (_A, _REG, Field("plane", 40, 2, doc="byte of the register written (0 = low)")),
+           "Load byte `plane` of register r, in every lane, from the stream at a (sampled on t+vxm_sample); the "
+           "other bytes keep their value. Builds int32 per-lane values from single streams when fewer MEM "
+           "slices than an int32 group's 4 streams feed the VXM on one cycle (the `tiny` preset has 2 per side).",
+           latencies=("vxm_sample", "vxm_reg_write"),
+           constraints=(_REG_OK, _stream_only("a"), _operand_ok("a", lambda v: int(DType.I8)))),
     *(_alu_opcode(a) for a in ALU_OPS),
 )
 

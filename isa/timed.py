@@ -27,6 +27,7 @@ class TimedProgram:
         self.config = config
         self._items: dict[int, list[tuple[int, int, str]]] = defaultdict(list)   # position -> (cycle, word, text)
         self.memory: list[MemSegment] = []
+        self._slots: set[tuple[int, int]] = set()
 
     def slice(self, which: str | int) -> Slice:
         if isinstance(which, int):
@@ -43,8 +44,15 @@ class TimedProgram:
             spec.check(word, s.kind, self.config)
         except spec.IllegalInstruction as e:
             raise ScheduleError(f"{s.name} cycle {cycle}: {e.reason}") from None
+        if (s.position, cycle) in self._slots:
+            raise ScheduleError(f"{s.name}: two instructions on cycle {cycle}")
+        self._slots.add((s.position, cycle))
         self._items[s.position].append((cycle, word, mnemonic))
         return word
+
+    def occupied(self, which: str | int, cycle: int) -> bool:
+        """Whether the slice's queue already issues an instruction on `cycle`."""
+        return (self.slice(which).position, cycle) in self._slots
 
     def load(self, which: str | int, addr: int, data) -> None:
         """Preload SRAM rows (uint8 [n, lanes]) of a MEM slice."""

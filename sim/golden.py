@@ -256,6 +256,8 @@ class Golden:
             sl.events[t + T["vxm_reg_write"]].append(("reg", (ops["r"], np.full(cfg.lanes, ops["imm"], np.int64))))
         elif mnemonic == "VLOAD":
             sl.events[t + T["vxm_sample"]].append(("vload", (t, ops)))
+        elif mnemonic == "VLOADB":
+            sl.events[t + T["vxm_sample"]].append(("vloadb", ops))
         elif mnemonic in spec.ALU_BY_MNEMONIC:
             for k in range(count):
                 sl.events[t + T["vxm_sample"] + k].append(("alu", (t + k, mnemonic, ops)))
@@ -309,6 +311,18 @@ class Golden:
             if when == t:
                 return self._event(sl, t, "reg", (ops["r"], value))
             sl.events[when].append(("reg", (ops["r"], value)))
+        elif kind == "vloadb":
+            ops = args
+            a = ops["a"]
+            byte = self.stream_value((a >> 6) & 1, a & spec.OPERAND_INDEX, sl.position, t).astype(np.int64)
+            shift = 8 * ops["plane"]
+
+            def write():
+                old = sl.regs[ops["r"]] & 0xFFFFFFFF
+                new = (old & ~(0xFF << shift)) | (byte << shift)
+                sl.regs[ops["r"]] = vxm.wrap(new, int(spec.DType.I32))
+            assert T["vxm_reg_write"] == T["vxm_sample"], "the model writes VLOADB on its sample cycle"
+            return [write]
         elif kind == "alu":
             issued, mnemonic, ops = args
             t_in, t_out = vxm.operand_type(mnemonic, ops), vxm.result_type(mnemonic, ops)

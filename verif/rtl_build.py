@@ -112,7 +112,7 @@ def simulator_build(simulator: str, config: str):
         if not (stamp.exists() and stamp.read_text() == vhash):
             args = []
             if simulator == "verilator":
-                args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3"]
+                args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
                 if waves:
                     args.append("--trace-fst")
             runner.build(sources=[src], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,

@@ -200,7 +200,7 @@ async def random_transfers(dut):
 
 @cocotb.test()
 async def random_instruction_words(dut):
-    """Random 64-bit words in every MEM queue: legal ones run, illegal ones stop the chip the
+    """Random 64-bit words in every queue (MEM, VXM, SXM): legal ones run, illegal ones stop the chip the
     same way in RTL and golden model. Legal words with very long effects are re-drawn."""
     tb = await _tb(dut)
     cfg = tb.config
@@ -211,7 +211,7 @@ async def random_instruction_words(dut):
         for pos in mems:
             words = []
             while len(words) < 6:
-                w = random_instruction_word(r)
+                w = random_instruction_word(r, kind=cfg.floorplan[pos].kind)
                 try:
                     op, ops = spec.check(w, cfg.floorplan[pos].kind, cfg)
                     if ops.get("cycles", 0) > 200 or ops.get("count", 0) > 200:

@@ -1,0 +1,153 @@
+"""SXM slice: lane movements (shift, rotate, broadcast, permute, tile transpose) on stream groups.
+
+The chip hands the slice the `sxm_width` streams starting at `tap_stream` in direction
+`tap_dir` (the source group of the current element), as it does for a MEM slice's write
+tap; the slice returns the moved vectors and where they go (`dst`, `ddir`, `width`). For an
+op issued on cycle t, element k (spec.TIMING):
+
+    t+1+k  source group taken, moved through the lane crossbar -> registers   (sxm_sample)
+    t+2+k  registers driven onto the destination group                         (sxm_drive)
+
+One crossbar serves SHIFT, ROTATE, BCAST and PERMUTE: each output lane i reads input lane
+src[i] (or zero), the same for every stream of the group. TRANSPOSE is fixed wiring per
+power-of-two width. SETMAP loads the PERMUTE lane map from a 2-stream (int16) group.
+"""
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+
+from .queue import InstructionQueue
+
+NATURAL = {"sxm_sample": 1, "sxm_drive": 2, "sxm_map_write": 1}
+MOVES = ("SHIFT", "ROTATE", "BCAST", "PERMUTE", "TRANSPOSE")
+
+
+def transpose_sizes(config: ChipConfig) -> list[int]:
+    """Widths TRANSPOSE accepts on this configuration (powers of two >= 2 dividing lanes)."""
+    out, n = [], 2
+    while n <= config.sxm_width:
+        if config.lanes % n == 0:
+            out.append(n)
+        n *= 2
+    return out
+
+
+class SxmSlice(wiring.Component):
+    def __init__(self, config: ChipConfig):
+        for k, v in NATURAL.items():
+            if spec.TIMING[k] != v:
+                raise NotImplementedError(f"hdl/sxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+        self.config = config
+        S, W, N = config.streams, config.word_bits, config.sxm_width
+        qbits = (config.queue_depth - 1).bit_length()
+        super().__init__({
+            "running": In(1),
+            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+            "tap_stream": Out(range(S)), "tap_dir": Out(1), "src": In(N * W),
+            "drive": Out(1), "dst": Out(range(S)), "ddir": Out(1), "width": Out(range(N + 1)), "out": Out(N * W),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        S, W, N, L = cfg.streams, cfg.word_bits, cfg.sxm_width, cfg.lanes
+        ib = max(L - 1, 1).bit_length()          # lane index bits
+        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.SXM)
+        m.d.comb += [
+            q.running.eq(self.running),
+            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
+            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
+            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
+        ]
+        fields = {}
+        for op in spec.SXM_OPCODES:
+            for f in op.fields:
+                fields.setdefault(f.name, f)
+
+        def fld(name):
+            f = fields[name]
+            v = q.head[f.lsb:f.lsb + f.width]
+            return v.as_signed() if f.signed else v
+
+        # ---- the engine ---------------------------------------------------------------------
+        active, left = Signal(), Signal(16)
+        move = Signal(range(len(MOVES) + 1))        # index into MOVES; len(MOVES) = SETMAP
+        arg = Signal(signed(16))
+        stream, sdir, dst, ddir, width = Signal(range(S)), Signal(), Signal(range(S)), Signal(), Signal(range(N + 1))
+        issues = [getattr(q, f"issue_{n.lower()}") for n in MOVES + ("SETMAP",)]
+        issue = Cat(*issues).any()
+        for name in MOVES + ("SETMAP",):
+            m.d.comb += getattr(q, f"ready_{name.lower()}").eq(~(active & (left > 1)))
+        with m.If(self.running & active):
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                m.d.sync += active.eq(0)
+        with m.If(issue):
+            m.d.sync += [active.eq(1), stream.eq(fld("stream")), sdir.eq(fld("dir"))]
+            with m.If(q.issue_setmap):
+                m.d.sync += [left.eq(1), move.eq(len(MOVES))]
+            with m.Else():
+                m.d.sync += [left.eq(fld("count")), arg.eq(Mux(q.issue_permute | q.issue_transpose, 0, fld("arg"))),
+                             dst.eq(fld("dst")), ddir.eq(fld("ddir")), width.eq(fld("width"))]
+                for i, name in enumerate(MOVES):
+                    with m.If(getattr(q, f"issue_{name.lower()}")):
+                        m.d.sync += move.eq(i)
+        with m.If(~self.running):
+            m.d.sync += active.eq(0)
+        m.d.comb += [self.tap_stream.eq(stream), self.tap_dir.eq(sdir)]
+        sampling = self.running & active
+
+        # ---- the lane map --------------------------------------------------------------------
+        lane_map = [Signal(16, name=f"map{i}", init=i) for i in range(L)]
+        src_streams = [self.src[j * W:(j + 1) * W] for j in range(N)]
+        with m.If(~self.running):
+            m.d.sync += [lm.eq(i) for i, lm in enumerate(lane_map)]
+        with m.Elif(sampling & (move == len(MOVES))):
+            m.d.sync += [lm.eq(Cat(src_streams[0].word_select(i, 8), src_streams[1].word_select(i, 8)))
+                         for i, lm in enumerate(lane_map)]
+
+        # ---- crossbar: out lane i <- in lane src[i], or zero ----------------------------------
+        columns = Array(Cat(*(s.word_select(i, 8) for s in src_streams)) for i in range(L))  # lane i of every stream
+        moved = [Signal(8 * N, name=f"col{i}") for i in range(L)]
+        for i in range(L):
+            src = Signal(signed(18), name=f"src{i}")
+            ok = Signal(name=f"ok{i}")
+            diff = Const(i, signed(18)) - arg
+            with m.Switch(move):
+                with m.Case(MOVES.index("SHIFT")):
+                    m.d.comb += [src.eq(diff), ok.eq((diff >= 0) & (diff < L))]
+                with m.Case(MOVES.index("ROTATE")):
+                    m.d.comb += [src.eq(Mux(diff < 0, diff + L, Mux(diff >= L, diff - L, diff))), ok.eq(1)]
+                with m.Case(MOVES.index("BCAST")):
+                    m.d.comb += [src.eq(arg), ok.eq(1)]
+                with m.Case(MOVES.index("PERMUTE")):
+                    m.d.comb += [src.eq(lane_map[i]), ok.eq(lane_map[i] < L)]
+            m.d.comb += moved[i].eq(Mux(ok, columns[src[:ib]], 0))
+
+        # ---- transpose: out[i][b*n + j] = in[j][b*n + i], fixed wiring per width -----------------
+        def byte(j, lane):
+            return src_streams[j].word_select(lane, 8)
+
+        result = [Signal(W, name=f"res{j}") for j in range(N)]
+        sizes = transpose_sizes(cfg)
+        for j in range(N):
+            crossed = Cat(*(moved[i][8 * j:8 * j + 8] for i in range(L)))
+            value = crossed
+            for n in sizes:
+                if j < n:
+                    t = Cat(*(byte(lane % n, lane - lane % n + j) for lane in range(L)))
+                    value = Mux((move == MOVES.index("TRANSPOSE")) & (width == n), t, value)
+            m.d.comb += result[j].eq(value)
+
+        # ---- output register (drive on the next cycle) ------------------------------------------
+        v1 = Signal()
+        m.d.sync += [v1.eq(sampling & (move != len(MOVES))), self.out.eq(Cat(*result)),
+                     self.dst.eq(dst), self.ddir.eq(ddir), self.width.eq(width)]
+        m.d.comb += [self.drive.eq(v1 & self.running),
+                     self.busy.eq(self.running & (q.busy | active | v1))]
+        return m

@@ -1,0 +1,271 @@
+"""VXM slice: per-lane integer ALUs between the two hemispheres' streams.
+
+Split in two units so that no emitted module exceeds Amaranth's input-port limit on wide
+configurations: `VxmControl` (queue, decode, one engine per ALU, register-write and drive
+control; lane independent) and `VxmLane` (one lane: operand selection from the streams'
+bytes at that lane, the registers, the ALU datapaths). The chip instantiates one control and
+`lanes` lanes. Pipeline for an ALU op issued on cycle t, element k (spec.TIMING):
+
+    t+1+k  operands read (streams passing the VXM, registers)    -> s1 registers   (vxm_sample)
+    t+2+k  multiply / add / compare / shift / select / convert   -> s2 registers
+    t+3+k  requantize: arithmetic shift, zero point, saturation  -> s3 registers
+    t+4+k  s3 bytes driven onto the destination group              (vxm_drive)
+
+Every ALU op takes the same path, so results never overtake each other on one ALU.
+"""
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+
+from .queue import InstructionQueue
+
+NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
+FUNC = {a.mnemonic: i for i, a in enumerate(spec.ALU_OPS)}
+FUNC_BITS = max(len(FUNC) - 1, 1).bit_length()
+I8, I16, I32 = (int(t) for t in (spec.DType.I8, spec.DType.I16, spec.DType.I32))
+
+
+def _check_timing():
+    for k, v in NATURAL.items():
+        if spec.TIMING[k] != v:
+            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+
+
+def _alu_bits(config):
+    return max(config.vxm_alus - 1, 1).bit_length()
+
+
+def _ctrl_members(config: ChipConfig, flow_to_lane):
+    """Signals from the control unit to every lane (Out on the control, In on a lane)."""
+    S = config.streams
+    m = {}
+    for k in range(config.vxm_alus):
+        m |= {f"a{k}": flow_to_lane(8), f"b{k}": flow_to_lane(8), f"c{k}": flow_to_lane(8),
+              f"type{k}": flow_to_lane(2), f"dtype{k}": flow_to_lane(2), f"func{k}": flow_to_lane(FUNC_BITS)}
+    m |= {"reg_we": flow_to_lane(1), "reg_idx": flow_to_lane(4), "reg_from_imm": flow_to_lane(1),
+          "reg_imm": flow_to_lane(32), "reg_src": flow_to_lane(8), "reg_type": flow_to_lane(2),
+          "reg_byte_en": flow_to_lane(1), "reg_plane": flow_to_lane(2),
+          "clear": flow_to_lane(1)}
+    for d in ("e", "w"):
+        m |= {f"{d}_alu": flow_to_lane(S * _alu_bits(config)), f"{d}_plane": flow_to_lane(2 * S)}
+    return m
+
+
+def _sext(v32, t):
+    """A 32-bit value read as type t (its low bytes), sign-extended to signed(32)."""
+    return Mux(t == I8, v32[:8].as_signed(), Mux(t == I16, v32[:16].as_signed(), v32.as_signed()))
+
+
+def _saturate(v, t):
+    """Clamp a signed value to the range of type t; returns signed(32)."""
+    out = Signal(signed(32))
+    lo8, hi8 = spec.dtype_range(I8)
+    lo16, hi16 = spec.dtype_range(I16)
+    lo32, hi32 = spec.dtype_range(I32)
+    lo = Mux(t == I8, lo8, Mux(t == I16, lo16, lo32))
+    hi = Mux(t == I8, hi8, Mux(t == I16, hi16, hi32))
+    return out, Mux(v < lo, lo, Mux(v > hi, hi, v))
+
+
+class VxmLane(wiring.Component):
+    """One lane. The chip selects the stream groups (full vectors, cheaply) and hands each lane
+    its 32 bits of every ALU operand (`sa0`.., byte plane j = stream base+j) and of the
+    register-load source (`reg_data`); the lane picks register or stream per operand, and
+    returns each ALU's result (`r0`..), whose bytes the chip routes to the driven streams."""
+
+    def __init__(self, config: ChipConfig):
+        _check_timing()
+        self.config = config
+        members = {"running": In(1), "reg_data": In(32)}
+        for k in range(config.vxm_alus):
+            members |= {f"sa{k}": In(32), f"sb{k}": In(32), f"sc{k}": In(32), f"r{k}": Out(32)}
+        super().__init__(members | {n: v for n, v in _ctrl_members(config, In).items()
+                                    if not n.startswith(("e_", "w_"))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R, NA = cfg.vxm_regs, cfg.vxm_alus
+        rbits = max(R - 1, 1).bit_length()
+        regs = Array(Signal(32, name=f"r{i}") for i in range(R))
+
+        def operand(sel, stream_bits, t):
+            return _sext(Mux(sel[7], regs[sel[:rbits]], stream_bits), t)
+
+        # ---- registers: VSET / VLOAD / VLOADB write at the end of the cycle reg_we is high ------
+        with m.If(self.clear):
+            for r in regs:
+                m.d.sync += r.eq(0)
+        with m.Elif(self.reg_we):
+            old = Signal(32)
+            m.d.comb += old.eq(regs[self.reg_idx[:rbits]])
+            merged = Cat(*(Mux(self.reg_plane == j, self.reg_data[:8], old[8 * j:8 * j + 8]) for j in range(4)))
+            m.d.sync += regs[self.reg_idx[:rbits]].eq(
+                Mux(self.reg_byte_en, merged, Mux(self.reg_from_imm, self.reg_imm, _sext(self.reg_data, self.reg_type))))
+
+        # ---- ALUs -------------------------------------------------------------------------------
+        for k in range(NA):
+            t_in, t_out, func = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
+            # s1: operands
+            a1, b1, c1 = (Signal(signed(32), name=f"alu{k}_{n}1") for n in "abc")
+            ty1, dt1, fn1 = Signal(2, name=f"alu{k}_type1"), Signal(2, name=f"alu{k}_dtype1"), \
+                Signal(FUNC_BITS, name=f"alu{k}_func1")
+            m.d.sync += [a1.eq(operand(getattr(self, f"a{k}"), getattr(self, f"sa{k}"), t_in)),
+                         b1.eq(operand(getattr(self, f"b{k}"), getattr(self, f"sb{k}"), t_in)),
+                         c1.eq(operand(getattr(self, f"c{k}"), getattr(self, f"sc{k}"), t_in)),
+                         ty1.eq(t_in), dt1.eq(t_out), fn1.eq(func)]
+            # s2: the arithmetic
+            bits_m1 = Mux(ty1 == I8, 7, Mux(ty1 == I16, 15, 31))
+            amount = (b1.as_unsigned() & bits_m1)[:5]
+            zext = Mux(ty1 == I8, a1[:8], Mux(ty1 == I16, a1[:16], a1.as_unsigned()))
+            prod = Signal(signed(64), name=f"alu{k}_prod")
+            m.d.comb += prod.eq(a1 * b1)
+            shift_s = c1[:5]
+            r2 = Signal(32, name=f"alu{k}_r2")
+            p2 = Signal(signed(64), name=f"alu{k}_p2")
+            s2, zp2 = Signal(5, name=f"alu{k}_s2"), Signal(signed(16), name=f"alu{k}_zp2")
+            dt2, fn2 = Signal(2, name=f"alu{k}_dtype2"), Signal(FUNC_BITS, name=f"alu{k}_func2")
+            sat_out, sat_v = _saturate(a1, dt1)
+            m.d.comb += sat_out.eq(sat_v)
+            ones = Const(-1, signed(32))
+            cases = {
+                "ADD": a1 + b1, "SUB": a1 - b1, "MUL": prod, "MULW": prod,
+                "MIN": Mux(a1 < b1, a1, b1), "MAX": Mux(a1 > b1, a1, b1), "RELU": Mux(a1 > 0, a1, 0),
+                "SHL": a1.as_unsigned() << amount, "SHR": zext >> amount, "SRA": a1 >> amount,
+                "CMPEQ": Mux(a1 == b1, ones, 0), "CMPLT": Mux(a1 < b1, ones, 0), "CMPLE": Mux(a1 <= b1, ones, 0),
+                "SELECT": Mux(a1 != 0, b1, c1), "CVT": sat_out, "REQUANT": Const(0, 32),
+            }
+            assert set(cases) == set(FUNC), "every ALU op of the spec has a datapath case"
+            with m.Switch(fn1):
+                for name, value in cases.items():
+                    with m.Case(FUNC[name]):
+                        m.d.sync += r2.eq(value[:32])
+            rnd = Signal(signed(64), name=f"alu{k}_round")          # 2**(30 + s)
+            m.d.comb += rnd.eq(Const(1 << 30, signed(64)) << shift_s)
+            m.d.sync += [p2.eq(prod + rnd), s2.eq(shift_s), zp2.eq(c1[16:32].as_signed()), dt2.eq(dt1), fn2.eq(fn1)]
+            # s3: requantize's rounding shift, zero point and saturation
+            r3 = getattr(self, f"r{k}")
+            y = Signal(signed(40), name=f"alu{k}_y")
+            m.d.comb += y.eq(((p2 >> 31) >> s2) + zp2)
+            rq_out, rq_v = _saturate(y, dt2)
+            m.d.comb += rq_out.eq(rq_v)
+            m.d.sync += r3.eq(Mux(fn2 == FUNC["REQUANT"], rq_out, r2))
+        return m
+
+
+class VxmControl(wiring.Component):
+    """Queue, decode and the per-ALU engines; tells every lane what to do on each cycle."""
+
+    def __init__(self, config: ChipConfig):
+        _check_timing()
+        self.config = config
+        S = config.streams
+        qbits = (config.queue_depth - 1).bit_length()
+        super().__init__({
+            "running": In(1),
+            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+            "e_en": Out(S), "w_en": Out(S),
+        } | _ctrl_members(config, Out))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        S, NA = cfg.streams, cfg.vxm_alus
+        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.VXM)
+        m.d.comb += [
+            q.running.eq(self.running),
+            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
+            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
+            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
+            self.clear.eq(~self.running),
+        ]
+        fields = {}
+        for op in spec.VXM_OPCODES:
+            for f in op.fields:
+                fields.setdefault(f.name, f)
+
+        def fld(name):
+            f = fields[name]
+            return q.head[f.lsb:f.lsb + f.width]
+
+        # ---- register writes (VSET, VLOAD, VLOADB): one cycle after issue ------------------------------
+        rw = Signal(name="reg_write_pending")
+        reg_issue = q.issue_vset | q.issue_vload | q.issue_vloadb
+        m.d.sync += rw.eq(reg_issue)
+        with m.If(reg_issue):
+            m.d.sync += [self.reg_idx.eq(fld("r")), self.reg_from_imm.eq(q.issue_vset),
+                         self.reg_byte_en.eq(q.issue_vloadb), self.reg_plane.eq(fld("plane")),
+                         self.reg_imm.eq(fld("imm")), self.reg_src.eq(fld("a")), self.reg_type.eq(fld("type"))]
+        m.d.comb += [q.ready_vset.eq(1), q.ready_vload.eq(1), q.ready_vloadb.eq(1),
+                     self.reg_we.eq(rw & self.running)]
+
+        # ---- which ALU op is at the head: its function, operand and result types -----------------
+        func = Signal(FUNC_BITS)
+        has = {n: Signal(name=f"has_{n}") for n in ("b", "c", "type", "dtype")}
+        issue_any = Signal()
+        opcode = q.head[spec.OPCODE_FIELD.lsb:spec.OPCODE_FIELD.lsb + spec.OPCODE_FIELD.width]
+        with m.Switch(opcode):
+            for a in spec.ALU_OPS:
+                op = spec.BY_MNEMONIC[a.mnemonic]
+                names = {f.name for f in op.fields}
+                with m.Case(a.code):
+                    m.d.comb += func.eq(FUNC[a.mnemonic])
+                    m.d.comb += [sig.eq(int(n in names)) for n, sig in has.items()]
+        m.d.comb += issue_any.eq(Cat(*(getattr(q, f"issue_{a.mnemonic.lower()}") for a in spec.ALU_OPS)).any())
+        t_in = Mux(has["type"], fld("type"), I32)
+        t_out = Mux(has["dtype"], fld("dtype"), t_in)
+        alu_sel = fld("alu")
+
+        # ---- one engine per ALU ------------------------------------------------------------------
+        ready = []
+        stages = []              # per ALU: [(valid, dst, ddir, dtype) at s1, s2, s3]
+        busy_terms = [q.busy, rw]
+        for k in range(NA):
+            active = Signal(name=f"alu{k}_active")
+            left = Signal(16, name=f"alu{k}_left")
+            a, b, c = getattr(self, f"a{k}"), getattr(self, f"b{k}"), getattr(self, f"c{k}")
+            ty, dt, fn = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
+            dst, ddir = Signal(6, name=f"alu{k}_dst"), Signal(name=f"alu{k}_ddir")
+            ready.append(~(active & (left > 1)))
+            with m.If(self.running & active):
+                m.d.sync += left.eq(left - 1)
+                with m.If(left == 1):
+                    m.d.sync += active.eq(0)
+            with m.If(issue_any & (alu_sel == k)):
+                m.d.sync += [active.eq(1), left.eq(fld("count")),
+                             a.eq(fld("a")), b.eq(Mux(has["b"], fld("b"), 0)), c.eq(Mux(has["c"], fld("c"), 0)),
+                             ty.eq(t_in), dt.eq(t_out), fn.eq(func), dst.eq(fld("dst")), ddir.eq(fld("ddir"))]
+            with m.If(~self.running):
+                m.d.sync += active.eq(0)
+            pipe = [(self.running & active, dst, ddir, dt)]
+            for i in range(3):
+                v, pd, pdir, pdt = (Signal(name=f"alu{k}_v{i + 1}"), Signal(6, name=f"alu{k}_dst{i + 1}"),
+                                    Signal(name=f"alu{k}_ddir{i + 1}"), Signal(2, name=f"alu{k}_dt{i + 1}"))
+                v0, d0, dir0, dt0 = pipe[-1]
+                m.d.sync += [v.eq(v0 & self.running), pd.eq(d0), pdir.eq(dir0), pdt.eq(dt0)]
+                pipe.append((v, pd, pdir, pdt))
+            stages.append(pipe[-1])
+            busy_terms += [active] + [p[0] for p in pipe[1:]]
+        ready_sel = Array(ready + [Const(1)] * ((1 << 4) - NA))[alu_sel]
+        for a in spec.ALU_OPS:
+            m.d.comb += getattr(q, f"ready_{a.mnemonic.lower()}").eq(ready_sel)
+
+        # ---- drive: per destination stream, the highest-numbered ALU that targets it wins ----------
+        ab = _alu_bits(cfg)
+        for d, dname in ((0, "e"), (1, "w")):
+            en, sel_alu, sel_plane = getattr(self, f"{dname}_en"), getattr(self, f"{dname}_alu"), \
+                getattr(self, f"{dname}_plane")
+            for s in range(S):
+                for k, (v, dst, ddir, dt) in enumerate(stages):
+                    plane = Const(s, 7) - dst
+                    hit = v & self.running & (ddir == d) & (dst <= s) & (plane < (Const(1, 4) << dt))
+                    with m.If(hit):
+                        m.d.comb += [en[s].eq(1), sel_alu[ab * s:ab * s + ab].eq(k),
+                                     sel_plane[2 * s:2 * s + 2].eq(plane[:2])]
+        m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
+        return m
