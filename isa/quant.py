@@ -42,6 +42,8 @@ def quantize_multiplier(scale: float) -> tuple[int, int]:
     if m == 1 << MULT_BITS:                  # rounding carried into the next power of two
         m >>= 1
         s -= 1
+        if s < 0:                            # scale within 2**-32 of 1: the largest M with s = 0
+            m, s = (1 << MULT_BITS) - 1, 0
     if s > MAX_SHIFT:
         raise QuantError(f"scale {scale!r} is below 2**-{MAX_SHIFT + 1}, the smallest scale held at full "
                          f"{MULT_BITS}-bit precision")

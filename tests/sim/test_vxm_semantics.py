@@ -437,10 +437,6 @@ def test_quantize_multiplier_round_to_nearest():
     _check_multiplier(0.5 + 2**-32)
 
 
-@pytest.mark.xfail(strict=True, reason="isa.quant.quantize_multiplier returns s = -1 (M = 2**30) for scales in "
-                                       "[1 - 2**-32, 1): the mantissa rounds up to 2**31 and the carry "
-                                       "decrements s below 0, which REQUANT's 5-bit shift field cannot hold "
-                                       "(docs: s in 0..31)")
 def test_quantize_multiplier_just_below_one():
     for sc in (1 - 2**-33, 1 - 2**-32, math.nextafter(1.0, 0.0)):
         _check_multiplier(sc)
