@@ -9,6 +9,9 @@
 * <sim>_unload_words_per_s: the same words read back over the AXI4-Stream unload port
 * yosys_cells_tiny:        generic yosys cell count of the tiny chip (memories kept as $mem_v2 cells),
                            with yosys_flipflops_tiny and yosys_memories_tiny; about 2.5 minutes
+* yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
+  yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice); the chip-level multiplexers that pick
+                           stream groups for them are counted in the chip, not here
 """
 from __future__ import annotations
 
@@ -60,6 +63,21 @@ def yosys_cells(config: str) -> dict[str, int]:
             "memories": kinds.get("$mem_v2", 0)}
 
 
+def unit_cells(config: str, unit: str) -> int:
+    """Generic gate-level cell count of one emitted unit (build/<config>/units/<unit>.v)."""
+    from verif.rtl_build import verilog
+    from verif.tools import yosys_command
+    src = verilog(config).parent / "units" / f"{unit}.v"
+    script = (f"read_verilog {src}; hierarchy -top {unit}; proc; flatten; opt; memory -nomap; opt -full; "
+              "techmap; opt -fast; stat")
+    r = subprocess.run(yosys_command() + ["-p", script], capture_output=True, text=True)
+    stat = r.stdout[r.stdout.rfind(f"=== {unit} ==="):]
+    cells = re.search(r"^\s+(\d+) cells$", stat, re.M)
+    if r.returncode or not cells:
+        raise RuntimeError(f"yosys failed on {unit}: {(r.stderr or r.stdout)[-2000:]}")
+    return int(cells.group(1))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sims", default="icarus,verilator")
@@ -85,6 +103,13 @@ def main(argv=None) -> int:
     if not args.skip_synth:
         for key, value in yosys_cells("tiny").items():
             print(f"yosys_{key}_tiny: {value}")
+        for name in ("tiny", "fpga"):
+            lanes = get_config(name).lanes
+            ctrl, lane, sxm = (unit_cells(name, u) for u in ("vxm_ctrl", "vxm_lane", "sxm_slice"))
+            print(f"yosys_cells_vxm_ctrl_{name}: {ctrl}")
+            print(f"yosys_cells_vxm_lane_{name}: {lane}")
+            print(f"yosys_cells_vxm_{name}: {ctrl + lanes * lane}")
+            print(f"yosys_cells_sxm_{name}: {sxm}")
     return 0
 
 

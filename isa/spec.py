@@ -485,8 +485,30 @@ def check(word: int, kind: SliceKind, config: ChipConfig) -> tuple[Opcode, dict[
     for reason, rule in op.constraints:
         if not rule(ops, config, IntRules):
             shown = ", ".join(f"{k}={_show(k, v)}" for k, v in ops.items() if k != "count")
-            raise IllegalInstruction(ErrorCode.BAD_FIELD, f"{op.mnemonic}: {reason} ({shown})")
+            detail = _operand_detail(op, reason, ops, config)
+            raise IllegalInstruction(ErrorCode.BAD_FIELD, f"{op.mnemonic}: {detail or reason} ({shown})")
     return op, ops
+
+
+def _operand_detail(op: Opcode, reason: str, ops: dict, config: ChipConfig) -> str | None:
+    """A precise message for a failed operand rule: which register or which streams."""
+    if not reason.startswith("operand ") or ":" not in reason:
+        return None
+    name = reason.split()[1].rstrip(":")
+    x = ops[name]
+    idx = x & OPERAND_INDEX
+    if x & OPERAND_REG:
+        if x & OPERAND_DIR:
+            return f"operand {name}: a register operand has the dir bit set ({x:#04x})"
+        return f"operand {name}: register R{idx} does not exist (vxm_regs {config.vxm_regs})"
+    if "not a register" in reason:
+        return None
+    t = int(DType.I32) if op.mnemonic == "REQUANT" else ops.get("type", int(DType.I8))
+    if op.mnemonic == "VLOADB":
+        t = int(DType.I8)
+    n = dtype_bytes(t)
+    return (f"operand {name}: the int{8 * n} group at stream {idx} needs streams {idx}..{idx + n - 1}, "
+            f"past the last stream ({config.streams - 1})")
 
 
 def _show(name: str, value: int) -> str:

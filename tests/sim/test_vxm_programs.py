@@ -828,8 +828,8 @@ BAD_ASM = [
     ("VXM", "ADD a=E0 b=E1 dst=2 ddir=E type=3", "type must be 0 (int8), 1 (int16) or 2 (int32)"),
     ("VXM", "VLOAD a=E0 r=1 type=3", "type must be 0 (int8), 1 (int16) or 2 (int32)"),
     ("VXM", "CVT a=E0 dst=2 ddir=E type=I8 dtype=3", "dtype must be 0 (int8), 1 (int16) or 2 (int32)"),
-    ("VXM", "ADD a=E6 b=E0 dst=0 ddir=E type=I32", "operand a: a register must be < vxm_regs with the dir bit clear, "
-                                                    "and a stream group must fit below the last stream"),
+    ("VXM", "ADD a=E6 b=E0 dst=0 ddir=E type=I32", "operand a: the int32 group at stream 6 needs streams 6..9, "
+                                                    "past the last stream (7)"),
     ("VXM", "ADD a=E0 b=W5 dst=0 ddir=E type=I32", "operand b:"),
     ("VXM", "SELECT a=E0 b=E1 c=W7 dst=0 ddir=E type=I16", "operand c:"),
     ("VXM", "REQUANT a=E0 b=E5 c=R1 dst=4 ddir=E dtype=I8", "operand b:"),      # b is always an int32 group
@@ -837,8 +837,8 @@ BAD_ASM = [
     ("VXM", "MULW a=E0 b=E1 dst=6 ddir=E type=I8 dtype=I32", "destination group must fit below the last stream"),
     ("VXM", "VSET r=8 imm=1", "register must be < vxm_regs"),
     ("VXM", "VLOAD a=E0 r=15 type=I8", "register must be < vxm_regs"),
-    ("VXM", "ADD a=R8 b=E0 dst=0 ddir=E type=I8", "operand a: a register must be < vxm_regs"),
-    ("VXM", "RELU a=R63 dst=0 ddir=E type=I8", "operand a: a register must be < vxm_regs"),
+    ("VXM", "ADD a=R8 b=E0 dst=0 ddir=E type=I8", "operand a: register R8 does not exist (vxm_regs 8)"),
+    ("VXM", "RELU a=R63 dst=0 ddir=E type=I8", "operand a: register R63 does not exist (vxm_regs 8)"),
     ("VXM", "VLOAD a=R0 r=1 type=I8", "operand a must be a stream group, not a register"),
     ("VXM", ADD_OK + " alu=4", "alu must be < vxm_alus"),
     ("VXM", ADD_OK + " alu=15", "alu must be < vxm_alus"),
