@@ -265,7 +265,9 @@ class Chip(wiring.Component):
             data = []
             for s in range(S):
                 slot = Const(s, 8) - sig["dst"]
-                hit = sig["drive"] & (sig["dst"] <= s) & (slot < sig["width"])
+                hit = sig["drive"] & (slot < sig["width"])
+                if s < S - 1:                             # dst <= S-1 always holds
+                    hit = hit & (sig["dst"] <= s)
                 m.d.comb += [e_en[s].eq(hit & ~sig["ddir"]), w_en[s].eq(hit & sig["ddir"])]
                 data.append(slots[slot[:max(N - 1, 1).bit_length()]] if N > 1 else slots[0])
             drives[p] = (e_en, w_en, data, data)
