@@ -42,6 +42,7 @@ class ChipConfig:
     vxm_alus: int = 4     # independent ALUs per VXM lane (each an engine with its own instruction stream)
     vxm_regs: int = 8     # VXM registers (one int32 per lane each): broadcast scalars, per-lane parameters
     sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
+    mxm_acc_rows: int = 512   # int32 accumulator rows (vectors of lanes) per MXM
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -55,6 +56,8 @@ class ChipConfig:
             v = getattr(self, f)
             need(isinstance(v, int) and v > 0, f"{f} must be a positive integer, got {v!r}")
         need(self.vxm_alus <= 16, f"vxm_alus must be <= 16 (4-bit alu field), got {self.vxm_alus}")
+        need(_pow2(self.mxm_acc_rows) and self.mxm_acc_rows <= 1 << 16,
+             f"mxm_acc_rows must be a power of two <= 65536, got {self.mxm_acc_rows}")
         need(self.vxm_regs <= 16, f"vxm_regs must be <= 16 (4-bit register field), got {self.vxm_regs}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
@@ -128,13 +131,13 @@ def _pow2(v) -> bool:
 
 PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
     ChipConfig("tiny", lanes=16, streams=8, mem_slices=2, mem_words=8192, mxm=1, c2c_links=2,
-               queue_depth=1024, vxm_alus=4, vxm_regs=8, sxm_width=8,
+               queue_depth=1024, vxm_alus=4, vxm_regs=8, sxm_width=8, mxm_acc_rows=512,
                description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
     ChipConfig("fpga", lanes=16, streams=8, mem_slices=4, mem_words=1024, mxm=1, c2c_links=2,
-               queue_depth=512, vxm_alus=2, vxm_regs=8, sxm_width=8,
+               queue_depth=512, vxm_alus=2, vxm_regs=8, sxm_width=8, mxm_acc_rows=256,
                description="ECP5-85F class FPGA bring-up (128 KiB SRAM)"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,
-               queue_depth=4096, vxm_alus=16, vxm_regs=8, sxm_width=16,
+               queue_depth=4096, vxm_alus=16, vxm_regs=8, sxm_width=16, mxm_acc_rows=1024,
                description="published TSP dimensions; emit only (takes minutes)"),
 )}
 

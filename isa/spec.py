@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from .config import ChipConfig, SliceKind
 
-ISA_VERSION = (0, 2)
+ISA_VERSION = (0, 3)
 WORD_BITS = 64          # one instruction word
 OPCODE_BITS = 8
 
@@ -51,6 +51,13 @@ TIMING: dict[str, int] = {
     "sxm_sample": 1,        # source group V(p, t+1+k) is taken
     "sxm_drive": 2,         # the moved vectors are driven on t+2+k
     "sxm_map_write": 1,     # SETMAP: the lane map is written at the end of t+1
+    # MXM instruction issued on cycle t, element k:
+    "mxm_sample": 1,        # MATMUL activation / LW weight rows V(p, t+1+k) are taken
+    "mxm_cfg_write": 1,     # MXMCFG: zero points and signedness written at the end of t+1
+    "mxm_install": 1,       # MATMUL swap=1: the shadow weights become active at the end of t+1
+    "mxm_acc_write": 3,     # MATMUL: element k's accumulator row is written at the end of t+3+k
+    "mxm_accread_access": 1,   # ACCREAD: row k is read on t+1+k (a write at the end of that cycle included)
+    "mxm_accread_drive": 2,    # ACCREAD: row k is driven onto the int32 group on t+2+k
 }
 TIMING_DOC: dict[str, str] = {
     "stream_hop": "a value driven by the slice at p on cycle t is seen at p+1 (east) / p-1 (west) on t+stream_hop",
@@ -71,6 +78,17 @@ TIMING_DOC: dict[str, str] = {
     "sxm_drive": "SXM op issued on t: element k's moved vectors are driven on cycle t+sxm_drive+k",
     "sxm_map_write": "SETMAP issued on t: the lane map is written at the end of cycle t+sxm_map_write; "
                      "PERMUTE elements sampled on later cycles use it",
+    "mxm_sample": "MATMUL / LW issued on t: element k takes its vector(s) passing the MXM on cycle t+mxm_sample+k "
+                  "(LW writes the shadow rows at the end of that cycle)",
+    "mxm_cfg_write": "MXMCFG issued on t: zero points and signedness apply to samples on cycles after "
+                     "t+mxm_cfg_write",
+    "mxm_install": "MATMUL with swap=1 issued on t: the shadow weights become the active weights at the end of "
+                   "t+mxm_install (before LW writes of that same cycle); elements sampled on t+mxm_install or "
+                   "later use them, earlier ones the old weights",
+    "mxm_acc_write": "MATMUL issued on t: element k's accumulator row is written at the end of t+mxm_acc_write+k",
+    "mxm_accread_access": "ACCREAD issued on t: row k is read on t+mxm_accread_access+k and includes a MATMUL "
+                          "write at the end of that same cycle",
+    "mxm_accread_drive": "ACCREAD issued on t: row k is driven onto the int32 group on t+mxm_accread_drive+k",
 }
 
 
@@ -384,7 +402,47 @@ SXM_OPCODES: tuple[Opcode, ...] = (
                          lambda v, cfg, X: v["stream"] + 2 <= cfg.streams),)),
 )
 
-OPCODES = OPCODES + VXM_OPCODES + SXM_OPCODES
+# ---- MXM -------------------------------------------------------------------
+_ACC = Field("acc", 16, 16, doc="first accumulator row (< mxm_acc_rows); rows wrap modulo mxm_acc_rows")
+_GROUP_OK = ("stream group must fit below the last stream",
+             lambda v, cfg, X: v["stream"] + v["width"] <= cfg.streams)
+
+MXM_OPCODES: tuple[Opcode, ...] = (
+    Opcode("MXMCFG", 0x50, (SliceKind.MXM,),
+           (Field("xzp", 16, 8, doc="activation zero point (read with xsigned's type)"),
+            Field("xsigned", 24, 1, doc="activations are int8 (1) or uint8 (0)"),
+            Field("wzp", 32, 8, doc="weight zero point (read with wsigned's type)"),
+            Field("wsigned", 40, 1, doc="weights are int8 (1) or uint8 (0)")),
+           "Set how activation and weight bytes are read: value = byte as int8 or uint8, minus the zero point "
+           "of the same type (so the array multiplies 9-bit signed values). Applies to MATMUL / LW samples "
+           "after t+mxm_cfg_write. At START: int8, zero points 0.",
+           latencies=("mxm_cfg_write",)),
+    Opcode("LW", 0x51, (SliceKind.MXM,),
+           (_STREAM, _DIR, Field("row", 16, 16, doc="first shadow weight row (< lanes)"),
+            Field("width", 40, 7, doc="streams taken per cycle (1..streams)"), _COUNT),
+           "Load weights into the shadow buffer: element k takes the `width` streams from `stream` (dir) and "
+           "writes stream j to shadow row row + k*width + j (row r holds the weights that multiply activation "
+           "lane r, one per output column). Several streams per cycle load a tile in lanes/width cycles.",
+           min_values=(("count", 1), ("width", 1)), latencies=("mxm_sample",),
+           constraints=(_GROUP_OK, ("rows row .. row + width*count - 1 must be < lanes",
+                                    lambda v, cfg, X: v["row"] + v["width"] * v["count"] <= cfg.lanes))),
+    Opcode("MATMUL", 0x52, (SliceKind.MXM,),
+           (_STREAM, _DIR, Field("accumulate", 15, 1, doc="1: add to the accumulator row; 0: overwrite it"),
+            _ACC, Field("swap", 39, 1, doc="1: install the shadow weights first (see mxm_install)"), _COUNT),
+           "Element k: the activation vector x on `stream` (dir) times the active weights, "
+           "y[c] = sum_r x[r] * w[r][c] (int32, wrapping), into accumulator row (acc + k) mod mxm_acc_rows, "
+           "added to it if accumulate=1. One vector per cycle; the queue waits while a previous MATMUL "
+           "still samples after this cycle.",
+           min_values=(("count", 1),), latencies=("mxm_sample", "mxm_install", "mxm_acc_write")),
+    Opcode("ACCREAD", 0x53, (SliceKind.MXM,), (_ACC, _DST, _DDIR, _COUNT),
+           "Drive accumulator rows acc, acc+1, ... (mod mxm_acc_rows) as int32 vectors onto the 4-stream "
+           "group at dst (ddir), one row per cycle.",
+           min_values=(("count", 1),), latencies=("mxm_accread_access", "mxm_accread_drive"),
+           constraints=(("the int32 group (4 streams) must fit below the last stream",
+                         lambda v, cfg, X: v["dst"] + 4 <= cfg.streams),)),
+)
+
+OPCODES = OPCODES + VXM_OPCODES + SXM_OPCODES + MXM_OPCODES
 
 BY_MNEMONIC: dict[str, Opcode] = {o.mnemonic: o for o in OPCODES}
 BY_CODE: dict[int, Opcode] = {o.code: o for o in OPCODES}
@@ -394,12 +452,14 @@ assert len(BY_MNEMONIC) == len(BY_CODE) == len(OPCODES)
 # VXM ALU ops occupy ALU `alu` ("alu" + its number); VSET/VLOAD use none (one register write per cycle).
 ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write",
                           **{a.mnemonic: "alu" for a in ALU_OPS},
-                          **{o.mnemonic: "sxm" for o in SXM_OPCODES}}
+                          **{o.mnemonic: "sxm" for o in SXM_OPCODES},
+                          "LW": "lw", "MATMUL": "mm", "ACCREAD": "accread"}
 
 
 # The TIMING entry at which an engine's first element happens, relative to issue.
 ENGINE_START: dict[str, str] = {"read": "mem_read_access", "write": "mem_write_sample",
-                                "alu": "vxm_sample", "sxm": "sxm_sample"}
+                                "alu": "vxm_sample", "sxm": "sxm_sample",
+                                "lw": "mxm_sample", "mm": "mxm_sample", "accread": "mxm_accread_access"}
 
 
 def engine_of(op: Opcode, operands: dict[str, int]) -> str | None:
@@ -533,9 +593,13 @@ def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
         out.append(("stream", config.streams))
     if "addr" in names:
         out.append(("addr", config.mem_words))
+    if "acc" in names:
+        out.append(("acc", config.mxm_acc_rows))
+    if "row" in names:
+        out.append(("row", config.lanes))
     return out
 
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:
     """Slice kinds that have hardware (and so a queue) in this ISA version."""
-    return (SliceKind.MEM, SliceKind.VXM, SliceKind.SXM)
+    return (SliceKind.MEM, SliceKind.VXM, SliceKind.SXM) + ((SliceKind.MXM,) if config.mxm else ())

@@ -29,6 +29,8 @@ from . import sxm, vxm
 
 T = spec.TIMING
 assert T["vxm_reg_write"] >= T["vxm_sample"] and T["sxm_map_write"] == T["sxm_sample"]
+assert T["mxm_acc_write"] - T["mxm_sample"] >= 2 and T["mxm_install"] == T["mxm_sample"], \
+    "the model multiplies one cycle after the sample and installs weights on the first sample cycle"
 assert T["stream_hop"] == 1, "the fabric model's diagonal bookkeeping assumes one hop per cycle"
 
 
@@ -79,6 +81,19 @@ class _VxmSlice(_Slice):
 
 
 @dataclass
+class _MxmSlice(_Slice):
+    shadow: np.ndarray = None    # int64 [lanes (row r = activation lane), lanes (column)]: 9-bit values
+    active: np.ndarray = None
+    acc: np.ndarray = None       # int64 [mxm_acc_rows, lanes]: int32 values
+    cfg: tuple = (0, 1, 0, 1)    # xzp byte, xsigned, wzp byte, wsigned
+
+
+# events of one cycle on an MXM run in this order: reads of the active weights, accumulator
+# writes, accumulator reads (which see a same-cycle write), then the weight install
+_MXM_ORDER = {"mul": 0, "acc": 1, "accread": 2, "swap": 3}
+
+
+@dataclass
 class _SxmSlice(_Slice):
     lane_map: np.ndarray = None  # int64 [lanes]
 
@@ -107,7 +122,12 @@ class Golden:
                      for s in cfg.slices_of(SliceKind.VXM)}
         self.sxms = {s.position: _SxmSlice(s.position, SliceKind.SXM, lane_map=np.arange(cfg.lanes, dtype=np.int64))
                      for s in cfg.slices_of(SliceKind.SXM)}
-        self.slices: dict[int, _Slice] = {**self.mems, **self.vxms, **self.sxms}
+        L = cfg.lanes
+        self.mxms = {s.position: _MxmSlice(s.position, SliceKind.MXM, shadow=np.zeros((L, L), np.int64),
+                                           active=np.zeros((L, L), np.int64),
+                                           acc=np.zeros((cfg.mxm_acc_rows, L), np.int64))
+                     for s in cfg.slices_of(SliceKind.MXM)}
+        self.slices: dict[int, _Slice] = {**self.mems, **self.vxms, **self.sxms, **self.mxms}
         for pos, words in program.queues.items():
             self.slices[pos].queue = _Queue(list(words))
         # fabric: (dir, stream) -> diagonal -> list of (position, value bytes)
@@ -197,7 +217,10 @@ class Golden:
             # 1. events due this cycle; writes to state (SRAM, registers, lane maps) happen at the end
             late = []
             for sl in slices:
-                for kind, args in sl.events.pop(t, ()):
+                events = sl.events.pop(t, ())
+                if sl.kind == SliceKind.MXM:
+                    events = sorted(events, key=lambda e: _MXM_ORDER.get(e[0], 9))
+                for kind, args in events:
                     late += self._event(sl, t, kind, args)
             # 2. issue
             error = None
@@ -263,6 +286,21 @@ class Golden:
                 sl.events[t + T["vxm_sample"] + k].append(("alu", (t + k, mnemonic, ops)))
         elif mnemonic == "SETMAP":
             sl.events[t + T["sxm_sample"]].append(("setmap", (t, ops)))
+        elif mnemonic == "MXMCFG":
+            sl.events[t + T["mxm_cfg_write"]].append(("mxcfg", (ops["xzp"], ops["xsigned"], ops["wzp"], ops["wsigned"])))
+        elif mnemonic == "LW":
+            for k in range(count):
+                sl.events[t + T["mxm_sample"] + k].append(("lw", (ops, k)))
+        elif mnemonic == "MATMUL":
+            if ops["swap"]:
+                sl.events[t + T["mxm_install"]].append(("swap", None))
+            for k in range(count):
+                row = (ops["acc"] + k) % cfg.mxm_acc_rows
+                sl.events[t + T["mxm_sample"] + k].append(("mmx", (ops, row)))
+        elif mnemonic == "ACCREAD":
+            for k in range(count):
+                row = (ops["acc"] + k) % cfg.mxm_acc_rows
+                sl.events[t + T["mxm_accread_access"] + k].append(("accread", (t + k, row, ops)))
         else:                                       # SXM lane movement
             for k in range(count):
                 sl.events[t + T["sxm_sample"] + k].append(("sxm", (t + k, mnemonic, ops)))
@@ -354,6 +392,39 @@ class Golden:
             else:
                 y = sxm.transpose(x)
             self._group_drive(sl, issued + T["sxm_drive"], (0, y, ops["dst"], ops["ddir"]))
+        elif kind == "mxcfg":
+            def write():
+                sl.cfg = args
+            return [write]
+        elif kind == "lw":
+            ops, k = args
+            _, _, wzp, ws = sl.cfg
+            rows = [(ops["row"] + k * ops["width"] + j,
+                     _mxm_value(self.stream_value(ops["dir"], ops["stream"] + j, sl.position, t), wzp, ws))
+                    for j in range(ops["width"])]
+
+            def write():
+                for r, v in rows:
+                    sl.shadow[r] = v
+            return [write]
+        elif kind == "mmx":           # activation sampled; multiplied with the weights active next cycle
+            ops, row = args
+            xzp, xs, _, _ = sl.cfg
+            x = _mxm_value(self.stream_value(ops["dir"], ops["stream"], sl.position, t), xzp, xs)
+            sl.events[t + 1].append(("mul", (x, row, ops["accumulate"])))
+        elif kind == "mul":
+            x, row, accumulate = args
+            y = x @ sl.active
+            sl.events[t + T["mxm_acc_write"] - T["mxm_sample"] - 1].append(("acc", (y, row, accumulate)))
+        elif kind == "acc":           # read-modify-write, visible to reads later in this cycle
+            y, row, accumulate = args
+            sl.acc[row] = vxm.wrap((sl.acc[row] if accumulate else 0) + y, int(spec.DType.I32))
+        elif kind == "accread":
+            issued, row, ops = args
+            planes = vxm.to_planes(sl.acc[row], int(spec.DType.I32))
+            self._group_drive(sl, issued + T["mxm_accread_drive"], (0, planes, ops["dst"], ops["ddir"]))
+        elif kind == "swap":
+            sl.active = sl.shadow.copy()
         else:
             raise AssertionError(kind)
         return []
@@ -365,6 +436,16 @@ class Golden:
                 args.append(entry)
                 return
         sl.events[when].append(("drive_group", [entry]))
+
+
+def _mxm_value(vector: np.ndarray, zp: int, signed: int) -> np.ndarray:
+    """MXM operand bytes read as int8 (signed) or uint8, minus the zero point of the same type."""
+    v = vector.astype(np.int64)
+    z = int(zp)
+    if signed:
+        v = np.where(v >= 128, v - 256, v)
+        z = z - 256 if z >= 128 else z
+    return v - z
 
 
 def run(program: Program) -> tuple[Golden, RunResult]:

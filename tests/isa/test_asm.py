@@ -156,8 +156,6 @@ ERRORS = [
     (".queue", 2, r"\.queue takes one slice name or position, got 0 arguments"),
     (".queue MEM_Q", 2, r"unknown slice 'MEM_Q'; slices are MXM_W0, SXM_W, MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1, SXM_E, MXM_E0$"),
     (".queue 9", 2, r"no slice at position 9; config tiny has positions 0\.\.8"),
-    (".queue MXM_E0", 2, r"MXM_E0 \(position 8\): MXM slices have no instruction queue in ISA 0\.2; slices with queues are "
-                      r"SXM_W, MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1, SXM_E"),
     (".config fpga", 2, r"\.config fpga does not match the config being assembled for \('tiny'\)"),
     (".config", 2, r"\.config takes one config name"),
     (".mem VXM addr=0", 2, r"not a MEM slice: VXM \(position 4\) is a VXM slice; MEM slices are MEM_W1, MEM_W0, MEM_E0, MEM_E1"),
