@@ -274,6 +274,42 @@ class Chip(wiring.Component):
             busy.append(sig["busy"])
             errs.append((p, sig["err"], sig["err_code"], sig["err_pc"]))
             qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
+        for sl in cfg.slices_of(SliceKind.MXM):
+            p = sl.position
+            e_in, w_in = arriving(p)
+            ctrl = signals("mxm_ctrl", sl.name)
+            m.d.comb += [ctrl["running"].eq(running)] + host_queue(ctrl, p)
+            pad = [Const(0, W)] * S
+            e_arr, w_arr = Array(list(e_in) + pad), Array(list(w_in) + pad)
+            m.d.comb += ctrl["x_in"].eq(Mux(ctrl["x_dir"], w_arr[ctrl["x_stream"]], e_arr[ctrl["x_stream"]]))
+            lw = [Signal(W, name=f"{sl.name}_lw{j}") for j in range(S)]
+            for j, v in enumerate(lw):
+                m.d.comb += v.eq(Mux(ctrl["lw_dir"], w_arr[ctrl["lw_stream"] + j], e_arr[ctrl["lw_stream"] + j]))
+            ys = []
+            shared = ["x", "lw_we", "lw_row", "lw_width", "wzp", "wsigned", "swap", "clear"]
+            for c in range(cfg.lanes):
+                y = Signal(32, name=f"{sl.name}_col{c}_y")
+                ys.append(y)
+                m.submodules[f"{sl.name}_col{c}"] = instance(
+                    "mxm_column", self.units["mxm_column"], y=y,
+                    lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)), **{n: ctrl[n] for n in shared})
+            m.d.comb += ctrl["y"].eq(Cat(*ys))
+            m.submodules[sl.name] = instance("mxm_ctrl", self.units["mxm_ctrl"], **ctrl)
+            planes = Array(Cat(*(ctrl["out"][32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(cfg.lanes)))
+                           for j in range(4))
+            e_en, w_en = Signal(S, name=f"{sl.name}_e_en"), Signal(S, name=f"{sl.name}_w_en")
+            data = []
+            for s in range(S):
+                plane = Const(s, 8) - ctrl["dst"]
+                hit = ctrl["drive"] & (plane < 4)
+                if s < S - 1:
+                    hit = hit & (ctrl["dst"] <= s)
+                m.d.comb += [e_en[s].eq(hit & ~ctrl["ddir"]), w_en[s].eq(hit & ctrl["ddir"])]
+                data.append(planes[plane[:2]])
+            drives[p] = (e_en, w_en, data, data)
+            busy.append(ctrl["busy"])
+            errs.append((p, ctrl["err"], ctrl["err_code"], ctrl["err_pc"]))
+            qlen_mux = Mux(q_hits[p], ctrl["q_len"], qlen_mux)
         errs.sort(key=lambda e: e[0])
 
         for sl in cfg.floorplan:

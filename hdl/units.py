@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In
 from isa.config import ChipConfig
 
 from .mem_slice import MemSlice
+from .mxm import MxmColumn, MxmControl
 from .stream_lane import StreamLane
 from .sxm import SxmSlice
 from .vxm import VxmControl, VxmLane
@@ -18,7 +19,8 @@ from .vxm import VxmControl, VxmLane
 def units(config: ChipConfig) -> dict:
     """Module name -> component, for every unit the chip instantiates."""
     return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config),
-            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config)}
+            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config),
+            **({"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)} if config.mxm else {})}
 
 
 def instance(module_name: str, component, **connections) -> Instance:

@@ -1,0 +1,206 @@
+"""MXM slice: a weight-stationary lanes x lanes int8 array with int32 accumulators.
+
+Two units, so wide configurations stay under Amaranth's input-port limit and emit quickly:
+`MxmColumn` (one output column: a shadow and an active weight for every activation lane, the
+dot product) and `MxmControl` (queue, engines, zero points, the accumulator memory, read-out).
+The chip instantiates one control and `lanes` columns per MXM. For a MATMUL issued on t,
+element k sampled on c = t+1+k (spec.TIMING):
+
+    c     activation bytes read as int8/uint8 minus the zero point (9-bit)  -> register
+    c+1   every column: sum_r x[r] * w[r][col] with its active weights       -> register
+          accumulator row presented to a read port (transparent: sees a write this cycle)
+    c+2   row = (accumulate ? row : 0) + y, written at the end of the cycle   (mxm_acc_write)
+
+MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
+at the end of each sample cycle (a same-cycle install copies the rows as they were before).
+"""
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+
+from .queue import InstructionQueue
+
+NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write": 3,
+           "mxm_accread_access": 1, "mxm_accread_drive": 2}
+
+
+def _check_timing():
+    for k, v in NATURAL.items():
+        if spec.TIMING[k] != v:
+            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+
+
+def operand9(byte, zp, is_signed):
+    """An MXM operand byte read as int8 or uint8, minus the zero point of the same type: signed(10)."""
+    v = Mux(is_signed, byte.as_signed(), byte.as_unsigned())
+    z = Mux(is_signed, zp.as_signed(), zp.as_unsigned())
+    return v - z
+
+
+class MxmColumn(wiring.Component):
+    def __init__(self, config: ChipConfig):
+        _check_timing()
+        self.config = config
+        L, S = config.lanes, config.streams
+        super().__init__({
+            "clear": In(1),
+            "x": In(10 * L),                 # activation lanes, signed 10-bit each (registered by the control)
+            "lw_we": In(1), "lw_row": In(16), "lw_width": In(7), "lw_bytes": In(8 * S),   # byte of this column
+            "wzp": In(8), "wsigned": In(1),
+            "swap": In(1),
+            "y": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, S = self.config.lanes, self.config.streams
+        shadow = Array(Signal(signed(10), name=f"shadow{r}") for r in range(L))
+        active = [Signal(signed(10), name=f"w{r}") for r in range(L)]
+        with m.If(self.clear):
+            m.d.sync += [w.eq(0) for w in active] + [w.eq(0) for w in shadow]
+        with m.Else():
+            with m.If(self.swap):
+                m.d.sync += [a.eq(sh) for a, sh in zip(active, shadow)]
+            with m.If(self.lw_we):
+                for j in range(S):
+                    with m.If(j < self.lw_width):
+                        m.d.sync += shadow[(self.lw_row + j)[:max(L - 1, 1).bit_length()]].eq(
+                            operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned))
+        x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
+        products = [x[r] * active[r] for r in range(L)]
+        while len(products) > 1:                     # balanced adder tree
+            products = [products[i] + products[i + 1] if i + 1 < len(products) else products[i]
+                        for i in range(0, len(products), 2)]
+        m.d.sync += self.y.eq(products[0])
+        return m
+
+
+class MxmControl(wiring.Component):
+    def __init__(self, config: ChipConfig):
+        _check_timing()
+        self.config = config
+        L, S, W = config.lanes, config.streams, config.word_bits
+        qbits = (config.queue_depth - 1).bit_length()
+        super().__init__({
+            "running": In(1),
+            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+            "clear": Out(1),
+            "x_stream": Out(range(S)), "x_dir": Out(1), "x_in": In(W), "x": Out(10 * L),
+            "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_we": Out(1), "lw_row": Out(16), "lw_width": Out(7),
+            "wzp": Out(8), "wsigned": Out(1), "swap": Out(1),
+            "y": In(32 * L),
+            "drive": Out(1), "dst": Out(range(S)), "ddir": Out(1), "out": Out(32 * L),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        L, S = cfg.lanes, cfg.streams
+        rows = cfg.mxm_acc_rows
+        rb = max(rows - 1, 1).bit_length()
+        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.MXM)
+        m.d.comb += [
+            q.running.eq(self.running),
+            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
+            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
+            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
+            self.clear.eq(~self.running),
+        ]
+        fields = {}
+        for op in spec.MXM_OPCODES:
+            for f in op.fields:
+                fields.setdefault(f.name, f)
+
+        def fld(name):
+            f = fields[name]
+            return q.head[f.lsb:f.lsb + f.width]
+
+        # ---- MXMCFG: written at the end of the cycle after issue -------------------------------
+        xzp, xsigned = Signal(8), Signal(init=1)
+        cfg_pending = Signal()
+        new_cfg = Signal(18)
+        m.d.comb += q.ready_mxmcfg.eq(1)
+        m.d.sync += cfg_pending.eq(q.issue_mxmcfg)
+        with m.If(q.issue_mxmcfg):
+            m.d.sync += new_cfg.eq(Cat(fld("xzp"), fld("xsigned"), fld("wzp"), fld("wsigned")))
+        with m.If(~self.running):
+            m.d.sync += [xzp.eq(0), xsigned.eq(1), self.wzp.eq(0), self.wsigned.eq(1)]
+        with m.Elif(cfg_pending):
+            m.d.sync += [xzp.eq(new_cfg[:8]), xsigned.eq(new_cfg[8]), self.wzp.eq(new_cfg[9:17]),
+                         self.wsigned.eq(new_cfg[17])]
+
+        # ---- LW engine ----------------------------------------------------------------------------
+        lw_active, lw_left = Signal(), Signal(16)
+        m.d.comb += q.ready_lw.eq(~(lw_active & (lw_left > 1)))
+        with m.If(q.issue_lw):
+            m.d.sync += [lw_active.eq(1), lw_left.eq(fld("count")), self.lw_row.eq(fld("row")),
+                         self.lw_width.eq(fld("width")), self.lw_stream.eq(fld("stream")), self.lw_dir.eq(fld("dir"))]
+        with m.If(self.running & lw_active):
+            m.d.sync += [lw_left.eq(lw_left - 1), self.lw_row.eq(self.lw_row + self.lw_width)]
+            with m.If(lw_left == 1):
+                m.d.sync += lw_active.eq(0)
+        with m.If(~self.running):
+            m.d.sync += lw_active.eq(0)
+        m.d.comb += self.lw_we.eq(self.running & lw_active)
+
+        # ---- MATMUL engine and the accumulator pipeline ---------------------------------------------
+        mm_active, mm_left = Signal(), Signal(16)
+        mm_row, mm_accum = Signal(rb), Signal()
+        m.d.comb += q.ready_matmul.eq(~(mm_active & (mm_left > 1)))
+        swap_pending = Signal()
+        m.d.sync += swap_pending.eq(q.issue_matmul & fld("swap"))
+        m.d.comb += self.swap.eq(swap_pending & self.running)
+        with m.If(q.issue_matmul):
+            m.d.sync += [mm_active.eq(1), mm_left.eq(fld("count")), mm_row.eq(fld("acc")),
+                         mm_accum.eq(fld("accumulate")), self.x_stream.eq(fld("stream")), self.x_dir.eq(fld("dir"))]
+        with m.If(self.running & mm_active):
+            m.d.sync += [mm_left.eq(mm_left - 1), mm_row.eq(mm_row + 1)]
+            with m.If(mm_left == 1):
+                m.d.sync += mm_active.eq(0)
+        with m.If(~self.running):
+            m.d.sync += mm_active.eq(0)
+        # c: sample
+        x_bytes = [self.x_in[8 * r:8 * r + 8] for r in range(L)]
+        m.d.sync += self.x.eq(Cat(*(operand9(b, xzp, xsigned)[:10] for b in x_bytes)))
+        v1, row1, acc1 = Signal(), Signal(rb), Signal()
+        m.d.sync += [v1.eq(self.running & mm_active), row1.eq(mm_row), acc1.eq(mm_accum)]
+        # c+1: columns multiply; accumulator row read (transparent)
+        m.submodules.acc = acc = Memory(shape=32 * L, depth=rows, init=[])
+        wr = acc.write_port()
+        rmw = acc.read_port(transparent_for=(wr,))
+        rd = acc.read_port(transparent_for=(wr,))
+        v2, row2, acc2 = Signal(), Signal(rb), Signal()
+        m.d.sync += [v2.eq(v1 & self.running), row2.eq(row1), acc2.eq(acc1)]
+        m.d.comb += [rmw.addr.eq(row1), rmw.en.eq(1)]
+        # c+2: add and write
+        total = Cat(*((Mux(acc2, rmw.data[32 * c:32 * c + 32], 0) + self.y[32 * c:32 * c + 32])[:32]
+                      for c in range(L)))
+        m.d.comb += [wr.addr.eq(row2), wr.data.eq(total), wr.en.eq(v2 & self.running)]
+
+        # ---- ACCREAD engine -------------------------------------------------------------------------
+        ar_active, ar_left, ar_row = Signal(), Signal(16), Signal(rb)
+        ar_dst, ar_ddir = Signal(range(S)), Signal()
+        m.d.comb += q.ready_accread.eq(~(ar_active & (ar_left > 1)))
+        with m.If(q.issue_accread):
+            m.d.sync += [ar_active.eq(1), ar_left.eq(fld("count")), ar_row.eq(fld("acc")),
+                         ar_dst.eq(fld("dst")), ar_ddir.eq(fld("ddir"))]
+        with m.If(self.running & ar_active):
+            m.d.sync += [ar_left.eq(ar_left - 1), ar_row.eq(ar_row + 1)]
+            with m.If(ar_left == 1):
+                m.d.sync += ar_active.eq(0)
+        with m.If(~self.running):
+            m.d.sync += ar_active.eq(0)
+        m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]
+        dv = Signal()
+        m.d.sync += [dv.eq(self.running & ar_active), self.dst.eq(ar_dst), self.ddir.eq(ar_ddir)]
+        m.d.comb += [self.drive.eq(dv & self.running), self.out.eq(rd.data)]
+
+        busy = [q.busy, cfg_pending, lw_active, mm_active, v1, v2, swap_pending, ar_active, dv]
+        m.d.comb += self.busy.eq(self.running & Cat(*busy).any())
+        return m
