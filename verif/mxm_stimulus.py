@@ -93,7 +93,8 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray, xzp: int = 0,
             t_mm = st["t"] + k + lw_cycles
             last_mm = t_mm
             st["t"] = max(t_mm, t_mm + M - lw_cycles)       # next LW after this install, next MATMUL after this one
-        # read-out: after the last accumulator write, one row per cycle, each MEM slice storing a plane
+        # read-out: at the earliest legal cycle, so the last row is read on the very cycle it is
+        # written (a transparent read); one row per cycle, each MEM slice storing a plane
         ready = last_mm + T["mxm_acc_write"] + M - 1 - T["mxm_accread_access"]
         start = max(ready, write_cursor)
 
