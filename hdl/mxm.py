@@ -138,13 +138,14 @@ class MxmControl(wiring.Component):
         # ---- LW engine ----------------------------------------------------------------------------
         lw_active, lw_left = Signal(), Signal(16)
         m.d.comb += q.ready_lw.eq(~(lw_active & (lw_left > 1)))
-        with m.If(q.issue_lw):
-            m.d.sync += [lw_active.eq(1), lw_left.eq(fld("count")), self.lw_row.eq(fld("row")),
-                         self.lw_width.eq(fld("width")), self.lw_stream.eq(fld("stream")), self.lw_dir.eq(fld("dir"))]
+        # the element counter steps first; an issue on the same cycle (back to back) overrides it
         with m.If(self.running & lw_active):
             m.d.sync += [lw_left.eq(lw_left - 1), self.lw_row.eq(self.lw_row + self.lw_width)]
             with m.If(lw_left == 1):
                 m.d.sync += lw_active.eq(0)
+        with m.If(q.issue_lw):
+            m.d.sync += [lw_active.eq(1), lw_left.eq(fld("count")), self.lw_row.eq(fld("row")),
+                         self.lw_width.eq(fld("width")), self.lw_stream.eq(fld("stream")), self.lw_dir.eq(fld("dir"))]
         with m.If(~self.running):
             m.d.sync += lw_active.eq(0)
         m.d.comb += self.lw_we.eq(self.running & lw_active)
@@ -156,13 +157,13 @@ class MxmControl(wiring.Component):
         swap_pending = Signal()
         m.d.sync += swap_pending.eq(q.issue_matmul & fld("swap"))
         m.d.comb += self.swap.eq(swap_pending & self.running)
-        with m.If(q.issue_matmul):
-            m.d.sync += [mm_active.eq(1), mm_left.eq(fld("count")), mm_row.eq(fld("acc")),
-                         mm_accum.eq(fld("accumulate")), self.x_stream.eq(fld("stream")), self.x_dir.eq(fld("dir"))]
         with m.If(self.running & mm_active):
             m.d.sync += [mm_left.eq(mm_left - 1), mm_row.eq(mm_row + 1)]
             with m.If(mm_left == 1):
                 m.d.sync += mm_active.eq(0)
+        with m.If(q.issue_matmul):
+            m.d.sync += [mm_active.eq(1), mm_left.eq(fld("count")), mm_row.eq(fld("acc")),
+                         mm_accum.eq(fld("accumulate")), self.x_stream.eq(fld("stream")), self.x_dir.eq(fld("dir"))]
         with m.If(~self.running):
             m.d.sync += mm_active.eq(0)
         # c: sample
@@ -187,13 +188,13 @@ class MxmControl(wiring.Component):
         ar_active, ar_left, ar_row = Signal(), Signal(16), Signal(rb)
         ar_dst, ar_ddir = Signal(range(S)), Signal()
         m.d.comb += q.ready_accread.eq(~(ar_active & (ar_left > 1)))
-        with m.If(q.issue_accread):
-            m.d.sync += [ar_active.eq(1), ar_left.eq(fld("count")), ar_row.eq(fld("acc")),
-                         ar_dst.eq(fld("dst")), ar_ddir.eq(fld("ddir"))]
         with m.If(self.running & ar_active):
             m.d.sync += [ar_left.eq(ar_left - 1), ar_row.eq(ar_row + 1)]
             with m.If(ar_left == 1):
                 m.d.sync += ar_active.eq(0)
+        with m.If(q.issue_accread):
+            m.d.sync += [ar_active.eq(1), ar_left.eq(fld("count")), ar_row.eq(fld("acc")),
+                         ar_dst.eq(fld("dst")), ar_ddir.eq(fld("ddir"))]
         with m.If(~self.running):
             m.d.sync += ar_active.eq(0)
         m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]
