@@ -9,6 +9,10 @@
 * <sim>_unload_words_per_s: the same words read back over the AXI4-Stream unload port
 * yosys_cells_tiny:        generic yosys cell count of the tiny chip (memories kept as $mem_v2 cells),
                            with yosys_flipflops_tiny and yosys_memories_tiny; about 2.5 minutes
+* gemm256_mac_utilization: GEMM 256x256x256 int8 on tiny with both MXMs: MACs / (cycles x MACs
+                           per cycle of both arrays), start to done (weight loads, fill, drain,
+                           read-out to SRAM included); also on Verilator, cycle counts equal
+* gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice); the chip-level multiplexers that pick
                            stream groups for them are counted in the chip, not here
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isa.config import get_config
+from isa.config import SliceKind, get_config
 from isa.image import save
 from sim.golden import Golden
 from verif.stimulus import random_transfer_program
@@ -78,12 +82,69 @@ def unit_cells(config: str, unit: str) -> int:
     return int(cells.group(1))
 
 
+def mxm_figures(sims: list[str]) -> int:
+    """GEMM 256x256x256 and GEMV 1x256 . 256x256 on tiny (bench/gemm.py) on the golden model and
+    the RTL simulators, C checked against numpy on every target; prints the figures."""
+    from bench import gemm
+    from verif import run as runner
+    cfg = get_config("tiny")
+    rng = np.random.default_rng(2026)
+    n = 256
+    A = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    B = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    x = rng.integers(-128, 128, (1, n)).astype(np.int8)
+    macs_per_cycle = 2 * cfg.mxm * cfg.lanes * cfg.lanes
+    cases = [("gemm256", gemm.gemm_program(cfg, A, B), A.astype(np.int32) @ B.astype(np.int32)),
+             ("gemv256", gemm.gemv_program(cfg, x, B), x.astype(np.int32) @ B.astype(np.int32))]
+    for name, (program, layout), want in cases:
+        g = Golden(program)
+        res = g.run()
+        if not np.array_equal(gemm.read_c(g.memory, layout), want):
+            print(f"error: {name}: golden result differs from numpy", file=sys.stderr)
+            return 1
+        reads = gemm.sram_words_read(program)
+
+        def figure(cycles):
+            if name == "gemm256":
+                return "mac_utilization", n ** 3 / (cycles * macs_per_cycle)
+            return "sram_bandwidth_fraction", reads / (cycles * len(cfg.slices_of(SliceKind.MEM)))
+        label, value = figure(res.cycles)
+        print(f"{name}_cycles: {res.cycles}")
+        print(f"{name}_{label}: {value:.4f}")
+        if name == "gemv256":
+            print(f"{name}_sram_words_read: {reads}")
+        path = Path(tempfile.mkstemp(suffix=".bin")[1])
+        save(program, path)
+        regions = {}
+        for order, addr in layout["tiles"].values():
+            for p in order:
+                lo, hi = regions.get(p, (addr, addr))
+                regions[p] = (min(lo, addr), max(hi, addr + layout["M"]))
+        dumps = [(p, lo, hi - lo) for p, (lo, hi) in sorted(regions.items())]
+        for sim in sims:
+            report, words = runner.run(path, sim, "tiny", dumps)
+            mem = {p: np.zeros((cfg.mem_words, cfg.lanes), np.uint8) for p, _, _ in dumps}
+            for (p, lo, cnt) in dumps:
+                mem[p][lo:lo + cnt] = words[f"{cfg.floorplan[p].name}@{lo:#x}"]
+            ok = np.array_equal(gemm.read_c(lambda p: mem[p], layout), want)
+            print(f"{name}_cycles_{sim}: {report['cycles']}")
+            print(f"{name}_{label}_{sim}: {figure(report['cycles'])[1]:.4f}")
+            if report["cycles"] != res.cycles or not ok:
+                print(f"error: {name} on {sim}: {report['cycles']} cycles (golden {res.cycles}), "
+                      f"result {'matches' if ok else 'differs from'} numpy", file=sys.stderr)
+                return 1
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sims", default="icarus,verilator")
     ap.add_argument("--skip-synth", action="store_true")
     ap.add_argument("--cycles", type=int, default=20000, help="minimum program length for speed runs")
+    ap.add_argument("--only-mxm", action="store_true", help="only the GEMM / GEMV figures")
     args = ap.parse_args(argv)
+    if args.only_mxm:
+        return mxm_figures([s for s in args.sims.split(",") if s == "verilator"])
     cfg = get_config("tiny")
     program = random_transfer_program(cfg, np.random.default_rng(2026), min_cycles=args.cycles)
     cycles, speed = golden_speed(program)
@@ -100,6 +161,9 @@ def main(argv=None) -> int:
         if c != cycles:
             print(f"error: {sim} ran {c} cycles, golden {cycles}", file=sys.stderr)
             return 1
+    rc = mxm_figures([s for s in args.sims.split(",") if s == "verilator"])
+    if rc:
+        return rc
     if not args.skip_synth:
         for key, value in yosys_cells("tiny").items():
             print(f"yosys_{key}_tiny: {value}")
