@@ -6,7 +6,8 @@ import pytest
 
 from verif.rtl_build import run_cocotb
 
-CASES = ["mxm_gemm_signedness", "mxm_long_accumulation", "mxm_install_timing", "mxm_illegal_words"]
+CASES = ["mxm_gemm_signedness", "mxm_long_accumulation", "mxm_install_timing", "mxm_bench_schedules",
+         "mxm_illegal_words"]
 
 
 @pytest.mark.rtl
