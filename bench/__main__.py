@@ -14,7 +14,8 @@
                            read-out to SRAM included); also on Verilator, cycle counts equal
 * gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
-  yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice); the chip-level multiplexers that pick
+  yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +
+                           lanes x mxm_column); the chip-level multiplexers that pick
                            stream groups for them are counted in the chip, not here
 """
 from __future__ import annotations
@@ -174,6 +175,8 @@ def main(argv=None) -> int:
             print(f"yosys_cells_vxm_lane_{name}: {lane}")
             print(f"yosys_cells_vxm_{name}: {ctrl + lanes * lane}")
             print(f"yosys_cells_sxm_{name}: {sxm}")
+            mctrl, mcol = unit_cells(name, "mxm_ctrl"), unit_cells(name, "mxm_column")
+            print(f"yosys_cells_mxm_{name}: {mctrl + lanes * mcol}")
     return 0
 
 
