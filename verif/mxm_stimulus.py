@@ -20,7 +20,6 @@ from .vxm_stimulus import Planner
 
 T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
-C_BASE = 0x1000          # where C's byte planes are written in every MEM slice
 
 
 def mxm_values(rng: np.random.Generator, shape, signed: bool) -> np.ndarray:
@@ -69,7 +68,7 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray, xzp: int = 0,
                                                                   "wzp": wzp & 0xFF, "wsigned": ws})]))
     if M > config.mxm_acc_rows:
         raise ValueError(f"M = {M} rows do not fit mxm_acc_rows {config.mxm_acc_rows}")
-    c_addr = C_BASE
+    c_addr = config.mem_words // 2          # C's byte planes go to the upper half of every MEM slice
     lw_cycles = L // lw_width
     for nt in range(nt_n):
         st = state[mxms[nt % len(mxms)].name]
@@ -101,20 +100,26 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray, xzp: int = 0,
         def readout(k, start=start, sl=sl, out=st["out"], acc=st["acc"], addr=c_addr):
             t_ar = start + k
             ins = [(sl.name, t_ar, "ACCREAD", {"acc": acc, "dst": 4, "ddir": out, "count": M})]
-            for j, p in enumerate(sorted(mems, reverse=(out == W))):
+            for j, p in enumerate(_path(mems, sl.position, out)):
                 arrive = t_ar + T["mxm_accread_drive"] + abs(p - sl.position)
                 ins.append((p, arrive - T["mem_write_sample"], "WRITE",
                             {"stream": 4 + j, "dir": out, "addr": addr, "stride": 1, "count": M}))
             return [], ins
         k = pl.plan(start, readout)
         t_ar = start + k
-        order = sorted(mems, reverse=(st["out"] == W))
+        order = _path(mems, sl.position, st["out"])
         rows_of[nt] = (order, c_addr)
         c_addr += M
         write_cursor = t_ar + M + 4
         st["acc"] = (st["acc"] + M) % config.mxm_acc_rows if 2 * M <= config.mxm_acc_rows else 0
         st["n"] += 1
     return pl.program(), {"rows": rows_of, "M": M, "N": N, "lanes": L}
+
+
+def _path(mems, position, out):
+    """The four MEM slices nearest the MXM along its read-out direction: byte planes 0..3."""
+    ahead = [p for p in mems if (p > position if out == E else p < position)]
+    return sorted(ahead, key=lambda p: abs(p - position))[:4]
 
 
 def read_c(memory_of, layout) -> np.ndarray:

@@ -16,6 +16,12 @@ def test_mxm(sim, case):
     run_cocotb(sim, "verif.tb_mxm", testcase=case)
 
 
+@pytest.mark.rtl
+def test_mxm_fpga_preset(sim):
+    """The same GEMM checks on `fpga` (4 MEM slices per hemisphere, 256 accumulator rows)."""
+    run_cocotb(sim, "verif.tb_mxm", testcase="mxm_gemm_signedness", config="fpga")
+
+
 def test_every_cocotb_test_is_listed():
     tree = ast.parse((Path(__file__).parents[2] / "verif" / "tb_mxm.py").read_text())
     defined = [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
