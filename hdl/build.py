@@ -37,7 +37,19 @@ def input_bits(component) -> int:
     return sum(Shape.cast(m.shape).width for m in component.signature.members.values() if m.flow == In)
 
 
-def emit(config_name: str, out: Path, log=print) -> dict:
+# Bit-level multiplexer inputs of the widest selections, beyond which Amaranth 0.5's netlist
+# outgrows a 24 GiB machine (docs/DECISIONS.md, "tsp does not emit with the compute slices").
+MAX_MUX_BITS = 4_000_000
+
+
+def mux_bits(cfg) -> dict[str, int]:
+    """Estimated bit-level multiplexer inputs of the selections that grow quadratically."""
+    return {"SXM lane crossbar": cfg.lanes * cfg.lanes * cfg.sxm_width * 8,
+            "VXM stream-group selection": cfg.vxm_alus * 3 * 4 * (2 * cfg.streams) * cfg.word_bits,
+            "MXM weight-load selection": cfg.streams * 2 * cfg.streams * cfg.word_bits}
+
+
+def emit(config_name: str, out: Path, log=print, force: bool = False) -> dict:
     """Emit Verilog + manifest for one preset into `out`; returns the manifest."""
     from amaranth.back import verilog
     from amaranth.hdl import Shape
@@ -46,6 +58,12 @@ def emit(config_name: str, out: Path, log=print) -> dict:
     from .chip import Chip
 
     cfg = get_config(config_name)
+    too_big = {k: v for k, v in mux_bits(cfg).items() if v > MAX_MUX_BITS}
+    if too_big and not force:
+        what = ", ".join(f"{k} ~{v / 1e6:.0f}M" for k, v in too_big.items())
+        raise BuildError(f"config {cfg.name!r}: {what} bit-level multiplexer inputs, beyond what this emission "
+                         f"path builds in memory (limit {MAX_MUX_BITS / 1e6:.0f}M; see docs/DECISIONS.md); "
+                         f"--force tries anyway")
     out = Path(out)
     (out / "units").mkdir(parents=True, exist_ok=True)
     chip = Chip(cfg)
@@ -84,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=DEFAULT, help=f"preset name (default {DEFAULT})")
     ap.add_argument("--out", type=Path, help="output directory (default build/<config>)")
     ap.add_argument("--list", action="store_true", help="list the presets and exit")
+    ap.add_argument("--force", action="store_true", help="emit even a configuration over the size guard")
     args = ap.parse_args(argv)
     if args.list:
         for c in PRESETS.values():
@@ -99,7 +118,7 @@ def main(argv=None) -> int:
     print(f"emitting config {args.config!r} into {out}/")
     t0 = time.time()
     try:
-        emit(args.config, out)
+        emit(args.config, out, force=args.force)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -58,10 +58,17 @@ def test_every_preset_fits_amaranths_port_limit():
             assert input_bits(unit) <= MAX_INPUT_BITS, (cfg.name, name, input_bits(unit))
 
 
+def test_oversized_preset_is_refused_with_a_clear_error():
+    """tsp's quadratic selections exceed the emission path's memory: refused in one line, fast."""
+    r = _cli("--config", "tsp", "--out", "/tmp/never")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "SXM lane crossbar" in r.stderr and "--force" in r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known limitation since ISA 0.2/0.3 (docs/DECISIONS.md): Amaranth's "
                    "bit-level netlist of tsp's full-width SXM crossbar and VXM/MXM stream-group multiplexers "
-                   "passed 11.7 GB within the sxm_slice unit and was stopped")
+                   "passed 11.7 GB within the sxm_slice unit; hdl.build now refuses tsp unless --force")
 def test_tsp_emits(tmp_path):
     """The published-chip preset emits (`make sweep`). Before the compute slices: 8.5 min, 10.5 GB."""
     r = _cli("--config", "tsp", "--out", str(tmp_path / "tsp"))
