@@ -1,0 +1,1 @@
+"""The compiler: quantized models (a Python graph API, ONNX) to cycle-exact program images."""

@@ -1,0 +1,150 @@
+"""The compiler's graph: integer tensors and the operations the chip runs, with exact semantics.
+
+A `Graph` is built with the small API below (or by compiler/onnx_import.py). `evaluate` runs it
+with numpy using the same integer arithmetic as the chip (requantization through isa.quant), so
+it is the reference the scheduled program must reproduce bit for bit. Host operations (float
+quantize / dequantize at a graph's boundary) are marked as such: they run on the host.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from isa import quant
+
+INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32)
+
+
+class CompileError(ValueError):
+    """A model the compiler cannot take: the message names the node, its op and the reason."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Node:
+    op: str                      # matmul, add, relu, requantize, reshape, transpose, quantize, dequantize
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def on_host(self) -> bool:
+        return self.op in ("quantize", "dequantize")
+
+
+@dataclass
+class Graph:
+    inputs: dict[str, TensorType] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    types: dict[str, TensorType] = field(default_factory=dict)
+
+    # ---- building -------------------------------------------------------------------------
+    def input(self, name: str, dtype, shape) -> str:
+        t = TensorType(np.dtype(dtype), tuple(int(s) for s in shape))
+        self.inputs[name] = self.types[name] = t
+        return name
+
+    def constant(self, name: str, value) -> str:
+        value = np.asarray(value)
+        self.constants[name] = value
+        self.types[name] = TensorType(value.dtype, value.shape)
+        return name
+
+    def _add(self, op, name, inputs, out_type, **attrs) -> str:
+        out = f"{name}:0"
+        self.nodes.append(Node(op, name, list(inputs), [out], attrs))
+        self.types[out] = out_type
+        return out
+
+    def matmul(self, a: str, b: str, a_zp: int = 0, b_zp: int = 0, name: str | None = None) -> str:
+        """(a - a_zp) @ (b - b_zp) in int32; a, b int8 or uint8, 2-D or batched 3-D (numpy rules)."""
+        name = name or f"matmul{len(self.nodes)}"
+        ta, tb = self.types[a], self.types[b]
+        for t, which in ((ta, "A"), (tb, "B")):
+            if t.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+                raise CompileError(f"node {name!r} (matmul): input {which} is {t.dtype}; the MXM takes int8 or uint8")
+        try:
+            shape = np.matmul(np.zeros(ta.shape, np.int8), np.zeros(tb.shape, np.int8)).shape
+        except ValueError as e:
+            raise CompileError(f"node {name!r} (matmul): shapes {ta.shape} and {tb.shape} do not multiply ({e})") from None
+        return self._add("matmul", name, [a, b], TensorType(np.dtype(np.int32), shape), a_zp=int(a_zp), b_zp=int(b_zp))
+
+    def add(self, a: str, b: str, name: str | None = None) -> str:
+        """a + b, wrapping, for equal integer dtypes (numpy broadcasting)."""
+        name = name or f"add{len(self.nodes)}"
+        ta, tb = self.types[a], self.types[b]
+        if ta.dtype != tb.dtype or ta.dtype not in [np.dtype(d) for d in INT_DTYPES]:
+            raise CompileError(f"node {name!r} (add): inputs are {ta.dtype} and {tb.dtype}; the VXM adds equal integer types")
+        shape = np.broadcast_shapes(ta.shape, tb.shape)
+        return self._add("add", name, [a, b], TensorType(ta.dtype, shape))
+
+    def relu(self, x: str, name: str | None = None) -> str:
+        name = name or f"relu{len(self.nodes)}"
+        return self._add("relu", name, [x], self.types[x])
+
+    def requantize(self, x: str, scale, zero_point: int, dtype, name: str | None = None) -> str:
+        """int32 -> int8 / uint8: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`."""
+        name = name or f"requantize{len(self.nodes)}"
+        dtype = np.dtype(dtype)
+        if self.types[x].dtype != np.dtype(np.int32):
+            raise CompileError(f"node {name!r} (requantize): input is {self.types[x].dtype}, not int32")
+        if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            raise CompileError(f"node {name!r} (requantize): output {dtype} is not int8 or uint8")
+        try:
+            m, s = quant.quantize_multiplier(float(scale))
+        except quant.QuantError as e:
+            raise CompileError(f"node {name!r} (requantize): {e}") from None
+        return self._add("requantize", name, [x], TensorType(dtype, self.types[x].shape),
+                         multiplier=m, shift=s, zero_point=int(zero_point), dtype=dtype.str)
+
+    def host(self, op: str, inputs, out_type: TensorType, name: str, **attrs) -> str:
+        return self._add(op, name, inputs, out_type, **attrs)
+
+    # ---- the reference ------------------------------------------------------------------
+    def evaluate(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = dict(self.constants)
+        for name, t in self.inputs.items():
+            if name not in feeds:
+                raise CompileError(f"input {name!r} is missing")
+            v = np.asarray(feeds[name])
+            if v.dtype != t.dtype or v.shape != t.shape:
+                raise CompileError(f"input {name!r}: got {v.dtype}{list(v.shape)}, the model takes {t.dtype}{list(t.shape)}")
+            env[name] = v
+        for n in self.nodes:
+            args = [env[i] for i in n.inputs]
+            env[n.outputs[0]] = _EVAL[n.op](n, *args)
+        return {o: env[o] for o in self.outputs}
+
+
+def _saturate(x, dtype):
+    info = np.iinfo(dtype)
+    return np.clip(x, info.min, info.max).astype(dtype)
+
+
+def _matmul(n, a, b):
+    return np.matmul(a.astype(np.int64) - n.attrs["a_zp"], b.astype(np.int64) - n.attrs["b_zp"]).astype(np.int32)
+
+
+def _requantize(n, x):
+    a = n.attrs
+    y = (x.astype(np.int64) * a["multiplier"] + (np.int64(1) << (30 + a["shift"]))) >> (31 + a["shift"])
+    return y + a["zero_point"]
+
+
+_EVAL = {
+    "matmul": _matmul,
+    "add": lambda n, a, b: (a + b).astype(a.dtype),
+    "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),
+    "requantize": lambda n, x: _saturate(_requantize(n, x), np.dtype(n.attrs["dtype"])),
+    "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),
+    "dequantize": lambda n, x, s, z: ((x.astype(np.int64) - z.astype(np.int64)) * s).astype(np.float32),
+}
