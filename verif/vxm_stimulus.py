@@ -35,7 +35,7 @@ class Planner:
         self.reads: dict[int, list] = {p: [] for p in self.mems}     # position -> [(issue, d, stream, row)]
         self.slots: set[tuple[int, int]] = set()
 
-    def _sources(self, d: int, position: int) -> list[int]:
+    def sources(self, d: int, position: int) -> list[int]:
         """MEM slices upstream of `position` for direction d, nearest first."""
         up = [p for p in self.mems if (p < position if d == E else p > position)]
         return sorted(up, key=lambda p: abs(p - position))
@@ -51,7 +51,7 @@ class Planner:
             taken.add(key)
         reads = []
         for d, stream, position, cycle, row in feeds:
-            for p in self._sources(d, position):
+            for p in self.sources(d, position):
                 issue = cycle - abs(position - p) - T["mem_read_drive"]
                 if issue >= 0 and (p, issue) not in self.slots and (p, issue) not in taken:
                     taken.add((p, issue))
@@ -123,8 +123,8 @@ def shift_values(t: int, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def requant_params(n: int, rng: np.random.Generator):
-    """(M, c word) per lane: M mostly from quantize_multiplier, with 0, 1, 2**31-1 and negative
-    values; c = s | zp << 16 with s in 0..31 (0 and 31 often), zp over int16 with its ends, and
+    """(M, c word) per lane: M mostly uniform over [2**30, 2**31) (quantize_multiplier's range),
+    with 0, 1, 2**31-1 and negative values; c = s | zp << 16 with s in 0..31 (0 and 31 often), zp over int16 with its ends, and
     random bits 5..15 (ignored by the hardware)."""
     m = rng.integers(1 << 30, 1 << 31, size=n, dtype=np.int64)
     pick = rng.random(n)
@@ -167,7 +167,7 @@ def alu_program(config: ChipConfig, rng: np.random.Generator, mnemonic: str, t: 
     S, L = config.streams, config.lanes
     pl = Planner(config)
     vx = config.slice_named("VXM").position
-    capacity = {d: len(pl._sources(d, vx)) for d in (E, W)}
+    capacity = {d: len(pl.sources(d, vx)) for d in (E, W)}
     next_base = {E: 0, W: 0}
     src = {}                       # operand -> ("stream", d, base) | ("vset", r) | ("lanes", r)
     regs = 0
@@ -183,7 +183,7 @@ def alu_program(config: ChipConfig, rng: np.random.Generator, mnemonic: str, t: 
         if name not in src:
             src[name] = ("vset" if rng.random() < 0.5 and not per_lane else "lanes", regs)
             regs += 1
-    byte_side = E if pl._sources(E, vx) else W
+    byte_side = E if pl.sources(E, vx) else W
     cycle = 4
     for name, how in src.items():           # broadcast scalars: set once, before the first use
         if how[0] == "vset":
@@ -212,7 +212,7 @@ def alu_program(config: ChipConfig, rng: np.random.Generator, mnemonic: str, t: 
                 ops[name] = spec.operand(how[1], reg=True)
                 if how[0] == "lanes":
                     vals = _operand_values(mnemonic, name, t_in, L, rng)
-                    if nb <= len(pl._sources(byte_side, vx)) and rng.random() < 0.5:
+                    if nb <= len(pl.sources(byte_side, vx)) and rng.random() < 0.5:
                         loads.append((len(loads), how[1], None, _planes(vals, t_in)))     # VLOAD
                     else:
                         planes = _planes(vals, int(DType.I32))
@@ -271,7 +271,7 @@ def sxm_program(config: ChipConfig, rng: np.random.Generator, ops_count: int = 1
     moves = ["SHIFT", "ROTATE", "BCAST", "PERMUTE", "TRANSPOSE", "SETMAP"]
     for i in range(ops_count):
         sl = config.slices_of(SliceKind.SXM)[i % 2]
-        d = W if pl._sources(W, sl.position) else E
+        d = W if pl.sources(W, sl.position) else E
         mnemonic = moves[int(rng.integers(len(moves)))]
         if mnemonic == "TRANSPOSE":
             width = int(rng.choice(transpose_widths(config)))
@@ -298,7 +298,7 @@ def sxm_program(config: ChipConfig, rng: np.random.Generator, ops_count: int = 1
 
         # at most one stream per upstream MEM slice can arrive on one cycle: wider groups get
         # their first streams fed and carry whatever else is on the others (zeros, usually)
-        fed = min(len(rows), len(pl._sources(d, sl.position)))
+        fed = min(len(rows), len(pl.sources(d, sl.position)))
 
         def shifted(k, sl=sl, d=d, rows=rows, ops=ops, mnemonic=mnemonic, start=cycle, fed=fed):
             s_cycle = start + k + T["sxm_sample"]
