@@ -21,7 +21,7 @@ from isa.config import ChipConfig, SliceKind
 from isa.ecc import code_for
 
 from .ecc import SecdedDecoder, SecdedEncoder
-from .queue import InstructionQueue
+from .queue import attach_queue, slice_queue_ports
 
 NATURAL = {"mem_read_access": 1, "mem_read_check": 2, "mem_read_drive": 3, "mem_write_sample": 1, "mem_write_commit": 2}
 
@@ -41,17 +41,12 @@ class MemSlice(wiring.Component):
         self.config = config
         self.code = code_for(config.word_bits)
         S, W = config.streams, config.word_bits
-        qbits = (config.queue_depth - 1).bit_length()
-        super().__init__({
-            "running": In(1),
+        super().__init__(slice_queue_ports(config) | {
             # one drive port: data and per-stream enables for each direction
             "drive_data": Out(W), "drive_e_en": Out(S), "drive_w_en": Out(S),
             # status to the chip controller
-            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
             "ecc_corrected": Out(1), "ecc_uncorrectable": Out(1),
             # host access (chip idle only); *_we/_re are already qualified by the select
-            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
-            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
             "host_m_we": In(1), "host_m_raw": In(1),
             "host_m_addr": In(config.mem_addr_bits), "host_m_data": In(W),
             "host_m_ecc": In(self.code.stored_bits),
@@ -66,22 +61,7 @@ class MemSlice(wiring.Component):
         cfg = self.config
         S, W, A = cfg.streams, cfg.word_bits, cfg.mem_addr_bits
         E = self.code.stored_bits
-        op = spec.BY_MNEMONIC["READ"]
-        f = {fl.name: fl for fl in op.fields}
-        assert all(spec.BY_MNEMONIC["WRITE"].field(n) == f[n] for n in f), "READ/WRITE share a field layout"
-
-        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.MEM)
-        m.d.comb += [
-            q.running.eq(self.running),
-            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
-            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
-            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
-        ]
-
-        def fld(name):
-            fl = f[name]
-            v = q.head[fl.lsb:fl.lsb + fl.width]
-            return v.as_signed() if fl.signed else v
+        q = attach_queue(m, self, SliceKind.MEM)     # READ and WRITE share their field layout
 
         m.submodules.bank = bank = Memory(shape=W + E, depth=cfg.mem_words, init=[])
         rd = bank.read_port()            # not transparent: a same-cycle write is seen next cycle
@@ -90,7 +70,7 @@ class MemSlice(wiring.Component):
         # ---- read engine -------------------------------------------------------
         r_active = Signal()
         r_addr, r_stride = Signal(A), Signal(A)
-        r_left = Signal(f["count"].width)
+        r_left = Signal(q.fields["count"].width)
         r_stream, r_dir = Signal(range(S)), Signal()
         m.d.comb += q.ready_read.eq(~(r_active & (r_left > 1)))
         with m.If(self.running & r_active):
@@ -98,8 +78,8 @@ class MemSlice(wiring.Component):
             with m.If(r_left == 1):
                 m.d.sync += r_active.eq(0)
         with m.If(q.issue_read):
-            m.d.sync += [r_active.eq(1), r_addr.eq(fld("addr")), r_stride.eq(fld("stride")),
-                         r_left.eq(fld("count")), r_stream.eq(fld("stream")), r_dir.eq(fld("dir"))]
+            m.d.sync += [r_active.eq(1), r_addr.eq(q.field("addr")), r_stride.eq(q.field("stride")),
+                         r_left.eq(q.field("count")), r_stream.eq(q.field("stream")), r_dir.eq(q.field("dir"))]
         with m.If(~self.running):
             m.d.sync += r_active.eq(0)
 
@@ -128,7 +108,7 @@ class MemSlice(wiring.Component):
         # ---- write engine ------------------------------------------------------
         w_active = Signal()
         w_addr, w_stride = Signal(A), Signal(A)
-        w_left = Signal(f["count"].width)
+        w_left = Signal(q.fields["count"].width)
         w_stream, w_dir = Signal(range(S)), Signal()
         m.d.comb += q.ready_write.eq(~(w_active & (w_left > 1)))
         with m.If(self.running & w_active):
@@ -136,8 +116,8 @@ class MemSlice(wiring.Component):
             with m.If(w_left == 1):
                 m.d.sync += w_active.eq(0)
         with m.If(q.issue_write):
-            m.d.sync += [w_active.eq(1), w_addr.eq(fld("addr")), w_stride.eq(fld("stride")),
-                         w_left.eq(fld("count")), w_stream.eq(fld("stream")), w_dir.eq(fld("dir"))]
+            m.d.sync += [w_active.eq(1), w_addr.eq(q.field("addr")), w_stride.eq(q.field("stride")),
+                         w_left.eq(q.field("count")), w_stream.eq(q.field("stream")), w_dir.eq(q.field("dir"))]
         with m.If(~self.running):
             m.d.sync += w_active.eq(0)
 

@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import InstructionQueue
+from .queue import attach_queue, slice_queue_ports
 
 NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write": 3,
            "mxm_accread_access": 1, "mxm_accread_drive": 2}
@@ -84,12 +84,7 @@ class MxmControl(wiring.Component):
         _check_timing()
         self.config = config
         L, S, W = config.lanes, config.streams, config.word_bits
-        qbits = (config.queue_depth - 1).bit_length()
-        super().__init__({
-            "running": In(1),
-            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
-            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
-            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+        super().__init__(slice_queue_ports(config) | {
             "clear": Out(1),
             "x_stream": Out(range(S)), "x_dir": Out(1), "x_in": In(W), "x": Out(10 * L),
             "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_we": Out(1), "lw_row": Out(16), "lw_width": Out(7),
@@ -104,22 +99,8 @@ class MxmControl(wiring.Component):
         L, S = cfg.lanes, cfg.streams
         rows = cfg.mxm_acc_rows
         rb = max(rows - 1, 1).bit_length()
-        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.MXM)
-        m.d.comb += [
-            q.running.eq(self.running),
-            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
-            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
-            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
-            self.clear.eq(~self.running),
-        ]
-        fields = {}
-        for op in spec.MXM_OPCODES:
-            for f in op.fields:
-                fields.setdefault(f.name, f)
-
-        def fld(name):
-            f = fields[name]
-            return q.head[f.lsb:f.lsb + f.width]
+        q = attach_queue(m, self, SliceKind.MXM)
+        m.d.comb += self.clear.eq(~self.running)
 
         # ---- MXMCFG: written at the end of the cycle after issue -------------------------------
         xzp, xsigned = Signal(8), Signal(init=1)
@@ -128,7 +109,7 @@ class MxmControl(wiring.Component):
         m.d.comb += q.ready_mxmcfg.eq(1)
         m.d.sync += cfg_pending.eq(q.issue_mxmcfg)
         with m.If(q.issue_mxmcfg):
-            m.d.sync += new_cfg.eq(Cat(fld("xzp"), fld("xsigned"), fld("wzp"), fld("wsigned")))
+            m.d.sync += new_cfg.eq(Cat(q.field("xzp"), q.field("xsigned"), q.field("wzp"), q.field("wsigned")))
         with m.If(~self.running):
             m.d.sync += [xzp.eq(0), xsigned.eq(1), self.wzp.eq(0), self.wsigned.eq(1)]
         with m.Elif(cfg_pending):
@@ -144,8 +125,8 @@ class MxmControl(wiring.Component):
             with m.If(lw_left == 1):
                 m.d.sync += lw_active.eq(0)
         with m.If(q.issue_lw):
-            m.d.sync += [lw_active.eq(1), lw_left.eq(fld("count")), self.lw_row.eq(fld("row")),
-                         self.lw_width.eq(fld("width")), self.lw_stream.eq(fld("stream")), self.lw_dir.eq(fld("dir"))]
+            m.d.sync += [lw_active.eq(1), lw_left.eq(q.field("count")), self.lw_row.eq(q.field("row")),
+                         self.lw_width.eq(q.field("width")), self.lw_stream.eq(q.field("stream")), self.lw_dir.eq(q.field("dir"))]
         with m.If(~self.running):
             m.d.sync += lw_active.eq(0)
         m.d.comb += self.lw_we.eq(self.running & lw_active)
@@ -155,15 +136,15 @@ class MxmControl(wiring.Component):
         mm_row, mm_accum = Signal(rb), Signal()
         m.d.comb += q.ready_matmul.eq(~(mm_active & (mm_left > 1)))
         swap_pending = Signal()
-        m.d.sync += swap_pending.eq(q.issue_matmul & fld("swap"))
+        m.d.sync += swap_pending.eq(q.issue_matmul & q.field("swap"))
         m.d.comb += self.swap.eq(swap_pending & self.running)
         with m.If(self.running & mm_active):
             m.d.sync += [mm_left.eq(mm_left - 1), mm_row.eq(mm_row + 1)]
             with m.If(mm_left == 1):
                 m.d.sync += mm_active.eq(0)
         with m.If(q.issue_matmul):
-            m.d.sync += [mm_active.eq(1), mm_left.eq(fld("count")), mm_row.eq(fld("acc")),
-                         mm_accum.eq(fld("accumulate")), self.x_stream.eq(fld("stream")), self.x_dir.eq(fld("dir"))]
+            m.d.sync += [mm_active.eq(1), mm_left.eq(q.field("count")), mm_row.eq(q.field("acc")),
+                         mm_accum.eq(q.field("accumulate")), self.x_stream.eq(q.field("stream")), self.x_dir.eq(q.field("dir"))]
         with m.If(~self.running):
             m.d.sync += mm_active.eq(0)
         # c: sample
@@ -193,8 +174,8 @@ class MxmControl(wiring.Component):
             with m.If(ar_left == 1):
                 m.d.sync += ar_active.eq(0)
         with m.If(q.issue_accread):
-            m.d.sync += [ar_active.eq(1), ar_left.eq(fld("count")), ar_row.eq(fld("acc")),
-                         ar_dst.eq(fld("dst")), ar_ddir.eq(fld("ddir"))]
+            m.d.sync += [ar_active.eq(1), ar_left.eq(q.field("count")), ar_row.eq(q.field("acc")),
+                         ar_dst.eq(q.field("dst")), ar_ddir.eq(q.field("ddir"))]
         with m.If(~self.running):
             m.d.sync += ar_active.eq(0)
         m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]

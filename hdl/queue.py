@@ -21,10 +21,37 @@ from .decoder import Decoded
 NOP_FIELD = spec.BY_MNEMONIC["NOP"].field("cycles")
 
 
+def slice_queue_ports(config: ChipConfig) -> dict:
+    """Ports every slice with a queue has: run control, the host's queue load, status."""
+    qbits = (config.queue_depth - 1).bit_length()
+    return {
+        "running": In(1),
+        "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+        "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+        "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+    }
+
+
+def attach_queue(m: Module, slice_, kind: SliceKind) -> "InstructionQueue":
+    """Add the slice's InstructionQueue to `m`, wired to the ports of slice_queue_ports()."""
+    m.submodules.queue = q = InstructionQueue(slice_.config, kind)
+    m.d.comb += [
+        q.running.eq(slice_.running),
+        q.host_we.eq(slice_.host_q_we), q.host_addr.eq(slice_.host_q_addr), q.host_data.eq(slice_.host_q_data),
+        q.host_len_we.eq(slice_.host_q_len_we), q.host_len.eq(slice_.host_q_len), slice_.q_len.eq(q.length),
+        slice_.err.eq(q.err), slice_.err_code.eq(q.err_code), slice_.err_pc.eq(q.pc),
+    ]
+    return q
+
+
 class InstructionQueue(wiring.Component):
     def __init__(self, config: ChipConfig, kind: SliceKind):
         self.config, self.kind = config, kind
         self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic != "NOP"]
+        self.fields: dict[str, spec.Field] = {}     # operand fields of this kind's opcodes, by name
+        for op in self.ops:
+            for f in op.fields:
+                assert self.fields.setdefault(f.name, f) == f, f"field {f.name} differs between {kind.value} opcodes"
         depth_bits = (config.queue_depth - 1).bit_length()
         self.len_bits = depth_bits + 1
         members = {
@@ -42,6 +69,12 @@ class InstructionQueue(wiring.Component):
             members[f"issue_{op.mnemonic.lower()}"] = Out(1)
             members[f"ready_{op.mnemonic.lower()}"] = In(1)
         super().__init__(members)
+
+    def field(self, name: str):
+        """Operand field `name` of the head instruction (signed fields read as signed)."""
+        f = self.fields[name]
+        v = self.head[f.lsb:f.lsb + f.width]
+        return v.as_signed() if f.signed else v
 
     def elaborate(self, platform):
         m = Module()

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import InstructionQueue
+from .queue import attach_queue, slice_queue_ports
 
 NATURAL = {"sxm_sample": 1, "sxm_drive": 2, "sxm_map_write": 1}
 MOVES = ("SHIFT", "ROTATE", "BCAST", "PERMUTE", "TRANSPOSE")
@@ -42,12 +42,7 @@ class SxmSlice(wiring.Component):
                 raise NotImplementedError(f"hdl/sxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
         self.config = config
         S, W, N = config.streams, config.word_bits, config.sxm_width
-        qbits = (config.queue_depth - 1).bit_length()
-        super().__init__({
-            "running": In(1),
-            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
-            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
-            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+        super().__init__(slice_queue_ports(config) | {
             "tap_stream": Out(range(S)), "tap_dir": Out(1), "src": In(N * W),
             "drive": Out(1), "dst": Out(range(S)), "ddir": Out(1), "width": Out(range(N + 1)), "out": Out(N * W),
         })
@@ -57,22 +52,7 @@ class SxmSlice(wiring.Component):
         cfg = self.config
         S, W, N, L = cfg.streams, cfg.word_bits, cfg.sxm_width, cfg.lanes
         ib = max(L - 1, 1).bit_length()          # lane index bits
-        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.SXM)
-        m.d.comb += [
-            q.running.eq(self.running),
-            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
-            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
-            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
-        ]
-        fields = {}
-        for op in spec.SXM_OPCODES:
-            for f in op.fields:
-                fields.setdefault(f.name, f)
-
-        def fld(name):
-            f = fields[name]
-            v = q.head[f.lsb:f.lsb + f.width]
-            return v.as_signed() if f.signed else v
+        q = attach_queue(m, self, SliceKind.SXM)
 
         # ---- the engine ---------------------------------------------------------------------
         active, left = Signal(), Signal(16)
@@ -88,12 +68,12 @@ class SxmSlice(wiring.Component):
             with m.If(left == 1):
                 m.d.sync += active.eq(0)
         with m.If(issue):
-            m.d.sync += [active.eq(1), stream.eq(fld("stream")), sdir.eq(fld("dir"))]
+            m.d.sync += [active.eq(1), stream.eq(q.field("stream")), sdir.eq(q.field("dir"))]
             with m.If(q.issue_setmap):
                 m.d.sync += [left.eq(1), move.eq(len(MOVES))]
             with m.Else():
-                m.d.sync += [left.eq(fld("count")), arg.eq(Mux(q.issue_permute | q.issue_transpose, 0, fld("arg"))),
-                             dst.eq(fld("dst")), ddir.eq(fld("ddir")), width.eq(fld("width"))]
+                m.d.sync += [left.eq(q.field("count")), arg.eq(Mux(q.issue_permute | q.issue_transpose, 0, q.field("arg"))),
+                             dst.eq(q.field("dst")), ddir.eq(q.field("ddir")), width.eq(q.field("width"))]
                 for i, name in enumerate(MOVES):
                     with m.If(getattr(q, f"issue_{name.lower()}")):
                         m.d.sync += move.eq(i)

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import InstructionQueue
+from .queue import attach_queue, slice_queue_ports
 
 NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
 FUNC = {a.mnemonic: i for i, a in enumerate(spec.ALU_OPS)}
@@ -163,12 +163,7 @@ class VxmControl(wiring.Component):
         _check_timing()
         self.config = config
         S = config.streams
-        qbits = (config.queue_depth - 1).bit_length()
-        super().__init__({
-            "running": In(1),
-            "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
-            "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
-            "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+        super().__init__(slice_queue_ports(config) | {
             "e_en": Out(S), "w_en": Out(S),
         } | _ctrl_members(config, Out))
 
@@ -176,31 +171,17 @@ class VxmControl(wiring.Component):
         m = Module()
         cfg = self.config
         S, NA = cfg.streams, cfg.vxm_alus
-        m.submodules.queue = q = InstructionQueue(cfg, SliceKind.VXM)
-        m.d.comb += [
-            q.running.eq(self.running),
-            q.host_we.eq(self.host_q_we), q.host_addr.eq(self.host_q_addr), q.host_data.eq(self.host_q_data),
-            q.host_len_we.eq(self.host_q_len_we), q.host_len.eq(self.host_q_len), self.q_len.eq(q.length),
-            self.err.eq(q.err), self.err_code.eq(q.err_code), self.err_pc.eq(q.pc),
-            self.clear.eq(~self.running),
-        ]
-        fields = {}
-        for op in spec.VXM_OPCODES:
-            for f in op.fields:
-                fields.setdefault(f.name, f)
-
-        def fld(name):
-            f = fields[name]
-            return q.head[f.lsb:f.lsb + f.width]
+        q = attach_queue(m, self, SliceKind.VXM)
+        m.d.comb += self.clear.eq(~self.running)
 
         # ---- register writes (VSET, VLOAD, VLOADB): one cycle after issue ------------------------------
         rw = Signal(name="reg_write_pending")
         reg_issue = q.issue_vset | q.issue_vload | q.issue_vloadb
         m.d.sync += rw.eq(reg_issue)
         with m.If(reg_issue):
-            m.d.sync += [self.reg_idx.eq(fld("r")), self.reg_from_imm.eq(q.issue_vset),
-                         self.reg_byte_en.eq(q.issue_vloadb), self.reg_plane.eq(fld("plane")),
-                         self.reg_imm.eq(fld("imm")), self.reg_src.eq(fld("a")), self.reg_type.eq(fld("type"))]
+            m.d.sync += [self.reg_idx.eq(q.field("r")), self.reg_from_imm.eq(q.issue_vset),
+                         self.reg_byte_en.eq(q.issue_vloadb), self.reg_plane.eq(q.field("plane")),
+                         self.reg_imm.eq(q.field("imm")), self.reg_src.eq(q.field("a")), self.reg_type.eq(q.field("type"))]
         m.d.comb += [q.ready_vset.eq(1), q.ready_vload.eq(1), q.ready_vloadb.eq(1),
                      self.reg_we.eq(rw & self.running)]
 
@@ -217,9 +198,9 @@ class VxmControl(wiring.Component):
                     m.d.comb += func.eq(FUNC[a.mnemonic])
                     m.d.comb += [sig.eq(int(n in names)) for n, sig in has.items()]
         m.d.comb += issue_any.eq(Cat(*(getattr(q, f"issue_{a.mnemonic.lower()}") for a in spec.ALU_OPS)).any())
-        t_in = Mux(has["type"], fld("type"), I32)
-        t_out = Mux(has["dtype"], fld("dtype"), t_in)
-        alu_sel = fld("alu")
+        t_in = Mux(has["type"], q.field("type"), I32)
+        t_out = Mux(has["dtype"], q.field("dtype"), t_in)
+        alu_sel = q.field("alu")
 
         # ---- one engine per ALU ------------------------------------------------------------------
         ready = []
@@ -237,9 +218,9 @@ class VxmControl(wiring.Component):
                 with m.If(left == 1):
                     m.d.sync += active.eq(0)
             with m.If(issue_any & (alu_sel == k)):
-                m.d.sync += [active.eq(1), left.eq(fld("count")),
-                             a.eq(fld("a")), b.eq(Mux(has["b"], fld("b"), 0)), c.eq(Mux(has["c"], fld("c"), 0)),
-                             ty.eq(t_in), dt.eq(t_out), fn.eq(func), dst.eq(fld("dst")), ddir.eq(fld("ddir"))]
+                m.d.sync += [active.eq(1), left.eq(q.field("count")),
+                             a.eq(q.field("a")), b.eq(Mux(has["b"], q.field("b"), 0)), c.eq(Mux(has["c"], q.field("c"), 0)),
+                             ty.eq(t_in), dt.eq(t_out), fn.eq(func), dst.eq(q.field("dst")), ddir.eq(q.field("ddir"))]
             with m.If(~self.running):
                 m.d.sync += active.eq(0)
             pipe = [(self.running & active, dst, ddir, dt)]
