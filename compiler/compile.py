@@ -1,0 +1,326 @@
+"""Graph -> scheduled program: partition, fusion, placement, scheduling, emission, prediction.
+
+    compiled = compile_graph(graph, config)
+    compiled.program          # isa.image.Program: queues + constant SRAM segments
+    compiled.listing          # annotated assembly (every instruction with its cycle and node)
+    compiled.predicted        # cycles and per-unit utilization, known before anything runs
+
+Partition: QuantizeLinear / DequantizeLinear at the graph's boundary run on the host (before
+and after the chip); everything else must run on the chip or the model is refused.
+Fusion: a matmul followed by (an int32 bias add) (a ReLU) and a requantize becomes one GEMM
+kernel with a VXM epilogue; see compiler/kernels.py for the kernels and docs/COMPILER.md.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from isa import spec
+from isa.asm import format_instruction
+from isa.config import ChipConfig, SliceKind
+from isa.image import Program
+from isa.timed import ScheduleError, TimedProgram
+
+from . import kernels
+from .graph import CompileError, Graph, Node
+from .layout import Copy, Layout, Placed
+from .reserve import DoubleBooking
+
+T = spec.TIMING
+NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 4}
+VXM_TYPE = {1: int(spec.DType.I8), 2: int(spec.DType.I16), 4: int(spec.DType.I32)}
+
+
+@dataclass
+class Compiled:
+    config: ChipConfig
+    graph: Graph
+    program: Program
+    placed: dict[str, Placed]          # chip value -> where it lives
+    host_loads: list                    # (Placed, graph value, transform or None): what the host writes
+    pre: list[Node]                     # host nodes before the chip
+    post: list[Node]                    # host nodes after the chip
+    chip_inputs: list[str]              # values the host loads at run time (graph inputs / pre outputs)
+    chip_outputs: list[str]             # values the host reads back
+    predicted: dict
+    listing: str
+    compile_seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+
+def last_effect(mnemonic: str, ops: dict, cycle: int) -> int:
+    """The last cycle on which an instruction issued on `cycle` does anything (from its latencies)."""
+    op = spec.BY_MNEMONIC[mnemonic]
+    if not op.latencies:
+        return cycle
+    return cycle + max(T[k] for k in op.latencies) + (ops.get("count", 1) - 1 if "count" in ops else 0)
+
+
+def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
+    t0 = time.perf_counter()
+    pre, post, chip = _partition(graph)
+    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
+    consumers: dict[str, list[Node]] = {}
+    for n in chip:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+    needed_out = [v for v in graph.outputs if v not in host_vals] + \
+                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
+    needed_out = list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip)))
+    keep = set(needed_out)
+    m = kernels.Machine(config)
+    placed: dict = {}
+    host_loads: list = []
+    macs = 0
+
+    def value(name: str) -> Placed:
+        if name not in placed:
+            if name not in host_vals:
+                raise AssertionError(f"value {name!r} used before it is computed")
+            t = graph.types[name]
+            if t.dtype not in NBYTES:
+                raise CompileError(f"value {name!r} is {t.dtype}; the chip holds int8, uint8, int16 and int32 tensors")
+            placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], config.lanes), host=True)
+            host_loads.append((placed[name], name, None))
+        return placed[name]
+    value.loads = host_loads
+
+    done: set[str] = set()
+    try:
+        for n in chip:
+            if n.name in done:
+                continue
+            if n.op == "matmul":
+                group = _fuse(n, consumers, keep)
+                done.update(x.name for x in group)
+                macs += _lower_matmul(m, graph, group, value, placed)
+            elif n.op in ("add", "relu"):
+                done.add(n.name)
+                _lower_elementwise(m, graph, n, value, placed)
+            elif n.op == "requantize":
+                raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
+                                   f"input {n.inputs[0]!r} does not come straight from a MatMul)")
+            else:
+                raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
+        m.sram.check()
+        tp = TimedProgram(config)
+        for pos, cyc, mn, ops, note in m.res.placed:
+            tp.at(pos, cyc, mn, **ops)
+        chip_inputs = list(dict.fromkeys(src for _, src, _ in host_loads if src not in graph.constants))
+        for p, src, fn in host_loads:
+            if src in graph.constants and p.copies:
+                v = graph.constants[src]
+                for pos, addr, words in p.segments(fn(v) if fn else v):
+                    tp.load(pos, addr, words)
+        program = tp.program()
+    except (DoubleBooking, ScheduleError) as e:
+        raise AssertionError(f"internal compiler error (schedule): {e}") from e
+    except ValueError as e:           # ProgramError: queue depth and the like
+        if isinstance(e, CompileError):
+            raise
+        raise CompileError(f"the scheduled program cannot be loaded: {e}") from None
+    predicted = _predict(m, config, macs)
+    listing = _listing(m, config, program, graph)
+    out = Compiled(config, graph, program, placed, host_loads, pre, post, chip_inputs, needed_out, predicted, listing)
+    out.compile_seconds = time.perf_counter() - t0
+    out.stats = {"sram_bytes_used": m.sram.used_bytes(), "sram_bytes": config.sram_bytes,
+                 "instructions": len(m.res.placed),
+                 "queue_words": {config.floorplan[p].name: len(w) for p, w in program.queues.items()}}
+    return out
+
+
+# ---- partition and fusion -------------------------------------------------------------------
+def _partition(graph: Graph):
+    host = set(graph.inputs) | set(graph.constants)
+    pre, post, chip = [], [], []
+    chip_out: set[str] = set()
+    for n in graph.nodes:
+        if n.on_host:
+            if all(i in host for i in n.inputs):
+                pre.append(n)
+                host.update(n.outputs)
+            else:
+                post.append(n)
+        else:
+            for i in n.inputs:
+                if any(i in p.outputs for p in post):
+                    p = next(p for p in post if i in p.outputs)
+                    raise CompileError(f"node {p.name!r} ({p.op}): a float operation between chip operations; "
+                                       f"the chip runs integer work only (QuantizeLinear / DequantizeLinear belong "
+                                       f"at the graph's boundary or inside a QDQ pattern around MatMul/Gemm)")
+            chip.append(n)
+            chip_out.update(n.outputs)
+    return pre, post, chip
+
+
+def _fuse(mm: Node, consumers, keep) -> list[Node]:
+    """matmul [add int32 bias] [relu] [requantize]: the nodes one GEMM kernel runs."""
+    group = [mm]
+    cur = mm.outputs[0]
+
+    def single(v):
+        c = consumers.get(v, [])
+        return c[0] if len(c) == 1 and v not in keep else None
+    nxt = single(cur)
+    if nxt is not None and nxt.op == "add":
+        group.append(nxt)
+        cur = nxt.outputs[0]
+        nxt = single(cur)
+    if nxt is not None and nxt.op == "relu":
+        group.append(nxt)
+        cur = nxt.outputs[0]
+        nxt = single(cur)
+    if nxt is not None and nxt.op == "requantize":
+        group.append(nxt)
+    elif len(group) > 1:
+        # an add/relu on int32 that is not requantized afterwards cannot be stored by the VXM
+        # (int32 results reach SRAM from the MXM only); leave them to be refused one by one
+        group = [mm]
+    return group
+
+
+def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
+    mm = group[0]
+    label = mm.name
+    a_name, b_name = mm.inputs
+    a = placed[a_name] if a_name in placed else value(a_name)
+    ta, tb = graph.types[a_name], graph.types[b_name]
+    if b_name not in graph.constants and b_name not in graph.inputs and not (b_name in placed and placed[b_name].host):
+        raise CompileError(f"node {label!r} (matmul): B ({b_name!r}) must be a constant or a graph input "
+                           f"(weights are loaded into SRAM by the host)")
+    L = m.config.lanes
+    if len(ta.shape) < 2 or len(tb.shape) < 2:
+        raise CompileError(f"node {label!r} (matmul): 1-D operands are not supported; reshape to 2-D")
+    if len(ta.shape) > 3 or len(tb.shape) > 3:
+        raise CompileError(f"node {label!r} (matmul): at most one batch dimension is supported")
+    out_t = graph.types[mm.outputs[0]]
+    nb = int(np.prod(out_t.shape[:-2])) if len(out_t.shape) > 2 else 1
+    for t, which in ((ta, "A"), (tb, "B")):
+        tnb = int(np.prod(t.shape[:-2])) if len(t.shape) > 2 else 1
+        if tnb not in (1, nb):
+            raise CompileError(f"node {label!r} (matmul): batch of {which} {t.shape} does not match the output")
+    K = ta.shape[-1]
+    kt_n = -(-K // L)
+    # B: a weight copy per MXM, K padded to whole tiles with b's zero point (contributes 0)
+    bmat = placed.get(("weight", b_name))
+    b_zp = mm.attrs["b_zp"]
+    if bmat is None:
+        bmat = Placed(b_name, tb.dtype, Layout(tb.shape, 1, L, kt_n * L), pad=b_zp, host=True)
+        placed[("weight", b_name)] = bmat
+        value.loads.append((bmat, b_name, None))
+    a_cfg = _mxm_cfg(a, mm.attrs["a_zp"])
+    b_cfg = _mxm_cfg(bmat, b_zp)
+    epi = kernels.Epilogue()
+    res = mm.outputs[0]
+    for n in group[1:]:
+        if n.op == "add":
+            other = [i for i in n.inputs if i != res]
+            if len(other) != 1 or other[0] not in graph.constants:
+                raise CompileError(f"node {n.name!r} (add): an int32 add after a MatMul must add a constant bias")
+            bias = graph.constants[other[0]]
+            N = out_t.shape[-1]
+            if bias.size != N or (bias.ndim >= 1 and bias.shape[-1] != N):
+                raise CompileError(f"node {n.name!r} (add): bias shape {bias.shape} is not one value per output "
+                                   f"column ({N})")
+            bname = other[0]
+            bp = Placed(bname, np.dtype(np.int32), Layout((N,), 4, L), host=True)
+            placed[("bias", bname)] = bp
+            m.host_copy(bp, [m.side_mems[kernels.W][0]] * 4)
+            value.loads.append((bp, bname, lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32)))
+            epi.bias = bp
+        elif n.op == "relu":
+            epi.relu = True
+        else:
+            res_dt = np.dtype(n.attrs["dtype"])
+            offset = 128 if res_dt == np.uint8 else 0
+            epi.requant = (n.attrs["multiplier"], n.attrs["shift"], n.attrs["zero_point"] - offset)
+        res = n.outputs[0]
+    t_out = graph.types[res]
+    out = Placed(res, t_out.dtype, Layout(t_out.shape, NBYTES[t_out.dtype], L),
+                 offset=128 if t_out.dtype == np.uint8 and epi.requant else 0)
+    words = out.layout.words()
+    if epi.requant is None:
+        ps = m.side_mems[kernels.W][:2] + m.side_mems[kernels.E][:2]
+        if len(ps) < 4:
+            raise CompileError(f"node {label!r} (matmul): an int32 result needs 4 MEM slices, config "
+                               f"{m.config.name!r} has {len(ps)}")
+        out.copies = [Copy([(p, m.sram.alloc(p, words)) for p in ps])]
+    else:
+        side = min((kernels.W, kernels.E), key=lambda s: sum(m.sram.top[p] for p in m.side_mems[s][:2]))
+        out.copies = [Copy([(p, m.sram.alloc(p, words))]) for p in m.side_mems[side][:2]]
+    placed[res] = out
+    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label)
+    M = ta.shape[-2]
+    return nb * M * K * tb.shape[-1]
+
+
+def _mxm_cfg(p: Placed, zp: int) -> tuple[int, int]:
+    """(MXMCFG zero point field, signed) for the stored bytes of a tensor with zero point zp."""
+    if p.dtype == np.int8:
+        return zp, 1
+    if p.offset == 128:                       # stored = u - 128: read as int8, zero point zp - 128
+        return zp - 128, 1
+    return zp, 0
+
+
+def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
+    t_out = graph.types[n.outputs[0]]
+    ins = [placed[i] if i in placed else value(i) for i in n.inputs]
+    for i in n.inputs:
+        if graph.types[i].shape != t_out.shape:
+            raise CompileError(f"node {n.name!r} ({n.op}): broadcasting {graph.types[i].shape} to {t_out.shape} is "
+                               f"not supported on the chip (operands of an elementwise op have equal shapes)")
+    nbytes = NBYTES.get(t_out.dtype)
+    if nbytes == 4:
+        raise CompileError(f"node {n.name!r} ({n.op}): int32 {n.op} runs only fused after a MatMul, as a bias or "
+                           f"ReLU followed by a requantize (int32 operands cannot be streamed from SRAM here)")
+    if nbytes is None:
+        raise CompileError(f"node {n.name!r} ({n.op}): type {t_out.dtype} is not supported on the chip")
+    if n.op == "relu" and t_out.dtype == np.uint8:     # ReLU of an unsigned value is the value
+        placed[n.outputs[0]] = ins[0]
+        return
+    offset = sum(x.offset for x in ins) % 256 if n.op == "add" else 0
+    out = Placed(n.outputs[0], t_out.dtype, Layout(t_out.shape, nbytes, m.config.lanes), offset=offset)
+    placed[n.outputs[0]] = out
+    kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name)
+
+
+# ---- prediction and listing ----------------------------------------------------------------------
+def _predict(m, config: ChipConfig, macs: int) -> dict:
+    placed = m.res.placed
+    cycles = max((last_effect(mn, ops, c) for _, c, mn, ops, _ in placed), default=-1) + 1
+    busy: dict[str, int] = {}
+    for key, spans in m.res.intervals.items():
+        if key[0] == "engine":
+            name = f"{config.floorplan[key[1]].name}.{key[2]}"
+            busy[name] = sum(hi - lo + 1 for lo, hi, _ in spans)
+    n_mxm = len(m.mxm)
+    mm_cycles = sum(ops["count"] for _, _, mn, ops, _ in placed if mn == "MATMUL")
+    pred = {"cycles": cycles, "macs": macs,
+            "mxm_utilization": round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0,
+            "mxm_busy": round(mm_cycles / (cycles * n_mxm), 4) if cycles and n_mxm else 0.0,
+            "units": {k: round(v / cycles, 4) for k, v in sorted(busy.items())} if cycles else {}}
+    return pred
+
+
+def _listing(m, config: ChipConfig, program: Program, graph: Graph) -> str:
+    by_slot = {(p, c): note for p, c, _, _, note in m.res.placed}
+    lines = [f"; program for config {config.name}, ISA {spec.ISA_VERSION[0]}.{spec.ISA_VERSION[1]}",
+             f"; every instruction with its issue cycle and the graph node it serves",
+             f".config {config.name}"]
+    for pos in sorted(program.queues):
+        sl = config.floorplan[pos]
+        lines.append(f".queue {sl.name}")
+        cycle = 0
+        for w in program.queues[pos]:
+            text = format_instruction(w, sl.kind, config)
+            op, ops = spec.decode(w)
+            if op.mnemonic == "NOP":
+                lines.append(f"    {text}")
+                cycle += ops["cycles"]
+                continue
+            lines.append(f"    {text:<72} ; cycle {cycle}: {by_slot.get((pos, cycle), '')}")
+            cycle += 1
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,401 @@
+"""Kernels: one graph operation (or a fused group) turned into placed bundles.
+
+Every instruction offset inside a bundle is computed from spec.TIMING and slice positions;
+nothing here writes a latency as a number. Two kernels exist:
+
+* `gemm`: C = (A - a_zp) @ (B - b_zp) on the MXMs, with an optional epilogue on the VXM
+  (int32 bias add, requantization to int8/uint8, ReLU as a clamp at the output zero point).
+  Work items are (batch, row chunk, column tile); with two column tiles or more the west MXM
+  takes the first half of the tiles and the east MXM the rest, otherwise row chunks alternate.
+  Per item and K tile one bundle loads the next weight tile into the shadow buffer (LW, one row
+  per cycle) while the current one computes, and MATMUL swap=1 installs it, so the array is busy
+  every cycle when rows >= lanes. Accumulator halves alternate between items; a read-out bundle
+  (ACCREAD -> [VXM chain] -> WRITEs) drains one while the next item accumulates in the other.
+* `elementwise`: Add / ReLU on int8, uint8 and int16 tensors held in SRAM, streamed through one
+  VXM ALU op and written back.
+
+VXM chains: the VXM only sees values that pass it, so a result feeding a second VXM op is sent
+to an SXM at the edge of the fabric, which sends it straight back (SHIFT by 0): ADD bias -> SXM
+-> REQUANT -> other SXM -> MAX. Each SXM is used at most once per read-out.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from isa import spec
+from isa.config import ChipConfig, SliceKind
+
+from .graph import CompileError
+from .layout import Copy, Layout, Placed, Sram
+from .reserve import AluVar, Bundle, Reservations
+
+T = spec.TIMING
+E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
+I8, I16, I32 = int(spec.DType.I8), int(spec.DType.I16), int(spec.DType.I32)
+
+
+def toward(src: int, dst: int) -> int:
+    return E if dst > src else W
+
+
+@dataclass
+class MxmState:
+    position: int
+    feed_dir: int                 # direction of the streams it takes (toward it)
+    last_sample: int = -1         # last MATMUL / LW sample of the previous kernel
+    half_free: tuple = (-1, -1)   # per accumulator half: last ACCREAD access booked
+    busy_mm: int = 0              # cycle after which its last MATMUL has issued (items chain on it)
+
+
+class Machine:
+    """The compiler's view of one chip while it schedules: floorplan, SRAM, reservations."""
+
+    def __init__(self, config: ChipConfig):
+        self.config = config
+        self.res = Reservations(config)
+        self.sram = Sram(config)
+        self.vxm = config.slices_of(SliceKind.VXM)[0].position
+        sx = config.slices_of(SliceKind.SXM)
+        self.sxm = {W: sx[0].position, E: sx[-1].position}
+        mems = config.slices_of(SliceKind.MEM)
+        self.mems = [s.position for s in mems]
+        self.side_mems = {W: sorted((p for p in self.mems if p < self.vxm), key=lambda p: self.vxm - p),
+                          E: sorted((p for p in self.mems if p > self.vxm), key=lambda p: p - self.vxm)}
+        mx = config.slices_of(SliceKind.MXM)
+        self.mxm: dict[int, MxmState] = {}
+        if mx:
+            west = max(s.position for s in mx if s.position < self.vxm)      # nearest the fabric's centre
+            east = min(s.position for s in mx if s.position > self.vxm)
+            self.mxm = {W: MxmState(west, W), E: MxmState(east, E)}
+
+    def name(self, position: int) -> str:
+        return self.config.floorplan[position].name
+
+    # ---- placement helpers ---------------------------------------------------------------
+    def host_copy(self, t: Placed, positions: list[int], tile_lo=0, tile_hi=None) -> Copy:
+        """Give a host-loaded tensor a copy at these slices (one per plane), or reuse one."""
+        for c in t.copies:
+            if [p for p, _ in c.planes] == positions and (c.tile_lo, c.tile_hi) == (tile_lo, tile_hi):
+                return c
+        ntiles = (t.layout.tiles if tile_hi is None else tile_hi) - tile_lo
+        c = Copy([(p, self.sram.alloc(p, t.layout.words(ntiles))) for p in positions], tile_lo, tile_hi)
+        t.copies.append(c)
+        return c
+
+    def side_copy_slices(self, nbytes: int, side: int) -> list[int]:
+        """The slices holding one copy of a value of `nbytes` bytes on one side (nearest the VXM)."""
+        s = self.side_mems[side]
+        if len(s) < nbytes:
+            raise CompileError(f"config {self.config.name!r}: a {8 * nbytes}-bit tensor needs {nbytes} MEM slices "
+                               f"on one side of the VXM, there are {len(s)}")
+        return s[:nbytes]
+
+    def place(self, bd: Bundle, earliest: int, label: str, ins=(), outs=()) -> int:
+        """Place a bundle no earlier than `earliest` nor before its inputs are in SRAM; mark
+        when its outputs are."""
+        reads = [i.rel for i in bd.instrs if i.mnemonic == "READ"]
+        if reads and ins:
+            earliest = max(earliest, max(x.ready for x in ins) - min(reads) - T["mem_read_access"])
+        t = self.res.place(bd, earliest, label)
+        for i in bd.instrs:
+            if i.mnemonic == "WRITE":
+                done = t + i.rel + T["mem_write_commit"] + i.operands["count"]
+                for o in outs:
+                    o.ready = max(o.ready, done)
+        return t
+
+    # ---- small bundle builders -------------------------------------------------------------
+    def feed(self, b: Bundle, src: int, dst: int, sample_rel: int, count: int, addr: int, note: str, width_of=None):
+        """A READ at `src` whose words pass `dst` on sample_rel .. sample_rel + count - 1."""
+        d = toward(src, dst)
+        drive = sample_rel - abs(dst - src)
+        f = b.flow(d, 1, src, drive, count, dst)
+        b.at(src, drive - T["mem_read_drive"], "READ", note, stream=lambda: f.base, dir=d, addr=addr, stride=1,
+             count=count)
+        return f
+
+    def catch(self, b: Bundle, flow, plane: int, dst: int, count: int, addr: int, note: str) -> None:
+        """A WRITE at `dst` of plane `plane` of a flow as it passes."""
+        arrive = flow.drive + abs(dst - flow.driver)
+        b.at(dst, arrive - T["mem_write_sample"], "WRITE", note, stream=lambda: flow.base + plane,
+             dir=flow.direction, addr=addr, stride=1, count=count)
+
+
+def _operand(flow):
+    return lambda: spec.operand(flow.base, flow.direction)
+
+
+# ==========================================================================================
+# GEMM
+# ==========================================================================================
+@dataclass
+class Epilogue:
+    bias: Placed | None = None          # int32 [N]
+    requant: tuple | None = None        # (multiplier, shift, stored zero point)
+    relu: bool = False
+
+
+def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],
+         epi: Epilogue, label: str) -> None:
+    cfg, L = m.config, m.config.lanes
+    if not m.mxm:
+        raise CompileError(f"node {label!r} (matmul): config {cfg.name!r} has no MXM")
+    M, K = a.layout.rows, a.layout.cols
+    N = bmat.layout.cols
+    kt_n, nt_n = bmat.layout.rows_p // L, bmat.layout.tiles
+    nb = out.layout.nb
+    half = cfg.mxm_acc_rows // 2
+    chunks = [(m0, min(half, M - m0)) for m0 in range(0, M, half)]
+    items = [(b, c, nt) for b in range(nb) for c in chunks for nt in range(nt_n)]
+    sides = [W, E]
+    if nt_n >= 2:
+        h = -(-nt_n // 2)
+        side_of = {it: (W if it[2] < h else E) for it in items}
+        ranges = {W: (0, h), E: (h, nt_n)}
+    else:
+        side_of = {it: sides[i % 2] for i, it in enumerate(items)}
+        ranges = {W: (0, None), E: (0, None)}
+    used = sorted({side_of[it] for it in items})
+
+    # sources: A from a copy per MXM, B tiles from another slice; four distinct read engines
+    a_src, b_src = _gemm_sources(m, a, used, label)
+    for s in used:
+        lo, hi = ranges[s]
+        m.host_copy(bmat, [b_src[s]], lo, hi if hi != nt_n else None)
+    b_copy = {s: next(c for c in bmat.copies if c.planes[0][0] == b_src[s]) for s in used}
+
+    # MXMCFG per MXM: after the previous kernel's last sample
+    cfg_done = {}
+    for s in used:
+        st = m.mxm[s]
+        bd = Bundle()
+        bd.at(st.position, 0, "MXMCFG", f"{label}: zero points", xzp=a_cfg[0] & 0xFF, xsigned=a_cfg[1],
+              wzp=b_cfg[0] & 0xFF, wsigned=b_cfg[1])
+        t = m.res.place(bd, max(0, st.last_sample - T["mxm_cfg_write"]), label)
+        cfg_done[s] = t + T["mxm_cfg_write"]
+        st.busy_mm = max(st.busy_mm, cfg_done[s])
+    count = {s: 0 for s in used}
+    for it in items:
+        s = side_of[it]
+        st = m.mxm[s]
+        bi, (m0, mc), nt = it
+        hf = count[s] % 2
+        count[s] += 1
+        last_mm = None
+        for kt in range(kt_n):
+            bd = Bundle()
+            rel_lw = T["mxm_install"] - T["mxm_sample"] - L
+            ab = a.layout.nb > 1 and bi or 0
+            bb = bmat.layout.nb > 1 and bi or 0
+            addr_b = b_copy[s].addr(bmat.layout, 0, bb, nt, kt * L)
+            fb = m.feed(bd, b_src[s], st.position, rel_lw + T["mxm_sample"], L, addr_b, f"{label}: B tile k{kt} n{nt}")
+            bd.at(st.position, rel_lw, "LW", f"{label}: B tile k{kt} n{nt}", stream=lambda f=fb: f.base,
+                  dir=st.feed_dir, row=0, width=1, count=L)
+            addr_a = a_src[s].addr(a.layout, 0, ab, kt, m0)
+            fa = m.feed(bd, a_src[s].planes[0][0], st.position, T["mxm_sample"], mc, addr_a,
+                        f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}")
+            bd.at(st.position, 0, "MATMUL", f"{label}: rows {m0}..{m0 + mc - 1} x tile k{kt} n{nt}",
+                  stream=lambda f=fa: f.base, dir=st.feed_dir, accumulate=int(kt > 0), acc=hf * half, swap=1,
+                  count=mc)
+            bd.holds.append((("shadow", st.position), rel_lw + T["mxm_sample"], T["mxm_install"] - 1))
+            earliest = max(st.busy_mm, cfg_done[s] - rel_lw - T["mxm_sample"] + 1)
+            if kt == 0:
+                earliest = max(earliest, st.half_free[hf] - T["mxm_acc_write"] + 1)
+            last_mm = m.place(bd, earliest, label, [a, bmat])
+            st.busy_mm = last_mm + 1
+            st.last_sample = max(st.last_sample, last_mm + T["mxm_sample"] + mc - 1)
+        t_ar = _readout(m, st, s, hf * half, mc, out, bi, nt, m0, epi, label,
+                        last_mm + T["mxm_acc_write"] - T["mxm_accread_access"])
+        hfree = list(st.half_free)
+        hfree[hf] = t_ar + T["mxm_accread_access"] + mc - 1
+        st.half_free = tuple(hfree)
+
+
+def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):
+    """Per MXM side: the copy of A it streams from, and the slice its B tiles come from."""
+    mems = m.mems
+    a_opts = {}
+    for s in used:
+        opts = [c for c in a.copies if c.tile_lo == 0 and c.tile_hi is None]
+        if a.host:                                   # host data can be copied where it suits
+            opts = [None]
+        a_opts[s] = opts
+    best = None
+
+    for a_choice in itertools.product(*[a_opts[s] for s in used]):
+        for a_pos in itertools.product(*[(mems if c is None else [c.planes[0][0]]) for c in a_choice]):
+            if len(set(a_pos)) < len(a_pos):
+                continue
+            rest = [p for p in mems if p not in a_pos]
+            for b_pos in itertools.permutations(rest, len(used)):
+                cost = sum(abs(ap - m.mxm[s].position) + abs(bp - m.mxm[s].position)
+                           for s, ap, bp in zip(used, a_pos, b_pos))
+                if best is None or cost < best[0]:
+                    best = (cost, a_choice, a_pos, b_pos)
+    if best is None:
+        raise CompileError(f"node {label!r} (matmul): not enough MEM slices to stream A and B to the MXM")
+    _, a_choice, a_pos, b_pos = best
+    a_src = {}
+    for s, c, p in zip(used, a_choice, a_pos):
+        a_src[s] = c if c is not None else m.host_copy(a, [p])
+    return a_src, dict(zip(used, b_pos))
+
+
+def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed, bi: int, nt: int, m0: int,
+             epi: Epilogue, label: str, earliest: int) -> int:
+    bd = Bundle()
+    out_dir = 1 - st.feed_dir
+    note = f"{label}: rows {m0}..{m0 + mc - 1} of tile n{nt}"
+    if epi.requant is None:                                     # int32 result: four byte planes to SRAM
+        c = out.whole_copy()
+        reach = max((p for p, _ in c.planes), key=lambda p: abs(p - st.position))
+        g = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, reach)
+        bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda: g.base, ddir=out_dir, count=mc)
+        for j, (p, _) in enumerate(c.planes):
+            m.catch(bd, g, j, p, mc, c.addr(out.layout, j, bi, nt, m0), f"{note} plane {j}")
+        return m.place(bd, earliest, label, outs=[out])
+    pv = m.vxm
+    g = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, pv)
+    bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda: g.base, ddir=out_dir, count=mc)
+    s0 = T["mxm_accread_drive"] + abs(pv - st.position)       # first sample of the chain's first op
+    regs = m.config.vxm_regs
+    setup = []                                                 # (mnemonic, operands, register choice)
+
+    def reg(name, _):
+        return bd.choice(name, tuple(range(regs)), [], lambda v: ("reg", pv, v))
+    mult, shift, zp = epi.requant
+    chain = []                                                 # (mnemonic, fields, result dtype)
+    if epi.bias is not None:
+        r_bias = reg("bias", None)
+        chain.append(("ADD", dict(b=r_bias, type=I32), I32, [r_bias]))
+    r_m, r_sz = reg("multiplier", None), reg("shift/zp", None)
+    chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
+    if epi.relu:
+        r_zp = reg("relu zp", None)
+        chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
+    # setup instructions on the VXM queue, on the cycles just before the chain's first sample
+    slot = s0 - T["vxm_sample"] - 1
+    writes = {}
+    if epi.bias is not None:
+        bc = epi.bias.whole_copy()
+        for j, (p, _) in enumerate(bc.planes):
+            issue = slot
+            slot -= 1
+            f = m.feed(bd, p, pv, issue + T["vxm_sample"], 1, bc.addr(epi.bias.layout, j, 0, nt, 0),
+                       f"{label}: bias tile n{nt} byte {j}")
+            bd.at(pv, issue, "VLOADB", f"{label}: bias byte {j}", a=_operand(f), r=lambda c=r_bias: c.value, plane=j)
+            writes.setdefault(id(r_bias), []).append(issue + T["vxm_reg_write"])
+    for ch, imm in ((r_m, mult), (r_sz, (zp << 16) | shift)) + (((r_zp, zp),) if epi.relu else ()):
+        issue = slot
+        slot -= 1
+        bd.at(pv, issue, "VSET", f"{label}: {ch.name}", r=lambda c=ch: c.value, imm=int(imm))
+        writes.setdefault(id(ch), []).append(issue + T["vxm_reg_write"])
+    # the chain
+    flow, s = g, s0
+    bounce_dir = out_dir
+    uses = {}
+    for i, (mn, fields, rtype, rchs) in enumerate(chain):
+        issue = s - T["vxm_sample"]
+        drive = issue + T["vxm_drive"]
+        for ch in rchs:
+            uses[id(ch)] = s + mc - 1
+        ops = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if hasattr(v, "choices") else v)
+               for k, v in fields.items()}
+        width = spec.dtype_bytes(rtype)
+        last = i == len(chain) - 1
+        if not last:
+            ps = m.sxm[bounce_dir]
+            nf = bd.flow(bounce_dir, width, pv, drive, mc, ps)
+            bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=bounce_dir,
+                  alu=AluVar(), count=mc, **ops)
+            sx_issue = drive + abs(ps - pv) - T["sxm_sample"]
+            back = 1 - bounce_dir
+            bf = bd.flow(back, width, ps, sx_issue + T["sxm_drive"], mc, pv)
+            bd.at(ps, sx_issue, "SHIFT", f"{note}: return to the VXM", stream=lambda f=nf: f.base, dir=bounce_dir,
+                  arg=0, dst=lambda f=bf: f.base, ddir=back, width=width, count=mc)
+            flow, s = bf, sx_issue + T["sxm_drive"] + abs(ps - pv)
+            bounce_dir = back
+        else:
+            c = out.whole_copy()
+            side_dir = E if c.planes[0][0] > pv else W
+            reach = max((p for p, _ in c.planes), key=lambda p: abs(p - pv))
+            nf = bd.flow(side_dir, width, pv, drive, mc, reach)
+            bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=side_dir,
+                  alu=AluVar(), count=mc, **ops)
+            for cp in out.copies:
+                for j, (p, _) in enumerate(cp.planes):
+                    m.catch(bd, nf, j, p, mc, cp.addr(out.layout, j, bi, nt, m0), f"{note}: store")
+    for ch in bd.choices:
+        ch.holds = [(min(writes[id(ch)]), uses[id(ch)])]
+    return m.place(bd, earliest, label, [epi.bias] if epi.bias is not None else [], [out])
+
+
+# ==========================================================================================
+# Elementwise
+# ==========================================================================================
+ELEMENTWISE = {"add": "ADD", "relu": "RELU"}
+
+
+def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str) -> None:
+    pv, nbytes = m.vxm, spec.dtype_bytes(dtype)
+    total = out.layout.words()
+    sides = [W, E] if len(ins) == 2 else [W]
+    srcs = []
+    taken: set[int] = set()
+    for x, side in zip(ins, sides):
+        c = None
+        for cand in x.copies:                    # an existing copy on read engines not yet taken
+            ps = [p for p, _ in cand.planes]
+            if cand.tile_lo == 0 and cand.tile_hi is None and not taken & set(ps) and (
+                    nbytes == 1 or all((p < pv) == (ps[0] < pv) for p in ps)):
+                c = cand
+                break
+        if c is None:
+            if not x.host:
+                raise CompileError(f"node {label!r} ({op}): operands need separate MEM slices to stream from; "
+                                   f"{x.name!r} is held where the other operand is")
+            for sd in (side, 1 - side):
+                ps = m.side_copy_slices(nbytes, sd)
+                if not taken & set(ps):
+                    c = m.host_copy(x, ps)
+                    break
+        if c is None:
+            raise CompileError(f"node {label!r} ({op}): not enough MEM slices to stream its operands")
+        taken |= {p for p, _ in c.planes}
+        srcs.append(c)
+    out_side = E if not any(p > pv for p in taken) or nbytes == 1 else W
+    ps = m.side_copy_slices(nbytes, out_side)
+    if nbytes == 1:
+        ps = m.side_mems[out_side][:2]                # int8: a copy in each of the side's two nearest slices
+        out.copies = [Copy([(p, m.sram.alloc(p, total))]) for p in ps]
+    else:
+        out.copies = [Copy([(p, m.sram.alloc(p, total)) for p in ps])]
+    step = 1 << 15
+    last = 0
+    for w0 in range(0, total, step):
+        n = min(step, total - w0)
+        bd = Bundle()
+        operands = {}
+        for name, x, c in zip("ab", ins, srcs):
+            lead = None
+            for j, (p, addr) in enumerate(c.planes):     # plane j on stream base + j of the operand group
+                f = m.feed(bd, p, pv, T["vxm_sample"], n, addr + w0, f"{label}: {x.name} byte {j}")
+                if lead is None:
+                    lead = f
+                else:
+                    bd.flows.remove(f)
+                    lead.follow(f, j)
+                    f.base = None
+                    bd.instrs[-1].operands["stream"] = (lambda g=lead, j=j: g.base + j)
+            operands[name] = _operand(lead)
+        reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
+        of = bd.flow(toward(pv, reach), nbytes, pv, T["vxm_drive"], n, reach)
+        bd.at(pv, 0, ELEMENTWISE[op], f"{label}: {op}", dst=lambda: of.base, ddir=of.direction, type=dtype,
+              alu=AluVar(), count=n, **operands)
+        for cp in out.copies:
+            for j, (p, addr) in enumerate(cp.planes):
+                m.catch(bd, of, j, p, n, addr + w0, f"{label}: store")
+        last = m.place(bd, last, label, ins, [out])

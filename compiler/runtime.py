@@ -1,0 +1,101 @@
+"""Run a compiled model on a target: host pre-processing, SRAM load, run, read-back, host post-processing.
+
+The chip part goes through verif.run (the one runner for program images), so `golden`,
+`icarus` and `verilator` differ only in the `target` argument: the same image, the same input
+words, the same read-back ranges. This module is the only part of the compiler package that
+imports a runner; the compiler proper (graph, kernels, scheduling) depends on `isa` alone.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from isa.image import MemSegment, Program, save
+
+from .compile import Compiled
+from .graph import _EVAL, CompileError
+
+
+class InputError(CompileError):
+    """Inputs that do not match the model (names, shapes, dtypes)."""
+
+
+def check_feeds(graph, feeds: dict) -> dict:
+    names = list(graph.inputs)
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise InputError(f"input {missing[0]!r} is missing (the model's inputs: {', '.join(names)})")
+    extra = [k for k in feeds if k not in graph.inputs and k not in graph.constants]
+    if extra:
+        raise InputError(f"input {extra[0]!r} is not an input of the model (its inputs: {', '.join(names)})")
+    out = {}
+    for n, t in graph.inputs.items():
+        v = np.asarray(feeds[n])
+        if v.dtype != t.dtype or v.shape != t.shape:
+            raise InputError(f"input {n!r}: got {v.dtype}{list(v.shape)}, the model takes {t.dtype}{list(t.shape)}")
+        out[n] = v
+    return out
+
+
+def program_with_inputs(compiled: Compiled, env: dict) -> Program:
+    p = Program(compiled.config, {k: list(v) for k, v in compiled.program.queues.items()},
+                list(compiled.program.memory))
+    for placed, src, fn in compiled.host_loads:
+        if src in compiled.graph.constants or not placed.copies:
+            continue
+        v = env[src]
+        for pos, addr, words in placed.segments(fn(v) if fn else v):
+            p.memory.append(MemSegment(pos, addr, np.ascontiguousarray(words, np.uint8)))
+    return p
+
+
+def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None) -> tuple[dict, dict]:
+    """Returns ({output name: array}, report). Raises InputError for bad inputs."""
+    from verif.run import run as run_image
+
+    log = log or (lambda msg: None)
+    g = compiled.graph
+    env = dict(g.constants)
+    env.update(check_feeds(g, feeds))
+    for n in compiled.pre:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    program = program_with_inputs(compiled, env)
+    dumps, where = [], {}
+    for v in compiled.chip_outputs:
+        c = compiled.placed[v].whole_copy()
+        n = compiled.placed[v].layout.words()
+        where[v] = []
+        for pos, addr in c.planes:
+            dumps.append((pos, addr, n))
+            where[v].append(f"{compiled.config.floorplan[pos].name}@{addr:#x}")
+    log(f"running {compiled.predicted['cycles']} predicted cycles on {target} ({compiled.config.name})")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "program.bin"
+        save(program, path)
+        report, words = run_image(path, target, compiled.config.name, dumps)
+    if report["error"] != "NONE":
+        raise RuntimeError(f"the chip stopped with {report['error']} at position {report['error_position']} "
+                           f"pc {report['error_pc']}")
+    for v in compiled.chip_outputs:
+        env[v] = compiled.placed[v].unpack([words[k] for k in where[v]])
+    for n in compiled.post:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    names = getattr(g, "output_names", None) or list(g.outputs)
+    outputs = {name: env[v] for name, v in zip(names, g.outputs)}
+    pred = compiled.predicted
+    cycles = report["cycles"]
+    lanes2 = compiled.config.lanes ** 2
+    n_mxm = 2 if compiled.config.mxm else 0
+    rep = {"target": target, "config": compiled.config.name, "cycles": cycles,
+           "predicted_cycles": pred["cycles"], "prediction_exact": cycles == pred["cycles"],
+           "mxm_utilization": round(pred["macs"] / (cycles * n_mxm * lanes2), 4) if cycles and n_mxm else 0.0,
+           "macs": pred["macs"], "units": pred["units"], "ecc_corrected": report["ecc_corrected"],
+           "ecc_uncorrectable": report["ecc_uncorrectable"], "wall_seconds": report["wall_seconds"]}
+    return outputs, rep
+
+
+def stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
