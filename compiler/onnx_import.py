@@ -1,9 +1,16 @@
 """ONNX -> compiler graph, for quantized int8 models.
 
 Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points,
-2-D and batched 3-D), Add and Relu on integer tensors, and QuantizeLinear / DequantizeLinear
-at the graph's boundary (float work the host does). Everything else is refused, before any
-scheduling, with the node's name, its op type and the reason.
+2-D and batched 3-D), Add and Relu on integer tensors, QuantizeLinear / DequantizeLinear at the
+graph's boundary (float work the host does), and the QDQ pattern
+
+    DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] -> QuantizeLinear
+
+fused into integer work: (x - zx) @ (w - zw) in int32, plus the bias rounded to the
+accumulator's scale sx*sw, ReLU on the accumulator, and requantization by sx*sw/sy. A float
+MatMul/Gemm result that leaves the graph without QuantizeLinear is dequantized on the host
+(acc * sx*sw). Everything else is refused, before any scheduling, with the node's name, its
+op type and the reason.
 """
 from __future__ import annotations
 
@@ -11,7 +18,19 @@ import numpy as np
 
 from .graph import CompileError, Graph, TensorType
 
-SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Relu", "QuantizeLinear", "DequantizeLinear")
+SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Relu", "QuantizeLinear", "DequantizeLinear", "MatMul", "Gemm")
+
+
+class _Deq:
+    """A DequantizeLinear output kept symbolic: (int value - zp) * scale, per tensor."""
+    def __init__(self, value, scale, zp, label):
+        self.value, self.scale, self.zp, self.label = value, float(scale), int(zp), label
+
+
+class _Acc:
+    """A float MatMul/Gemm result kept as its exact int32 accumulator times `scale`."""
+    def __init__(self, value, scale, label):
+        self.value, self.scale, self.label = value, float(scale), label
 
 
 # operand positions that must be known when compiling (they become (M, s) and zero points)
@@ -65,7 +84,7 @@ def from_model(model, bind: dict | None = None) -> Graph:
         ins = [names.get(i, i) if i else "" for i in n.input]
         out = _convert(g, n, label, ins, consts)
         names[n.output[0]] = out
-    g.outputs = [names.get(o.name, o.name) for o in model.graph.output]
+    g.outputs = [_materialize(g, names.get(o.name, o.name)) for o in model.graph.output]
     g.output_names = [o.name for o in model.graph.output]
     return g
 
@@ -80,8 +99,101 @@ def _scalar(consts, name, label, op, what):
     return v.reshape(())
 
 
+def _materialize(g: Graph, v):
+    """A symbolic value that leaves the graph: dequantized on the host."""
+    if isinstance(v, _Deq):
+        s = g.constant(v.label + "/scale", np.float32(v.scale))
+        z = g.constant(v.label + "/zero_point", np.asarray(v.zp, g.types[v.value].dtype))
+        return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
+                      v.label)
+    if isinstance(v, _Acc):
+        s = g.constant(v.label + "/scale", np.float32(v.scale))
+        z = g.constant(v.label + "/zero_point", np.int32(0))
+        return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
+                      v.label + "/dequantize")
+    return v
+
+
+def _float_in(g, v, label, op, what):
+    if isinstance(v, (_Deq, _Acc)):
+        return v
+    raise CompileError(f"node {label!r} ({op}): {what} is a float tensor that does not come from DequantizeLinear; "
+                       f"float {op} runs only inside a QDQ pattern")
+
+
+def _qdq(g: Graph, n, label, ins, consts):
+    """The float ops of a QDQ pattern, on symbolic values (see the module docstring)."""
+    op = n.op_type
+    attrs = {a.name: a for a in n.attribute}
+    if op in ("MatMul", "Gemm"):
+        a = _float_in(g, ins[0], label, op, "input A")
+        b = _float_in(g, ins[1], label, op, "input B")
+        for x, which in ((a, "A"), (b, "B")):
+            if not isinstance(x, _Deq):
+                raise CompileError(f"node {label!r} ({op}): input {which} must be dequantized int8/uint8 (a MatMul "
+                                   f"result feeds another MatMul only through QuantizeLinear)")
+        bval = b.value
+        if op == "Gemm":
+            if attrs.get("transA") and attrs["transA"].i:
+                raise CompileError(f"node {label!r} (Gemm): transA=1 is not supported")
+            for k in ("alpha", "beta"):
+                if k in attrs and attrs[k].f != 1.0:
+                    raise CompileError(f"node {label!r} (Gemm): {k}={attrs[k].f} is not supported (only 1.0)")
+            if attrs.get("transB") and attrs["transB"].i:
+                if bval not in g.constants:
+                    raise CompileError(f"node {label!r} (Gemm): transB=1 needs constant weights")
+                bval = g.constant(label + "/B_transposed", np.ascontiguousarray(g.constants[bval].T))
+        acc = _wrap(label, op, lambda: g.matmul(a.value, bval, a.zp, b.zp, name=label))
+        res = _Acc(acc, a.scale * b.scale, label)
+        if op == "Gemm" and len(ins) > 2 and ins[2]:
+            res = _bias(g, res, ins[2], label, op, consts)
+        return res
+    if op == "Add":
+        accs = [x for x in ins if isinstance(x, _Acc)]
+        if len(accs) != 1:
+            raise CompileError(f"node {label!r} (Add): a float Add is supported as the bias of a MatMul/Gemm in a QDQ "
+                               f"pattern (one input a MatMul result, the other a constant)")
+        other = ins[1] if ins[0] is accs[0] else ins[0]
+        return _bias(g, accs[0], other, label, op, consts)
+    if op == "Relu":
+        x = _float_in(g, ins[0], label, op, "the input")
+        if not isinstance(x, _Acc):
+            raise CompileError(f"node {label!r} (Relu): float Relu is supported on a MatMul/Gemm result in a QDQ pattern")
+        return _Acc(g.relu(x.value, name=label), x.scale, label)
+    if op == "QuantizeLinear":
+        x = ins[0]
+        if not isinstance(x, _Acc):
+            raise CompileError(f"node {label!r} (QuantizeLinear): quantizes a dequantized tensor again; only a "
+                               f"MatMul/Gemm result (or a graph input, on the host) can be quantized")
+        sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
+        zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+        return _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label))
+    raise AssertionError(op)
+
+
+def _bias(g: Graph, acc: _Acc, c, label, op, consts):
+    """The bias of a QDQ MatMul/Gemm, rounded to the accumulator's scale (exact when it is
+    DequantizeLinear of int32 with scale sx*sw and zero point 0, as quantizers emit it)."""
+    if isinstance(c, _Deq) and c.value in g.constants:
+        real = (g.constants[c.value].astype(np.float64) - c.zp) * c.scale
+    elif isinstance(c, str) and c in consts and consts[c].dtype.kind == "f":
+        real = consts[c].astype(np.float64)
+    else:
+        raise CompileError(f"node {label!r} ({op}): the bias must be a constant (float, or DequantizeLinear of a "
+                           f"constant)")
+    q = np.round(real / acc.scale)
+    if np.any(np.abs(q) >= 2 ** 31):
+        raise CompileError(f"node {label!r} ({op}): the bias does not fit in int32 at the accumulator's scale")
+    b = g.constant(label + "/bias_int32", q.astype(np.int32))
+    return _Acc(_wrap(label, op, lambda: g.add(acc.value, b, name=label + "/bias")), acc.scale, label)
+
+
 def _convert(g: Graph, n, label, ins, consts) -> str:
     op = n.op_type
+    if op in ("MatMul", "Gemm") or any(isinstance(x, (_Deq, _Acc)) for x in ins):
+        if op == "DequantizeLinear":
+            raise CompileError(f"node {label!r} (DequantizeLinear): its input is already a float tensor")
+        return _qdq(g, n, label, ins, consts)
     if op == "MatMulInteger":
         a_zp = int(_scalar(consts, ins[2], label, op, "a_zero_point")) if len(ins) > 2 and ins[2] else 0
         b_zp = int(_scalar(consts, ins[3], label, op, "b_zero_point")) if len(ins) > 3 and ins[3] else 0
@@ -116,6 +228,8 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
         bshape = [1] * len(shape)
         bshape[axis % len(shape)] = scale.size
         scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+    if op == "DequantizeLinear" and scale.size == 1 and zp.size == 1 and g.types[x].dtype in (np.int8, np.uint8, np.int32):
+        return _Deq(x, scale.reshape(()), zp.reshape(()), label)
     sname, zname = g.constant(label + "/scale", scale), g.constant(label + "/zero_point", zp)
     if op == "QuantizeLinear":
         if zp.dtype not in (np.int8, np.uint8, np.int16, np.uint16):

@@ -1,0 +1,123 @@
+"""Command line: compile an ONNX model, or compile and run it on a target.
+
+    python -m compiler run MODEL.onnx --inputs IN.npz --outputs OUT.npz \\
+        --target {golden,icarus,verilator} [--config tiny] [--report REPORT.json]
+    python -m compiler compile MODEL.onnx -o PROGRAM.bin [--listing PROGRAM.s] [--config tiny]
+        [--inputs IN.npz]     (binds scale / zero-point graph inputs, as the ONNX node tests have them)
+
+IN.npz / OUT.npz are keyed by the ONNX graph's input and output names. Errors print one line
+and exit 1 (2 for bad command-line usage); progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from isa.config import DEFAULT, ConfigError, get_config
+from isa.image import save
+
+from .compile import compile_graph
+from .graph import CompileError
+from .onnx_import import load
+from .runtime import run, stderr_log
+
+TARGETS = ("golden", "icarus", "verilator")
+
+
+def _read_npz(path: Path) -> dict:
+    if not path.exists():
+        raise CompileError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:                              # noqa: BLE001 (zip / format errors of several kinds)
+        raise CompileError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+
+
+def _compile(args, feeds):
+    if not args.model.exists():
+        raise CompileError(f"{args.model}: no such file")
+    config = get_config(args.config)
+    graph = load(args.model, bind=feeds)
+    compiled = compile_graph(graph, config)
+    p = compiled.predicted
+    stderr_log(f"compiled {args.model.name} for {config.name} in {compiled.compile_seconds:.2f} s: "
+               f"{p['cycles']} predicted cycles, MXM utilization {p['mxm_utilization']}")
+    return compiled
+
+
+def cmd_compile(args) -> int:
+    feeds = _read_npz(args.inputs) if args.inputs else {}
+    compiled = _compile(args, feeds)
+    save(compiled.program, args.output)
+    if args.listing:
+        args.listing.write_text(compiled.listing)
+    io = {v: {"shape": list(p.layout.shape), "dtype": str(p.dtype), "offset": p.offset,
+              "copies": [[[compiled.config.floorplan[pos].name, addr] for pos, addr in c.planes]
+                         for c in p.copies]}
+          for v, p in compiled.placed.items() if isinstance(v, str) and
+          (v in compiled.chip_inputs or v in compiled.chip_outputs)}
+    meta = {"config": compiled.config.name, "predicted": compiled.predicted, "stats": compiled.stats,
+            "compile_seconds": round(compiled.compile_seconds, 3), "tensors": io}
+    Path(str(args.output) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"cycles={compiled.predicted['cycles']} mxm_utilization={compiled.predicted['mxm_utilization']} "
+          f"image={args.output}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    feeds = _read_npz(args.inputs)
+    compiled = _compile(args, feeds)
+    g = compiled.graph
+    feeds = {k: v for k, v in feeds.items() if k in g.inputs}
+    if args.target != "golden":
+        stderr_log(f"{args.target}: the first run builds the simulator for {compiled.config.name} (minutes); "
+                   f"later runs reuse it")
+    outputs, report = run(compiled, feeds, args.target, log=stderr_log)
+    if args.outputs:
+        np.savez(args.outputs, **outputs)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+    print(" ".join(f"{k}={report[k]}" for k in ("target", "config", "cycles", "predicted_cycles",
+                                                   "mxm_utilization")))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m compiler", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="compile and run a model on a target")
+    r.add_argument("model", type=Path)
+    r.add_argument("--inputs", type=Path, required=True)
+    r.add_argument("--outputs", type=Path)
+    r.add_argument("--target", choices=TARGETS, default="golden")
+    r.add_argument("--config", default=DEFAULT)
+    r.add_argument("--report", type=Path)
+    c = sub.add_parser("compile", help="compile a model to a program image")
+    c.add_argument("model", type=Path)
+    c.add_argument("-o", "--output", type=Path, required=True)
+    c.add_argument("--listing", type=Path)
+    c.add_argument("--config", default=DEFAULT)
+    c.add_argument("--inputs", type=Path, help="values for scale / zero-point graph inputs")
+    args = ap.parse_args(argv)
+    try:
+        return cmd_run(args) if args.cmd == "run" else cmd_compile(args)
+    except (CompileError, ConfigError, OSError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except Exception as e:                              # noqa: BLE001 (a bug or a missing tool: still one line)
+        from verif.tools import ToolMissing
+        if isinstance(e, ToolMissing):
+            print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+            return 1
+        print(f"internal error ({type(e).__name__}): {str(e).splitlines()[0] if str(e) else ''} "
+              f"(please report it with the model)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())
