@@ -70,41 +70,10 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
                  [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
     needed_out = list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip)))
     keep = set(needed_out)
+    _lower(kernels.Machine(config, dry=True), graph, chip, consumers, keep, host_vals).sram.check()
     m = kernels.Machine(config)
-    placed: dict = {}
-    host_loads: list = []
-    macs = 0
-
-    def value(name: str) -> Placed:
-        if name not in placed:
-            if name not in host_vals:
-                raise AssertionError(f"value {name!r} used before it is computed")
-            t = graph.types[name]
-            if t.dtype not in NBYTES:
-                raise CompileError(f"value {name!r} is {t.dtype}; the chip holds int8, uint8, int16 and int32 tensors")
-            placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], config.lanes), host=True)
-            host_loads.append((placed[name], name, None))
-        return placed[name]
-    value.loads = host_loads
-
-    done: set[str] = set()
+    placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
     try:
-        for n in chip:
-            if n.name in done:
-                continue
-            if n.op == "matmul":
-                group = _fuse(n, consumers, keep)
-                done.update(x.name for x in group)
-                macs += _lower_matmul(m, graph, group, value, placed)
-            elif n.op in ("add", "relu"):
-                done.add(n.name)
-                _lower_elementwise(m, graph, n, value, placed)
-            elif n.op == "requantize":
-                raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
-                                   f"input {n.inputs[0]!r} does not come straight from a MatMul)")
-            else:
-                raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
-        m.sram.check()
         tp = TimedProgram(config)
         for pos, cyc, mn, ops, note in m.res.placed:
             tp.at(pos, cyc, mn, **ops)
@@ -129,6 +98,45 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
                  "instructions": len(m.res.placed),
                  "queue_words": {config.floorplan[p].name: len(w) for p, w in program.queues.items()}}
     return out
+
+
+def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
+    """Run every chip node's kernel on machine m; m.result = (placed, host loads, MACs)."""
+    config = m.config
+    placed: dict = {}
+    host_loads: list = []
+    macs = 0
+
+    def value(name: str) -> Placed:
+        if name not in placed:
+            if name not in host_vals:
+                raise AssertionError(f"value {name!r} used before it is computed")
+            t = graph.types[name]
+            if t.dtype not in NBYTES:
+                raise CompileError(f"value {name!r} is {t.dtype}; the chip holds int8, uint8, int16 and int32 tensors")
+            placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], config.lanes), host=True)
+            host_loads.append((placed[name], name, None))
+        return placed[name]
+    value.loads = host_loads
+
+    done: set[str] = set()
+    for n in chip:
+        if n.name in done:
+            continue
+        if n.op == "matmul":
+            group = _fuse(n, consumers, keep)
+            done.update(x.name for x in group)
+            macs += _lower_matmul(m, graph, group, value, placed)
+        elif n.op in ("add", "relu"):
+            done.add(n.name)
+            _lower_elementwise(m, graph, n, value, placed)
+        elif n.op == "requantize":
+            raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
+                               f"input {n.inputs[0]!r} does not come straight from a MatMul)")
+        else:
+            raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
+    m.result = placed, host_loads, macs
+    return m
 
 
 # ---- partition and fusion -------------------------------------------------------------------

@@ -53,8 +53,9 @@ class MxmState:
 class Machine:
     """The compiler's view of one chip while it schedules: floorplan, SRAM, reservations."""
 
-    def __init__(self, config: ChipConfig):
+    def __init__(self, config: ChipConfig, dry: bool = False):
         self.config = config
+        self.dry = dry                # True: allocate SRAM only, book nothing (the size check runs first)
         self.res = Reservations(config)
         self.sram = Sram(config)
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
@@ -96,6 +97,8 @@ class Machine:
     def place(self, bd: Bundle, earliest: int, label: str, ins=(), outs=()) -> int:
         """Place a bundle no earlier than `earliest` nor before its inputs are in SRAM; mark
         when its outputs are."""
+        if self.dry:
+            return max(earliest, 0)
         reads = [i.rel for i in bd.instrs if i.mnemonic == "READ"]
         if reads and ins:
             earliest = max(earliest, max(x.ready for x in ins) - min(reads) - T["mem_read_access"])
@@ -174,7 +177,7 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         bd = Bundle()
         bd.at(st.position, 0, "MXMCFG", f"{label}: zero points", xzp=a_cfg[0] & 0xFF, xsigned=a_cfg[1],
               wzp=b_cfg[0] & 0xFF, wsigned=b_cfg[1])
-        t = m.res.place(bd, max(0, st.last_sample - T["mxm_cfg_write"]), label)
+        t = m.place(bd, max(0, st.last_sample - T["mxm_cfg_write"]), label)
         cfg_done[s] = t + T["mxm_cfg_write"]
         st.busy_mm = max(st.busy_mm, cfg_done[s])
     count = {s: 0 for s in used}

@@ -1,0 +1,184 @@
+"""The compiler end to end on the golden model: results equal the graph's integer reference
+bit for bit, and the predicted cycle count equals the measured one exactly."""
+import numpy as np
+import pytest
+
+from compiler.compile import compile_graph
+from compiler.graph import CompileError, Graph
+from compiler.reserve import Bundle, DoubleBooking, Reservations
+from compiler.runtime import InputError, run
+from isa.config import get_config
+
+TINY = get_config("tiny")
+
+
+def _rand(rng, dtype, shape):
+    i = np.iinfo(dtype)
+    return rng.integers(i.min, i.max + 1, shape).astype(dtype)
+
+
+def _check(g: Graph, feeds, config=TINY, target="golden"):
+    c = compile_graph(g, config)
+    out, rep = run(c, feeds, target)
+    want = g.evaluate(feeds)
+    for k in g.outputs:
+        assert out[k].dtype == want[k].dtype and out[k].shape == want[k].shape
+        assert np.array_equal(out[k], want[k]), k
+    assert rep["cycles"] == c.predicted["cycles"] and rep["prediction_exact"]
+    return c, rep
+
+
+GEMMS = [  # M, K, N, a dtype, b dtype, a_zp, b_zp, bias, relu, requant to
+    (4, 3, 2, np.uint8, np.uint8, 12, 0, False, False, None),
+    (1, 16, 16, np.int8, np.int8, 0, 0, False, False, None),
+    (20, 40, 37, np.int8, np.int8, -3, 5, False, False, None),
+    (17, 33, 16, np.int8, np.int8, 0, 0, False, False, np.int8),
+    (20, 40, 37, np.int8, np.int8, 0, 0, True, True, np.int8),
+    (5, 16, 48, np.uint8, np.uint8, 7, 3, False, False, np.uint8),
+    (9, 50, 20, np.uint8, np.int8, 255, -128, True, False, np.uint8),
+    (300, 50, 70, np.int8, np.int8, 0, 0, True, True, np.int8),        # two row chunks (acc halves)
+    (7, 24, 5, np.int8, np.uint8, -128, 255, False, True, np.int8),
+]
+
+
+@pytest.mark.parametrize("case", GEMMS, ids=[f"{c[0]}x{c[1]}x{c[2]}-{i}" for i, c in enumerate(GEMMS)])
+def test_gemm(case):
+    M, K, N, adt, bdt, azp, bzp, bias, relu, req = case
+    rng = np.random.default_rng(M * 1000 + K * 10 + N)
+    g = Graph()
+    g.input("a", adt, (M, K))
+    g.constant("w", _rand(rng, bdt, (K, N)))
+    y = g.matmul("a", "w", azp, bzp)
+    if bias:
+        g.constant("bias", rng.integers(-20000, 20000, N).astype(np.int32))
+        y = g.add(y, "bias")
+    if relu:
+        y = g.relu(y)
+    if req is not None:
+        y = g.requantize(y, 0.0007, 4 if req == np.int8 else 100, req)
+    g.outputs = [y]
+    _check(g, {"a": _rand(rng, adt, (M, K))})
+
+
+def test_batched_matmul_and_weight_input():
+    rng = np.random.default_rng(3)
+    g = Graph()
+    g.input("a", np.int8, (3, 6, 20))
+    g.input("b", np.int8, (3, 20, 18))
+    g.outputs = [g.requantize(g.matmul("a", "b", 1, -1), 0.003, 0, np.int8)]
+    _check(g, {"a": _rand(rng, np.int8, (3, 6, 20)), "b": _rand(rng, np.int8, (3, 20, 18))})
+
+
+def test_two_layers_chain_through_sram():
+    """A requantized layer feeds the next MatMul straight from SRAM (the tile layout matches)."""
+    rng = np.random.default_rng(4)
+    g = Graph()
+    g.input("x", np.int8, (40, 64))
+    g.constant("w1", _rand(rng, np.int8, (64, 32)))
+    g.constant("b1", rng.integers(-3000, 3000, 32).astype(np.int32))
+    g.constant("w2", _rand(rng, np.int8, (32, 10)))
+    h = g.requantize(g.relu(g.add(g.matmul("x", "w1"), "b1")), 0.002, -128, np.int8)
+    g.outputs = [g.matmul(h, "w2", -128, 0)]
+    _check(g, {"x": _rand(rng, np.int8, (40, 64))})
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_elementwise(dtype):
+    rng = np.random.default_rng(5)
+    g = Graph()
+    g.input("x", dtype, (3, 4, 37))
+    g.input("z", dtype, (3, 4, 37))
+    s = g.add("x", "z")
+    g.outputs = [s, g.relu(s), g.add(s, "x")]
+    _check(g, {"x": _rand(rng, dtype, (3, 4, 37)), "z": _rand(rng, dtype, (3, 4, 37))})
+
+
+def test_gemm256_utilization():
+    """The MXM issue's 256^3 GEMM, compiled: >= 0.95 MAC utilization on tiny, exact cycles."""
+    rng = np.random.default_rng(6)
+    g = Graph()
+    g.input("a", np.int8, (256, 256))
+    g.input("b", np.int8, (256, 256))
+    g.outputs = [g.matmul("a", "b")]
+    c, rep = _check(g, {"a": _rand(rng, np.int8, (256, 256)), "b": _rand(rng, np.int8, (256, 256))})
+    assert c.predicted["cycles"] == 33060
+    assert rep["mxm_utilization"] >= 0.95
+
+
+def test_model_too_large_for_sram():
+    g = Graph()
+    g.input("a", np.int8, (512, 1024))
+    g.constant("w", np.zeros((1024, 1024), np.int8))
+    g.outputs = [g.matmul("a", "w")]
+    with pytest.raises(CompileError, match=r"^the model does not fit in SRAM: it needs \d+ bytes .* config 'tiny' "
+                                           r"has 524288 bytes; MEM_\w+ would need \d+ words of 8192"):
+        compile_graph(g, TINY)
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda g: g.add(g.matmul("a", "w"), g.matmul("a", "w")),
+     r"node 'add\d+' \(add\): int32 add runs only fused after a MatMul"),
+    (lambda g: g.requantize(g.add(g.matmul("a", "w"), g.matmul("a", "w")), 0.1, 0, np.int8),
+     r"node 'add\d+' \(add\): an int32 add after a MatMul must add a constant bias"),
+    (lambda g: g.relu(g.matmul("a", "w")), r"\(relu\): int32 relu runs only fused after a MatMul"),
+])
+def test_unsupported_chip_work_is_refused(build, message):
+    g = Graph()
+    g.input("a", np.int8, (4, 16))
+    g.constant("w", np.ones((16, 16), np.int8))
+    g.outputs = [build(g)]
+    with pytest.raises(CompileError, match=message):
+        compile_graph(g, TINY)
+
+
+def test_wrong_inputs_at_run_time():
+    g = Graph()
+    g.input("x", np.int8, (2, 16))
+    g.outputs = [g.relu("x")]
+    c = compile_graph(g, TINY)
+    with pytest.raises(InputError, match=r"input 'x': got int16\[2, 16\], the model takes int8\[2, 16\]"):
+        run(c, {"x": np.zeros((2, 16), np.int16)})
+    with pytest.raises(InputError, match=r"input 'x': got int8\[3, 16\]"):
+        run(c, {"x": np.zeros((3, 16), np.int8)})
+    with pytest.raises(InputError, match=r"input 'x' is missing"):
+        run(c, {})
+    with pytest.raises(InputError, match=r"input 'y' is not an input of the model"):
+        run(c, {"x": np.zeros((2, 16), np.int8), "y": np.zeros(1)})
+
+
+def test_listing_assembles_to_the_same_queues():
+    from isa.asm import assemble
+    rng = np.random.default_rng(7)
+    g = Graph()
+    g.input("a", np.int8, (20, 40))
+    g.constant("w", _rand(rng, np.int8, (40, 20)))
+    g.constant("bias", np.arange(20, dtype=np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w", name="fc1"), "bias")), 0.01, 0, np.int8)]
+    c = compile_graph(g, TINY)
+    assert "fc1: rows 0..19 x tile k0 n0" in c.listing
+    p = assemble(c.listing, TINY)
+    assert {k: list(v) for k, v in p.queues.items()} == {k: list(v) for k, v in c.program.queues.items()}
+
+
+def test_same_program_twice():
+    rng = np.random.default_rng(8)
+    g = Graph()
+    g.input("a", np.int8, (33, 48))
+    g.constant("w", _rand(rng, np.int8, (48, 40)))
+    g.outputs = [g.requantize(g.matmul("a", "w"), 0.001, 0, np.int8)]
+    a, b = compile_graph(g, TINY), compile_graph(g, TINY)
+    assert a.program == b.program and a.listing == b.listing and a.predicted == b.predicted
+
+
+def test_reservation_table_refuses_double_booking():
+    r = Reservations(TINY)
+    bd = Bundle()
+    f = bd.flow(0, 1, 2, 3, 10, 6, choices=(1,))
+    bd.at(2, 0, "READ", stream=lambda: f.base, dir=0, addr=0, stride=1, count=10)
+    r.commit(bd, 0, "first") if r.fits(bd, 0) else pytest.fail("an empty table must fit")
+    assert not r.fits(bd, 5)                       # same stream cells, same slot range of the engine
+    with pytest.raises(DoubleBooking, match="booked twice"):
+        r.book_cells(0, 1, f.rect(0), "second")
+    with pytest.raises(DoubleBooking, match="queue slot"):
+        r.book_slot(2, 0, "second")
+    assert r.place(bd, 0, "again") == 10           # the engine is free again after ten elements
