@@ -29,7 +29,8 @@ from .layout import Copy, Layout, Placed
 from .reserve import DoubleBooking
 
 T = spec.TIMING
-NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 4}
+NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
+          np.dtype(np.int32): 4}
 VXM_TYPE = {1: int(spec.DType.I8), 2: int(spec.DType.I16), 4: int(spec.DType.I32)}
 
 
@@ -286,7 +287,7 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
                            f"ReLU followed by a requantize (int32 operands cannot be streamed from SRAM here)")
     if nbytes is None:
         raise CompileError(f"node {n.name!r} ({n.op}): type {t_out.dtype} is not supported on the chip")
-    if n.op == "relu" and t_out.dtype == np.uint8:     # ReLU of an unsigned value is the value
+    if n.op == "relu" and t_out.dtype.kind == "u":     # ReLU of an unsigned value is the value
         placed[n.outputs[0]] = ins[0]
         return
     offset = sum(x.offset for x in ins) % 256 if n.op == "add" else 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from isa import quant
 
-INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32)
+INT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
 
 
 class CompileError(ValueError):

@@ -38,6 +38,14 @@ PARAMETER_INPUTS = {"MatMulInteger": (2, 3), "QLinearMatMul": (1, 2, 4, 5, 6, 7)
                     "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2)}
 
 
+def _input_types():
+    from onnx import TensorProto as P
+    return {P.FLOAT, P.FLOAT16, P.INT8, P.UINT8, P.INT16, P.UINT16, P.INT32}
+
+
+INPUT_TYPES = _input_types()
+
+
 def load(path, bind: dict | None = None) -> Graph:
     import onnx
     try:
@@ -57,6 +65,10 @@ def from_model(model, bind: dict | None = None) -> Graph:
     except onnx.checker.ValidationError as e:
         raise CompileError(f"malformed ONNX model: {str(e).splitlines()[0]}") from None
     g = Graph()
+    for t in model.graph.initializer:
+        if t.data_type not in INPUT_TYPES | {onnx.TensorProto.INT64}:
+            raise CompileError(f"initializer {t.name!r}: element type {onnx.TensorProto.DataType.Name(t.data_type)} is "
+                               f"not supported")
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     params = {n.input[i] for n in model.graph.node for i in PARAMETER_INPUTS.get(n.op_type, ())
               if i < len(n.input) and n.input[i]}
@@ -72,6 +84,9 @@ def from_model(model, bind: dict | None = None) -> Graph:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         if any(d is None for d in dims):
             raise CompileError(f"input {vi.name!r}: shape {dims} has a symbolic dimension; the compiler needs fixed shapes")
+        if tt.elem_type not in INPUT_TYPES:
+            raise CompileError(f"input {vi.name!r}: element type {onnx.TensorProto.DataType.Name(tt.elem_type)} is not "
+                               f"supported (inputs are float32, float16, int8, uint8, int16, uint16 or int32)")
         g.input(vi.name, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type), dims)
     names = {}                                          # ONNX value name -> graph value name
     for n in model.graph.node:
@@ -224,10 +239,18 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
     shape = g.types[x].shape
     scale = consts[s]
     zp = consts[ins[2]] if len(ins) > 2 and ins[2] else np.zeros((), np.uint8 if op == "QuantizeLinear" else g.types[x].dtype)
+    if zp.dtype not in (np.int8, np.uint8, np.int16, np.uint16, np.int32) or scale.dtype.kind != "f":
+        raise CompileError(f"node {label!r} ({op}): scale {scale.dtype} / zero point {zp.dtype} types are not supported "
+                           f"(float scales, 8/16-bit integer or int32 zero points)")
+    if zp.size not in (1, scale.size):
+        raise CompileError(f"node {label!r} ({op}): {scale.size} scales but {zp.size} zero points")
     if scale.ndim == 1 and len(shape) > 1:              # per axis: broadcast along `axis`
         bshape = [1] * len(shape)
         bshape[axis % len(shape)] = scale.size
-        scale, zp = scale.reshape(bshape), zp.reshape(bshape)
+        if scale.size != shape[axis % len(shape)]:
+            raise CompileError(f"node {label!r} ({op}): {scale.size} scales for axis {axis} of length "
+                               f"{shape[axis % len(shape)]}")
+        scale, zp = scale.reshape(bshape), np.broadcast_to(zp.reshape(-1), (scale.size,)).reshape(bshape)
     if op == "DequantizeLinear" and scale.size == 1 and zp.size == 1 and g.types[x].dtype in (np.int8, np.uint8, np.int32):
         return _Deq(x, scale.reshape(()), zp.reshape(()), label)
     sname, zname = g.constant(label + "/scale", scale), g.constant(label + "/zero_point", zp)
