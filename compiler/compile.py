@@ -26,7 +26,7 @@ from isa.timed import ScheduleError, TimedProgram
 from . import kernels
 from .graph import CompileError, Graph, Node
 from .layout import Copy, Layout, Placed
-from .reserve import DoubleBooking
+from .reserve import DoubleBooking, NeverFits
 
 T = spec.TIMING
 NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
@@ -73,7 +73,10 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     keep = set(needed_out)
     _lower(kernels.Machine(config, dry=True), graph, chip, consumers, keep, host_vals).sram.check()
     m = kernels.Machine(config)
-    placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
+    try:
+        placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
+    except NeverFits as e:
+        raise CompileError(f"node {e}") from None
     try:
         tp = TimedProgram(config)
         for pos, cyc, mn, ops, note in m.res.placed:

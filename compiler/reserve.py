@@ -111,6 +111,18 @@ class Bundle:
         return c
 
 
+class NeverFits(ValueError):
+    """A bundle that does not fit even on an idle chip (the configuration is too small for it)."""
+
+
+def _needs(b: Bundle, config: ChipConfig) -> str:
+    alus = sum(1 for i in b.instrs if "alu" in i.operands)
+    if alus > config.vxm_alus:
+        return f"{alus} VXM ALUs at once, the VXM has {config.vxm_alus}"
+    widths = sum(f.width for f in b.flows)
+    return f"streams for {widths} values, {config.streams} per direction"
+
+
 def _overlap(a_lo, a_hi, b_lo, b_hi) -> bool:
     return a_lo <= b_hi and b_lo <= a_hi
 
@@ -252,6 +264,9 @@ class Reservations:
     def place(self, b: Bundle, earliest: int, who: str, limit: int = 1 << 22) -> int:
         """Book bundle b at the first cycle >= earliest where it fits; returns that cycle."""
         t = max(earliest, -min((i.rel for i in b.instrs), default=0))
+        if not Reservations(self.config).fits(b, t):
+            raise NeverFits(f"{who!r}: one step needs more of the chip than config {self.config.name!r} has "
+                            f"({_needs(b, self.config)})")
         while not self.fits(b, t):
             t += 1
             if t - earliest > limit:

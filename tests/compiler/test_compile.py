@@ -182,3 +182,24 @@ def test_reservation_table_refuses_double_booking():
     with pytest.raises(DoubleBooking, match="queue slot"):
         r.book_slot(2, 0, "second")
     assert r.place(bd, 0, "again") == 10           # the engine is free again after ten elements
+
+
+def test_fpga_preset_and_a_refusal_it_needs():
+    """The same compiler on `fpga` (4 MEM slices per side, 2 ALUs); an epilogue that needs three
+    ALUs at once is refused with the reason, not scheduled forever."""
+    rng = np.random.default_rng(9)
+    fpga = get_config("fpga")
+    g = Graph()
+    g.input("a", np.int8, (20, 40))
+    g.constant("w", _rand(rng, np.int8, (40, 37)))
+    g.constant("bias", rng.integers(-900, 900, 37).astype(np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
+    _check(g, {"a": _rand(rng, np.int8, (20, 40))}, config=fpga)
+    g = Graph()
+    g.input("a", np.int8, (100, 64))
+    g.constant("w", _rand(rng, np.int8, (64, 64)))
+    g.constant("bias", np.zeros(64, np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w", name="fc"), "bias")), 0.002, 3, np.int8)]
+    with pytest.raises(CompileError, match=r"^node 'fc': one step needs more of the chip than config 'fpga' has "
+                                           r"\(3 VXM ALUs at once, the VXM has 2\)"):
+        compile_graph(g, fpga)
