@@ -1,0 +1,87 @@
+"""Compiler figures, one `name: value` per line.
+
+    python -m bench.compiler [--sims verilator]
+
+* compiled_gemm256_compile_seconds: wall time to import and compile a 256x256x256 MatMulInteger
+  ONNX model for `tiny` (scheduling every instruction, building the image)
+* compiled_gemm256_cycles / compiled_gemm256_mac_utilization: the compiler's prediction, then the
+  golden model's and each simulator's measurement (cycles must be equal; the result is checked
+  against numpy); utilization = M*K*N / (cycles x 2 MXMs x lanes^2)
+* digits_*: the examples/digits_mlp.py model (int8 MLP on scikit-learn's digits test split):
+  compile time, cycles, cycles per inference, accuracy of the chip against the float model
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from compiler.compile import compile_graph
+from compiler.onnx_import import load
+from compiler.runtime import run
+from isa.config import get_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gemm_model(n: int, path: Path) -> Path:
+    a = helper.make_tensor_value_info("A", TensorProto.INT8, [n, n])
+    b = helper.make_tensor_value_info("B", TensorProto.INT8, [n, n])
+    y = helper.make_tensor_value_info("C", TensorProto.INT32, [n, n])
+    g = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["C"], name="gemm")], "gemm", [a, b], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)]), path)
+    return path
+
+
+def gemm_figures(sims: list[str]) -> int:
+    n = 256
+    rng = np.random.default_rng(256)
+    A = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    B = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = gemm_model(n, Path(tmp) / "gemm.onnx")
+        t0 = time.perf_counter()
+        compiled = compile_graph(load(path), get_config("tiny"))
+        print(f"compiled_gemm256_compile_seconds: {time.perf_counter() - t0:.2f}")
+    p = compiled.predicted
+    print(f"compiled_gemm256_cycles_predicted: {p['cycles']}")
+    print(f"compiled_gemm256_mac_utilization_predicted: {p['mxm_utilization']}")
+    want = A.astype(np.int32) @ B.astype(np.int32)
+    rc = 0
+    for target in ["golden", *sims]:
+        out, rep = run(compiled, {"A": A, "B": B}, target)
+        ok = np.array_equal(out["C"], want) and rep["cycles"] == p["cycles"]
+        rc |= not ok
+        print(f"compiled_gemm256_cycles_{target}: {rep['cycles']}")
+        print(f"compiled_gemm256_mac_utilization_{target}: {rep['mxm_utilization']}"
+              + ("" if ok else "  (MISMATCH: result or cycles differ)"))
+    return rc
+
+
+def digits_figures(sims: list[str]) -> int:
+    spec = importlib.util.spec_from_file_location("digits_mlp", ROOT / "examples" / "digits_mlp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rc = 0
+    for target in ["golden", *sims]:
+        rc |= mod.main(["--target", target])
+    return rc
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.compiler", description=__doc__.split("\n")[0])
+    ap.add_argument("--sims", default="verilator", help="comma-separated simulators to measure on too")
+    args = ap.parse_args(argv)
+    sims = [s for s in args.sims.split(",") if s]
+    return gemm_figures(sims) | digits_figures(sims)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
