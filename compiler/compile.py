@@ -280,14 +280,14 @@ def _mxm_cfg(p: Placed, zp: int) -> tuple[int, int]:
 def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     t_out = graph.types[n.outputs[0]]
     ins = [placed[i] if i in placed else value(i) for i in n.inputs]
-    for i in n.inputs:
-        if graph.types[i].shape != t_out.shape:
-            raise CompileError(f"node {n.name!r} ({n.op}): broadcasting {graph.types[i].shape} to {t_out.shape} is "
-                               f"not supported on the chip (operands of an elementwise op have equal shapes)")
     nbytes = NBYTES.get(t_out.dtype)
     if nbytes == 4:
         raise CompileError(f"node {n.name!r} ({n.op}): int32 {n.op} runs only fused after a MatMul, as a bias or "
                            f"ReLU followed by a requantize (int32 operands cannot be streamed from SRAM here)")
+    for i in n.inputs:
+        if graph.types[i].shape != t_out.shape:
+            raise CompileError(f"node {n.name!r} ({n.op}): broadcasting {graph.types[i].shape} to {t_out.shape} is "
+                               f"not supported on the chip (operands of an elementwise op have equal shapes)")
     if nbytes is None:
         raise CompileError(f"node {n.name!r} ({n.op}): type {t_out.dtype} is not supported on the chip")
     if n.op == "relu" and t_out.dtype.kind == "u":     # ReLU of an unsigned value is the value

@@ -30,7 +30,7 @@ from isa.config import ChipConfig, SliceKind
 
 from .graph import CompileError
 from .layout import Copy, Layout, Placed, Sram
-from .reserve import AluVar, Bundle, Reservations
+from .reserve import AluVar, Bundle, DoubleBooking, Reservations
 
 T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
@@ -121,7 +121,12 @@ class Machine:
         return f
 
     def catch(self, b: Bundle, flow, plane: int, dst: int, count: int, addr: int, note: str) -> None:
-        """A WRITE at `dst` of plane `plane` of a flow as it passes."""
+        """A WRITE at `dst` of plane `plane` of a flow as it passes. The flow must be booked up
+        to `dst`: a consumer beyond its reach would read cells another flow may hold."""
+        lo, hi = sorted((flow.driver, flow.reach))
+        if not (lo <= dst <= hi and dst != flow.driver and (dst > flow.driver) == (flow.direction == E)):
+            raise DoubleBooking(f"{note}: a WRITE at position {dst} catches a flow booked from {flow.driver} "
+                                f"to {flow.reach} only")
         arrive = flow.drive + abs(dst - flow.driver)
         b.at(dst, arrive - T["mem_write_sample"], "WRITE", note, stream=lambda: flow.base + plane,
              dir=flow.direction, addr=addr, stride=1, count=count)
@@ -324,7 +329,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
         else:
             c = out.whole_copy()
             side_dir = E if c.planes[0][0] > pv else W
-            reach = max((p for p, _ in c.planes), key=lambda p: abs(p - pv))
+            reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
             nf = bd.flow(side_dir, width, pv, drive, mc, reach)
             bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=side_dir,
                   alu=AluVar(), count=mc, **ops)

@@ -28,9 +28,17 @@ class _Deq:
 
 
 class _Acc:
-    """A float MatMul/Gemm result kept as its exact int32 accumulator times `scale`."""
-    def __init__(self, value, scale, label):
-        self.value, self.scale, self.label = value, float(scale), label
+    """A float MatMul/Gemm result kept as its exact int32 accumulator times `scale`, plus a
+    pending int32 bias (a constant) that is added on the chip when ReLU or QuantizeLinear
+    follows, or folded into the host's dequantization when the result leaves the graph."""
+    def __init__(self, value, scale, label, bias=None):
+        self.value, self.scale, self.label, self.bias = value, float(scale), label, bias
+
+    def flush(self, g: Graph) -> "_Acc":
+        if self.bias is None:
+            return self
+        s = _wrap(self.label, "Add", lambda: g.add(self.value, self.bias, name=self.label + "/bias"))
+        return _Acc(s, self.scale, self.label)
 
 
 # operand positions that must be known when compiling (they become (M, s) and zero points)
@@ -123,7 +131,8 @@ def _materialize(g: Graph, v):
                       v.label)
     if isinstance(v, _Acc):
         s = g.constant(v.label + "/scale", np.float32(v.scale))
-        z = g.constant(v.label + "/zero_point", np.int32(0))
+        zp = np.int32(0) if v.bias is None else -g.constants[v.bias]      # (acc - (-bias)) * scale
+        z = g.constant(v.label + "/zero_point", zp)
         return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
                       v.label + "/dequantize")
     return v
@@ -174,12 +183,14 @@ def _qdq(g: Graph, n, label, ins, consts):
         x = _float_in(g, ins[0], label, op, "the input")
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (Relu): float Relu is supported on a MatMul/Gemm result in a QDQ pattern")
+        x = x.flush(g)
         return _Acc(g.relu(x.value, name=label), x.scale, label)
     if op == "QuantizeLinear":
         x = ins[0]
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (QuantizeLinear): quantizes a dequantized tensor again; only a "
                                f"MatMul/Gemm result (or a graph input, on the host) can be quantized")
+        x = x.flush(g)
         sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
         zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
         return _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label))
@@ -199,8 +210,13 @@ def _bias(g: Graph, acc: _Acc, c, label, op, consts):
     q = np.round(real / acc.scale)
     if np.any(np.abs(q) >= 2 ** 31):
         raise CompileError(f"node {label!r} ({op}): the bias does not fit in int32 at the accumulator's scale")
-    b = g.constant(label + "/bias_int32", q.astype(np.int32))
-    return _Acc(_wrap(label, op, lambda: g.add(acc.value, b, name=label + "/bias")), acc.scale, label)
+    N = g.types[acc.value].shape[-1]
+    if not (q.size == 1 or (q.size == N and q.shape[-1] == N)):
+        raise CompileError(f"node {label!r} ({op}): the bias has shape {q.shape}; one value per output column "
+                           f"({N}) or one for all is supported")
+    acc = acc.flush(g)
+    b = g.constant(label + "/bias_int32", np.broadcast_to(q.reshape(-1), (N,)).astype(np.int32))
+    return _Acc(acc.value, acc.scale, label, bias=b)
 
 
 def _convert(g: Graph, n, label, ins, consts) -> str:

@@ -69,17 +69,20 @@ def test_batched_matmul_and_weight_input():
     _check(g, {"a": _rand(rng, np.int8, (3, 6, 20)), "b": _rand(rng, np.int8, (3, 20, 18))})
 
 
-def test_two_layers_chain_through_sram():
-    """A requantized layer feeds the next MatMul straight from SRAM (the tile layout matches)."""
+@pytest.mark.parametrize("M", [40, 450])
+def test_two_layers_chain_through_sram(M):
+    """A requantized layer feeds the next MatMul straight from SRAM (the tile layout matches).
+    M = 450: both MXMs' row chunks overlap the first layer's read-outs (a stream once clobbered
+    the second copy of the hidden layer there)."""
     rng = np.random.default_rng(4)
     g = Graph()
-    g.input("x", np.int8, (40, 64))
+    g.input("x", np.int8, (M, 64))
     g.constant("w1", _rand(rng, np.int8, (64, 32)))
     g.constant("b1", rng.integers(-3000, 3000, 32).astype(np.int32))
     g.constant("w2", _rand(rng, np.int8, (32, 10)))
     h = g.requantize(g.relu(g.add(g.matmul("x", "w1"), "b1")), 0.002, -128, np.int8)
     g.outputs = [g.matmul(h, "w2", -128, 0)]
-    _check(g, {"x": _rand(rng, np.int8, (40, 64))})
+    _check(g, {"x": _rand(rng, np.int8, (M, 64))})
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
