@@ -28,8 +28,9 @@ The steps, each a function below:
    QuantizeLinear chain into integer work on the chip: int8 x uint8 -> int32 on the MXM, then
    bias, requantization (by s_x*s_w1/s_h, s_h*s_w2/s_o) and ReLU on the VXM. The input's
    QuantizeLinear and the logits' DequantizeLinear run on the host, before and after the chip.
-   (The logits are requantized to int8 on the chip rather than leaving as a float Gemm result:
-   the compiler does not yet take a biased Gemm whose int32 result leaves the chip.)
+   (The logits are requantized to int8 on the chip; ending with the float Gemm result works too,
+   the host then dequantizes the int32 accumulator with the bias folded in, but an int8 result
+   moves a quarter of the words back to the host.)
 5. `compile_and_run`: load the saved .onnx (the importer), compile for a chip configuration,
    and run on a target through the product's Python API, the same path as
 
