@@ -1,0 +1,22 @@
+"""The digits example on the RTL: the whole test split, bit-exact against the integer reference,
+accuracy within a point of the float model, cycles equal to the prediction, twice."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_mlp.py"
+
+
+@pytest.mark.rtl
+def test_digits_example_rtl(sim, tmp_path):
+    spec = importlib.util.spec_from_file_location("digits_mlp_rtl", EXAMPLE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--target", sim, "--runs", "2", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["target"] == sim and summary["test_samples"] == 450
+    assert summary["bit_exact"] and summary["prediction_exact"] and summary["runs_identical"]
+    assert summary["predicted_cycles"] == summary["cycles"]
+    assert abs(summary["accuracy_difference_points"]) <= 1.0
