@@ -14,6 +14,7 @@
                            per cycle of both arrays), start to done (weight loads, fill, drain,
                            read-out to SRAM included); also on Verilator, cycle counts equal
 * gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
+* compiled_gemm256_*, digits_*: the compiler's figures (bench/compiler.py; `python -m bench.compiler`)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +
                            lanes x mxm_column); the chip-level multiplexers that pick
@@ -168,6 +169,9 @@ def main(argv=None) -> int:
     rc = mxm_figures([s for s in args.sims.split(",") if s == "verilator"])
     if rc:
         return rc
+    from .compiler import main as compiler_figures
+    if compiler_figures(["--sims", ",".join(s for s in args.sims.split(",") if s == "verilator")]):
+        return 1
     if not args.skip_synth:
         for key, value in yosys_cells("tiny").items():
             print(f"yosys_{key}_tiny: {value}")
