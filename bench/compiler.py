@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import importlib.util
 import sys
 import tempfile
@@ -71,7 +74,19 @@ def digits_figures(sims: list[str]) -> int:
     spec.loader.exec_module(mod)
     rc = 0
     for target in ["golden", *sims]:
-        rc |= mod.main(["--target", target])
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            rc |= mod.main(["--target", target, "--out", tmp])
+            d = json.loads((Path(tmp) / "summary.json").read_text())
+        if target == "golden":
+            print(f"digits_test_samples: {d['test_samples']}")
+            print(f"digits_float_accuracy: {d['float_accuracy']}")
+            print(f"digits_int8_accuracy: {d['int8_accuracy']}")
+            print(f"digits_compile_seconds: {d['compile_seconds']}")
+            print(f"digits_cycles_predicted: {d['predicted_cycles']}")
+        print(f"digits_cycles_{target}: {d['cycles']}")
+        print(f"digits_cycles_per_inference_{target}: {d['cycles_per_inference']}")
+        print(f"digits_mxm_utilization_{target}: {d['mxm_utilization']}"
+              + ("" if d["ok"] else "  (MISMATCH: not bit-exact or cycles differ)"))
     return rc
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from isa import spec
 from isa.asm import format_instruction
-from isa.config import ChipConfig, SliceKind
+from isa.config import ChipConfig
 from isa.image import Program
 from isa.timed import ScheduleError, TimedProgram
 
@@ -320,7 +320,7 @@ def _predict(m, config: ChipConfig, macs: int) -> dict:
 def _listing(m, config: ChipConfig, program: Program, graph: Graph) -> str:
     by_slot = {(p, c): note for p, c, _, _, note in m.res.placed}
     lines = [f"; program for config {config.name}, ISA {spec.ISA_VERSION[0]}.{spec.ISA_VERSION[1]}",
-             f"; every instruction with its issue cycle and the graph node it serves",
+             "; every instruction with its issue cycle and the graph node it serves",
              f".config {config.name}"]
     for pos in sorted(program.queues):
         sl = config.floorplan[pos]

@@ -23,14 +23,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
-
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .graph import CompileError
-from .layout import Copy, Layout, Placed, Sram
-from .reserve import AluVar, Bundle, DoubleBooking, Reservations
+from .layout import Copy, Placed, Sram
+from .reserve import AluVar, Bundle, Choice, DoubleBooking, Reservations
 
 T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
@@ -111,7 +109,7 @@ class Machine:
         return t
 
     # ---- small bundle builders -------------------------------------------------------------
-    def feed(self, b: Bundle, src: int, dst: int, sample_rel: int, count: int, addr: int, note: str, width_of=None):
+    def feed(self, b: Bundle, src: int, dst: int, sample_rel: int, count: int, addr: int, note: str):
         """A READ at `src` whose words pass `dst` on sample_rel .. sample_rel + count - 1."""
         d = toward(src, dst)
         drive = sample_rel - abs(dst - src)
@@ -151,8 +149,7 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
     cfg, L = m.config, m.config.lanes
     if not m.mxm:
         raise CompileError(f"node {label!r} (matmul): config {cfg.name!r} has no MXM")
-    M, K = a.layout.rows, a.layout.cols
-    N = bmat.layout.cols
+    M = a.layout.rows
     kt_n, nt_n = bmat.layout.rows_p // L, bmat.layout.tiles
     nb = out.layout.nb
     half = cfg.mxm_acc_rows // 2
@@ -270,19 +267,18 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda: g.base, ddir=out_dir, count=mc)
     s0 = T["mxm_accread_drive"] + abs(pv - st.position)       # first sample of the chain's first op
     regs = m.config.vxm_regs
-    setup = []                                                 # (mnemonic, operands, register choice)
 
-    def reg(name, _):
+    def reg(name):               # a VXM register chosen by the placer; its hold is set below
         return bd.choice(name, tuple(range(regs)), [], lambda v: ("reg", pv, v))
     mult, shift, zp = epi.requant
-    chain = []                                                 # (mnemonic, fields, result dtype)
+    chain = []                                                 # (mnemonic, fields, result dtype, registers)
     if epi.bias is not None:
-        r_bias = reg("bias", None)
+        r_bias = reg("bias")
         chain.append(("ADD", dict(b=r_bias, type=I32), I32, [r_bias]))
-    r_m, r_sz = reg("multiplier", None), reg("shift/zp", None)
+    r_m, r_sz = reg("multiplier"), reg("shift/zp")
     chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
     if epi.relu:
-        r_zp = reg("relu zp", None)
+        r_zp = reg("relu zp")
         chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
     slot = s0 - T["vxm_sample"] - 1
@@ -310,7 +306,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
         drive = issue + T["vxm_drive"]
         for ch in rchs:
             uses[id(ch)] = s + mc - 1
-        ops = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if hasattr(v, "choices") else v)
+        ops = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if isinstance(v, Choice) else v)
                for k, v in fields.items()}
         width = spec.dtype_bytes(rtype)
         last = i == len(chain) - 1
@@ -394,10 +390,8 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
                 if lead is None:
                     lead = f
                 else:
-                    bd.flows.remove(f)
+                    bd.flows.remove(f)                    # booked through the lead flow
                     lead.follow(f, j)
-                    f.base = None
-                    bd.instrs[-1].operands["stream"] = (lambda g=lead, j=j: g.base + j)
             operands[name] = _operand(lead)
         reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
         of = bd.flow(toward(pv, reach), nbytes, pv, T["vxm_drive"], n, reach)

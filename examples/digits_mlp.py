@@ -270,7 +270,7 @@ def print_summary(s: dict, log=print) -> None:
     log(f"float accuracy:         {s['float_accuracy']:.2f} %")
     log(f"int8 accuracy (chip):   {s['int8_accuracy']:.2f} %  ({s['accuracy_difference_points']:+.2f} points)")
     log(f"int8 accuracy (numpy):  {s['reference_accuracy']:.2f} %  (integer graph reference)")
-    log(f"chip == reference:      " + ("yes, bit for bit" if s["bit_exact"] else
+    log("chip == reference:      " + ("yes, bit for bit" if s["bit_exact"] else
                                        f"NO ({s['samples_differing_from_reference']} samples differ)"))
     log(f"predicted cycles:       {s['predicted_cycles']}")
     log(f"measured cycles:        {s['cycles']} on {s['target']} ({s['config']})")

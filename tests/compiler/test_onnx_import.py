@@ -3,7 +3,6 @@ reference (the chip's arithmetic), and a clear one-line error for everything ref
 import warnings
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
