@@ -216,11 +216,11 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
     K = ta.shape[-1]
     kt_n = -(-K // L)
     # B: a weight copy per MXM, K padded to whole tiles with b's zero point (contributes 0)
-    bmat = placed.get(("weight", b_name))
     b_zp = mm.attrs["b_zp"]
+    bmat = placed.get(("weight", b_name, b_zp))        # K padding holds this matmul's zero point
     if bmat is None:
         bmat = Placed(b_name, tb.dtype, Layout(tb.shape, 1, L, kt_n * L), pad=b_zp, host=True)
-        placed[("weight", b_name)] = bmat
+        placed[("weight", b_name, b_zp)] = bmat
         value.loads.append((bmat, b_name, None))
     a_cfg = _mxm_cfg(a, mm.attrs["a_zp"])
     b_cfg = _mxm_cfg(bmat, b_zp)
@@ -291,6 +291,8 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     if nbytes is None:
         raise CompileError(f"node {n.name!r} ({n.op}): type {t_out.dtype} is not supported on the chip")
     if n.op == "relu" and t_out.dtype.kind == "u":     # ReLU of an unsigned value is the value
+        if ins[0].host and not ins[0].copies:           # a host value the chip never touched: give it a home
+            m.host_copy(ins[0], m.side_copy_slices(nbytes, kernels.E))
         placed[n.outputs[0]] = ins[0]
         return
     offset = sum(x.offset for x in ins) % 256 if n.op == "add" else 0

@@ -99,6 +99,10 @@ class Graph:
             raise CompileError(f"node {name!r} (requantize): input is {self.types[x].dtype}, not int32")
         if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
             raise CompileError(f"node {name!r} (requantize): output {dtype} is not int8 or uint8")
+        info = np.iinfo(dtype)
+        if not info.min <= int(zero_point) <= info.max:
+            raise CompileError(f"node {name!r} (requantize): zero point {int(zero_point)} is outside {dtype} "
+                               f"[{info.min}, {info.max}]")
         try:
             m, s = quant.quantize_multiplier(float(scale))
         except quant.QuantError as e:

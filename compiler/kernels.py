@@ -167,10 +167,10 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
 
     # sources: A from a copy per MXM, B tiles from another slice; four distinct read engines
     a_src, b_src = _gemm_sources(m, a, used, label)
+    b_copy = {}
     for s in used:
         lo, hi = ranges[s]
-        m.host_copy(bmat, [b_src[s]], lo, hi if hi != nt_n else None)
-    b_copy = {s: next(c for c in bmat.copies if c.planes[0][0] == b_src[s]) for s in used}
+        b_copy[s] = m.host_copy(bmat, [b_src[s]], lo, hi if hi != nt_n else None)
 
     # MXMCFG per MXM: after the previous kernel's last sample
     cfg_done = {}
