@@ -346,6 +346,9 @@ ELEMENTWISE = {"add": "ADD", "relu": "RELU"}
 def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str) -> None:
     pv, nbytes = m.vxm, spec.dtype_bytes(dtype)
     total = out.layout.words()
+    same = len(ins) == 2 and ins[0] is ins[1]          # x + x: one stream group feeds both operands
+    if same:
+        ins = ins[:1]
     sides = [W, E] if len(ins) == 2 else [W]
     srcs = []
     taken: set[int] = set()
@@ -393,6 +396,8 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
                     bd.flows.remove(f)                    # booked through the lead flow
                     lead.follow(f, j)
             operands[name] = _operand(lead)
+        if same:
+            operands["b"] = operands["a"]
         reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
         of = bd.flow(toward(pv, reach), nbytes, pv, T["vxm_drive"], n, reach)
         bd.at(pv, 0, ELEMENTWISE[op], f"{label}: {op}", dst=lambda: of.base, ddir=of.direction, type=dtype,

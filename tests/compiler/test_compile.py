@@ -206,3 +206,15 @@ def test_fpga_preset_and_a_refusal_it_needs():
     with pytest.raises(CompileError, match=r"^node 'fc': one step needs more of the chip than config 'fpga' has "
                                            r"\(3 VXM ALUs at once, the VXM has 2\)"):
         compile_graph(g, fpga)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int8])
+def test_add_a_chip_result_to_itself(dtype):
+    """x + x where x has one copy: one stream group feeds both ALU operands."""
+    rng = np.random.default_rng(10)
+    g = Graph()
+    g.input("x", dtype, (5, 40))
+    g.input("z", dtype, (5, 40))
+    s = g.add("x", "z")
+    g.outputs = [g.add(s, s)]
+    _check(g, {"x": _rand(rng, dtype, (5, 40)), "z": _rand(rng, dtype, (5, 40))})
