@@ -31,7 +31,7 @@ from .reserve import DoubleBooking, NeverFits
 T = spec.TIMING
 NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
           np.dtype(np.int32): 4}
-VXM_TYPE = {1: int(spec.DType.I8), 2: int(spec.DType.I16), 4: int(spec.DType.I32)}
+VXM_TYPE = {spec.dtype_bytes(t): int(t) for t in spec.DType}        # element bytes -> VXM operand type
 
 
 @dataclass
@@ -49,6 +49,12 @@ class Compiled:
     listing: str
     compile_seconds: float = 0.0
     stats: dict = field(default_factory=dict)
+
+
+def mxm_utilization(macs: int, cycles: int, config: ChipConfig) -> float:
+    """Useful MACs over what the MXMs the compiler uses (the nearest per side) could do in `cycles`."""
+    n_mxm = 2 if config.mxm else 0
+    return round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0
 
 
 def last_effect(mnemonic: str, ops: dict, cycle: int) -> int:
@@ -261,7 +267,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
         out.copies = [Copy([(p, m.sram.alloc(p, words)) for p in ps])]
     else:
         side = min((kernels.W, kernels.E), key=lambda s: sum(m.sram.top[p] for p in m.side_mems[s][:2]))
-        out.copies = [Copy([(p, m.sram.alloc(p, words))]) for p in m.side_mems[side][:2]]
+        out.copies = m.byte_result_copies(words, side)
     placed[res] = out
     kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label)
     M = ta.shape[-2]
@@ -313,7 +319,7 @@ def _predict(m, config: ChipConfig, macs: int) -> dict:
     n_mxm = len(m.mxm)
     mm_cycles = sum(ops["count"] for _, _, mn, ops, _ in placed if mn == "MATMUL")
     pred = {"cycles": cycles, "macs": macs,
-            "mxm_utilization": round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0,
+            "mxm_utilization": mxm_utilization(macs, cycles, config),
             "mxm_busy": round(mm_cycles / (cycles * n_mxm), 4) if cycles and n_mxm else 0.0,
             "units": {k: round(v / cycles, 4) for k, v in sorted(busy.items())} if cycles else {}}
     return pred

@@ -70,9 +70,6 @@ class Machine:
             east = min(s.position for s in mx if s.position > self.vxm)
             self.mxm = {W: MxmState(west, W), E: MxmState(east, E)}
 
-    def name(self, position: int) -> str:
-        return self.config.floorplan[position].name
-
     # ---- placement helpers ---------------------------------------------------------------
     def host_copy(self, t: Placed, positions: list[int], tile_lo=0, tile_hi=None) -> Copy:
         """Give a host-loaded tensor a copy at these slices (one per plane), or reuse one."""
@@ -91,6 +88,11 @@ class Machine:
             raise CompileError(f"config {self.config.name!r}: a {8 * nbytes}-bit tensor needs {nbytes} MEM slices "
                                f"on one side of the VXM, there are {len(s)}")
         return s[:nbytes]
+
+    def byte_result_copies(self, words: int, side: int) -> list[Copy]:
+        """Where an 8-bit result computed on the chip goes: a copy in each of the two slices of
+        `side` nearest the VXM (one stream passes both), so two read engines can stream it."""
+        return [Copy([(p, self.sram.alloc(p, words))]) for p in self.side_mems[side][:2]]
 
     def place(self, bd: Bundle, earliest: int, label: str, ins=(), outs=()) -> int:
         """Place a bundle no earlier than `earliest` nor before its inputs are in SRAM; mark
@@ -190,9 +192,9 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         hf = count[s] % 2
         count[s] += 1
         last_mm = None
+        rel_lw = T["mxm_install"] - T["mxm_sample"] - L      # the LW's last row is sampled before the install
         for kt in range(kt_n):
             bd = Bundle()
-            rel_lw = T["mxm_install"] - T["mxm_sample"] - L
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
             addr_b = b_copy[s].addr(bmat.layout, 0, bb, nt, kt * L)
@@ -222,15 +224,10 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
 def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):
     """Per MXM side: the copy of A it streams from, and the slice its B tiles come from."""
     mems = m.mems
-    a_opts = {}
-    for s in used:
-        opts = [c for c in a.copies if c.tile_lo == 0 and c.tile_hi is None]
-        if a.host:                                   # host data can be copied where it suits
-            opts = [None]
-        a_opts[s] = opts
+    # host data can be copied wherever it suits (None); a chip result streams from one of its copies
+    opts = [None] if a.host else [c for c in a.copies if c.tile_lo == 0 and c.tile_hi is None]
     best = None
-
-    for a_choice in itertools.product(*[a_opts[s] for s in used]):
+    for a_choice in itertools.product(opts, repeat=len(used)):
         for a_pos in itertools.product(*[(mems if c is None else [c.planes[0][0]]) for c in a_choice]):
             if len(set(a_pos)) < len(a_pos):
                 continue
@@ -374,12 +371,10 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         taken |= {p for p, _ in c.planes}
         srcs.append(c)
     out_side = E if not any(p > pv for p in taken) or nbytes == 1 else W
-    ps = m.side_copy_slices(nbytes, out_side)
     if nbytes == 1:
-        ps = m.side_mems[out_side][:2]                # int8: a copy in each of the side's two nearest slices
-        out.copies = [Copy([(p, m.sram.alloc(p, total))]) for p in ps]
+        out.copies = m.byte_result_copies(total, out_side)
     else:
-        out.copies = [Copy([(p, m.sram.alloc(p, total)) for p in ps])]
+        out.copies = [Copy([(p, m.sram.alloc(p, total)) for p in m.side_copy_slices(nbytes, out_side)])]
     step = 1 << 15
     last = 0
     for w0 in range(0, total, step):

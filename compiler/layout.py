@@ -133,12 +133,6 @@ class Placed:
                 return c
         raise AssertionError(f"{self.name}: no copy holds the whole tensor")
 
-    def copy_in(self, positions) -> Copy | None:
-        for c in self.copies:
-            if c.tile_lo == 0 and c.tile_hi is None and all(p in positions for p, _ in c.planes):
-                return c
-        return None
-
 
 class Sram:
     """Per-slice bump allocation (nothing is freed: one model, one program)."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from isa.image import MemSegment, Program, save
 
-from .compile import Compiled
+from .compile import Compiled, mxm_utilization
 from .graph import _EVAL, CompileError
 
 
@@ -87,11 +87,9 @@ def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None) -> tu
     outputs = {name: env[v] for name, v in zip(names, g.outputs)}
     pred = compiled.predicted
     cycles = report["cycles"]
-    lanes2 = compiled.config.lanes ** 2
-    n_mxm = 2 if compiled.config.mxm else 0
     rep = {"target": target, "config": compiled.config.name, "cycles": cycles,
            "predicted_cycles": pred["cycles"], "prediction_exact": cycles == pred["cycles"],
-           "mxm_utilization": round(pred["macs"] / (cycles * n_mxm * lanes2), 4) if cycles and n_mxm else 0.0,
+           "mxm_utilization": mxm_utilization(pred["macs"], cycles, compiled.config),
            "macs": pred["macs"], "units": pred["units"], "ecc_corrected": report["ecc_corrected"],
            "ecc_uncorrectable": report["ecc_uncorrectable"], "wall_seconds": report["wall_seconds"]}
     return outputs, rep
