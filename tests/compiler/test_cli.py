@@ -3,53 +3,34 @@ model, `compile` artefacts, and one-line errors with exit status 1 for every kin
 import json
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from compiler import conformance
 from compiler.__main__ import main
 from isa.config import get_config
 from isa.image import load
 from verif.rtl_build import ROOT
 
 
-
-@pytest.fixture(scope="module")
-def node_cases():
-    from onnx.backend.test.case import node
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {c.name: c for c in node.collect_testcases(None)}
-
-
-def run_case(case, tmp_path, target="golden"):
-    """Every data set of an ONNX node case through `python -m compiler run`; returns the reports."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    model = tmp_path / f"{case.name}.onnx"
-    onnx.save(case.model, model)
-    reports = []
-    for k, (ins, outs) in enumerate(case.data_sets):
-        inp, out, rep = tmp_path / f"in{k}.npz", tmp_path / f"out{k}.npz", tmp_path / f"rep{k}.json"
-        np.savez(inp, **dict(zip([i.name for i in case.model.graph.input], ins)))
-        assert main(["run", str(model), "--inputs", str(inp), "--outputs", str(out), "--target", target,
-                     "--report", str(rep)]) == 0
-        got = np.load(out)
-        for o, want in zip(case.model.graph.output, outs):
-            assert got[o.name].dtype == want.dtype and got[o.name].shape == want.shape
-            assert np.array_equal(got[o.name], want), (case.name, o.name, got[o.name], want)
-        report = json.loads(rep.read_text())
-        assert report["cycles"] == report["predicted_cycles"] and report["target"] == target
-        assert {"cycles", "target", "config", "mxm_utilization"} <= report.keys()
-        reports.append(report)
-    return reports
-
-
-def test_run_report(node_cases, tmp_path):
-    """The report of `run` (the conformance cases themselves run in test_conformance.py)."""
-    run_case(node_cases["test_qlinearmatmul_3D_int8_float32"], tmp_path)
+def test_run_report(tmp_path):
+    """Outputs and report of `run` on one ONNX node case (all of them run in test_conformance.py)."""
+    case = conformance.cases()["test_qlinearmatmul_3D_int8_float32"]
+    onnx.save(case.model, tmp_path / "m.onnx")
+    (ins, outs), = case.data_sets
+    np.savez(tmp_path / "in.npz", **dict(zip([i.name for i in case.model.graph.input], ins)))
+    assert main(["run", str(tmp_path / "m.onnx"), "--inputs", str(tmp_path / "in.npz"), "--outputs",
+                 str(tmp_path / "out.npz"), "--report", str(tmp_path / "r.json")]) == 0
+    got = np.load(tmp_path / "out.npz")
+    for o, want in zip(case.model.graph.output, outs):
+        assert got[o.name].dtype == want.dtype and np.array_equal(got[o.name], want)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {"cycles", "target", "config", "mxm_utilization"} <= report.keys()
+    assert report["cycles"] == report["predicted_cycles"] > 0 and report["target"] == "golden"
+    assert report["config"] == "tiny" and report["prediction_exact"]
 
 
 def _model(nodes, inputs, outputs, inits=()):

@@ -1,11 +1,10 @@
 """ONNX front end: the conformance node cases through the importer and the graph's integer
 reference (the chip's arithmetic), and a clear one-line error for everything refused."""
-import warnings
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from compiler import conformance
 from compiler.graph import CompileError, Graph
 from compiler.onnx_import import from_model, load
 
@@ -20,10 +19,7 @@ CONFORMANCE = ["test_matmulinteger",
 
 @pytest.fixture(scope="module")
 def node_cases():
-    from onnx.backend.test.case import node
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {c.name: c for c in node.collect_testcases(None)}
+    return conformance.cases()
 
 
 @pytest.mark.parametrize("name", CONFORMANCE)
