@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,8 +128,11 @@ def simulator_build(simulator: str, config: str):
 
 
 def run_cocotb(simulator: str, module: str, testcase: str | None = None, config: str = "tiny",
-               env: dict | None = None, seed: int | None = None) -> None:
-    """Run cocotb tests from `module` (under verif/) against the chip; raises if any fails."""
+               env: dict | None = None, seed: int | None = None, private_dir: bool = False) -> None:
+    """Run cocotb tests from `module` (under verif/) against the chip; raises if any fails.
+    `private_dir`: run in a fresh directory of its own, for callers that may run the same module
+    concurrently (python -m verif.run from several processes); otherwise the run's directory is
+    named after module, test and seed, so a rerun finds the last one's log."""
     from cocotb_tools.runner import get_results
 
     runner, build_dir = simulator_build(simulator, config)
@@ -135,6 +140,9 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
     if seed is None and "COCOTB_RANDOM_SEED" in os.environ:
         seed = int(os.environ["COCOTB_RANDOM_SEED"])
     test_dir = build_dir / "runs" / (f"{module.split('.')[-1]}.{name}" + (f".seed{seed}" if seed is not None else ""))
+    if private_dir:
+        test_dir.parent.mkdir(parents=True, exist_ok=True)
+        test_dir = Path(tempfile.mkdtemp(prefix=test_dir.name + ".", dir=test_dir.parent))
     extra = {"CHIP_CONFIG": config, **(env or {})}     # the package is installed: no PYTHONPATH needed
     results = runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", testcase=testcase,
                           build_dir=build_dir,
@@ -149,3 +157,5 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
         raise AssertionError(f"{module}::{name} on {simulator}: {failed} of {total} cocotb tests failed; replay "
                              f"with COCOTB_RANDOM_SEED={seeds[0] if seeds else seed}; log: {test_dir / 'sim.log'}\n"
                              + "\n".join(why))
+    if private_dir and not waves_requested():       # nothing to look at after a passing run
+        shutil.rmtree(test_dir, ignore_errors=True)

@@ -65,7 +65,7 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
     else:
         from .rtl_build import run_cocotb
         out = Path(tempfile.mkdtemp()) / "run.npz"
-        run_cocotb(target, "verif.tb_run", config=config_name,
+        run_cocotb(target, "verif.tb_run", config=config_name, private_dir=True,
                    env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
                         "RUN_DUMPS": json.dumps(dumps)})
         npz = np.load(out)
