@@ -57,12 +57,12 @@ def mxm_utilization(macs: int, cycles: int, config: ChipConfig) -> float:
     return round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0
 
 
-def last_effect(mnemonic: str, ops: dict, cycle: int) -> int:
+def last_effect(mnemonic: str, ops: dict, cycle: int, config: ChipConfig) -> int:
     """The last cycle on which an instruction issued on `cycle` does anything (from its latencies)."""
     op = spec.BY_MNEMONIC[mnemonic]
     if not op.latencies:
         return cycle
-    return cycle + max(T[k] for k in op.latencies) + (ops.get("count", 1) - 1 if "count" in ops else 0)
+    return cycle + max(T[k] for k in op.latencies) + spec.elements(mnemonic, ops, config) - 1
 
 
 def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
@@ -310,7 +310,7 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
 # ---- prediction and listing ----------------------------------------------------------------------
 def _predict(m, config: ChipConfig, macs: int) -> dict:
     placed = m.res.placed
-    cycles = max((last_effect(mn, ops, c) for _, c, mn, ops, _ in placed), default=-1) + 1
+    cycles = max((last_effect(mn, ops, c, config) for _, c, mn, ops, _ in placed), default=-1) + 1
     busy: dict[str, int] = {}
     for key, spans in m.res.intervals.items():
         if key[0] == "engine":

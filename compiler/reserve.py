@@ -144,14 +144,13 @@ class Reservations:
         return not any(_overlap(d0, d1, a0, a1) and _overlap(p0, p1, q0, q1)
                        for a0, a1, q0, q1, _ in self.cells.get((direction, stream), ()))
 
-    @staticmethod
-    def engine_interval(mnemonic: str, operands: dict, cycle: int):
+    def engine_interval(self, mnemonic: str, operands: dict, cycle: int):
         op = spec.BY_MNEMONIC[mnemonic]
         engine = spec.engine_of(op, operands)
         if engine is None:
             return None
         first = cycle + T[spec.ENGINE_START[spec.ENGINE[mnemonic]]]
-        return engine, first, first + operands.get("count", 1) - 1
+        return engine, first, first + spec.elements(mnemonic, operands, self.config) - 1
 
     # ---- booking ---------------------------------------------------------------------
     def book_slot(self, position: int, cycle: int, who: str) -> None:

@@ -13,6 +13,14 @@ Text format (one statement per line; ';' or '#' starts a comment)::
         .word 0x0123456789abcdef ; raw instruction word, not checked
     .mem MEM_E1 addr=0x100       ; memory preload starting at this word address
         .vec 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff   ; `lanes` hex bytes, lane 0 first
+    .queue MXM_W0
+        IFETCH stream=2 dir=W count=6   ; refill the queue with the 6 words of the .code block below
+        ...
+    .code MEM_W1 addr=0x1f00     ; the queue's following instructions live in MEM_W1's SRAM from 0x1f00
+        MATMUL stream=2 dir=W acc=0 count=16   ; (fetch_words per SRAM word, see isa.image.pack_words)
+
+A queue section's instructions up to its first `.code` are what the host loads into the queue
+(at most queue_depth); each `.code` block continues the same queue's instruction stream in SRAM.
 
 Mnemonics, operand names, field order and ranges all come from isa/spec.py,
 so a new opcode or field needs no change here. Slices are named as in the
@@ -124,12 +132,26 @@ def disassemble(program: Program) -> str:
     cfg = program.config
     plan = cfg.floorplan
     lines = [f".config {cfg.name}"]
-    for position in sorted(program.queues):
+    code_rows = {(c.mem, c.addr, -(-c.words // cfg.fetch_words)) for c in program.code}
+    shown = [seg for seg in program.memory if (seg.position, seg.addr, len(seg.data)) in code_rows]
+    for position in sorted(set(program.queues) | {c.queue for c in program.code}):
         s = plan[position] if 0 <= position < len(plan) else None
         lines += ["", f".queue {s.name if s else position}"]
         kind = s.kind if s else SliceKind.VXM
-        lines += [f"    {format_instruction(int(w), kind, cfg)}" for w in program.queues[position]]
+        lines += [f"    {format_instruction(int(w), kind, cfg)}" for w in program.queues.get(position, [])]
+        for c in program.code:
+            if c.queue != position:
+                continue
+            rows = -(-c.words // cfg.fetch_words)
+            if (c.mem, c.addr, rows) not in {(g.position, g.addr, len(g.data)) for g in shown}:
+                lines.append(f"    ; {c.words} more words in {plan[c.mem].name} from {c.addr:#x} (see .mem)")
+                continue
+            lines += [f".code {plan[c.mem].name} addr={c.addr:#x}"]
+            words = image.unpack_words(program._sram(c.mem, c.addr, rows), c.words, cfg)
+            lines += [f"    {format_instruction(int(w), kind, cfg)}" for w in words]
     for seg in sorted(program.memory, key=lambda m: (m.position, m.addr)):
+        if any(seg is g for g in shown):
+            continue
         name = plan[seg.position].name if 0 <= seg.position < len(plan) else seg.position
         lines += ["", f".mem {name} addr={seg.addr:#x}"]
         lines += ["    .vec " + " ".join(f"{b:02x}" for b in row) for row in np.asarray(seg.data)]
@@ -157,6 +179,7 @@ class _Assembler:
         self.program = Program.empty(config)
         self.queue: Slice | None = None              # slice whose queue receives instructions
         self.block: _MemBlock | None = None          # open .mem block
+        self.code: tuple | None = None               # open .code block: (mem slice, addr, line, words)
         self.done_blocks: list[_MemBlock] = []
         self.line = 0
 
@@ -175,7 +198,7 @@ class _Assembler:
             handler = getattr(self, "directive_" + head[1:].lower(), None)
             if handler is None:
                 raise self.error(f"unknown directive {head!r}; directives are "
-                                 f".config, .queue, .word, .mem, .vec")
+                                 f".config, .queue, .word, .mem, .vec, .code")
             handler(args)
         else:
             self.instruction(head, args)
@@ -191,6 +214,7 @@ class _Assembler:
         if len(args) != 1:
             raise self.error(f".queue takes one slice name or position, got {len(args)} arguments")
         self.close_block()
+        self.close_code()
         s = self.slice(args[0])
         with_queue = spec.kinds_with_queues(self.config)
         if s.kind not in with_queue:
@@ -343,8 +367,41 @@ class _Assembler:
                              f"write .queue SLICE first")
         raise self.error(f"{what} before any .queue")
 
+    def directive_code(self, args: list[str]) -> None:
+        if self.queue is None:
+            raise self.error(".code outside a queue (write .queue SLICE first: .code continues its stream in SRAM)")
+        if len(args) != 2:
+            raise self.error(".code needs a MEM slice and addr=ADDRESS")
+        self.close_code()
+        s = self.slice(args[0])
+        if s.kind != SliceKind.MEM:
+            raise self.error(f".code: {s.name} is not a MEM slice")
+        operands = self.operands(".code", (spec.Field("addr", 0, self.config.mem_addr_bits),), args[1:],
+                                 positional=False)
+        if "addr" not in operands:
+            raise self.error("missing operand addr for .code")
+        self.code = (s, operands["addr"], self.line, [])
+
+    def close_code(self) -> None:
+        if self.code is None:
+            return
+        s, addr, line, words = self.code
+        self.code = None
+        if not words:
+            self.line = line
+            raise self.error(f".code block for {s.name} has no instructions")
+        rows = -(-len(words) // self.config.fetch_words)
+        if addr + rows > self.config.mem_words:
+            self.line = line
+            raise self.error(f".code block: {len(words)} words need SRAM words {addr}..{addr + rows - 1}, "
+                             f"past mem_words {self.config.mem_words}")
+        self.program.add_code(self.queue.position, s.position, addr, words)
+
     def append(self, word: int, what: str) -> None:
         self.require_queue(what)
+        if self.code is not None:
+            self.code[3].append(word)
+            return
         q = self.program.queues[self.queue.position]
         if len(q) >= self.config.queue_depth:
             raise self.error(f"queue {self.queue.name} is full (queue_depth {self.config.queue_depth})")
@@ -384,6 +441,7 @@ def assemble(text: str, config: ChipConfig | str | None = None, source: str = "<
     for number, raw in enumerate(lines, 1):
         asm.statement(number, raw)
     asm.close_block()
+    asm.close_code()
     try:
         asm.program.validate()
     except ProgramError as e:       # every rule is checked per line above; this is a safety net

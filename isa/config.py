@@ -62,6 +62,8 @@ class ChipConfig:
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
             need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
+        need(self.lanes >= 8, f"lanes must be >= 8 (a stream vector carries at least one instruction word), "
+                              f"got {self.lanes}")
         need(self.lanes % 4 == 0, f"lanes must be a multiple of 4 (int32 byte planes), got {self.lanes}")
         need(self.lanes <= 512, f"lanes must be <= 512, got {self.lanes}")
         need(self.streams <= 64, f"streams must be <= 64 (6-bit stream field), got {self.streams}")
@@ -75,6 +77,8 @@ class ChipConfig:
         need(self.mem_words <= 1 << 16, f"mem_words must be <= 65536 (16-bit address field), got {self.mem_words}")
         need(_pow2(self.queue_depth) and self.queue_depth <= 1 << 16,
              f"queue_depth must be a power of two <= 65536, got {self.queue_depth}")
+        need(self.queue_depth >= 2 * self.fetch_words,
+             f"queue_depth must be at least 2 x fetch_words ({2 * self.fetch_words}), got {self.queue_depth}")
         need(self.sxm_width <= self.streams, f"sxm_width must be <= streams ({self.streams}), got {self.sxm_width}")
 
     # ---- derived quantities -------------------------------------------------
@@ -108,6 +112,13 @@ class ChipConfig:
     @property
     def word_bits(self) -> int:
         return self.lanes * 8
+
+    @property
+    def fetch_words(self) -> int:
+        """Instruction words one IFETCH vector carries: the largest power of two that fits in a vector
+        (a power of two keeps the queue's ring of rows a power of two deep)."""
+        n = self.lanes * 8 // 64
+        return 1 << (n.bit_length() - 1)
 
     @property
     def mem_addr_bits(self) -> int:

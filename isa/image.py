@@ -6,11 +6,11 @@ preload into MEM slices. `to_bytes` / `from_bytes` give it a stable on-disk
 form so the compiler, the golden model, the RTL testbenches and the host
 driver all consume the same artefact.
 
-Image format 1.0 (all integers little-endian, offsets in bytes)::
+Image format 2.0 (all integers little-endian, offsets in bytes)::
 
     offset  size  field
     0       4     magic b"TSPI"
-    4       2     image format version major (1)
+    4       2     image format version major (2)
     6       2     image format version minor (0)
     8       1     ISA version major (isa.spec.ISA_VERSION[0])
     9       1     ISA version minor (isa.spec.ISA_VERSION[1])
@@ -18,12 +18,23 @@ Image format 1.0 (all integers little-endian, offsets in bytes)::
     26      4     config fingerprint: zlib.crc32(json.dumps(config.to_dict(), sort_keys=True))
     30      2     n_queue_sections
     32      2     n_mem_sections
-    34            n_queue_sections x queue section:
+    34      2     n_code_sections
+    36            n_queue_sections x queue section:
                       u16 slice position, u32 count, count x u64 instruction words (issue order)
                   n_mem_sections x memory section:
                       u16 slice position (a MEM slice), u32 word address, u32 n,
                       n x lanes bytes (word by word, lane 0 first)
+                  n_code_sections x code section (in the order the queue fetches them):
+                      u16 queue position, u16 MEM slice position, u32 word address, u32 instruction words
     end-4   4     zlib.crc32 of every preceding byte
+
+A queue section holds what the host loads into the queue before START (at most queue_depth
+words). A program longer than its queue keeps the rest in SRAM: a code section says that
+instruction words of a queue live in a MEM slice from an address on, `config.fetch_words` per
+SRAM word (`pack_words`), to be brought in during the run by IFETCH. The words themselves are
+in the memory sections, so a loader needs nothing but the queue and memory sections; the code
+sections let tools show the whole instruction stream (`Program.instruction_stream`).
+Format 1.x (no code sections, a 34-byte header) is still read.
 
 Readers accept any 1.x image (by policy a minor version may only add meaning
 that a 1.0 reader can safely ignore) and refuse any other major version. The ISA major
@@ -50,15 +61,17 @@ from . import spec
 from .config import PRESETS, ChipConfig, ConfigError, Slice, SliceKind
 
 MAGIC = b"TSPI"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (2, 0)
 CONFIG_NAME_BYTES = 16
 
-_HEADER = struct.Struct("<4sHHBB16sIHH")
+_HEADER = struct.Struct("<4sHHBB16sIHHH")
+_HEADER_V1 = struct.Struct("<4sHHBB16sIHH")
 _QUEUE_HEAD = struct.Struct("<HI")
 _MEM_HEAD = struct.Struct("<HII")
+_CODE = struct.Struct("<HHII")
 _TRAILER = struct.Struct("<I")
 HEADER_BYTES = _HEADER.size
-assert HEADER_BYTES == 34
+assert HEADER_BYTES == 36
 
 
 class ProgramError(ValueError):
@@ -94,15 +107,77 @@ class MemSegment:
     __hash__ = None
 
 
+@dataclass(frozen=True)
+class CodeSegment:
+    """`words` instruction words of queue `queue` stored in MEM slice `mem` from `addr` on,
+    config.fetch_words per SRAM word (pack_words): the part of the queue's stream that IFETCH
+    brings in during the run. A queue's code segments follow its host-loaded words in order."""
+    queue: int
+    mem: int
+    addr: int
+    words: int
+
+
+def pack_words(words, config: ChipConfig) -> np.ndarray:
+    """Instruction words -> SRAM words (uint8 [ceil(n / fetch_words), lanes]) as IFETCH reads them:
+    word j of a vector is its bytes 8j..8j+7, little-endian; unused bytes are zero."""
+    fw = config.fetch_words
+    n = len(words)
+    rows = -(-n // fw)
+    flat = np.zeros(rows * fw, dtype="<u8")
+    flat[:n] = [int(w) for w in words]
+    out = np.zeros((rows, config.lanes), np.uint8)
+    out[:, :8 * fw] = flat.view(np.uint8).reshape(rows, 8 * fw)
+    return out
+
+
+def unpack_words(data: np.ndarray, n: int, config: ChipConfig) -> list[int]:
+    """The first n instruction words carried by SRAM words `data` (inverse of pack_words)."""
+    fw = config.fetch_words
+    raw = np.ascontiguousarray(np.asarray(data, np.uint8)[:, :8 * fw]).view("<u8").reshape(-1)
+    return [int(w) for w in raw[:n]]
+
+
 @dataclass(eq=False)
 class Program:
     config: ChipConfig
-    queues: dict[int, list[int]] = field(default_factory=dict)   # position -> words in issue order
+    queues: dict[int, list[int]] = field(default_factory=dict)   # position -> host-loaded words, issue order
     memory: list[MemSegment] = field(default_factory=list)
+    code: list[CodeSegment] = field(default_factory=list)        # queue words kept in SRAM (fetched)
 
     @classmethod
     def empty(cls, config: ChipConfig) -> "Program":
-        return cls(config, {}, [])
+        return cls(config, {}, [], [])
+
+    def add_code(self, queue: str | int, mem: str | int, addr: int, words) -> "Program":
+        """Store instruction words of `queue` in MEM slice `mem` from `addr` on (fetched by IFETCH)."""
+        q = resolve_slice(self.config, queue).position
+        m = resolve_slice(self.config, mem).position
+        words = [int(w) for w in words]
+        if not words:
+            raise ProgramError(f"code segment for {self.config.floorplan[q].name}: no words")
+        self.memory.append(MemSegment(m, int(addr), pack_words(words, self.config)))
+        self.code.append(CodeSegment(q, m, int(addr), len(words)))
+        return self
+
+    def instruction_stream(self, position: int) -> list[int]:
+        """Every word the queue at `position` issues from: the host-loaded ones, then its code segments."""
+        words = list(self.queues.get(position, []))
+        for c in self.code:
+            if c.queue == position:
+                words += unpack_words(self._sram(c.mem, c.addr, -(-c.words // self.config.fetch_words)),
+                                      c.words, self.config)
+        return words
+
+    def _sram(self, position: int, addr: int, n: int) -> np.ndarray:
+        """SRAM words addr..addr+n-1 of a MEM slice as the memory segments preload them."""
+        out = np.zeros((n, self.config.lanes), np.uint8)
+        for seg in self.memory:
+            if seg.position == position:
+                lo, hi = max(addr, seg.addr), min(addr + n, seg.addr + len(seg.data))
+                if lo < hi:
+                    out[lo - addr:hi - addr] = seg.data[lo - seg.addr:hi - seg.addr]
+        return out
 
     # ---- building ---------------------------------------------------------
     def add(self, slice: str | int, words: int | Iterable[int]) -> "Program":
@@ -169,6 +244,19 @@ class Program:
                     raise ProgramError(f"{where} ({s.name}): words {seg.addr}..{seg.addr + n - 1} overlap "
                                        f"memory segment {j} (words {first}..{end - 1})")
             used[seg.position].append((seg.addr, seg.addr + n, k))
+        for k, c in enumerate(self.code):
+            where = f"code segment {k}"
+            if not (0 <= c.queue < len(plan) and plan[c.queue].kind in with_queue):
+                raise ProgramError(f"{where}: position {c.queue!r} has no instruction queue")
+            if not (0 <= c.mem < len(plan) and plan[c.mem].kind == SliceKind.MEM):
+                raise ProgramError(f"{where}: position {c.mem!r} is not a MEM slice")
+            if c.words < 1:
+                raise ProgramError(f"{where}: {c.words} words")
+            rows = -(-c.words // cfg.fetch_words)
+            covered = sum(max(0, min(c.addr + rows, e) - max(c.addr, f)) for f, e, _ in used.get(c.mem, ()))
+            if covered != rows:
+                raise ProgramError(f"{where} ({plan[c.queue].name}): words {c.addr}..{c.addr + rows - 1} of "
+                                   f"{plan[c.mem].name} are not all preloaded by memory segments")
 
     def check_instructions(self) -> None:
         """validate(), then raise ProgramError at the first word the chip would reject."""
@@ -176,7 +264,7 @@ class Program:
         plan = self.config.floorplan
         for position in sorted(self.queues):
             s = plan[position]
-            for i, w in enumerate(self.queues[position]):
+            for i, w in enumerate(self.instruction_stream(position)):
                 try:
                     spec.check(int(w), s.kind, self.config)
                 except spec.IllegalInstruction as e:
@@ -192,7 +280,7 @@ class Program:
         def queues(p):
             return {int(k): [int(w) for w in v] for k, v in p.queues.items()}
         return (self.config == other.config and queues(self) == queues(other)
-                and _sorted_segments(self.memory) == _sorted_segments(other.memory))
+                and _sorted_segments(self.memory) == _sorted_segments(other.memory) and self.code == other.code)
 
     __hash__ = None
 
@@ -249,8 +337,11 @@ def to_bytes(program: Program) -> bytes:
         raise ImageError(f"image: config name {cfg.name!r} is not ASCII of at most {CONFIG_NAME_BYTES} bytes")
     if len(program.memory) > 0xFFFF:
         raise ImageError(f"image: {len(program.memory)} memory segments exceed the format's 65535; merge them")
+    if len(program.code) > 0xFFFF:
+        raise ImageError(f"image: {len(program.code)} code segments exceed the format's 65535")
     out = bytearray(_HEADER.pack(MAGIC, *FORMAT_VERSION, *spec.ISA_VERSION, name,
-                                 config_fingerprint(cfg), len(program.queues), len(program.memory)))
+                                 config_fingerprint(cfg), len(program.queues), len(program.memory),
+                                 len(program.code)))
     for position in sorted(program.queues):
         words = program.queues[position]
         out += _QUEUE_HEAD.pack(position, len(words))
@@ -258,6 +349,8 @@ def to_bytes(program: Program) -> bytes:
     for seg in _sorted_segments(program.memory):
         out += _MEM_HEAD.pack(seg.position, seg.addr, len(seg.data))
         out += np.ascontiguousarray(seg.data, dtype=np.uint8).tobytes()
+    for c in program.code:
+        out += _CODE.pack(c.queue, c.mem, c.addr, c.words)
     out += _TRAILER.pack(zlib.crc32(out))
     return bytes(out)
 
@@ -297,9 +390,9 @@ def from_bytes(blob: bytes, config: ChipConfig | None = None) -> Program:
     r.take(len(MAGIC), "magic")
     major = r.unpack("<H", "image format version major")
     minor = r.unpack("<H", "image format version minor")
-    if major != FORMAT_VERSION[0]:
+    if major not in (1, FORMAT_VERSION[0]):
         raise ImageError(f"image offset 4: unsupported image format version {major}.{minor} "
-                         f"(this tool reads {FORMAT_VERSION[0]}.x)")
+                         f"(this tool reads 1.x and {FORMAT_VERSION[0]}.x)")
 
     def checksum_error() -> ImageError | None:
         if len(blob) < HEADER_BYTES + _TRAILER.size:
@@ -319,6 +412,7 @@ def from_bytes(blob: bytes, config: ChipConfig | None = None) -> Program:
     fingerprint = r.unpack("<I", "config fingerprint")
     n_queues = r.unpack("<H", "queue section count")
     n_mems = r.unpack("<H", "memory section count")
+    n_code = r.unpack("<H", "code section count") if major >= 2 else 0
 
     if isa_major != spec.ISA_VERSION[0]:
         fail(8, f"image is for ISA {isa_major}.{isa_minor}; this tool implements ISA {_isa_version()}")
@@ -383,6 +477,12 @@ def from_bytes(blob: bytes, config: ChipConfig | None = None) -> Program:
         extents[position].append((addr, addr + n, i))
         program.memory.append(MemSegment(position, addr,
                                          np.frombuffer(data, np.uint8).reshape(n, config.lanes).copy()))
+    for i in range(n_code):
+        queue = r.unpack("<H", f"code section {i} queue position")
+        mem = r.unpack("<H", f"code section {i} MEM position")
+        addr = r.unpack("<I", f"code section {i} address")
+        words = r.unpack("<I", f"code section {i} word count")
+        program.code.append(CodeSegment(queue, mem, addr, words))
     trailer_at = r.offset
     r.take(_TRAILER.size, "checksum")
     if r.offset != len(blob):

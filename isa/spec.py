@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from .config import ChipConfig, SliceKind
 
-ISA_VERSION = (0, 3)
+ISA_VERSION = (0, 4)
 WORD_BITS = 64          # one instruction word
 OPCODE_BITS = 8
 
@@ -58,6 +58,9 @@ TIMING: dict[str, int] = {
     "mxm_acc_write": 3,     # MATMUL: element k's accumulator row is written at the end of t+3+k
     "mxm_accread_access": 1,   # ACCREAD: row k is read on t+1+k (a write at the end of that cycle included)
     "mxm_accread_drive": 2,    # ACCREAD: row k is driven onto the int32 group on t+2+k
+    # IFETCH issued on cycle t, vector k (each vector carries config.fetch_words instruction words):
+    "ifetch_sample": 1,     # the vector V(p, t+1+k) is taken from the stream
+    "ifetch_write": 2,      # its words are written into the queue at the end of t+2+k; they may issue from t+3+k
 }
 TIMING_DOC: dict[str, str] = {
     "stream_hop": "a value driven by the slice at p on cycle t is seen at p+1 (east) / p-1 (west) on t+stream_hop",
@@ -89,6 +92,10 @@ TIMING_DOC: dict[str, str] = {
     "mxm_accread_access": "ACCREAD issued on t: row k is read on t+mxm_accread_access+k and includes a MATMUL "
                           "write at the end of that same cycle",
     "mxm_accread_drive": "ACCREAD issued on t: row k is driven onto the int32 group on t+mxm_accread_drive+k",
+    "ifetch_sample": "IFETCH issued on t: vector k (fetch_words instruction words) is the stream value passing "
+                     "the slice on cycle t+ifetch_sample+k",
+    "ifetch_write": "IFETCH issued on t: vector k's words are written into the queue at the end of cycle "
+                    "t+ifetch_write+k and may issue from the next cycle on",
 }
 
 
@@ -102,6 +109,9 @@ class ErrorCode(IntEnum):
     NONE = 0
     ILLEGAL_OPCODE = 1      # opcode not defined for this slice kind
     BAD_FIELD = 2           # reserved bits set, a field value out of range, or a wrong type for the op
+    QUEUE_UNDERRUN = 3      # the queue needed its next instruction while an IFETCH for it was still in flight
+    QUEUE_OVERFLOW = 4      # a fetched vector would overwrite instructions the queue has not issued yet
+    FETCH_ALIGN = 5         # IFETCH while the queue's fill point is not a multiple of fetch_words
 
 
 class DType(IntEnum):
@@ -204,6 +214,17 @@ OPCODES: tuple[Opcode, ...] = (
     Opcode("NOP", 0x01, tuple(SliceKind), (Field("cycles", 32, 32, doc="cycles the queue waits (>= 1)"),),
            "The queue issues nothing for `cycles` cycles; the next instruction issues `cycles` cycles later.",
            min_values=(("cycles", 1),)),
+    Opcode("IFETCH", 0x02, tuple(SliceKind), (_STREAM, _DIR, _COUNT),
+           "Refill this queue from a stream: take vectors from stream `stream` (dir) as they pass the slice, "
+           "one per cycle, each carrying fetch_words instruction words (word j = bytes 8j..8j+7 of the vector, "
+           "little-endian), and append the first `count` words to the queue in order (the last vector may be "
+           "partly used). A MEM READ elsewhere sends the vectors; the compiler times both like any transfer. "
+           "Runs on the queue's fetch engine; the queue waits while a previous IFETCH still samples after "
+           "this cycle. Errors: FETCH_ALIGN if the queue's fill point (Q_LEN plus the words of earlier "
+           "IFETCHes) is not a multiple of fetch_words; QUEUE_OVERFLOW when a vector lands while the queue "
+           "holds more than queue_depth - fetch_words unissued words; QUEUE_UNDERRUN when the queue needs its "
+           "next word before it has landed.",
+           min_values=(("count", 1),), latencies=("ifetch_sample", "ifetch_write")),
     Opcode("READ", 0x10, (SliceKind.MEM,), (_STREAM, _DIR, _ADDR, _STRIDE, _COUNT),
            "Read `count` words at addr, addr+stride, ... (modulo mem_words) and drive them, one per cycle, "
            "onto stream `stream` in direction `dir`. Dispatches to the slice's read engine; the queue "
@@ -453,13 +474,23 @@ assert len(BY_MNEMONIC) == len(BY_CODE) == len(OPCODES)
 ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write",
                           **{a.mnemonic: "alu" for a in ALU_OPS},
                           **{o.mnemonic: "sxm" for o in SXM_OPCODES},
-                          "LW": "lw", "MATMUL": "mm", "ACCREAD": "accread"}
+                          "LW": "lw", "MATMUL": "mm", "ACCREAD": "accread", "IFETCH": "fetch"}
 
 
 # The TIMING entry at which an engine's first element happens, relative to issue.
 ENGINE_START: dict[str, str] = {"read": "mem_read_access", "write": "mem_write_sample",
                                 "alu": "vxm_sample", "sxm": "sxm_sample",
-                                "lw": "mxm_sample", "mm": "mxm_sample", "accread": "mxm_accread_access"}
+                                "lw": "mxm_sample", "mm": "mxm_sample", "accread": "mxm_accread_access",
+                                "fetch": "ifetch_sample"}
+
+
+def elements(mnemonic: str, operands: dict[str, int], config: ChipConfig) -> int:
+    """How many elements (engine cycles) an instruction has: `count`, except IFETCH, whose count is in
+    instruction words and which takes one vector of config.fetch_words words per cycle."""
+    count = operands.get("count", 1)
+    if mnemonic == "IFETCH":
+        return -(-count // config.fetch_words)
+    return count
 
 
 def engine_of(op: Opcode, operands: dict[str, int]) -> str | None:

@@ -81,7 +81,7 @@ class TimedProgram:
                     if busy.get(engine, -1) >= first:
                         raise ScheduleError(f"{name}: {mnemonic} on cycle {cycle} needs engine {engine}, "
                                             f"busy until cycle {busy[engine]}")
-                    busy[engine] = first + ops.get("count", 1) - 1
+                    busy[engine] = first + spec.elements(op.mnemonic, ops, self.config) - 1
                 words.append(word)
                 now = cycle + 1
             p.queues[position] = words

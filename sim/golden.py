@@ -23,7 +23,7 @@ import numpy as np
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 from isa.ecc import EccStatus, code_for
-from isa.image import Program
+from isa.image import Program, unpack_words
 
 from . import sxm, vxm
 
@@ -51,13 +51,30 @@ class RunResult:
 
 @dataclass
 class _Queue:
+    """A slice's instruction queue: the host-loaded words, then those IFETCH brings in."""
     words: list[int]
     pc: int = 0
     next_issue: int = 0          # earliest cycle the head may issue
+    in_nop: bool = False         # the last word issued was a NOP (the RTL keeps pc on it until it ends)
+    fill: int = 0                # fill point: host words plus the words of every IFETCH issued so far
+    fetch_until: int = -1        # last cycle on which a fetched vector lands (the fetch is in flight until then)
+    fetch_from: int = 0          # first cycle on which the queue could miss a word of that fetch
+    fetch_pc: int = 0            # index of the IFETCH in flight (reported on overflow)
+
+    def __post_init__(self):
+        self.fill = len(self.words)
 
     @property
     def pending(self) -> bool:
         return self.pc < len(self.words)
+
+    def fetching(self, t: int) -> bool:
+        return self.fetch_from <= t <= self.fetch_until
+
+    def unissued_after(self, t: int) -> int:
+        """Words the RTL still holds for issue at the end of cycle t (a NOP counts until its last cycle)."""
+        held = self.pc - (1 if self.in_nop and t < self.next_issue - 1 else 0)
+        return len(self.words) - held
 
 
 @dataclass
@@ -223,20 +240,24 @@ class Golden:
                 for kind, args in events:
                     late += self._event(sl, t, kind, args)
             # 2. issue
-            error = None
+            errors = []                             # (position, priority, code, pc)
             for sl in slices:
                 q = sl.queue
-                if not q.pending or q.next_issue > t:
+                if not q.pending:
+                    if q.next_issue <= t and q.fetching(t):
+                        errors.append((sl.position, 1, spec.ErrorCode.QUEUE_UNDERRUN, q.pc))
+                    continue
+                if q.next_issue > t:
                     continue
                 try:
                     op, ops = spec.check(q.words[q.pc], sl.kind, self.config)
                 except spec.IllegalInstruction as e:
-                    if error is None:
-                        error = (e.code, sl.position, q.pc)
+                    errors.append((sl.position, 1, e.code, q.pc))
                     continue
                 if op.mnemonic == "NOP":
                     q.next_issue = t + ops["cycles"]
                     q.pc += 1
+                    q.in_nop = True
                     continue
                 engine = spec.engine_of(op, ops)
                 if engine is not None:
@@ -245,19 +266,26 @@ class Golden:
                     if last >= first:               # engine still busy after this cycle
                         q.next_issue = last - first + 1 + t
                         continue
-                    sl.last[engine] = first + ops.get("count", 1) - 1
+                    if op.mnemonic == "IFETCH" and q.fill % self.config.fetch_words:
+                        errors.append((sl.position, 1, spec.ErrorCode.FETCH_ALIGN, q.pc))
+                        continue
+                    sl.last[engine] = first + spec.elements(op.mnemonic, ops, self.config) - 1
                 self._issue(sl, t, op.mnemonic, ops)
                 q.pc += 1
                 q.next_issue = t + 1
+                q.in_nop = False
             for write in late:
-                write()
-            if error is not None:
-                code, pos, pc = error
+                err = write()
+                if err is not None:
+                    errors.append(err)
+            if errors:
+                pos, _, code, pc = min(errors, key=lambda e: (e[0], e[1]))
                 self.result = RunResult(t + 1, code, pos, pc, self._corr, self._unc)
                 return self.result
             # 3. next cycle on which anything happens
             nxt = [min(sl.events) for sl in slices if sl.events]
-            nxt += [max(sl.queue.next_issue, t + 1) for sl in slices if sl.queue.pending]
+            nxt += [max(sl.queue.next_issue, t + 1) for sl in slices
+                    if sl.queue.pending or sl.queue.fetch_until > t]
             if not nxt:
                 end = max([t + 1] + [sl.queue.next_issue for sl in slices])
                 self.result = RunResult(end, spec.ErrorCode.NONE, 0, 0, self._corr, self._unc)
@@ -270,7 +298,15 @@ class Golden:
         """Schedule every effect of an instruction issued on cycle t."""
         cfg = self.config
         count = ops.get("count", 1)
-        if mnemonic in ("READ", "WRITE"):
+        if mnemonic == "IFETCH":
+            q, fw = sl.queue, cfg.fetch_words
+            n = spec.elements(mnemonic, ops, cfg)
+            q.fill += count
+            q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + T["ifetch_write"] + n - 1, q.pc
+            for k in range(n):
+                sl.events[t + T["ifetch_sample"] + k].append(("fetch", (ops["stream"], ops["dir"],
+                                                                         min(fw, count - k * fw))))
+        elif mnemonic in ("READ", "WRITE"):
             kind, first = ("access", T["mem_read_access"]) if mnemonic == "READ" else ("sample", T["mem_write_sample"])
             for k in range(count):
                 addr = (ops["addr"] + k * ops["stride"]) % cfg.mem_words
@@ -317,6 +353,20 @@ class Golden:
             self._corr += st == EccStatus.CORRECTED
             self._unc += st == EccStatus.UNCORRECTABLE
             sl.events[t + T["mem_read_drive"] - T["mem_read_check"]].append(("drive", (word, stream, d)))
+        elif kind == "fetch":         # IFETCH: a vector of instruction words taken off the stream
+            stream, d, n = args
+            value = self.stream_value(d, stream, sl.position, t)
+            words = unpack_words(value.reshape(1, -1), n, self.config)
+            sl.events[t + T["ifetch_write"] - T["ifetch_sample"]].append(("land", words))
+        elif kind == "land":          # the words are written into the queue at the end of the cycle
+            words = args
+            q = sl.queue
+
+            def land():
+                if q.unissued_after(t) + self.config.fetch_words > self.config.queue_depth:
+                    return sl.position, 0, spec.ErrorCode.QUEUE_OVERFLOW, q.fetch_pc
+                q.words.extend(words)
+            return [land]
         elif kind == "drive":
             value, stream, d = args
             self._drive(d, stream, sl.position, t, value)

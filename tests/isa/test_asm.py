@@ -129,7 +129,7 @@ def test_round_trip_random_programs(name):
 # --------------------------------------------------------------------------
 Q = ".queue MEM_W0\n"             # most error cases need an open queue
 ERRORS = [
-    (Q + "FOO 1", 3, r"unknown mnemonic 'FOO'; mnemonics are NOP, READ, WRITE"),
+    (Q + "FOO 1", 3, r"unknown mnemonic 'FOO'; mnemonics are NOP, IFETCH, READ, WRITE"),
     (Q + "READ stream=1 addr=0 dir=E bogus=3", 3, r"READ: unknown operand 'bogus'; operands are stream, dir, addr, stride, count"),
     (Q + "READ stream=1 dir=E", 3, r"READ: missing operand addr; operands are stream, dir, addr, stride, count"),
     (Q + "READ stream=1 stream=2 dir=E addr=0", 3, r"READ: duplicate operand stream"),
@@ -239,11 +239,11 @@ def test_cli_errors_are_one_line(tmp_path, case):
     good = tmp_path / "good.s"
     good.write_text(EXAMPLE)
     junk = tmp_path / "junk.bin"
-    junk.write_bytes(b"TSPI\x02\x00\x00\x00" + bytes(40))
+    junk.write_bytes(b"TSPI\x03\x00\x00\x00" + bytes(40))
     args, expect = {
         "asm_error": ((bad, "-o", tmp_path / "bad.bin"), f"{bad}:3: unknown mnemonic 'FROB'"),
         "config_mismatch": ((good, "--config", "fpga"), ".config tiny does not match"),
-        "bad_image": (("--disassemble", junk), "image offset 4: unsupported image format version 2."),
+        "bad_image": (("--disassemble", junk), "image offset 4: unsupported image format version 3."),
         "missing_file": ((tmp_path / "nope.s",), "nope.s: No such file or directory"),
     }[case]
     r = run_cli(*args)

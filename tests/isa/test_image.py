@@ -53,17 +53,22 @@ def random_program(config, rng, illegal_fraction=0.0) -> Program:
     return p
 
 
-def pack_image(config, queues=(), mems=(), *, magic=b"TSPI", version=(1, 0), isa=spec.ISA_VERSION,
+def pack_image(config, queues=(), mems=(), code=(), *, magic=b"TSPI", version=(1, 0), isa=spec.ISA_VERSION,
                name=None, fingerprint=None, trailer=True) -> bytes:
-    """An image written straight from the documented format, independent of isa.image."""
+    """An image written straight from the documented format, independent of isa.image (format 1.x by
+    default, which readers still accept; version=(2, 0) adds the code section count and sections)."""
     name = (config.name if name is None else name).encode()
     fingerprint = config_fingerprint(config) if fingerprint is None else fingerprint
     out = bytearray(magic + struct.pack("<HHBB", *version, *isa) + name.ljust(16, b"\0")
                     + struct.pack("<IHH", fingerprint, len(queues), len(mems)))
+    if version[0] >= 2:
+        out += struct.pack("<H", len(code))
     for position, words in queues:
         out += struct.pack("<HI", position, len(words)) + b"".join(struct.pack("<Q", w) for w in words)
     for position, addr, n, data in mems:
         out += struct.pack("<HII", position, addr, n) + bytes(data)
+    for queue, mem, addr, words in code:
+        out += struct.pack("<HHII", queue, mem, addr, words)
     if trailer:
         out += struct.pack("<I", zlib.crc32(out))
     return bytes(out)
@@ -150,7 +155,7 @@ def test_layout_matches_documented_format():
     p = sample_program()
     mem = p.memory[0]
     expected = pack_image(TINY, queues=[(3, p.queues[3]), (6, p.queues[6])],
-                          mems=[(6, 0x100, 2, mem.data.tobytes())])
+                          mems=[(6, 0x100, 2, mem.data.tobytes())], version=(2, 0))
     assert to_bytes(p) == expected
     assert expected[:4] == b"TSPI" and len(expected) == HEADER_BYTES + 2 * 6 + 3 * 8 + 10 + 32 + 4
     fingerprint = zlib.crc32(json.dumps(TINY.to_dict(), sort_keys=True).encode())
@@ -207,14 +212,15 @@ def test_bad_magic():
 
 
 def test_unsupported_format_version():
-    raises(pack_image(TINY, version=(2, 0)),
-           r"^image offset 4: unsupported image format version 2\.0 \(this tool reads 1\.x\)$")
+    raises(pack_image(TINY, version=(3, 0)),
+           r"^image offset 4: unsupported image format version 3\.0 \(this tool reads 1\.x and 2\.x\)$")
     raises(pack_image(TINY, version=(0, 9)), r"unsupported image format version 0\.9")
 
 
 def test_isa_major_mismatch():
     raises(pack_image(TINY, isa=(spec.ISA_VERSION[0] + 1, 0)),
-           rf"^image offset 8: image is for ISA {spec.ISA_VERSION[0] + 1}\.0; this tool implements ISA 0\.3$")
+           rf"^image offset 8: image is for ISA {spec.ISA_VERSION[0] + 1}\.0; this tool implements ISA "
+           rf"{spec.ISA_VERSION[0]}\.{spec.ISA_VERSION[1]}$")
 
 
 def test_fingerprint_mismatch():
@@ -236,19 +242,20 @@ def test_config_name_errors():
 
 
 def test_truncation_names_field_and_offset():
-    blob = to_bytes(sample_program())        # queue 3 at 34 (2 words), queue 6 at 56 (1 word), mem at 70
+    blob = to_bytes(sample_program())        # queue 3 at 36 (2 words), queue 6 at 58 (1 word), mem at 72
     cases = {
         3: "image offset 0: bad magic",
         5: r"image offset 4: truncated while reading image format version major \(need 2 bytes, 1 left\)",
         20: r"image offset 10: truncated while reading config name",
         33: r"image offset 32: truncated while reading memory section count",
-        35: r"image offset 34: truncated while reading queue section 0 position",
-        37: r"image offset 36: truncated while reading queue section 0 word count",
-        50: r"image offset 40: truncated while reading queue section 0 words \(2 words\) \(need 16 bytes, 10 left\)",
-        57: r"image offset 56: truncated while reading queue section 1 position",
-        71: r"image offset 70: truncated while reading memory section 0 position",
-        79: r"image offset 76: truncated while reading memory section 0 word count",
-        100: r"image offset 80: truncated while reading memory section 0 data \(2 words of 16 bytes\)",
+        35: r"image offset 34: truncated while reading code section count",
+        37: r"image offset 36: truncated while reading queue section 0 position",
+        39: r"image offset 38: truncated while reading queue section 0 word count",
+        52: r"image offset 42: truncated while reading queue section 0 words \(2 words\) \(need 16 bytes, 10 left\)",
+        59: r"image offset 58: truncated while reading queue section 1 position",
+        73: r"image offset 72: truncated while reading memory section 0 position",
+        81: r"image offset 78: truncated while reading memory section 0 word count",
+        102: r"image offset 82: truncated while reading memory section 0 data \(2 words of 16 bytes\)",
         len(blob) - 2: rf"image offset {len(blob) - 4}: truncated while reading checksum",
     }
     for cut, message in cases.items():
@@ -258,7 +265,7 @@ def test_truncation_names_field_and_offset():
 def test_checksum_mismatch():
     blob = bytearray(to_bytes(sample_program()))
     rng = np.random.default_rng(7)
-    payload = list(range(40, 56)) + list(range(80, len(blob) - 4))  # instruction words and memory data
+    payload = list(range(42, 58)) + list(range(82, len(blob) - 4))  # instruction words and memory data
     for offset in rng.choice(payload, size=8, replace=False):
         bad = bytearray(blob)
         bad[offset] ^= 1 << int(rng.integers(8))
@@ -271,7 +278,7 @@ def test_checksum_mismatch():
 def test_corrupted_header_fields_are_reported_as_corruption():
     """A flipped fingerprint or position is blamed on the checksum, not on the config."""
     blob = to_bytes(sample_program())
-    for offset in (12, 27, 34):                           # config name, fingerprint, queue position
+    for offset in (12, 27, 36):                           # config name, fingerprint, queue position
         bad = bytearray(blob)
         bad[offset] ^= 0x40
         raises(bytes(bad), "^image: checksum mismatch")

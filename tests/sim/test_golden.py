@@ -370,7 +370,7 @@ ILLEGAL = {
     "zero_word": (0, ERR.ILLEGAL_OPCODE),
     "opcode_ff": (0xFF, ERR.ILLEGAL_OPCODE),
     "opcode_12": (0x12 | GOOD & ~0xFF, ERR.ILLEGAL_OPCODE),
-    "opcode_02_high_bits": (0x02 | 0xDEADBEEF << 32, ERR.ILLEGAL_OPCODE),
+    "opcode_03_high_bits": (0x03 | 0xDEADBEEF << 32, ERR.ILLEGAL_OPCODE),
     "read_reserved_bit15": (GOOD | 1 << 15, ERR.BAD_FIELD),
     "write_reserved_bit15": (wr(1, E, 0, 2) | 1 << 15, ERR.BAD_FIELD),
     "nop_reserved_bit8": (nop(1) | 1 << 8, ERR.BAD_FIELD),
