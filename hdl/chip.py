@@ -167,6 +167,13 @@ class Chip(wiring.Component):
 
         drives = {}
         busy, errs, corr, unc = [], [], [], []
+        fetch_bits = cfg.fetch_words * spec.WORD_BITS
+
+        def fetch_tap(sig, p):
+            """IFETCH's stream tap of the queue at p: the named stream's low words as they pass."""
+            e_in, w_in = arriving(p)
+            m.d.comb += sig["fetch_tap"].eq(Mux(sig["fetch_dir"], Array(w_in)[sig["fetch_stream"]],
+                                                Array(e_in)[sig["fetch_stream"]])[:fetch_bits])
         rdata_mux, recc_mux, qlen_mux = Const(0, W), Const(0, code.stored_bits), Const(0, qbits + 1)
         for sl in mems:
             p = sl.position
@@ -185,6 +192,7 @@ class Chip(wiring.Component):
                 sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(Mux(beat, self.s_axis_tdata, m_data)),
                 sig["host_m_ecc"].eq(m_ecc),
             ]
+            fetch_tap(sig, p)
             m.submodules[sl.name] = instance("mem_slice", self.units["mem_slice"], **sig)
             drives[p] = (sig["drive_e_en"], sig["drive_w_en"], [sig["drive_data"]] * S, [sig["drive_data"]] * S)
             busy.append(sig["busy"])
@@ -209,6 +217,7 @@ class Chip(wiring.Component):
             e_in, w_in = arriving(p)
             ctrl = signals("vxm_ctrl", sl.name)
             m.d.comb += [ctrl["running"].eq(running)] + host_queue(ctrl, p)
+            fetch_tap(ctrl, p)
             m.submodules[sl.name] = instance("vxm_ctrl", self.units["vxm_ctrl"], **ctrl)
             # stream groups are selected here, whole vectors at a time; each lane gets its bytes
             e_arr, w_arr = Array(list(e_in) + [Const(0, W)] * 3), Array(list(w_in) + [Const(0, W)] * 3)
@@ -255,6 +264,7 @@ class Chip(wiring.Component):
             e_in, w_in = arriving(p)
             sig = signals("sxm_slice", sl.name)
             m.d.comb += [sig["running"].eq(running)] + host_queue(sig, p)
+            fetch_tap(sig, p)
             pad = [Const(0, W)] * N                       # a group never runs past the last stream
             e_arr, w_arr = Array(list(e_in) + pad), Array(list(w_in) + pad)
             m.d.comb += sig["src"].eq(Cat(*(Mux(sig["tap_dir"], w_arr[sig["tap_stream"] + j],
@@ -279,6 +289,7 @@ class Chip(wiring.Component):
             e_in, w_in = arriving(p)
             ctrl = signals("mxm_ctrl", sl.name)
             m.d.comb += [ctrl["running"].eq(running)] + host_queue(ctrl, p)
+            fetch_tap(ctrl, p)
             pad = [Const(0, W)] * S
             e_arr, w_arr = Array(list(e_in) + pad), Array(list(w_in) + pad)
             m.d.comb += ctrl["x_in"].eq(Mux(ctrl["x_dir"], w_arr[ctrl["x_stream"]], e_arr[ctrl["x_stream"]]))

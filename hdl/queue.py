@@ -1,14 +1,23 @@
-"""In-order instruction queue (the per-slice part of the ICU).
+"""In-order instruction queue (the per-slice part of the ICU), refilled during the run by IFETCH.
 
-The queue holds the slice's program in a synchronous memory and presents the
-instruction at `pc` as its head. On each running cycle the head either issues
-(strobe `issue[MNEMONIC]`), waits (NOP count, or the engine it needs is still
-busy: `ready[MNEMONIC]` low) or, if illegal, raises `err` so the chip stops at
-the end of that cycle. NOP is handled here; every other opcode is handed to
-the slice. Timing is the spec's: instruction k+1 issues on the cycle after
-instruction k, NOP n delays the next issue by n cycles.
+The queue is a ring of `queue_depth` instruction words, stored as rows of
+`fetch_words` words (one stream vector's worth). Before START the host writes
+words from index 0 and sets Q_LEN; during the run IFETCH takes vectors off a
+stream (sent by a MEM READ elsewhere) and appends their words at the fill point,
+so a program is as long as SRAM allows while the ring only buffers what is
+about to issue. On each running cycle the head either issues (strobe
+`issue_<op>`), waits (NOP count, or the engine it needs is busy: `ready_<op>`
+low) or raises `err`; the chip stops at the end of that cycle. NOP and IFETCH
+are handled here, every other opcode by the slice. Timing is the spec's:
+instruction k+1 issues on the cycle after instruction k, NOP n delays the next
+issue by n cycles, and IFETCH's words land on t+ifetch_write+k.
+
+Errors, besides illegal words: QUEUE_UNDERRUN (the next word is needed while a
+fetch is in flight but has not landed), QUEUE_OVERFLOW (a vector lands while
+more than queue_depth - fetch_words words are unissued) and FETCH_ALIGN
+(IFETCH while the fill point is not a multiple of fetch_words).
 """
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,15 +28,28 @@ from isa.config import ChipConfig, SliceKind
 from .decoder import Decoded
 
 NOP_FIELD = spec.BY_MNEMONIC["NOP"].field("cycles")
+QUEUE_OPS = ("NOP", "IFETCH")          # executed by the queue itself, never handed to the slice
+# the fetch pipeline this RTL has: sample register on t+1+k, ring write at the end of t+2+k
+NATURAL = {"ifetch_sample": 1, "ifetch_write": 2}
+
+
+def _check_timing():
+    for key, v in NATURAL.items():
+        if spec.TIMING[key] != v:
+            raise NotImplementedError(f"queue RTL implements {key} = {v}, spec says {spec.TIMING[key]}")
 
 
 def slice_queue_ports(config: ChipConfig) -> dict:
-    """Ports every slice with a queue has: run control, the host's queue load, status."""
+    """Ports every slice with a queue has: run control, the host's queue load, the fetch tap, status."""
     qbits = (config.queue_depth - 1).bit_length()
     return {
         "running": In(1),
         "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
         "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
+        # IFETCH names the stream it samples this cycle; the chip returns that stream's low
+        # fetch_words x 64 bits as they pass the slice (V(p, t))
+        "fetch_stream": Out(range(config.streams)), "fetch_dir": Out(1),
+        "fetch_tap": In(config.fetch_words * spec.WORD_BITS),
         "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
     }
 
@@ -39,15 +61,45 @@ def attach_queue(m: Module, slice_, kind: SliceKind) -> "InstructionQueue":
         q.running.eq(slice_.running),
         q.host_we.eq(slice_.host_q_we), q.host_addr.eq(slice_.host_q_addr), q.host_data.eq(slice_.host_q_data),
         q.host_len_we.eq(slice_.host_q_len_we), q.host_len.eq(slice_.host_q_len), slice_.q_len.eq(q.length),
+        slice_.fetch_stream.eq(q.fetch_stream), slice_.fetch_dir.eq(q.fetch_dir), q.fetch_tap.eq(slice_.fetch_tap),
         slice_.err.eq(q.err), slice_.err_code.eq(q.err_code), slice_.err_pc.eq(q.pc),
     ]
     return q
 
 
 class InstructionQueue(wiring.Component):
+    """One slice's instruction queue: a ring of instruction words with an IFETCH engine.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        sizes: queue_depth, fetch_words, streams.
+    kind : SliceKind
+        which opcodes are legal (the decoder is generated from the spec for this kind).
+
+    Members
+    -------
+    running : In(1)
+        the chip is running; while low the queue holds pc at 0 and its fill point at Q_LEN.
+    host_we, host_addr, host_data, host_len_we, host_len : In
+        the host's load port (acts only while idle); `length` is Q_LEN.
+    fetch_stream, fetch_dir : Out; fetch_tap : In
+        the stream IFETCH samples, and its value passing the slice.
+    head : Out(64)
+        the word at pc, for the slice's operand fields.
+    issue_<op> : Out(1); ready_<op> : In(1)
+        per opcode the slice executes: issue strobe, and "the engine can take it this cycle".
+    busy : Out(1)
+        words remain, a NOP is counting down or a fetch is in flight.
+    err, err_code, pc : Out
+        an error this cycle, its ErrorCode, and the index reported in ERROR_INFO (the head; for
+        QUEUE_OVERFLOW the IFETCH whose vector overflowed).
+    """
+
     def __init__(self, config: ChipConfig, kind: SliceKind):
+        _check_timing()
         self.config, self.kind = config, kind
-        self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic != "NOP"]
+        self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic not in QUEUE_OPS]
         self.fields: dict[str, spec.Field] = {}     # operand fields of this kind's opcodes, by name
         for op in self.ops:
             for f in op.fields:
@@ -60,9 +112,11 @@ class InstructionQueue(wiring.Component):
             "host_we": In(1), "host_addr": In(depth_bits), "host_data": In(spec.WORD_BITS),
             "host_len_we": In(1), "host_len": In(self.len_bits),
             "length": Out(self.len_bits),
+            "fetch_stream": Out(range(config.streams)), "fetch_dir": Out(1),
+            "fetch_tap": In(config.fetch_words * spec.WORD_BITS),
             # to the slice
             "head": Out(spec.WORD_BITS),
-            "busy": Out(1),          # instructions (or a NOP count) remain
+            "busy": Out(1),          # instructions (or a NOP count, or a fetch) remain
             "err": Out(1), "err_code": Out(4), "pc": Out(16),
         }
         for op in self.ops:
@@ -79,42 +133,96 @@ class InstructionQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.mem = mem = Memory(shape=spec.WORD_BITS, depth=cfg.queue_depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port()
-        m.d.comb += [wr.addr.eq(self.host_addr), wr.data.eq(self.host_data),
-                     wr.en.eq(self.host_we & ~self.running)]
+        fw, depth = cfg.fetch_words, cfg.queue_depth
+        W = spec.WORD_BITS
+        col_bits = (fw - 1).bit_length()
+        depth_bits = (depth - 1).bit_length()
+        m.submodules.mem = mem = Memory(shape=fw * W, depth=depth // fw, init=[])
+        wr = mem.write_port(granularity=W)
+        rd = mem.read_port(transparent_for=(wr,))     # a row landing now is the head next cycle
+
         with m.If(self.host_len_we & ~self.running):
             m.d.sync += self.length.eq(self.host_len)
 
-        pc = Signal(self.len_bits)
+        pc = Signal(16)                    # index of the head word in the queue's instruction stream
+        avail = Signal(range(depth + 1))   # words landed and not yet issued (the head included)
+        tail_row = Signal(max(depth_bits - col_bits, 1))   # ring row the next fetched vector lands in
+        fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
         advance = Signal()
-        m.d.comb += [self.pc.eq(pc), self.head.eq(rd.data),
-                     rd.addr.eq(pc + advance), rd.en.eq(1)]
+        nxt = Signal(16)
+        col = Signal(max(col_bits, 1))
+        m.d.comb += [nxt.eq(pc + advance), rd.addr.eq(nxt[col_bits:depth_bits]), rd.en.eq(1)]
+        m.d.sync += col.eq(nxt[:col_bits] if col_bits else 0)
+        m.d.comb += self.head.eq(rd.data.word_select(col, W) if fw > 1 else rd.data)
 
-        dec = Decoded(m, rd.data, self.kind, cfg)
-        pending = Signal()
-        m.d.comb += pending.eq(self.running & (pc < self.length))
-        m.d.comb += self.busy.eq(pending)
+        # ---- IFETCH engine: sample on t+1+k, land at the end of t+2+k ------------------------
+        count = spec.BY_MNEMONIC["IFETCH"].field("count")
+        f_active, f_stream, f_dir = Signal(), Signal(range(cfg.streams)), Signal()
+        f_left, f_pc = Signal(count.width), Signal(16)
+        s_valid, s_data, s_words, s_pc = Signal(), Signal(fw * W), Signal(range(fw + 1)), Signal(16)
+        m.d.comb += [self.fetch_stream.eq(f_stream), self.fetch_dir.eq(f_dir)]
+        m.d.sync += s_valid.eq(self.running & f_active)
+        with m.If(self.running & f_active):
+            m.d.sync += [s_data.eq(self.fetch_tap), s_words.eq(Mux(f_left > fw, fw, f_left)), s_pc.eq(f_pc),
+                         f_left.eq(f_left - fw)]
+            with m.If(f_left <= fw):
+                m.d.sync += f_active.eq(0)
+        inflight = f_active | s_valid
+        landing = self.running & s_valid
+        overflow = Signal()
+        m.d.comb += overflow.eq(landing & (avail - advance + fw > depth))
+
+        # ---- ring writes: the host's words while idle, fetched rows while running ---------------
+        with m.If(self.running):
+            m.d.comb += [wr.addr.eq(tail_row), wr.data.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
+        with m.Else():
+            m.d.comb += [wr.addr.eq(self.host_addr[col_bits:]), wr.data.eq(Cat(*[self.host_data] * fw)),
+                         wr.en.eq(Mux(self.host_we, Const(1, fw) << (self.host_addr[:col_bits] if col_bits else 0), 0))]
+
+        dec = Decoded(m, self.head, self.kind, cfg)
+        misaligned = (fill_low != 0) if col_bits else Const(0, 1)
+        head_err, head_code = Signal(), Signal(4)
+        m.d.comb += self.busy.eq(self.running & ((avail != 0) | inflight))
 
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0)]
+            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), f_active.eq(0),
+                         tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         with m.Elif(wait != 0):
             # inside a NOP: the head already issued; count down to the next issue
             m.d.sync += wait.eq(wait - 1)
             m.d.comb += advance.eq(wait == 1)
-        with m.Elif(pending):
+        with m.Elif(avail == 0):
+            with m.If(inflight):            # the next word is needed before its fetch has landed
+                m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.QUEUE_UNDERRUN)]
+        with m.Else():
             with m.If(~dec.legal):
-                m.d.comb += [self.err.eq(1), self.err_code.eq(dec.err_code)]
+                m.d.comb += [head_err.eq(1), head_code.eq(dec.err_code)]
             with m.Elif(dec.match["NOP"]):
                 cycles = dec.field("cycles")
                 m.d.sync += wait.eq(cycles - 1)
                 m.d.comb += advance.eq(cycles == 1)
+            with m.Elif(dec.match["IFETCH"]):
+                with m.If(~(f_active & (f_left > fw))):      # the previous fetch has sampled its last vector
+                    with m.If(misaligned):
+                        m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.FETCH_ALIGN)]
+                    with m.Else():
+                        m.d.comb += advance.eq(1)
+                        m.d.sync += [f_active.eq(1), f_left.eq(dec.field("count")), f_pc.eq(pc),
+                                     f_stream.eq(dec.field("stream")), f_dir.eq(dec.field("dir"))]
+                        if col_bits:
+                            m.d.sync += fill_low.eq(fill_low + dec.field("count"))
             for op in self.ops:
                 with m.Elif(dec.match[op.mnemonic]):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
                     m.d.comb += [advance.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready)]
+        with m.If(self.running):
+            m.d.sync += avail.eq(avail - advance + Mux(landing, s_words, 0))
+            with m.If(landing):
+                m.d.sync += tail_row.eq(tail_row + 1)
         with m.If(advance):
             m.d.sync += pc.eq(pc + 1)
+        m.d.comb += [self.err.eq(overflow | head_err),
+                     self.err_code.eq(Mux(overflow, spec.ErrorCode.QUEUE_OVERFLOW, head_code)),
+                     self.pc.eq(Mux(overflow, s_pc, pc))]
         return m

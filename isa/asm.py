@@ -239,6 +239,7 @@ class _Assembler:
         if not args:
             raise self.error(".mem needs a MEM slice and addr=ADDRESS")
         self.close_block()
+        self.close_code()
         self.queue = None
         s = self.slice(args[0])
         if s.kind != SliceKind.MEM:

@@ -5,7 +5,7 @@ from verif.rtl_build import run_cocotb
 
 CASES = ["fabric_timing", "mem_transfer_iterate", "read_write_same_cycle", "nop_timing",
          "illegal_instructions", "ecc_single_bit_corrected", "ecc_double_bit_flagged",
-         "random_transfers", "random_instruction_words"]
+         "random_transfers", "random_instruction_words", "fetch_refills"]
 
 
 @pytest.mark.rtl
@@ -34,7 +34,8 @@ def test_long_random_transfers(sim, seed):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing"])
+@pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing",
+                                  "fetch_refills"])
 def test_chip_fpga_preset(sim, case):
     """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
     1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""
