@@ -23,7 +23,7 @@ from isa.config import ChipConfig
 from isa.image import Program
 from isa.timed import ScheduleError, TimedProgram
 
-from . import kernels
+from . import kernels, refill
 from .graph import CompileError, Graph, Node
 from .layout import Copy, Layout, Placed
 from .reserve import DoubleBooking, NeverFits
@@ -65,6 +65,29 @@ def last_effect(mnemonic: str, ops: dict, cycle: int, config: ChipConfig) -> int
     return cycle + max(T[k] for k in op.latencies) + spec.elements(mnemonic, ops, config) - 1
 
 
+def _timed(m, config: ChipConfig) -> TimedProgram:
+    tp = TimedProgram(config)
+    for pos, cyc, mn, ops, note in m.res.placed:
+        tp.at(pos, cyc, mn, **ops)
+    return tp
+
+
+def _program(config: ChipConfig, tp: TimedProgram, streams: dict, refills: list) -> Program:
+    """Queues as the host loads them (a refilled queue's first queue_depth words), SRAM preloads,
+    and each refill's words as a code segment in its MEM slice."""
+    p = Program.empty(config)
+    p.memory = list(tp.memory)
+    refilled = {r.queue for r in refills if r.words}
+    for pos, words in streams.items():
+        ws = [w for _, w in words]
+        p.queues[pos] = ws[:config.queue_depth] if pos in refilled else ws
+    for r in sorted(refills, key=lambda r: (r.queue, r.index)):
+        if r.words:
+            p.add_code(r.queue, r.source, r.addr, [w for _, w in streams[r.queue][r.index:r.index + r.words]])
+    p.validate()
+    return p
+
+
 def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     t0 = time.perf_counter()
     pre, post, chip = _partition(graph)
@@ -84,16 +107,20 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     except NeverFits as e:
         raise CompileError(f"node {e}") from None
     try:
-        tp = TimedProgram(config)
-        for pos, cyc, mn, ops, note in m.res.placed:
-            tp.at(pos, cyc, mn, **ops)
+        refills = refill.plan(m, config)
+        m.sram.check()                 # instructions kept in SRAM count too
+        tp = _timed(m, config)
+        refill.finish(m.res, config, refills, {p: len(w) for p, w in tp.streams().items()})
+        tp = _timed(m, config)
+        streams = tp.streams()
+        refill.check(config, streams, refills)
         chip_inputs = list(dict.fromkeys(src for _, src, _ in host_loads if src not in graph.constants))
         for p, src, fn in host_loads:
             if src in graph.constants and p.copies:
                 v = graph.constants[src]
                 for pos, addr, words in p.segments(fn(v) if fn else v):
                     tp.load(pos, addr, words)
-        program = tp.program()
+        program = _program(config, tp, streams, refills)
     except (DoubleBooking, ScheduleError) as e:
         raise AssertionError(f"internal compiler error (schedule): {e}") from e
     except ValueError as e:           # ProgramError: queue depth and the like
@@ -106,7 +133,11 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     out.compile_seconds = time.perf_counter() - t0
     out.stats = {"sram_bytes_used": m.sram.used_bytes(), "sram_bytes": config.sram_bytes,
                  "instructions": len(m.res.placed),
-                 "queue_words": {config.floorplan[p].name: len(w) for p, w in program.queues.items()}}
+                 "queue_words": {config.floorplan[p].name: len(w) for p, w in streams.items()},
+                 "refills": sum(1 for r in refills if r.words),
+                 "instruction_sram_bytes": sum(len(seg.data) for seg in program.memory
+                                               if any((c.mem, c.addr) == (seg.position, seg.addr)
+                                                      for c in program.code)) * config.lanes}
     return out
 
 
@@ -333,8 +364,18 @@ def _listing(m, config: ChipConfig, program: Program, graph: Graph) -> str:
     for pos in sorted(program.queues):
         sl = config.floorplan[pos]
         lines.append(f".queue {sl.name}")
+        # where the stream continues in SRAM: word index -> (MEM slice, address) of each code segment
+        starts, at = {}, len(program.queues[pos])
+        for c in program.code:
+            if c.queue == pos:
+                starts[at] = c
+                at += c.words
         cycle = 0
-        for w in program.queues[pos]:
+        for i, w in enumerate(program.instruction_stream(pos)):
+            if i in starts:
+                c = starts[i]
+                lines.append(f".code {config.floorplan[c.mem].name} addr={c.addr:#x}"
+                             f"{'':<40} ; words {i}..{i + c.words - 1}, fetched during the run")
             text = format_instruction(w, sl.kind, config)
             op, ops = spec.decode(w)
             if op.mnemonic == "NOP":

@@ -156,7 +156,7 @@ class Sram:
             total = sum(self.need.values()) * cfg.lanes
             worst = max(over, key=over.get)
             raise CompileError(
-                f"the model does not fit in SRAM: it needs {total} bytes (tensors, copies and padding), config "
+                f"the model does not fit in SRAM: it needs {total} bytes (tensors, copies, padding and instructions kept in SRAM), config "
                 f"{cfg.name!r} has {cfg.sram_bytes} bytes; {cfg.floorplan[worst].name} would need {over[worst]} "
                 f"words of {cfg.mem_words}")
 

@@ -61,9 +61,11 @@ class TimedProgram:
     def last_cycle(self) -> int:
         return max((c for items in self._items.values() for c, _, _ in items), default=-1)
 
-    def program(self) -> Program:
-        p = Program.empty(self.config)
+    def streams(self) -> dict[int, list[tuple[int, int]]]:
+        """Per queue, every word with the cycle it issues on (the NOPs that keep time included), in
+        issue order: the queue's whole instruction stream, however long."""
         T = spec.TIMING
+        out = {}
         for position, items in sorted(self._items.items()):
             name = self.config.floorplan[position].name
             items = sorted(items, key=lambda i: i[0])
@@ -73,7 +75,7 @@ class TimedProgram:
                     raise ScheduleError(f"{name}: {mnemonic} on cycle {cycle}, but the queue's previous "
                                         f"instruction issues on cycle {now - 1}")
                 if cycle > now:
-                    words.append(spec.encode("NOP", cycles=cycle - now))
+                    words.append((now, spec.encode("NOP", cycles=cycle - now)))
                 op, ops = spec.decode(word)
                 engine = spec.engine_of(op, ops)
                 if engine is not None:
@@ -82,9 +84,16 @@ class TimedProgram:
                         raise ScheduleError(f"{name}: {mnemonic} on cycle {cycle} needs engine {engine}, "
                                             f"busy until cycle {busy[engine]}")
                     busy[engine] = first + spec.elements(op.mnemonic, ops, self.config) - 1
-                words.append(word)
+                words.append((cycle, word))
                 now = cycle + 1
-            p.queues[position] = words
+            out[position] = words
+        return out
+
+    def program(self) -> Program:
+        """The program with every queue loaded by the host (each must fit in queue_depth)."""
+        p = Program.empty(self.config)
+        for position, words in self.streams().items():
+            p.queues[position] = [w for _, w in words]
         p.memory = list(self.memory)
         p.validate()
         return p

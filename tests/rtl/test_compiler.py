@@ -50,3 +50,17 @@ def test_two_layer_mlp_rtl(sim):
     for k in g.outputs:
         assert np.array_equal(out[k], want[k]), k
     assert rep["cycles"] == c.predicted["cycles"]
+
+
+@pytest.mark.rtl
+def test_refilled_mlp_rtl(sim):
+    """Five 256x256 layers at batch 8: the busiest queue's stream is over twice queue_depth, so the
+    program runs on hundreds of IFETCH refills from SRAM; bit-exact, cycles = prediction."""
+    from tests.compiler.test_refill import deep_mlp
+    g, feeds = deep_mlp()
+    c = compile_graph(g, get_config("tiny"))
+    assert c.stats["refills"] > 100
+    out, rep = run(c, feeds, sim)
+    want = g.evaluate(feeds)
+    assert all(np.array_equal(out[k], want[k]) for k in g.outputs)
+    assert rep["cycles"] == c.predicted["cycles"]
