@@ -2,18 +2,28 @@
 
     python -m verif.run PROGRAM.bin --target {golden,icarus,verilator} [--config NAME]
                         [--dump SLICE:ADDR:COUNT ...] [--outputs OUT.npz] [--report REPORT.json]
+                        [--max-cycles N] [--waves WAVES.fst]
 
-The RTL targets load the program and read results through the chip's AXI4-Lite port (as a
-board would), so large SRAM preloads are slow there (about 2k register writes per second).
+The RTL targets load the program and read results through the chip's host ports (AXI4-Lite
+registers, AXI4-Stream bulk SRAM load and unload), as a board would. `verilator` runs a native
+C++ harness (verif/native.py: no VPI, no cocotb; the run from START to DONE is a C++ loop, about
+as fast as a bare Verilator loop); `icarus` runs the cocotb bench verif/tb_run.py.
 `--dump` names SRAM ranges to read back after the run (slice name or position, address, word
 count); they are written to OUT.npz as uint8 [count, lanes] arrays keyed "SLICE@ADDR". The
-report holds cycles, target, config, error status and ECC counters. Bad arguments or images
-print one line and exit 1; a program that stops on an illegal instruction exits 3.
+report holds cycles, target, config, error status and ECC counters. `--max-cycles` (verilator)
+bounds the run from START (default 50 million cycles): a chip that has not finished by then is
+an error. `--waves` (or WAVES=1 in the environment) records an FST: at the given path, or, with
+WAVES=1 alone, build/<config>/native_verilator_waves/<program>.fst (verilator) and
+build/<config>/sim_icarus_waves/chip.fst (icarus, copied to the path when one is given).
+Bad arguments or images print one line and exit 1 (so does a run that times out); a program
+that stops on an illegal instruction exits 3.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -46,9 +56,15 @@ def parse_dump(text: str, config) -> tuple[int, int, int]:
     return sl.position, addr, count
 
 
-def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int, int, int]]) -> tuple[dict, dict]:
-    """Returns (report, {key: words}); the same for every target, bit for bit and cycle for cycle."""
+def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int, int, int]], *,
+        max_cycles: int | None = None, waves: Path | None = None) -> tuple[dict, dict]:
+    """Returns (report, {key: words}); the same for every target, bit for bit and cycle for cycle.
+    `waves`: write an FST of the RTL run there (WAVES=1 in the environment: a default path)."""
+    from .rtl_build import BUILD, waves_requested
     config = get_config(config_name)
+    if waves is None and target != "golden" and waves_requested():
+        waves = BUILD / config_name / f"native_verilator_waves/{Path(program_path).stem}.fst" \
+            if target == "verilator" else None
     program = load(program_path, config)
     t0 = time.perf_counter()
     if target == "golden":
@@ -62,12 +78,32 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
             rows = (addr + np.arange(n)) % config.mem_words
             data, _ = gold.code.decode_bytes(gold.mems[pos].data[rows], gold.mems[pos].ecc[rows])
             words[(pos, addr, n)] = data
+    elif target == "verilator":
+        from . import native
+        if waves is not None:
+            Path(waves).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            res = native.run(program, dumps, waves=waves,
+                             max_cycles=native.DEFAULT_MAX_CYCLES if max_cycles is None else max_cycles)
+        except native.NativeError as e:
+            raise RunError(str(e)) from None
+        status, words = res.status, res.words
     else:
         from .rtl_build import run_cocotb
         out = Path(tempfile.mkdtemp()) / "run.npz"
-        run_cocotb(target, "verif.tb_run", config=config_name, private_dir=True,
-                   env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
-                        "RUN_DUMPS": json.dumps(dumps)})
+        saved = os.environ.get("WAVES")
+        if waves is not None:
+            os.environ["WAVES"] = "1"           # cocotb's runner and rtl_build read it from here
+        try:
+            run_cocotb(target, "verif.tb_run", config=config_name, private_dir=True,
+                       env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
+                            "RUN_DUMPS": json.dumps(dumps)})
+        finally:
+            if waves is not None:
+                os.environ.pop("WAVES") if saved is None else os.environ.__setitem__("WAVES", saved)
+        if waves is not None:
+            Path(waves).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(BUILD / config_name / f"sim_{target}_waves" / "chip.fst", waves)
         npz = np.load(out)
         status = json.loads(str(npz["status"]))
         status.pop("wall_seconds", None)
@@ -89,13 +125,19 @@ def main(argv=None) -> int:
     ap.add_argument("--dump", action="append", default=[], metavar="SLICE:ADDR:COUNT")
     ap.add_argument("--outputs", type=Path, help="write dumped SRAM ranges to this .npz")
     ap.add_argument("--report", type=Path, help="write the report as JSON")
+    ap.add_argument("--max-cycles", type=int, help="verilator: cycles from START before the run is an error "
+                                                   "(default 50 million)")
+    ap.add_argument("--waves", type=Path, metavar="WAVES.fst", help="RTL targets: record an FST waveform here")
     args = ap.parse_args(argv)
     try:
         config = get_config(args.config)
         if not args.program.exists():
             raise RunError(f"{args.program}: no such file")
         dumps = [parse_dump(d, config) for d in args.dump]
-        report, words = run(args.program, args.target, args.config, dumps)
+        if args.max_cycles is not None and args.max_cycles < 1:
+            raise RunError(f"--max-cycles {args.max_cycles}: must be at least 1")
+        report, words = run(args.program, args.target, args.config, dumps, max_cycles=args.max_cycles,
+                            waves=args.waves)
     except (RunError, ConfigError, ImageError, ProgramError, AssertionError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
