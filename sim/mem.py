@@ -1,0 +1,241 @@
+"""MEM slice (hdl/mem_slice.py): SRAM with SECDED ECC, a READ engine and a WRITE engine.
+
+READ issued on t, element k: the word at addr + k*stride (mod mem_words) as stored at the start
+of cycle t+mem_read_access+k (a commit at the end of that cycle is not seen), ECC-checked and
+counted on t+mem_read_check+k, the corrected word driven on t+mem_read_drive+k. WRITE element k
+takes the stream passing the slice on t+mem_write_sample+k and stores it, with its ECC bits, at
+the end of t+mem_write_commit+k. Each engine does one element per cycle and its instructions do
+not overlap, so one slice's commits are in cycle order: the SRAM store keeps them as a list of
+WRITE ops and a read compares its addresses and cycles against that list in one numpy step.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from math import gcd
+
+import numpy as np
+
+from isa import spec
+from isa.config import ChipConfig
+from isa.ecc import SecdedCode, code_for
+
+from .lazy import Op, Store
+
+T = spec.TIMING
+
+
+class Secded:
+    """isa.ecc's SECDED code over arrays of words, bit for bit. The stored ECC bits
+    (check | parity << r) are linear over GF(2) in the data bits, so a word's ECC is the XOR of
+    one table entry per byte, each built from the scalar `SecdedCode.encode`."""
+
+    def __init__(self, code: SecdedCode):
+        nbytes = code.data_bits // 8
+        one_bit = np.array([code.encode(1 << i) for i in range(code.data_bits)], np.int64).reshape(nbytes, 8)
+        v = np.arange(256)
+        table = np.zeros((nbytes, 256), np.int64)
+        for j in range(8):
+            table ^= np.where((v >> j) & 1, one_bit[:, j:j + 1], 0)
+        self.table = table
+        self.byte_index = np.arange(nbytes)
+        self.r = code.check_bits
+        self.syndrome_bit = np.full(1 << self.r, -1, np.int64)   # syndrome -> data bit it names, or -1
+        for i, p in enumerate(code.positions):
+            if p < 1 << self.r:
+                self.syndrome_bit[p] = i
+
+    def encode(self, words: np.ndarray) -> np.ndarray:
+        """uint8 [m, bytes] -> stored ECC bits int64 [m]."""
+        return np.bitwise_xor.reduce(self.table[self.byte_index, words], axis=1)
+
+    def decode(self, words: np.ndarray, ecc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(corrected words, EccStatus int8 [m] or None when every word is clean), exactly as
+        SecdedCode.decode does word by word (stored bits above check | parity are ignored)."""
+        r = self.r
+        rmask = (1 << r) - 1
+        check = ecc & rmask
+        syndrome = (self.encode(words) ^ ecc) & rmask
+        ones = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
+        odd = ((ones + np.bitwise_count(check) + ((ecc >> r) & 1)) & 1).astype(bool)
+        if not (odd.any() or syndrome.any()):
+            return words, None
+        status = np.zeros(len(words), np.int8)
+        bit = self.syndrome_bit[syndrome]
+        pow2 = (syndrome & (syndrome - 1)) == 0        # 0: the parity bit, 2^j: check bit j
+        corrected = odd & (pow2 | (bit >= 0))
+        status[corrected] = 1
+        status[(odd & ~corrected) | (~odd & (syndrome != 0))] = 2
+        flip = np.flatnonzero(odd & ~pow2 & (bit >= 0))
+        if len(flip):
+            words = words.copy()
+            b = bit[flip]
+            words[flip, b >> 3] ^= (1 << (b & 7)).astype(np.uint8)
+        return words, status
+
+
+@lru_cache(maxsize=None)
+def secded_for(data_bits: int) -> Secded:
+    return Secded(code_for(data_bits))
+
+
+class MemSlice(Store):
+    def __init__(self, position: int, config: ChipConfig, fabric, timeline):
+        self.position = position
+        self.words = config.mem_words
+        self.data = np.zeros((config.mem_words, config.lanes), np.uint8)
+        self.ecc = np.zeros(config.mem_words, np.int64)
+        # words whose stored ECC bits may not match their data (only a raw host write or a given
+        # starting state makes one): only those need the SECDED decoder when read
+        self.dirty = np.zeros(config.mem_words, bool)
+        self.secded = secded_for(config.word_bits)
+        self.fabric, self.timeline = fabric, timeline
+        self.pending: list[WriteOp] = []     # WRITEs with commits not yet in `data`, in cycle order
+        self.reads: list[ReadOp] = []
+
+    def set_words(self, rows, data, ecc=None) -> None:
+        """Store words as the host does (ECC computed unless given raw)."""
+        code = self.secded.encode(data)
+        self.data[rows] = data
+        self.ecc[rows] = code if ecc is None else ecc
+        self.dirty[rows] = False if ecc is None else np.asarray(ecc) != code
+
+    def issue(self, t: int, mnemonic: str, ops: dict) -> None:
+        n = ops["count"]
+        stride = ops["stride"] % self.words
+        addrs = (ops["addr"] + stride * np.arange(n)) % self.words
+        period = self.words // gcd(stride, self.words)      # addresses repeat after this many elements
+        bounds = (ops["addr"], ops["addr"]) if period == 1 else (int(addrs.min()), int(addrs.max()))
+        if mnemonic == "READ":
+            op = ReadOp(self, t, n, addrs, bounds)
+            self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["mem_read_drive"], n, op, None)
+            self.reads.append(op)
+        else:
+            op = WriteOp(self, t, n, addrs, bounds, period, ops["dir"], ops["stream"])
+            self.pending.append(op)
+        self.timeline.add(op)
+
+    # ---- the SRAM store --------------------------------------------------------
+    def read_raw(self, addrs: np.ndarray, c0: int, bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Stored data of addrs[i] at the start of cycle c0 + i, and which rows need decoding
+        (those holding a dirty word). `bounds`: min and max of addrs."""
+        m = len(addrs)
+        last = c0 + m - 1                   # commits on cycles < last can matter
+        lo, hi = bounds
+        segs = []
+        for w in self.pending:
+            a = w.applied
+            if w.commit + a >= last:
+                break
+            if w.bounds[1] < lo or w.bounds[0] > hi:
+                continue
+            b = min(w.n, last - w.commit)
+            if b > a:
+                segs.append((w, a, b))
+        data, dirty = self.data[addrs], self.dirty[addrs]
+        if not segs:
+            return data, dirty
+        if len(segs) == 1:
+            w, a, b = segs[0]
+            ca, cc = w.addrs[a:b], w.commit + np.arange(a, b)
+        else:
+            ca = np.concatenate([w.addrs[a:b] for w, a, b in segs])
+            cc = np.concatenate([w.commit + np.arange(a, b) for w, a, b in segs])
+        hit = (ca[None, :] == addrs[:, None]) & (cc[None, :] < (c0 + np.arange(m))[:, None])
+        rows = np.flatnonzero(hit.any(axis=1))
+        if not len(rows):
+            return data, dirty
+        idx = hit.shape[1] - 1 - np.argmax(hit[rows, ::-1], axis=1)     # the latest commit before the read
+        dirty[rows] = False                 # a committed word carries its own ECC
+        off = 0
+        for w, a, b in segs:
+            sel = (idx >= off) & (idx < off + b - a)
+            if sel.any():
+                ks = idx[sel] - off + a
+                w.need(int(ks.min()), int(ks.max()) + 1)
+                data[rows[sel]] = w.vals[ks]
+            off += b - a
+        return data, dirty
+
+    def next_change(self):
+        return self.pending[0].commit + self.pending[0].applied if self.pending else None
+
+    def apply(self, g: int) -> None:
+        """Commit every WRITE element stored before the end of cycle g - 1, in cycle order."""
+        parts, keep = [], []
+        for w in self.pending:
+            a, b = w.applied, min(w.n, g - w.commit)
+            if b > a:
+                w.need(a, b)
+                parts.append((w, a, b))
+                w.applied = b
+            if w.applied < w.n:
+                keep.append(w)
+        self.pending = keep
+        if not parts:
+            return
+        if len(parts) == 1:
+            w, a, b = parts[0]
+            idx, vals = w.addrs[a:b], w.vals[a:b]
+            repeats = b - a > w.period
+        else:
+            idx = np.concatenate([w.addrs[a:b] for w, a, b in parts])
+            vals = np.concatenate([w.vals[a:b] for w, a, b in parts])
+            repeats = True
+        if repeats:                         # an address written twice: the later commit wins
+            _, first = np.unique(idx[::-1], return_index=True)
+            last = len(idx) - 1 - first
+            idx, vals = idx[last], vals[last]
+        self.data[idx] = vals
+        self.ecc[idx] = self.secded.encode(vals)
+        self.dirty[idx] = False
+
+    def drop_after(self, stop: int) -> None:
+        self.pending = []
+
+    def ecc_counts(self, stop: int) -> tuple[int, int]:
+        """(corrected, uncorrectable) over READ elements checked before cycle `stop`."""
+        corr = unc = 0
+        for op in self.reads:
+            if op.status is not None:
+                s = op.status[:max(0, min(op.n, stop - op.t - T["mem_read_check"]))]
+                corr += int(np.count_nonzero(s == 1))
+                unc += int(np.count_nonzero(s == 2))
+        return corr, unc
+
+
+class ReadOp(Op):
+    def __init__(self, mem: MemSlice, t: int, n: int, addrs: np.ndarray, bounds: tuple[int, int]):
+        super().__init__(t, n, t + T["mem_read_access"])
+        self.mem, self.addrs, self.bounds = mem, addrs, bounds
+        self.vals = np.zeros((n, mem.data.shape[1]), np.uint8)    # corrected words
+        self.status = None                                         # EccStatus per element, once any is not OK
+
+    def compute(self, a: int, b: int) -> None:
+        mem = self.mem
+        words, dirty = mem.read_raw(self.addrs[a:b], self.key + a, self.bounds)
+        if dirty.any():
+            rows = np.flatnonzero(dirty)
+            fixed, status = mem.secded.decode(words[rows], mem.ecc[self.addrs[a:b][rows]])
+            if status is not None:
+                words[rows] = fixed
+                if self.status is None:
+                    self.status = np.zeros(self.n, np.int8)
+                self.status[a + rows] = status
+        self.vals[a:b] = words
+
+    def drive(self, plane, a: int, b: int) -> np.ndarray:
+        self.need(a, b)
+        return self.vals[a:b]
+
+
+class WriteOp(Op):
+    def __init__(self, mem: MemSlice, t: int, n: int, addrs: np.ndarray, bounds: tuple[int, int], period: int,
+                 d: int, stream: int):
+        super().__init__(t, n, t + T["mem_write_sample"])
+        self.mem, self.addrs, self.bounds, self.period, self.d, self.stream = mem, addrs, bounds, period, d, stream
+        self.commit = t + T["mem_write_commit"]     # element k is stored at the end of commit + k
+        self.applied = 0                             # elements already folded into the SRAM arrays
+        self.vals = np.zeros((n, mem.data.shape[1]), np.uint8)
+
+    def compute(self, a: int, b: int) -> None:
+        self.vals[a:b] = self.mem.fabric.values(self.d, self.stream, self.mem.position, self.key + a, b - a)
