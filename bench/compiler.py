@@ -7,6 +7,8 @@
 * compiled_gemm256_cycles / compiled_gemm256_mac_utilization: the compiler's prediction, then the
   golden model's and each simulator's measurement (cycles must be equal; the result is checked
   against numpy); utilization = M*K*N / (cycles x 2 MXMs x lanes^2)
+* compiled_gemm256_golden_cycles_per_s: the golden model's speed on that program, cycles / wall time
+  of constructing the model and running it
 * digits_*: the examples/digits_mlp.py model (int8 MLP on scikit-learn's digits test split):
   compile time, cycles, cycles per inference, accuracy of the chip against the float model
 """
@@ -28,8 +30,9 @@ from onnx import TensorProto, helper
 
 from compiler.compile import compile_graph
 from compiler.onnx_import import load
-from compiler.runtime import run
+from compiler.runtime import program_with_inputs, run
 from isa.config import get_config
+from sim.golden import Golden
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +44,16 @@ def gemm_model(n: int, path: Path) -> Path:
     g = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["C"], name="gemm")], "gemm", [a, b], [y])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)]), path)
     return path
+
+
+def golden_cycles_per_s(compiled, feeds: dict) -> float:
+    """Cycles / wall time of Golden(program) + run() on the compiled program with these inputs
+    (what bench/__main__.py's golden_speed times for the MEM program)."""
+    assert not compiled.pre, "host pre-processing would have to run first"
+    program = program_with_inputs(compiled, {**compiled.graph.constants, **feeds})
+    t0 = time.perf_counter()
+    res = Golden(program).run()
+    return res.cycles / (time.perf_counter() - t0)
 
 
 def gemm_figures(sims: list[str]) -> int:
@@ -65,6 +78,8 @@ def gemm_figures(sims: list[str]) -> int:
         print(f"compiled_gemm256_cycles_{target}: {rep['cycles']}")
         print(f"compiled_gemm256_mac_utilization_{target}: {rep['mxm_utilization']}"
               + ("" if ok else "  (MISMATCH: result or cycles differ)"))
+        if target == "golden":
+            print(f"compiled_gemm256_golden_cycles_per_s: {golden_cycles_per_s(compiled, {'A': A, 'B': B}):.0f}")
     return rc
 
 
