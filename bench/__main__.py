@@ -1,9 +1,22 @@
 """Print benchmark figures, one `name: value` per line.
 
     python -m bench [--skip-synth] [--sims icarus,verilator]
+    python -m bench --only-speed      # golden and native Verilator runner speed figures only
+                                      # (seconds once the harness is built; its first build takes
+                                      # a few minutes)
+    python -m bench.profile           # where the chip's Verilator evaluation goes (docs/PROFILE.md)
 
 * golden_cycles_per_s:     golden model on a random MEM-transfer program
-* <sim>_cycles_per_s:      RTL simulation of the `tiny` chip, free-running (Python waits on DONE)
+* <sim>_cycles_per_s:      RTL simulation of the `tiny` chip under cocotb (bench/tb_speed.py),
+                           free-running (Python waits on DONE)
+* verilator_runner_cycles_per_s: the native Verilator runner (verif/native.py, what
+                           `python -m verif.run --target verilator` uses) on the same program,
+                           chip cycles / wall time from START to DONE inside the C++ harness
+* verilator_bare_cycles_per_s: a bare loop on the same build and program: loaded the same way,
+                           START, then the clock toggled for the same number of cycles with no
+                           checks; verilator_runner_fraction = runner / bare (best of 3 each)
+* verilator_runner_load_words_per_s, verilator_runner_unload_words_per_s: the native runner's
+                           SRAM load (s_axis) and unload (m_axis READ_STREAM) rates, wall clock
 * <sim>_cycles:            the program's cycle count in that simulator (equals golden_cycles)
 * <sim>_load_words_per_s:  SRAM preload rate over the AXI4-Stream port (wall clock)
 * <sim>_unload_words_per_s: the same words read back over the AXI4-Stream unload port
@@ -50,6 +63,42 @@ def rtl_speed(sim: str, program_path: Path) -> tuple[int, float, float, float]:
     run_cocotb(sim, "bench.tb_speed", env={"BENCH_PROGRAM": str(program_path), "BENCH_OUT": str(out)})
     cycles, dt, words, t_load, t_unload = out.read_text().split()
     return int(cycles), int(cycles) / float(dt), int(words) / float(t_load), int(words) / float(t_unload)
+
+
+def native_speed(program, repeats: int = 3) -> dict[str, float]:
+    """The native Verilator runner and the bare loop on `program`, best of `repeats` each
+    (alternating, so a busy machine slows both alike). Raises if the runner's cycles differ."""
+    from verif import native
+    dumps = [(seg.position, seg.addr, len(seg.data)) for seg in program.memory]
+    native.build(program.config.name)
+    runner, bare = [], []
+    for _ in range(repeats):
+        r = native.run(program, dumps)
+        runner.append(r)
+        bare.append(native.run(program, [], bare_cycles=r.run_cycles))
+    best = max(runner, key=lambda r: r.status["cycles"] / r.run_seconds)
+    b = max(bare, key=lambda r: r.run_cycles / r.run_seconds)
+    out = {"cycles": best.status["cycles"], "error": best.status["error"],
+           "runner": best.status["cycles"] / best.run_seconds, "bare": b.run_cycles / b.run_seconds,
+           "load": max(r.load[0] / r.load[2] for r in runner),
+           "unload": max(r.unload[0] / r.unload[2] for r in runner)}
+    out["fraction"] = out["runner"] / out["bare"]
+    return out
+
+
+def print_native_speed(program, golden_cycles: int) -> int:
+    s = native_speed(program)
+    print(f"verilator_runner_cycles: {s['cycles']}")
+    print(f"verilator_runner_cycles_per_s: {s['runner']:.0f}")
+    print(f"verilator_bare_cycles_per_s: {s['bare']:.0f}")
+    print(f"verilator_runner_fraction: {s['fraction']:.3f}")
+    print(f"verilator_runner_load_words_per_s: {s['load']:.0f}")
+    print(f"verilator_runner_unload_words_per_s: {s['unload']:.0f}")
+    if s["cycles"] != golden_cycles or s["error"]:
+        print(f"error: the native runner ran {s['cycles']} cycles (error {s['error']}), golden {golden_cycles}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def yosys_cells(config: str) -> dict[str, int]:
@@ -147,6 +196,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-synth", action="store_true")
     ap.add_argument("--cycles", type=int, default=20000, help="minimum program length for speed runs")
     ap.add_argument("--only-mxm", action="store_true", help="only the GEMM / GEMV figures")
+    ap.add_argument("--only-speed", action="store_true", help="only the native Verilator runner's speed figures")
     args = ap.parse_args(argv)
     if args.only_mxm:
         return mxm_figures([s for s in args.sims.split(",") if s == "verilator"])
@@ -155,6 +205,11 @@ def main(argv=None) -> int:
     cycles, speed = golden_speed(program)
     print(f"golden_cycles: {cycles}")
     print(f"golden_cycles_per_s: {speed:.0f}")
+    if args.only_speed or "verilator" in args.sims.split(","):
+        if print_native_speed(program, cycles):
+            return 1
+        if args.only_speed:
+            return 0
     path = Path(tempfile.mkstemp(suffix=".bin")[1])
     save(program, path)
     for sim in filter(None, args.sims.split(",")):

@@ -30,7 +30,8 @@ class Chip(wiring.Component):
         S, W = config.streams, config.word_bits
         self.addr_bits = hm.addr_bits(config)
         super().__init__(axil_members(self.addr_bits) | {
-            # bulk SRAM load: one word per beat into M_SEL's slice from M_ADDR on (AXI4-Stream)
+            # bulk load (AXI4-Stream): one word per beat into M_SEL's slice from M_ADDR on, or with
+            # S_DEST = 1 fetch_words instruction words per beat into Q_SEL's queue from Q_ADDR on
             "s_axis_tdata": In(W), "s_axis_tvalid": In(1), "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             # bulk SRAM unload (M_CMD READ_STREAM): raw words, stored ECC bits on tuser
             "m_axis_tdata": Out(W), "m_axis_tuser": Out(code_for(W).stored_bits), "m_axis_tvalid": Out(1),
@@ -101,11 +102,23 @@ class Chip(wiring.Component):
         # AXI4-Stream load: accepted whenever no register write or SRAM command is in progress,
         # so a master never waits forever; a beat the chip cannot store (running, bad M_SEL or
         # M_ADDR) is dropped and sets HOST_ERR, like a refused register access.
-        beat = Signal()
-        m.d.comb += [self.s_axis_tready.eq(~we & (m_busy == 0)), beat.eq(self.s_axis_tvalid & self.s_axis_tready)]
+        beat, s_dest = Signal(), Signal()
+        m.d.comb += [self.s_axis_tready.eq(~we & (m_busy == 0)),
+                     beat.eq(self.s_axis_tvalid & self.s_axis_tready & ~s_dest)]
         with m.If(beat):
             with m.If(m_ok):
                 m.d.sync += m_addr.eq(m_addr + 1)
+            with m.Else():
+                m.d.sync += host_err.eq(1)
+        # queue beats: a whole ring row (fetch_words words) at a row-aligned Q_ADDR
+        fw = cfg.fetch_words
+        col_bits = (fw - 1).bit_length()
+        q_beat, q_beat_ok = Signal(), Signal()
+        m.d.comb += [q_beat.eq(self.s_axis_tvalid & self.s_axis_tready & s_dest),
+                     q_beat_ok.eq(q_data_ok & ((q_addr[:col_bits] == 0) if col_bits else 1))]
+        with m.If(q_beat):
+            with m.If(q_beat_ok):
+                m.d.sync += q_addr.eq(q_addr + fw)
             with m.Else():
                 m.d.sync += host_err.eq(1)
 
@@ -122,6 +135,8 @@ class Chip(wiring.Component):
                 m.d.sync += q_sel.eq(wdata)
             with m.If(at("Q_ADDR")):
                 m.d.sync += q_addr.eq(wdata)
+            with m.If(at("S_DEST")):
+                m.d.sync += s_dest.eq(wdata[0])
             with m.If(at("Q_DATA_LO")):
                 m.d.sync += q_lo.eq(wdata)
             with m.If(at("Q_DATA_HI")):
@@ -168,6 +183,18 @@ class Chip(wiring.Component):
         drives = {}
         busy, errs, corr, unc = [], [], [], []
         fetch_bits = cfg.fetch_words * spec.WORD_BITS
+        # the host's queue writes, as ring rows: a Q_DATA_HI write enables one word, a beat all of them
+        q_row_we = Signal(fw)
+        q_row_data = Signal(fetch_bits)
+        one_word = Const(1, fw) << (q_addr[:col_bits] if col_bits else 0)
+        m.d.comb += [q_row_we.eq(Mux(q_beat & q_beat_ok, (1 << fw) - 1,
+                                     Mux(q_data_write & q_data_ok, one_word, 0))),
+                     q_row_data.eq(Mux(q_beat, self.s_axis_tdata[:fetch_bits], Cat(*[Cat(q_lo, wdata)] * fw)))]
+
+        def host_queue(sig, p):
+            return [sig["host_q_we"].eq(Mux(q_hits[p], q_row_we, 0)), sig["host_q_addr"].eq(q_addr[col_bits:]),
+                    sig["host_q_data"].eq(q_row_data),
+                    sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata)]
 
         def fetch_tap(sig, p):
             """IFETCH's stream tap of the queue at p: the named stream's low words as they pass."""
@@ -182,11 +209,9 @@ class Chip(wiring.Component):
                    for name, member in self.units["mem_slice"].signature.members.items()}
             m.d.comb += sig["tap"].eq(Mux(sig["tap_dir"], Array(w_in)[sig["tap_stream"]],
                                           Array(e_in)[sig["tap_stream"]]))
+            m.d.comb += host_queue(sig, p)
             m.d.comb += [
                 sig["running"].eq(running),
-                sig["host_q_we"].eq(q_data_write & q_data_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
-                sig["host_q_data"].eq(Cat(q_lo, wdata)),
-                sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata),
                 sig["host_m_we"].eq(((m_cmd & (wdata[0] | wdata[1])) | beat) & m_ok & m_hits[p]),
                 sig["host_m_raw"].eq(m_cmd & wdata[1]),
                 sig["host_m_addr"].eq(m_addr), sig["host_m_data"].eq(Mux(beat, self.s_axis_tdata, m_data)),
@@ -203,10 +228,6 @@ class Chip(wiring.Component):
             recc_mux = Mux(m_hits[p], sig["host_m_recc"], recc_mux)
             qlen_mux = Mux(q_hits[p], sig["q_len"], qlen_mux)
 
-        def host_queue(sig, p):
-            return [sig["host_q_we"].eq(q_data_write & q_data_ok & q_hits[p]), sig["host_q_addr"].eq(q_addr),
-                    sig["host_q_data"].eq(Cat(q_lo, wdata)),
-                    sig["host_q_len_we"].eq(q_len_write & q_len_ok & q_hits[p]), sig["host_q_len"].eq(wdata)]
 
         def signals(unit, prefix):
             return {name: Signal(member.shape, name=f"{prefix}_{name}")
@@ -389,7 +410,7 @@ class Chip(wiring.Component):
             "ECC_CORRECTED": ecc_corr, "ECC_UNCORRECTABLE": ecc_unc,
             "CONFIG0": Const(cfg.lanes | S << 16 | P << 24, 32),
             "CONFIG1": Const(cfg.mem_addr_bits | qbits << 8 | code.stored_bits << 16, 32),
-            "Q_SEL": q_sel, "Q_ADDR": q_addr, "Q_LEN": qlen_mux,
+            "Q_SEL": q_sel, "Q_ADDR": q_addr, "Q_LEN": qlen_mux, "S_DEST": s_dest,
             "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc, "M_COUNT": m_count,
         }
         rdata = Signal(32)

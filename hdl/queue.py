@@ -44,7 +44,10 @@ def slice_queue_ports(config: ChipConfig) -> dict:
     qbits = (config.queue_depth - 1).bit_length()
     return {
         "running": In(1),
-        "host_q_we": In(1), "host_q_addr": In(qbits), "host_q_data": In(spec.WORD_BITS),
+        # host queue load: per-word enables of one ring row (a register write sets one, a stream
+        # beat all of them), the row, and its words
+        "host_q_we": In(config.fetch_words), "host_q_addr": In(qbits - (config.fetch_words - 1).bit_length()),
+        "host_q_data": In(config.fetch_words * spec.WORD_BITS),
         "host_q_len_we": In(1), "host_q_len": In(qbits + 1), "q_len": Out(qbits + 1),
         # IFETCH names the stream it samples this cycle; the chip returns that stream's low
         # fetch_words x 64 bits as they pass the slice (V(p, t))
@@ -82,7 +85,8 @@ class InstructionQueue(wiring.Component):
     running : In(1)
         the chip is running; while low the queue holds pc at 0 and its fill point at Q_LEN.
     host_we, host_addr, host_data, host_len_we, host_len : In
-        the host's load port (acts only while idle); `length` is Q_LEN.
+        the host's load port (acts only while idle): per-word enables of ring row `host_addr` and
+        its fetch_words words; `length` is Q_LEN.
     fetch_stream, fetch_dir : Out; fetch_tap : In
         the stream IFETCH samples, and its value passing the slice.
     head : Out(64)
@@ -109,7 +113,8 @@ class InstructionQueue(wiring.Component):
         members = {
             "running": In(1),
             # host load port (only acts while the chip is idle)
-            "host_we": In(1), "host_addr": In(depth_bits), "host_data": In(spec.WORD_BITS),
+            "host_we": In(config.fetch_words), "host_addr": In(depth_bits - (config.fetch_words - 1).bit_length()),
+            "host_data": In(config.fetch_words * spec.WORD_BITS),
             "host_len_we": In(1), "host_len": In(self.len_bits),
             "length": Out(self.len_bits),
             "fetch_stream": Out(range(config.streams)), "fetch_dir": Out(1),
@@ -177,8 +182,7 @@ class InstructionQueue(wiring.Component):
         with m.If(self.running):
             m.d.comb += [wr.addr.eq(tail_row), wr.data.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
         with m.Else():
-            m.d.comb += [wr.addr.eq(self.host_addr[col_bits:]), wr.data.eq(Cat(*[self.host_data] * fw)),
-                         wr.en.eq(Mux(self.host_we, Const(1, fw) << (self.host_addr[:col_bits] if col_bits else 0), 0))]
+            m.d.comb += [wr.addr.eq(self.host_addr), wr.data.eq(self.host_data), wr.en.eq(self.host_we)]
 
         dec = Decoded(m, self.head, self.kind, cfg)
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)

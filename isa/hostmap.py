@@ -1,8 +1,10 @@
 """Host (AXI4-Lite) register map, as data.
 
 Besides these registers the chip has one AXI4-Stream slave port, `s_axis_*` (tdata one whole
-word, lanes * 8 bits), for bulk SRAM loads: each beat is stored like an M_CMD WRITE of that
-word to M_SEL's slice at M_ADDR, and M_ADDR advances. An AXI4-Stream master port, `m_axis_*`,
+word, lanes * 8 bits), for bulk loads: with S_DEST = 0 each beat is stored like an M_CMD WRITE
+of that word to M_SEL's slice at M_ADDR, and M_ADDR advances; with S_DEST = 1 each beat carries
+fetch_words instruction words (word j = tdata bits 64j..64j+63, as an IFETCH vector) for Q_SEL's
+queue at Q_ADDR (a multiple of fetch_words), and Q_ADDR advances by fetch_words. An AXI4-Stream master port, `m_axis_*`,
 unloads: M_CMD READ_STREAM sends M_COUNT raw words from M_SEL's slice at M_ADDR on, tdata the
 data and tuser the stored ECC bits, tlast on the last word.
 
@@ -47,6 +49,8 @@ REGISTERS: tuple[Register, ...] = (
     Register("Q_DATA_LO", 0x48, "W", "instruction word bits [31:0] (staged)"),
     Register("Q_DATA_HI", 0x4C, "W", "instruction word bits [63:32]; stores {HI, LO} at Q_ADDR"),
     Register("Q_LEN", 0x50, "RW", "number of instructions in the selected queue"),
+    Register("S_DEST", 0x54, "RW", "bit0: where s_axis beats go: 0 SRAM (M_SEL, M_ADDR), 1 the queue (Q_SEL, Q_ADDR), "
+                                   "fetch_words instruction words per beat"),
     Register("M_SEL", 0x60, "RW", "[7:0] MEM slice position that M_* registers address"),
     Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD and each s_axis beat"),
     Register("M_CMD", 0x68, "W", "bit0 WRITE staged data (ECC computed), bit1 WRITE_RAW staged data and "
@@ -71,6 +75,7 @@ MCMD_WRITE = 1 << 0
 MCMD_WRITE_RAW = 1 << 1
 MCMD_READ = 1 << 2
 MCMD_READ_STREAM = 1 << 3
+SDEST_QUEUE = 1 << 0
 
 
 def addr(name: str, index: int = 0) -> int:

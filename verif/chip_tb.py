@@ -197,9 +197,8 @@ class ChipTB:
                         f"cycle {t}: {d.name} edge streams {bad} differ: rtl {got[bad[0]].tobytes().hex()} "
                         f"golden {want[bad[0]].tobytes().hex()} (golden's value is on the RTL edge on cycles {seen})")
         if self.backdoor:                        # every word of every MEM slice
-            for pos in gold.mems:
+            for pos, (gdata, gecc) in gold.sram_state().items():
                 data, ecc = self.sram_peek_all(pos)
-                gdata, gecc = gold.mems[pos].data, gold.mems[pos].ecc
                 bad = np.nonzero((data != gdata).any(-1) | (ecc != gecc))[0]
                 assert len(bad) == 0, (f"SRAM {self.config.floorplan[pos].name}: {len(bad)} words differ, first "
                                        f"[{bad[0]:#x}] rtl {data[bad[0]].tobytes().hex()}/{ecc[bad[0]]:#x} "

@@ -15,7 +15,7 @@ from isa import hostmap as hm
 from isa import spec
 from isa.config import ChipConfig
 from isa.ecc import code_for
-from isa.image import Program
+from isa.image import Program, pack_words
 
 
 @dataclass
@@ -63,9 +63,17 @@ class ChipDriver:
 
     # ---- loading ----------------------------------------------------------------
     async def load_queue(self, position: int, words: list[int]) -> None:
+        """Queue words from index 0, then Q_LEN. With the bulk port, whole ring rows (fetch_words words
+        per beat, S_DEST = 1) go over AXI4-Stream and only a last partial row word by word."""
         await self.write("Q_SEL", position)
         await self.write("Q_ADDR", 0)
-        for w in words:
+        fw = self.config.fetch_words
+        whole = len(words) // fw * fw if self.stream is not None else 0
+        if whole:
+            await self.write("S_DEST", hm.SDEST_QUEUE)
+            await self.stream.send_words(pack_words(words[:whole], self.config).tobytes())
+            await self.write("S_DEST", 0)
+        for w in words[whole:]:
             await self.write("Q_DATA_LO", w)
             await self.write("Q_DATA_HI", w >> 32)
         await self.write("Q_LEN", len(words))

@@ -8,7 +8,8 @@ from START to DONE is a C++ loop that toggles the clock and looks at the `done` 
 The harness (verif/harness/chip_harness.cpp) knows port names and bus handshakes, nothing about
 the register map: this module turns a program image into a command file of AXI4-Lite register
 accesses (addresses and bits from isa/hostmap.py, the sequence of verif/driver.py: check ID and
-CONFIG0, SRAM segments over the AXI4-Stream slave, every queue over Q_*, START, STATUS and the
+CONFIG0, SRAM segments over the AXI4-Stream slave, every queue's whole ring rows over the same
+port (S_DEST = 1) and the rest over Q_DATA_*, START, STATUS and the
 counters, then each dump range over M_CMD READ_STREAM on the AXI4-Stream master) and corrects the
 raw words it gets back with the SECDED code, as ChipDriver.read_words does.
 
@@ -34,7 +35,7 @@ from isa import hostmap as hm
 from isa import spec
 from isa.config import ChipConfig
 from isa.ecc import code_for
-from isa.image import Program
+from isa.image import Program, pack_words
 
 from .rtl_build import BUILD, TOP, VERILATOR_WAIVERS, locked, verilog
 from .tools import tool_env
@@ -48,8 +49,8 @@ DEFAULT_MAX_CYCLES = 50_000_000   # START to DONE; a chip that runs longer is re
 VARIANTS = {
     "": [],
     "waves": ["--trace-fst"],
-    # for docs/PROFILE.md: functions named after Verilog module and line, gprof instrumentation
-    "prof": ["--prof-cfuncs", "-CFLAGS", "-pg", "-LDFLAGS", "-pg"],
+    # bench/profile.py: every Verilog statement its own C++ function, named after its chip.v line
+    "prof": ["--prof-cfuncs"],
 }
 
 
@@ -76,8 +77,11 @@ def build(config: str, variant: str = "") -> Path:
     with locked(BUILD / f".{config}.native{variant}.lock"):
         if stamp.exists() and stamp.read_text() == key and exe.exists():
             return exe
-        obj = out / "obj"
+        obj, flags = out / "obj", out / "flags.json"
         out.mkdir(parents=True, exist_ok=True)
+        if not (flags.exists() and flags.read_text() == json.dumps(args)):
+            shutil.rmtree(obj, ignore_errors=True)      # make would keep objects built with other flags
+            flags.write_text(json.dumps(args))
         cmd = ["verilator", *args, "--Mdir", str(obj), "--build-jobs", str(min(2, os.cpu_count() or 1)),
                str(src), str(HARNESS)]
         t0 = time.perf_counter()
@@ -163,7 +167,12 @@ def commands(program: Program, dumps, max_cycles: int = DEFAULT_MAX_CYCLES, faul
             words = program.queues.get(s.position, [])
             c.write("Q_SEL", s.position)
             c.write("Q_ADDR", 0)
-            for w in words:
+            whole = len(words) // cfg.fetch_words * cfg.fetch_words     # whole ring rows over s_axis
+            if whole:
+                c.write("S_DEST", hm.SDEST_QUEUE)
+                c.stream(pack_words(words[:whole], cfg))
+                c.write("S_DEST", 0)
+            for w in words[whole:]:
                 c.write("Q_DATA_LO", w)
                 c.write("Q_DATA_HI", w >> 32)
             c.write("Q_LEN", len(words))

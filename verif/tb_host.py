@@ -3,6 +3,7 @@ import cocotb
 import numpy as np
 
 from isa import hostmap as hm
+from isa.image import Program
 from isa import spec
 from isa.config import SliceKind
 
@@ -147,3 +148,43 @@ async def bulk_stream_load(dut):
         pass
     data, _ = await d.read_raw(pos, 0x100)
     assert np.array_equal(data, words[0])
+
+
+@cocotb.test()
+async def queue_stream_load(dut):
+    """Queues loaded over AXI4-Stream (S_DEST = 1, fetch_words words per beat): the program runs as
+    when loaded word by word; a beat at a Q_ADDR that is not a multiple of fetch_words, for a
+    selector without a queue, or while running is dropped with HOST_ERR."""
+    from .stimulus import random_transfer_program
+    tb = ChipTB(dut)
+    await tb.reset()
+    d, cfg = tb.driver, tb.config
+    fw = cfg.fetch_words
+    await d.write("S_DEST", hm.SDEST_QUEUE)
+    assert await d.read("S_DEST") == hm.SDEST_QUEUE
+    pos = cfg.slice_named("MEM_E0").position
+    for q_sel, q_addr in ((pos, 1), (cfg.positions + 3, 0), (pos, cfg.queue_depth)):
+        if fw == 1 and q_addr == 1:
+            continue
+        await d.write("Q_SEL", q_sel)
+        await d.write("Q_ADDR", q_addr)
+        await tb.send_words(np.zeros((1, cfg.lanes), np.uint8).tobytes())
+        assert (await d.status()).host_error, (q_sel, q_addr)
+        await d.clear()
+    await d.write("Q_SEL", pos)
+    await d.write("Q_ADDR", 0)
+    await tb.send_words(np.zeros((3, cfg.lanes), np.uint8).tobytes())
+    assert await d.read("Q_ADDR") == 3 * fw and not (await d.status()).host_error
+    await d.write("S_DEST", 0)
+    _, res, _, _ = await tb.run_and_compare(random_transfer_program(cfg, rng(), min_cycles=300))
+    assert res.cycles >= 300
+    await d.load(Program.empty(cfg).add(pos, spec.encode("NOP", cycles=300)))
+    await d.start()
+    await d.write("S_DEST", hm.SDEST_QUEUE)
+    await d.write("Q_ADDR", 0)
+    await tb.send_words(np.zeros((1, cfg.lanes), np.uint8).tobytes())
+    st = await d.status()
+    assert st.running and st.host_error
+    await d.write("S_DEST", 0)
+    while not (await d.status()).done:
+        pass

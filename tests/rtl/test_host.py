@@ -6,4 +6,10 @@ from verif.rtl_build import run_cocotb
 
 @pytest.mark.rtl
 def test_host_port(sim):
-    run_cocotb(sim, "verif.tb_host")
+    run_cocotb(sim, "verif.tb_host", testcase="registers_and_refusals")
+    run_cocotb(sim, "verif.tb_host", testcase="bulk_stream_load")
+
+
+@pytest.mark.rtl
+def test_queue_stream_load(sim):
+    run_cocotb(sim, "verif.tb_host", testcase="queue_stream_load")

@@ -16,8 +16,13 @@
 //                        prints "b N SECONDS"
 //   u N                  accept N beats on m_axis, prints "u DATA USER" per beat
 // At the end it prints "t s SECONDS CYCLES BEATS" and "t u ..." (time spent loading and unloading).
+// Profiling (bench/profile.py): with HARNESS_PERF_CTL / HARNESS_PERF_ACK naming `perf record
+// --control` fifos, sampling is enabled only around the run loops of g and b.
 // Blank lines and lines starting with # are ignored. On any failure the last output line says why
 // and the exit code is nonzero (1 bad input, 2 mismatch, 3 timeout, 4 a handshake that never ends).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -47,6 +52,14 @@ uint64_t cycle = 0;
 
 double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// perf record --control: enable / disable sampling and wait for perf's acknowledgement
+int perf_ctl = -1, perf_ack = -1;
+void perf(const char* what) {
+    if (perf_ctl < 0) return;
+    char ack[16];
+    if (write(perf_ctl, what, std::strlen(what)) < 0 || read(perf_ack, ack, sizeof ack) < 0) perf_ctl = -1;
 }
 
 // Close the waveform and free the model in order (before static destruction).
@@ -191,6 +204,10 @@ int main(int argc, char** argv) {
         waves->open(argv[3]);
     }
 #endif
+    if (const char* ctl = std::getenv("HARNESS_PERF_CTL")) {
+        perf_ctl = open(ctl, O_WRONLY);
+        perf_ack = open(std::getenv("HARNESS_PERF_ACK"), O_RDONLY);
+    }
     top->clk = 0;
     top->m_axis_tready = 0;
     top->eval();
@@ -279,17 +296,21 @@ int main(int argc, char** argv) {
             uint64_t c0 = cycle;
             axil_write(uint32_t(a), uint32_t(b));
             const uint64_t limit = c0 + c;
+            perf("enable\n");
             while (!top->done) {
                 if (cycle >= limit) fail(3, "timeout %llu", cycle - c0);
                 tick();
             }
+            perf("disable\n");
             std::fprintf(out, "g %llu %.9f\n", (unsigned long long)(cycle - c0), now() - t0);
         } else if (op == "b") {          // the bare loop, for the benchmark: no checks at all
             std::sscanf(args, "%llx %llx %llx", &a, &b, &c);
             double t0 = now();
             uint64_t c0 = cycle;
             axil_write(uint32_t(a), uint32_t(b));
+            perf("enable\n");
             for (uint64_t k = cycle - c0; k < c; ++k) tick();
+            perf("disable\n");
             std::fprintf(out, "b %llu %.9f\n", (unsigned long long)(cycle - c0), now() - t0);
         } else {
             fail(1, "unknown command at byte %llu of the command file", (unsigned long long)std::ftell(in));
