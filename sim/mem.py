@@ -87,6 +87,7 @@ class MemSlice(Store):
         # words whose stored ECC bits may not match their data (only a raw host write or a given
         # starting state makes one): only those need the SECDED decoder when read
         self.dirty = np.zeros(config.mem_words, bool)
+        self.pending_at = np.zeros(config.mem_words, np.int32)   # commits not yet folded in, per address
         self.secded = secded_for(config.word_bits)
         self.fabric, self.timeline = fabric, timeline
         self.pending: list[WriteOp] = []     # WRITEs with commits not yet in `data`, in cycle order
@@ -100,11 +101,12 @@ class MemSlice(Store):
         self.dirty[rows] = False if ecc is None else np.asarray(ecc) != code
 
     def issue(self, t: int, mnemonic: str, ops: dict) -> None:
-        n = ops["count"]
-        stride = ops["stride"] % self.words
-        addrs = (ops["addr"] + stride * np.arange(n)) % self.words
-        period = self.words // gcd(stride, self.words)      # addresses repeat after this many elements
-        bounds = (ops["addr"], ops["addr"]) if period == 1 else (int(addrs.min()), int(addrs.max()))
+        n, addr, words = ops["count"], ops["addr"], self.words
+        stride = ops["stride"] % words
+        addrs = (addr + stride * np.arange(n)) % words
+        period = words // gcd(stride, words)      # addresses repeat after this many elements
+        end = addr + ops["stride"] * (n - 1)
+        bounds = (min(addr, end), max(addr, end)) if 0 <= end < words else (0, words - 1)   # (no wrap: exact)
         if mnemonic == "READ":
             op = ReadOp(self, t, n, addrs, bounds)
             self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["mem_read_drive"], n, op, None)
@@ -112,6 +114,7 @@ class MemSlice(Store):
         else:
             op = WriteOp(self, t, n, addrs, bounds, period, ops["dir"], ops["stream"])
             self.pending.append(op)
+            np.add.at(self.pending_at, addrs, 1)
         self.timeline.add(op)
 
     # ---- the SRAM store --------------------------------------------------------
@@ -121,6 +124,9 @@ class MemSlice(Store):
         m = len(addrs)
         last = c0 + m - 1                   # commits on cycles < last can matter
         lo, hi = bounds
+        data, dirty = self.data[addrs], self.dirty[addrs]
+        if not self.pending_at[addrs].any():
+            return data, dirty
         segs = []
         for w in self.pending:
             a = w.applied
@@ -131,7 +137,6 @@ class MemSlice(Store):
             b = min(w.n, last - w.commit)
             if b > a:
                 segs.append((w, a, b))
-        data, dirty = self.data[addrs], self.dirty[addrs]
         if not segs:
             return data, dirty
         if len(segs) == 1:
@@ -181,6 +186,7 @@ class MemSlice(Store):
             idx = np.concatenate([w.addrs[a:b] for w, a, b in parts])
             vals = np.concatenate([w.vals[a:b] for w, a, b in parts])
             repeats = True
+        np.subtract.at(self.pending_at, idx, 1)
         if repeats:                         # an address written twice: the later commit wins
             _, first = np.unique(idx[::-1], return_index=True)
             last = len(idx) - 1 - first
@@ -191,6 +197,7 @@ class MemSlice(Store):
 
     def drop_after(self, stop: int) -> None:
         self.pending = []
+        self.pending_at[:] = 0
 
     def ecc_counts(self, stop: int) -> tuple[int, int]:
         """(corrected, uncorrectable) over READ elements checked before cycle `stop`."""

@@ -15,6 +15,7 @@ shadow buffer as of its install cycle (`_Weights`).
 from __future__ import annotations
 
 from bisect import bisect_left
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,12 +36,22 @@ I32 = int(DType.I32)
 
 def mxm_value(vector: np.ndarray, zp: int, signed: int) -> np.ndarray:
     """MXM operand bytes read as int8 (signed) or uint8, minus the zero point of the same type."""
-    v = vector.astype(np.int64)
-    z = int(zp)
+    return _value_table(int(zp), int(signed))[vector]
+
+
+@lru_cache(maxsize=None)
+def _value_table(zp: int, signed: int) -> np.ndarray:
+    v = np.arange(256, dtype=np.int64)
     if signed:
         v = np.where(v >= 128, v - 256, v)
-        z = z - 256 if z >= 128 else z
-    return v - z
+        zp = zp - 256 if zp >= 128 else zp
+    return v - zp
+
+
+def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact int64 x @ w through float64 (BLAS): operands are 9-bit values minus a zero point
+    (|.| <= 383) and lanes <= 512, so every partial sum is far below 2**53."""
+    return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
 
 
 class MxmSlice(Store):
@@ -122,6 +133,12 @@ class MxmSlice(Store):
         running sum from the base value (or from 0 after a write with accumulate=0), wrapped to int32."""
         for op, a, b in segs:
             op.need(a, b)
+        if _disjoint(segs, self.rows):      # no row written twice: each write starts from the base
+            rows = np.concatenate([op.rows[a:b] for op, a, b in segs])
+            cyc = np.concatenate([op.write + np.arange(a, b) for op, a, b in segs])
+            after = np.concatenate([self.acc[op.rows[a:b]] + op.vals[a:b] if op.accumulate else op.vals[a:b]
+                                    for op, a, b in segs])
+            return rows, cyc, wrap(after, I32)
         rows = np.concatenate([op.rows[a:b] for op, a, b in segs])
         cyc = np.concatenate([op.write + np.arange(a, b) for op, a, b in segs])
         y = np.concatenate([op.vals[a:b] for op, a, b in segs])
@@ -178,6 +195,19 @@ class MxmSlice(Store):
         self.lws, self.mms = [], []
 
 
+def _disjoint(segs, n_rows: int) -> bool:
+    """Whether the writes of segs (each op's rows are consecutive modulo n_rows) touch distinct rows."""
+    spans = []
+    for op, a, b in segs:
+        if b - a > n_rows:
+            return False
+        lo = int(op.rows[a])
+        hi = lo + b - a
+        spans += [(lo, hi)] if hi <= n_rows else [(lo, n_rows), (0, hi - n_rows)]
+    spans.sort()
+    return all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))
+
+
 class _Weights(Op):
     """The active weights a swap installs: the shadow buffer as of the start of cycle `key`."""
 
@@ -227,7 +257,7 @@ class MatmulOp(Op):
         act = np.empty((m, x.lanes), np.int64)
         for i0, i1, (xzp, xs, _, _) in x.cfg_pieces(c0, m):
             act[i0:i1] = mxm_value(v[i0:i1], xzp, xs)
-        self.vals[a:b] = act @ self.weights.value()
+        self.vals[a:b] = _matmul(act, self.weights.value())
 
 
 class AccreadOp(Op):
