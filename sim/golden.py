@@ -21,7 +21,7 @@ from isa.config import ChipConfig, SliceKind
 from isa.ecc import code_for
 from isa.image import Program
 
-from . import queue as queues
+from . import queue as issue
 from . import vxm
 from .fabric import Fabric
 from .lazy import Timeline
@@ -68,7 +68,7 @@ class Golden:
         self.mxms = {s.position: MxmSlice(s.position, *args) for s in cfg.slices_of(SliceKind.MXM)}
         self.slices = {**self.mems, **self.vxms, **self.sxms, **self.mxms}
         self.timeline.stores = [*self.mems.values(), *self.vxms.values(), *self.mxms.values()]
-        self.queues = {pos: queues.Queue(list(words)) for pos, words in program.queues.items()}
+        self.queues = {pos: issue.Queue(list(words)) for pos, words in program.queues.items()}
         self.result: RunResult | None = None
 
     # ---- host side (what the AXI port does while the chip is idle) -------------
@@ -109,9 +109,9 @@ class Golden:
 
     # ---- execution -------------------------------------------------------------
     def run(self, max_cycles: int = 1 << 32) -> RunResult:
-        kinds = {pos: sl.kind for pos, sl in ((s.position, s) for s in self.config.floorplan)}
-        cycles, err = queues.run(self.config, self.queues, self.slices, kinds, self.fabric, self.timeline,
-                                 max_cycles)
+        kinds = {s.position: s.kind for s in self.config.floorplan}
+        cycles, err = issue.run(self.config, self.queues, self.slices, kinds, self.fabric, self.timeline,
+                                max_cycles)
         self.timeline.advance_to(cycles)        # every element decided before the end, every write folded in
         for store in self.timeline.stores:
             store.drop_after(cycles)

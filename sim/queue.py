@@ -25,6 +25,7 @@ from .lazy import WINDOW, Timeline
 T = spec.TIMING
 Err = spec.ErrorCode
 
+
 def _last_effects() -> dict[str, int]:
     """Cycle of each instruction's last effect, relative to its issue, for its last element
     (built per run: tests change TIMING)."""
@@ -55,10 +56,6 @@ class Queue:
 
     def __post_init__(self):
         self.fill = len(self.words)
-
-
-class Halt(Exception):
-    pass
 
 
 def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
