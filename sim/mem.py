@@ -103,9 +103,13 @@ class MemSlice(Store):
     def issue(self, t: int, mnemonic: str, ops: dict) -> None:
         n, addr, words = ops["count"], ops["addr"], self.words
         stride = ops["stride"] % words
-        addrs = (addr + stride * np.arange(n)) % words
-        period = words // gcd(stride, words)      # addresses repeat after this many elements
         end = addr + ops["stride"] * (n - 1)
+        run = ops["stride"] == 1 and end < words     # the common case: a run of consecutive words
+        if run:
+            addrs = np.arange(addr, addr + n)
+        else:
+            addrs = (addr + stride * np.arange(n)) % words
+        period = words // gcd(stride, words)      # addresses repeat after this many elements
         bounds = (min(addr, end), max(addr, end)) if 0 <= end < words else (0, words - 1)   # (no wrap: exact)
         if mnemonic == "READ":
             op = ReadOp(self, t, n, addrs, bounds)
@@ -114,7 +118,10 @@ class MemSlice(Store):
         else:
             op = WriteOp(self, t, n, addrs, bounds, period, ops["dir"], ops["stream"])
             self.pending.append(op)
-            np.add.at(self.pending_at, addrs, 1)
+            if run:
+                self.pending_at[addr:addr + n] += 1
+            else:
+                np.add.at(self.pending_at, addrs, 1)
         self.timeline.add(op)
 
     # ---- the SRAM store --------------------------------------------------------
@@ -214,7 +221,7 @@ class ReadOp(Op):
     def __init__(self, mem: MemSlice, t: int, n: int, addrs: np.ndarray, bounds: tuple[int, int]):
         super().__init__(t, n, t + T["mem_read_access"])
         self.mem, self.addrs, self.bounds = mem, addrs, bounds
-        self.vals = np.zeros((n, mem.data.shape[1]), np.uint8)    # corrected words
+        self.vals = np.empty((n, mem.data.shape[1]), np.uint8)   # corrected words (filled as computed)
         self.status = None                                         # EccStatus per element, once any is not OK
 
     def compute(self, a: int, b: int) -> None:
@@ -242,7 +249,7 @@ class WriteOp(Op):
         self.mem, self.addrs, self.bounds, self.period, self.d, self.stream = mem, addrs, bounds, period, d, stream
         self.commit = t + T["mem_write_commit"]     # element k is stored at the end of commit + k
         self.applied = 0                             # elements already folded into the SRAM arrays
-        self.vals = np.zeros((n, mem.data.shape[1]), np.uint8)
+        self.vals = np.empty((n, mem.data.shape[1]), np.uint8)     # (only computed rows are ever read)
 
     def compute(self, a: int, b: int) -> None:
         self.vals[a:b] = self.mem.fabric.values(self.d, self.stream, self.mem.position, self.key + a, b - a)

@@ -58,6 +58,22 @@ class Queue:
         self.fill = len(self.words)
 
 
+def _decoded(word: int, kind, config: ChipConfig, last_effect: dict):
+    """spec.check's verdict on a word, with what issuing it needs: (mnemonic, operands, elements,
+    engine, engine start offset, offset of the last effect of its last element), or the error code."""
+    try:
+        op, ops = spec.check(word, kind, config)
+    except spec.IllegalInstruction as e:
+        return e.code
+    mn = op.mnemonic
+    if mn == "NOP":
+        return mn, ops, 0, None, 0, 0
+    n = spec.elements(mn, ops, config)
+    engine = spec.engine_of(op, ops)
+    start = T[spec.ENGINE_START[spec.ENGINE[mn]]] if engine is not None else 0
+    return mn, ops, n, engine, start, last_effect[mn] + n - 1
+
+
 def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
         timeline: Timeline, max_cycles: int) -> tuple[int, tuple | None]:
     """Issue every queue to the end. Returns (cycles, None) or (cycles, (position, code, pc))."""
@@ -113,30 +129,23 @@ def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict,
         word = q.words[q.pc]
         res = checked.get((pos, word))
         if res is None:
-            try:
-                res = spec.check(word, kinds[pos], config)
-            except spec.IllegalInstruction as e:
-                res = e.code
-            checked[(pos, word)] = res
+            res = checked[(pos, word)] = _decoded(word, kinds[pos], config, last_effect)
         if not isinstance(res, tuple):
             errors.append((pos, 1, res, q.pc))
             t_err = t
             continue
-        op, ops = res
-        mn = op.mnemonic
+        mn, ops, n, engine, start, last = res
         if mn == "NOP":
             q.next_issue = t + ops["cycles"]
             q.pc += 1
             q.in_nop = True
             visit_next(q, pos)
             continue
-        n = spec.elements(mn, ops, config)
-        engine = spec.engine_of(op, ops)
         if engine is not None:
-            first = t + T[spec.ENGINE_START[spec.ENGINE[mn]]]
-            last = busy.get((pos, engine), -1)
-            if last >= first:               # engine still busy after this cycle
-                q.next_issue = last - first + 1 + t
+            first = t + start
+            busy_until = busy.get((pos, engine), -1)
+            if busy_until >= first:         # engine still busy after this cycle
+                q.next_issue = busy_until - first + 1 + t
                 visit_next(q, pos)
                 continue
             if mn == "IFETCH" and q.fill % fw:
@@ -153,7 +162,8 @@ def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict,
                                       (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
         else:
             models[pos].issue(t, mn, ops)
-        last_stage = max(last_stage, t + last_effect[mn] + n - 1)
+        if t + last > last_stage:
+            last_stage = t + last
         q.pc += 1
         q.next_issue = t + 1
         q.in_nop = False
