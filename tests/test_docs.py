@@ -77,3 +77,24 @@ def test_version_and_config_bounds(text):
     read = spec.BY_MNEMONIC["READ"]
     assert "`stream` < config `streams`" in text and "`addr` < config `mem_words`" in text
     assert {n for n, _ in spec.field_limits(read, PRESETS["tiny"])} == {"stream", "addr"}
+
+
+def _layout_block() -> str:
+    """The code block under "## How the code is laid out" in docs/ARCHITECTURE.md."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    section = text.split("## How the code is laid out", 1)[1]
+    return section.split("```", 2)[1]
+
+
+@pytest.mark.parametrize("package", ["isa", "hdl", "sim"])
+def test_architecture_layout_names_every_module(package):
+    """A module added to isa/, hdl/ or sim/ gets a line in the layout table (a newcomer's map)."""
+    block = _layout_block()
+    rows = block.split(f"\n{package}/", 1)[1].split("\n")
+    # the package's rows: its first line and the indented lines that follow it
+    lines = [rows[0]] + [r for r in (rows[1:] if len(rows) > 1 else []) if r.startswith(" ")]
+    lines = lines[:next((i for i, r in enumerate(lines[1:], 1) if not r.startswith(" ")), len(lines))]
+    listed = " ".join(lines)
+    modules = sorted(p.name for p in (ROOT / package).glob("*.py") if p.name != "__init__.py")
+    missing = [m for m in modules if m not in listed.replace(",", " ").split() and m[:-3] not in listed.split()]
+    assert not missing, f"docs/ARCHITECTURE.md layout table does not list {package}/{', '.join(missing)}"

@@ -109,3 +109,28 @@ def test_unreadable_inputs_file(tmp_path):
     (tmp_path / "in.npz").write_bytes(b"nonsense")
     r = _cli("run", model, "--inputs", tmp_path / "in.npz")
     assert r.returncode == 1 and "not a readable .npz file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tsp_compile_listing_and_golden(tmp_path):
+    """The published chip's dimensions: `compile --config tsp` predicts cycles and writes a listing
+    that assembles back; the golden model runs the program and matches numpy in that many cycles."""
+    a = helper.make_tensor_value_info("A", TensorProto.INT8, [16, 640])
+    b = helper.make_tensor_value_info("B", TensorProto.INT8, [640, 320])
+    c = helper.make_tensor_value_info("C", TensorProto.INT32, [16, 320])
+    onnx.save(_model([helper.make_node("MatMulInteger", ["A", "B"], ["C"], name="mm")], [a, b], [c]),
+              tmp_path / "mm.onnx")
+    r = _cli("compile", tmp_path / "mm.onnx", "--config", "tsp", "-o", tmp_path / "p.bin", "--listing", tmp_path / "p.s")
+    assert r.returncode == 0, r.stderr
+    cfg = get_config("tsp")
+    program = load(tmp_path / "p.bin", cfg)
+    from isa.asm import assemble
+    assert assemble((tmp_path / "p.s").read_text(), cfg).queues == program.queues
+    predicted = json.loads((tmp_path / "p.bin.json").read_text())["predicted"]["cycles"]
+    rng = np.random.default_rng(320)
+    A, B = rng.integers(-128, 128, (16, 640)).astype(np.int8), rng.integers(-128, 128, (640, 320)).astype(np.int8)
+    np.savez(tmp_path / "in.npz", A=A, B=B)
+    assert main(["run", str(tmp_path / "mm.onnx"), "--config", "tsp", "--inputs", str(tmp_path / "in.npz"),
+                 "--outputs", str(tmp_path / "out.npz"), "--report", str(tmp_path / "r.json")]) == 0
+    assert np.array_equal(np.load(tmp_path / "out.npz")["C"], A.astype(np.int32) @ B.astype(np.int32))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["config"] == "tsp" and report["cycles"] == report["predicted_cycles"] == predicted > 0
