@@ -13,3 +13,8 @@ def test_host_port(sim):
 @pytest.mark.rtl
 def test_queue_stream_load(sim):
     run_cocotb(sim, "verif.tb_host", testcase="queue_stream_load")
+
+
+@pytest.mark.rtl
+def test_stream_idle_and_backpressure(sim):
+    run_cocotb(sim, "verif.tb_host", testcase="stream_idle_and_backpressure")
