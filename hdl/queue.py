@@ -83,7 +83,8 @@ class InstructionQueue(wiring.Component):
     Members
     -------
     running : In(1)
-        the chip is running; while low the queue holds pc at 0 and its fill point at Q_LEN.
+        the chip is running; while low the queue holds pc at 0, its head at word 0 and its fill point
+        at Q_LEN.
     host_we, host_addr, host_data, host_len_we, host_len : In
         the host's load port (acts only while idle): per-word enables of ring row `host_addr` and
         its fetch_words words; `length` is Q_LEN.
@@ -157,7 +158,8 @@ class InstructionQueue(wiring.Component):
         advance = Signal()
         nxt = Signal(16)
         col = Signal(max(col_bits, 1))
-        m.d.comb += [nxt.eq(pc + advance), rd.addr.eq(nxt[col_bits:depth_bits]), rd.en.eq(1)]
+        # while idle the head is word 0, so a run may start on any cycle (even right after a stop)
+        m.d.comb += [nxt.eq(Mux(self.running, pc + advance, 0)), rd.addr.eq(nxt[col_bits:depth_bits]), rd.en.eq(1)]
         m.d.sync += col.eq(nxt[:col_bits] if col_bits else 0)
         m.d.comb += self.head.eq(rd.data.word_select(col, W) if fw > 1 else rd.data)
 

@@ -8,8 +8,8 @@ k+1 issues on the cycle after k, `NOP n` puts the next issue exactly n cycles la
 the `ErrorCode` that `spec.check` gives and the word's index as `pc`, and IFETCH samples its
 stream on t + ifetch_sample + k and lets the words issue from t + ifetch_write + k + 1 (earlier is
 QUEUE_UNDERRUN; a full ring is QUEUE_OVERFLOW, a misaligned fill point FETCH_ALIGN; the ring wraps).
-Words are built with `spec.encode`; every latency comes from `spec.TIMING`. One strict xfail
-records an RTL bug: a restart after a single idle cycle sees a stale head on cycle 0.
+Words are built with `spec.encode`; every latency comes from `spec.TIMING`. A restart after a
+single idle cycle runs from word 0 (the ring reads row 0 whenever the queue is not running).
 """
 
 import pytest
@@ -207,9 +207,6 @@ def test_host_writes_ignored_while_running_and_rerun():
         check_trace(trace, program)
 
 
-@pytest.mark.xfail(strict=True, reason="RTL: the ring read port addresses pc + advance even while idle, so "
-                   "on the first idle cycle it still reads the old pc's row; `running` raised again on "
-                   "the next cycle sees that stale word as the head of cycle 0 instead of word 0")
 def test_rerun_after_one_idle_cycle():
     """`running` low for a single cycle is enough to restart at word 0 (the queue's docstring: while
     low the queue holds pc at 0)."""
