@@ -122,10 +122,12 @@ def yosys_cells(config: str) -> dict[str, int]:
 
 
 def unit_cells(config: str, unit: str) -> int:
-    """Generic gate-level cell count of one emitted unit (build/<config>/units/<unit>.v)."""
+    """Generic gate-level cell count of one emitted unit (build/<config>/units/<unit>.v), the units it
+    instantiates (sxm_slice's crossbars) flattened into it."""
     from verif.rtl_build import verilog
     from verif.tools import yosys_command
-    src = verilog(config).parent / "units" / f"{unit}.v"
+    units = sorted((verilog(config).parent / "units").glob("*.v"))
+    src = " ".join(str(u) for u in units if u.stem != "chip")
     script = (f"read_verilog {src}; hierarchy -top {unit}; proc; flatten; opt; memory -nomap; opt -full; "
               "techmap; opt -fast; stat")
     r = subprocess.run(yosys_command() + ["-p", script], capture_output=True, text=True)

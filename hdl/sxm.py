@@ -12,7 +12,7 @@ One crossbar serves SHIFT, ROTATE, BCAST and PERMUTE: each output lane i reads i
 src[i] (or zero), the same for every stream of the group. TRANSPOSE is fixed wiring per
 power-of-two width. SETMAP loads the PERMUTE lane map from a 2-stream (int16) group.
 """
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,6 +33,45 @@ def transpose_sizes(config: ChipConfig) -> list[int]:
             out.append(n)
         n *= 2
     return out
+
+
+class SxmCrossbar(wiring.Component):
+    """The lane crossbar of one stream: output lane i is input lane `src[i]`, or zero.
+
+    Emitted once and instantiated `sxm_width` times by `SxmSlice` (one per stream of the
+    group), so the full-width crossbar of a wide configuration is generated as one stream's
+    worth of multiplexers: `lanes` x `lanes` bytes (for `tsp` 320 x 320), not that times the
+    group width.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        lanes.
+
+    Members
+    -------
+    x : In(8 * lanes)
+        the stream's vector, lane i in bits 8i..8i+7.
+    src : In(lane_bits * lanes)
+        per output lane, the input lane it takes (lane_bits = bits of lanes - 1).
+    ok : In(lanes)
+        per output lane, take `src` (1) or zero (0).
+    y : Out(8 * lanes)
+        the moved vector (combinational).
+    """
+
+    def __init__(self, config: ChipConfig):
+        self.config = config
+        L = config.lanes
+        self.lane_bits = max(L - 1, 1).bit_length()
+        super().__init__({"x": In(8 * L), "src": In(self.lane_bits * L), "ok": In(L), "y": Out(8 * L)})
+
+    def elaborate(self, platform):
+        m = Module()
+        L, ib = self.config.lanes, self.lane_bits
+        lanes = Array(self.x.word_select(i, 8) for i in range(L))
+        m.d.comb += self.y.eq(Cat(*(Mux(self.ok[i], lanes[self.src.word_select(i, ib)], 0) for i in range(L))))
+        return m
 
 
 class SxmSlice(wiring.Component):
@@ -91,9 +130,8 @@ class SxmSlice(wiring.Component):
             m.d.sync += [lm.eq(Cat(src_streams[0].word_select(i, 8), src_streams[1].word_select(i, 8)))
                          for i, lm in enumerate(lane_map)]
 
-        # ---- crossbar: out lane i <- in lane src[i], or zero ----------------------------------
-        columns = Array(Cat(*(s.word_select(i, 8) for s in src_streams)) for i in range(L))  # lane i of every stream
-        moved = [Signal(8 * N, name=f"col{i}") for i in range(L)]
+        # ---- crossbar: out lane i <- in lane src[i], or zero; one SxmCrossbar per stream ----------
+        srcs, oks = [], []
         for i in range(L):
             src = Signal(signed(18), name=f"src{i}")
             ok = Signal(name=f"ok{i}")
@@ -107,7 +145,12 @@ class SxmSlice(wiring.Component):
                     m.d.comb += [src.eq(arg), ok.eq(1)]
                 with m.Case(MOVES.index("PERMUTE")):
                     m.d.comb += [src.eq(lane_map[i]), ok.eq(lane_map[i] < L)]
-            m.d.comb += moved[i].eq(Mux(ok, columns[src[:ib]], 0))
+            srcs.append(src[:ib])
+            oks.append(ok)
+        crossed = [Signal(W, name=f"crossed{j}") for j in range(N)]
+        for j in range(N):
+            m.submodules[f"xbar{j}"] = Instance("sxm_crossbar", i_x=src_streams[j], i_src=Cat(*srcs), i_ok=Cat(*oks),
+                                                o_y=crossed[j])
 
         # ---- transpose: out[i][b*n + j] = in[j][b*n + i], fixed wiring per width -----------------
         def byte(j, lane):
@@ -116,8 +159,7 @@ class SxmSlice(wiring.Component):
         result = [Signal(W, name=f"res{j}") for j in range(N)]
         sizes = transpose_sizes(cfg)
         for j in range(N):
-            crossed = Cat(*(moved[i][8 * j:8 * j + 8] for i in range(L)))
-            value = crossed
+            value = crossed[j]
             for n in sizes:
                 if j < n:
                     t = Cat(*(byte(lane % n, lane - lane % n + j) for lane in range(L)))

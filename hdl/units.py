@@ -12,14 +12,14 @@ from isa.config import ChipConfig
 from .mem_slice import MemSlice
 from .mxm import MxmColumn, MxmControl
 from .stream_lane import StreamLane
-from .sxm import SxmSlice
+from .sxm import SxmCrossbar, SxmSlice
 from .vxm import VxmControl, VxmLane
 
 
 def units(config: ChipConfig) -> dict:
     """Module name -> component, for every unit the chip instantiates."""
     return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config),
-            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config),
+            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config), "sxm_crossbar": SxmCrossbar(config),
             **({"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)} if config.mxm else {})}
 
 
