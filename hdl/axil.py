@@ -25,6 +25,28 @@ def axil_members(addr_bits: int, prefix: str = "s_axil_") -> dict:
 
 
 class AxiLiteSlave(wiring.Component):
+    """AXI4-Lite slave, one transaction at a time, turned into register strobes.
+
+    Parameters
+    ----------
+    addr_bits : int
+        width of AWADDR / ARADDR (`isa/hostmap.py` `addr_bits`).
+
+    Members
+    -------
+    awaddr, awvalid, awready, wdata, wstrb, wvalid, wready, bresp, bvalid, bready, araddr, arvalid,
+    arready, rdata, rresp, rvalid, rready :
+        the AXI4-Lite slave channels (`axil_members`); WSTRB is ignored, responses are OKAY.
+    reg_addr, reg_wdata : Out
+        the register address and the data written, valid with the strobes.
+    reg_we, reg_re : Out(1)
+        one-cycle write / read strobes.
+    reg_rdata : In(32)
+        the addressed register's value, taken on the `reg_re` cycle.
+    reg_wbusy : In(1)
+        hold the write response (a multi-cycle command is in progress).
+    """
+
     def __init__(self, addr_bits: int):
         self.addr_bits = addr_bits
         super().__init__(axil_members(addr_bits, prefix="") | {

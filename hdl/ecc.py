@@ -12,7 +12,19 @@ def _xor_reduce(sig, mask: int, width: int):
 
 
 class SecdedEncoder(wiring.Component):
-    """data -> stored ECC bits (check | parity << r). Combinational."""
+    """SECDED encoder (`isa/ecc.py`): data -> stored ECC bits (check | parity << r). Combinational.
+
+    Parameters
+    ----------
+    data_bits : int
+        width of the protected word.
+
+    Members
+    -------
+    data : In(data_bits)
+    ecc : Out(stored_bits)
+        the check bits and the overall parity bit, as stored.
+    """
 
     def __init__(self, data_bits: int):
         self.code = code_for(data_bits)
@@ -27,7 +39,22 @@ class SecdedEncoder(wiring.Component):
 
 
 class SecdedDecoder(wiring.Component):
-    """(data, ecc) -> corrected data, `corrected` and `uncorrectable` flags. Combinational."""
+    """SECDED decoder (`isa/ecc.py`): (data, ecc) -> corrected data and flags. Combinational.
+
+    Parameters
+    ----------
+    data_bits : int
+        width of the protected word.
+
+    Members
+    -------
+    data : In(data_bits); ecc : In(stored_bits)
+        the word and its ECC bits as read.
+    out : Out(data_bits)
+        the word, a single-bit error corrected.
+    corrected, uncorrectable : Out(1)
+        a single-bit error was corrected; a double-bit error was detected.
+    """
 
     def __init__(self, data_bits: int):
         self.code = code_for(data_bits)

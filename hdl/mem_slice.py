@@ -36,6 +36,29 @@ def _check_timing():
 
 
 class MemSlice(wiring.Component):
+    """One MEM slice (emitted unit `mem_slice`): SRAM bank with SECDED, read and write engines, queue.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        sizes: mem_words, word_bits, streams, queue_depth, fetch_words.
+
+    Members
+    -------
+    running, host_q_*, q_len, fetch_stream, fetch_dir, fetch_tap, busy, err, err_code, err_pc :
+        the queue ports every slice with a queue has (`hdl/queue.py` `slice_queue_ports`).
+    drive_data : Out(word_bits); drive_e_en, drive_w_en : Out(streams)
+        the read engine's word and the stream it drives, per direction.
+    tap_stream, tap_dir : Out; tap : In(word_bits)
+        the stream the write engine samples this cycle, and its value passing the slice.
+    ecc_corrected, ecc_uncorrectable : Out(1)
+        a program read this cycle found a corrected / an uncorrectable error.
+    host_m_we, host_m_raw, host_m_addr, host_m_data, host_m_ecc : In
+        the host's SRAM write (acts only while idle; `we` already qualified by M_SEL).
+    host_m_rdata, host_m_recc : Out
+        the raw word at `host_m_addr` and its stored ECC bits (one cycle later).
+    """
+
     def __init__(self, config: ChipConfig):
         _check_timing()
         self.config = config

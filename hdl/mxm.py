@@ -42,6 +42,31 @@ def operand9(byte, zp, is_signed):
 
 
 class MxmColumn(wiring.Component):
+    """One MXM output column (emitted unit `mxm_column`): shadow and active weights, dot product.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        lanes (rows of the column), streams (weight rows one LW element can carry).
+
+    Members
+    -------
+    clear : In(1)
+        zero every weight (the chip is idle).
+    x : In(10 * lanes)
+        the activation lanes, signed 10-bit each (zero point removed, registered by the control).
+    lw_we, lw_row, lw_width : In
+        write shadow rows lw_row .. lw_row + lw_width - 1 at the end of this cycle...
+    lw_bytes : In(8 * streams)
+        ... from these bytes (this column's byte of each weight stream).
+    wzp, wsigned : In
+        the weights' zero point and signedness.
+    swap : In(1)
+        copy shadow to active at the end of this cycle.
+    y : Out(32)
+        the dot product of `x` with the active weights (registered).
+    """
+
     def __init__(self, config: ChipConfig):
         _check_timing()
         self.config = config
@@ -80,6 +105,33 @@ class MxmColumn(wiring.Component):
 
 
 class MxmControl(wiring.Component):
+    """The MXM's control (emitted unit `mxm_ctrl`): queue, engines, zero points, accumulators, read-out.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        lanes, streams, mxm_acc_rows, queue sizes.
+
+    Members
+    -------
+    running, host_q_*, q_len, fetch_stream, fetch_dir, fetch_tap, busy, err, err_code, err_pc :
+        the queue ports (`hdl/queue.py` `slice_queue_ports`).
+    clear : Out(1)
+        to the columns: zero the weights.
+    x_stream, x_dir : Out; x_in : In(word_bits)
+        the activation stream sampled this cycle, and its vector.
+    x : Out(10 * lanes)
+        the activations, zero point removed, to every column.
+    lw_stream, lw_dir : Out
+        the first weight stream and direction the chip selects for the columns.
+    lw_we, lw_row, lw_width, wzp, wsigned, swap : Out
+        weight-load and install orders to every column.
+    y : In(32 * lanes)
+        the columns' dot products.
+    drive : Out(1); dst, ddir : Out; out : Out(32 * lanes)
+        drive the accumulator row read out (4 byte planes) onto streams dst .. dst + 3.
+    """
+
     def __init__(self, config: ChipConfig):
         _check_timing()
         self.config = config

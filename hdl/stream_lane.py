@@ -15,6 +15,25 @@ from isa.config import ChipConfig
 
 
 class StreamLane(wiring.Component):
+    """One stream at one position: an eastward and a westward register.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        `word_bits`, the width of a stream.
+
+    Members
+    -------
+    e_in, w_in : In(word_bits)
+        the values arriving from the west / east neighbour.
+    e_en, w_en : In(1)
+        the slice at this position drives the eastward / westward stream this cycle.
+    e_data, w_data : In(word_bits)
+        what it drives.
+    e_out, w_out : Out(word_bits)
+        the registers, leaving east / west.
+    """
+
     def __init__(self, config: ChipConfig):
         if spec.TIMING["stream_hop"] != 1:
             raise NotImplementedError("the stream fabric implements stream_hop = 1")

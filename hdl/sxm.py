@@ -75,6 +75,25 @@ class SxmCrossbar(wiring.Component):
 
 
 class SxmSlice(wiring.Component):
+    """One SXM (emitted unit `sxm_slice`): queue, engine, lane map, crossbar and transpose.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        streams, lanes, sxm_width, queue sizes.
+
+    Members
+    -------
+    running, host_q_*, q_len, fetch_stream, fetch_dir, fetch_tap, busy, err, err_code, err_pc :
+        the queue ports (`hdl/queue.py` `slice_queue_ports`).
+    tap_stream, tap_dir : Out; src : In(sxm_width * word_bits)
+        the source group this cycle (first stream, direction) and its sxm_width vectors.
+    drive : Out(1); dst, ddir, width : Out
+        drive the moved vectors onto streams dst .. dst + width - 1 in direction ddir.
+    out : Out(sxm_width * word_bits)
+        the moved vectors (registered).
+    """
+
     def __init__(self, config: ChipConfig):
         for k, v in NATURAL.items():
             if spec.TIMING[k] != v:

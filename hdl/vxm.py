@@ -71,10 +71,31 @@ def _saturate(v, t):
 
 
 class VxmLane(wiring.Component):
-    """One lane. The chip selects the stream groups (full vectors, cheaply) and hands each lane
-    its 32 bits of every ALU operand (`sa0`.., byte plane j = stream base+j) and of the
-    register-load source (`reg_data`); the lane picks register or stream per operand, and
-    returns each ALU's result (`r0`..), whose bytes the chip routes to the driven streams."""
+    """One VXM lane (emitted unit `vxm_lane`): the registers and the ALU datapaths at one lane.
+
+    The chip selects the stream groups (full vectors, cheaply) and hands each lane its 32 bits of
+    every ALU operand (byte plane j = stream base+j) and of the register-load source; the lane
+    picks register or stream per operand, and returns each ALU's result, whose bytes the chip
+    routes to the driven streams.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        vxm_alus, vxm_regs.
+
+    Members
+    -------
+    running : In(1)
+        unused by the lane's logic (the control's `clear` resets it); kept for a uniform port list.
+    sa<k>, sb<k>, sc<k> : In(32)
+        ALU k's operands a, b, c from the streams, at this lane.
+    reg_data : In(32)
+        the register-load source at this lane.
+    a<k>, b<k>, c<k>, type<k>, dtype<k>, func<k>, reg_*, clear : In
+        the control unit's per-cycle orders (`_ctrl_members`).
+    r<k> : Out(32)
+        ALU k's result (s3 register).
+    """
 
     def __init__(self, config: ChipConfig):
         _check_timing()
@@ -157,7 +178,26 @@ class VxmLane(wiring.Component):
 
 
 class VxmControl(wiring.Component):
-    """Queue, decode and the per-ALU engines; tells every lane what to do on each cycle."""
+    """The VXM's control (emitted unit `vxm_ctrl`): queue, decode and the per-ALU engines; tells
+    every lane what to do on each cycle and which ALU byte plane each driven stream carries.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        streams, vxm_alus, queue sizes.
+
+    Members
+    -------
+    running, host_q_*, q_len, fetch_stream, fetch_dir, fetch_tap, busy, err, err_code, err_pc :
+        the queue ports (`hdl/queue.py` `slice_queue_ports`).
+    a<k>, b<k>, c<k>, type<k>, dtype<k>, func<k>, reg_*, clear : Out
+        orders to every lane (`_ctrl_members`); `a<k>` etc. also name the operand stream groups
+        the chip selects (bit 6 the direction, bits 5..0 the first stream).
+    e_en, w_en : Out(streams)
+        per-stream drive enables, per direction.
+    e_alu, w_alu, e_plane, w_plane : Out
+        per driven stream, the ALU and the byte plane of its result it carries.
+    """
 
     def __init__(self, config: ChipConfig):
         _check_timing()

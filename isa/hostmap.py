@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import ChipConfig
+from .ecc import code_for
 
 DATA_BITS = 32
 ID_MAGIC = 0x54535000  # "TSP\0"
@@ -63,19 +64,101 @@ REGISTERS: tuple[Register, ...] = (
 )
 BY_NAME = {r.name: r for r in REGISTERS}
 
-CTRL_START = 1 << 0
-CTRL_CLEAR = 1 << 1
-STATUS_RUNNING = 1 << 0
-STATUS_DONE = 1 << 1
-STATUS_ERROR = 1 << 2
-STATUS_ECC_UNCORRECTABLE = 1 << 3
-STATUS_HOST_ERR = 1 << 4
-STATUS_UNLOADING = 1 << 5
-MCMD_WRITE = 1 << 0
-MCMD_WRITE_RAW = 1 << 1
-MCMD_READ = 1 << 2
-MCMD_READ_STREAM = 1 << 3
-SDEST_QUEUE = 1 << 0
+
+@dataclass(frozen=True)
+class Field:
+    """A bit field of a register: `width` bits from bit `lsb`."""
+    name: str
+    lsb: int
+    width: int
+
+
+# The bit fields of the registers that have them. The RTL's register layouts (hdl/host_regs.py
+# builds a data.StructLayout from `layout()`), the driver, the native runner and the golden model's
+# ERROR_INFO all derive from this table; bits outside a field read as 0.
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "CTRL": (Field("start", 0, 1), Field("clear", 1, 1)),
+    "STATUS": (Field("running", 0, 1), Field("done", 1, 1), Field("error", 2, 1),
+               Field("ecc_uncorrectable", 3, 1), Field("host_err", 4, 1), Field("unloading", 5, 1)),
+    "ERROR_INFO": (Field("code", 0, 4), Field("position", 8, 8), Field("pc", 16, 16)),
+    "CONFIG0": (Field("lanes", 0, 16), Field("streams", 16, 8), Field("positions", 24, 8)),
+    "CONFIG1": (Field("mem_addr_bits", 0, 5), Field("queue_addr_bits", 8, 5), Field("ecc_bits", 16, 8)),
+    "M_CMD": (Field("write", 0, 1), Field("write_raw", 1, 1), Field("read", 2, 1), Field("read_stream", 3, 1)),
+    "S_DEST": (Field("queue", 0, 1),),
+}
+
+
+def fields(reg: str) -> dict[str, Field]:
+    """The fields of register `reg`, by name, in bit order."""
+    return {f.name: f for f in FIELDS[reg]}
+
+
+def pack(reg: str, **values: int) -> int:
+    """The register value with the given fields set (the others 0)."""
+    fs = fields(reg)
+    out = 0
+    for name, v in values.items():
+        if name not in fs:
+            raise KeyError(f"{reg} has no field {name!r} (fields: {', '.join(fs)})")
+        f = fs[name]
+        v = int(v)
+        if not 0 <= v < 1 << f.width:
+            raise ValueError(f"{reg}.{name} = {v} does not fit in {f.width} bits")
+        out |= v << f.lsb
+    return out
+
+
+def unpack(reg: str, value: int) -> dict[str, int]:
+    """Every field of register `reg` from its value."""
+    return {f.name: int(value) >> f.lsb & ((1 << f.width) - 1) for f in FIELDS[reg]}
+
+
+def layout(reg: str) -> tuple[tuple[str, int], ...]:
+    """(name, width) in bit order covering all DATA_BITS bits, the gaps between fields named
+    `_reserved<lsb>`: what the RTL turns into an `amaranth.lib.data.StructLayout`."""
+    out, at = [], 0
+    for f in sorted(FIELDS[reg], key=lambda f: f.lsb):
+        assert f.lsb >= at, f"{reg}.{f.name} overlaps the previous field"
+        if f.lsb > at:
+            out.append((f"_reserved{at}", f.lsb - at))
+        out.append((f.name, f.width))
+        at = f.lsb + f.width
+    if at < DATA_BITS:
+        out.append((f"_reserved{at}", DATA_BITS - at))
+    return tuple(out)
+
+
+def bit(reg: str, name: str) -> int:
+    """The mask of one-bit field `name` (commands and status flags)."""
+    return pack(reg, **{name: 1})
+
+
+def config_fields(config: ChipConfig) -> dict[str, dict[str, int]]:
+    """CONFIG0 and CONFIG1 as field values for `config` (the RTL's constants, what the driver checks)."""
+    return {"CONFIG0": {"lanes": config.lanes, "streams": config.streams, "positions": config.positions},
+            "CONFIG1": {"mem_addr_bits": config.mem_addr_bits,
+                        "queue_addr_bits": (config.queue_depth - 1).bit_length(),
+                        "ecc_bits": code_for(config.word_bits).stored_bits}}
+
+
+def id_value(isa_version: tuple[int, int]) -> int:
+    """The ID register: ID_MAGIC | major << 4 | minor."""
+    return ID_MAGIC | isa_version[0] << 4 | isa_version[1]
+
+
+CTRL_START = bit("CTRL", "start")
+CTRL_CLEAR = bit("CTRL", "clear")
+STATUS_RUNNING = bit("STATUS", "running")
+STATUS_DONE = bit("STATUS", "done")
+STATUS_ERROR = bit("STATUS", "error")
+STATUS_ECC_UNCORRECTABLE = bit("STATUS", "ecc_uncorrectable")
+STATUS_HOST_ERR = bit("STATUS", "host_err")
+STATUS_UNLOADING = bit("STATUS", "unloading")
+MCMD_WRITE = bit("M_CMD", "write")
+MCMD_WRITE_RAW = bit("M_CMD", "write_raw")
+MCMD_READ = bit("M_CMD", "read")
+MCMD_READ_STREAM = bit("M_CMD", "read_stream")
+SDEST_QUEUE = bit("S_DEST", "queue")
 
 
 def addr(name: str, index: int = 0) -> int:

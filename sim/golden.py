@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from isa import hostmap as hm
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 from isa.ecc import code_for
@@ -43,7 +44,7 @@ class RunResult:
     @property
     def error_info(self) -> int:
         """The ERROR_INFO register value the RTL reports."""
-        return int(self.error) | self.error_position << 8 | self.error_pc << 16
+        return hm.pack("ERROR_INFO", code=int(self.error), position=self.error_position, pc=self.error_pc)
 
 
 class Golden:

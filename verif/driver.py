@@ -32,7 +32,7 @@ class ChipStatus:
 
     @property
     def error_code(self) -> spec.ErrorCode:
-        return spec.ErrorCode(self.error_info & 0xF)
+        return spec.ErrorCode(hm.unpack("ERROR_INFO", self.error_info)["code"])
 
 
 class ChipDriver:
@@ -53,12 +53,12 @@ class ChipDriver:
 
     async def check_identity(self) -> None:
         ident = await self.read("ID")
-        want = hm.ID_MAGIC | spec.ISA_VERSION[0] << 4 | spec.ISA_VERSION[1]
+        want = hm.id_value(spec.ISA_VERSION)
         if ident != want:
             raise RuntimeError(f"chip ID {ident:#010x}, expected {want:#010x} (wrong bitstream or ISA version)")
         cfg0 = await self.read("CONFIG0")
         c = self.config
-        if cfg0 != (c.lanes | c.streams << 16 | c.positions << 24):
+        if cfg0 != hm.pack("CONFIG0", **hm.config_fields(c)["CONFIG0"]):
             raise RuntimeError(f"chip CONFIG0 {cfg0:#010x} does not match configuration {c.name!r}")
 
     # ---- loading ----------------------------------------------------------------
@@ -151,10 +151,10 @@ class ChipDriver:
         await self.write("CTRL", hm.CTRL_CLEAR)
 
     async def status(self) -> ChipStatus:
-        st = await self.read("STATUS")
+        st = hm.unpack("STATUS", await self.read("STATUS"))
         return ChipStatus(
-            running=bool(st & hm.STATUS_RUNNING), done=bool(st & hm.STATUS_DONE),
-            error=bool(st & hm.STATUS_ERROR), ecc_uncorrectable_seen=bool(st & hm.STATUS_ECC_UNCORRECTABLE),
-            host_error=bool(st & hm.STATUS_HOST_ERR), cycles=await self.read("CYCLES"),
+            running=bool(st["running"]), done=bool(st["done"]),
+            error=bool(st["error"]), ecc_uncorrectable_seen=bool(st["ecc_uncorrectable"]),
+            host_error=bool(st["host_err"]), cycles=await self.read("CYCLES"),
             error_info=await self.read("ERROR_INFO"), ecc_corrected=await self.read("ECC_CORRECTED"),
             ecc_uncorrectable=await self.read("ECC_UNCORRECTABLE"))

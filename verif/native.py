@@ -138,8 +138,7 @@ class Commands:
 
 def identity(config: ChipConfig) -> dict[str, int]:
     """Register values ChipDriver.check_identity insists on."""
-    return {"ID": hm.ID_MAGIC | spec.ISA_VERSION[0] << 4 | spec.ISA_VERSION[1],
-            "CONFIG0": config.lanes | config.streams << 16 | config.positions << 24}
+    return {"ID": hm.id_value(spec.ISA_VERSION), "CONFIG0": hm.pack("CONFIG0", **hm.config_fields(config)["CONFIG0"])}
 
 
 STATUS_REGS = ("STATUS", "CYCLES", "ERROR_INFO", "ECC_CORRECTED", "ECC_UNCORRECTABLE")
@@ -257,7 +256,8 @@ def run(program: Program, dumps=(), *, max_cycles: int = DEFAULT_MAX_CYCLES, fau
         elif kind == "t":
             times[rest[0]] = (int(rest[3]), int(rest[2]), float(rest[1]))
     st = dict(zip(STATUS_REGS, regs))
-    status = {"cycles": st["CYCLES"], "error_info": st["ERROR_INFO"], "error": int(bool(st["STATUS"] & hm.STATUS_ERROR)),
+    flags = hm.unpack("STATUS", st["STATUS"])
+    status = {"cycles": st["CYCLES"], "error_info": st["ERROR_INFO"], "error": flags["error"],
               "ecc_corrected": st["ECC_CORRECTED"], "ecc_uncorrectable": st["ECC_UNCORRECTABLE"]}
     code, L = code_for(cfg.word_bits), cfg.lanes
     if beats:
@@ -271,4 +271,4 @@ def run(program: Program, dumps=(), *, max_cycles: int = DEFAULT_MAX_CYCLES, fau
         words[(pos, addr, n)] = code.decode_bytes(data, ecc)[0]
     return NativeResult(status=status, words=words, run_seconds=run_line[1], run_cycles=run_line[0],
                         load=times.get("s", (0, 0, 0.0)), unload=times.get("u", (0, 0, 0.0)),
-                        host_error=bool(st["STATUS"] & hm.STATUS_HOST_ERR), raw=raw)
+                        host_error=bool(flags["host_err"]), raw=raw)

@@ -1,0 +1,67 @@
+"""Run control: START, the stop (DONE, or DONE | ERROR on an illegal instruction), CYCLES, ECC counts.
+
+START sets RUNNING; cycle 0 is the first running cycle. On each running cycle the chip stops
+(DONE) when no slice is busy, leaving CYCLES at the number of busy cycles, or when a slice
+reports an error (DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO says where: the
+chip top hands in the westmost failing slice's). Nothing issues, reads, writes or drives after
+the stop, because every slice sees `running` low.
+"""
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from isa.config import ChipConfig, SliceKind
+
+from .host_regs import RunCommand, RunStatus, reg_layout
+
+
+class RunControl(wiring.Component):
+    """The chip's run state, as STATUS, CYCLES, ERROR_INFO and the ECC counters show it.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        the number of MEM slices (how many ECC events can happen on one cycle).
+
+    Members
+    -------
+    cmd : In(RunCommand())
+        START (only sent while idle) and CLEAR, from the host register file.
+    status : Out(RunStatus())
+        `running` (every slice runs while it is high), `done`, `error`, `ecc_sticky`, `cycles`,
+        `err_info`, `ecc_corrected`, `ecc_uncorrectable`.
+    busy : In(1)
+        some slice still has something to do this cycle.
+    err, err_info : In
+        some slice raises an error this cycle, and the ERROR_INFO to report (the westmost's).
+    n_corrected, n_uncorrectable : In(range(MEM slices + 1))
+        ECC events of program reads this cycle, counted while running.
+    """
+
+    def __init__(self, config: ChipConfig):
+        n = len(config.slices_of(SliceKind.MEM))
+        super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
+                          "err_info": In(reg_layout("ERROR_INFO")),
+                          "n_corrected": In(range(n + 1)), "n_uncorrectable": In(range(n + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self.status
+        with m.If(self.cmd.start):
+            m.d.sync += [st.running.eq(1), st.cycles.eq(0), st.done.eq(0), st.error.eq(0), st.err_info.eq(0)]
+        with m.If(self.cmd.clear):
+            m.d.sync += [st.done.eq(0), st.error.eq(0), st.ecc_sticky.eq(0), st.ecc_corrected.eq(0),
+                         st.ecc_uncorrectable.eq(0), st.err_info.eq(0)]
+        with m.If(st.running):
+            m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + self.n_corrected),
+                         st.ecc_uncorrectable.eq(st.ecc_uncorrectable + self.n_uncorrectable)]
+            with m.If(self.n_uncorrectable != 0):
+                m.d.sync += st.ecc_sticky.eq(1)
+            with m.If(self.err):
+                m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1),
+                             st.err_info.eq(self.err_info)]
+            with m.Elif(~self.busy):
+                m.d.sync += [st.running.eq(0), st.done.eq(1)]
+            with m.Else():
+                m.d.sync += st.cycles.eq(st.cycles + 1)
+        return m
