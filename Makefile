@@ -26,8 +26,9 @@ docs:
 	$(PY) -m isa.docs
 
 tsp:
-	@scripts/setup.sh emit
+	@scripts/setup.sh sim
 	$(PY) -m hdl.build --config tsp --out build/tsp
+	$(PY) -m verif.rtl_build lint build/tsp
 
 clean:
 	rm -rf build

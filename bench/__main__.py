@@ -30,8 +30,11 @@
 * compiled_gemm256_*, digits_*: the compiler's figures (bench/compiler.py; `python -m bench.compiler`)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +
-                           lanes x mxm_column); the chip-level multiplexers that pick
-                           stream groups for them are counted in the chip, not here
+                           lanes x mxm_column); the selections that pick stream groups for
+                           them are not counted here but in
+  yosys_cells_<kind>_superlane_<cfg>: one superlane unit of each kind (mem, vxm, sxm, mxm): the
+                           position's stream registers at 16 lanes and every stream selection of
+                           the slice there (the VXM's lanes and the MXM's columns included)
 """
 from __future__ import annotations
 
@@ -123,7 +126,7 @@ def yosys_cells(config: str) -> dict[str, int]:
 
 def unit_cells(config: str, unit: str) -> int:
     """Generic gate-level cell count of one emitted unit (build/<config>/units/<unit>.v), the units it
-    instantiates (sxm_slice's crossbars) flattened into it."""
+    instantiates (a superlane's VXM lanes or MXM columns, sxm_slice's crossbars) flattened into it."""
     from verif.rtl_build import verilog
     from verif.tools import yosys_command
     units = sorted((verilog(config).parent / "units").glob("*.v"))
@@ -241,6 +244,8 @@ def main(argv=None) -> int:
             print(f"yosys_cells_sxm_{name}: {sxm}")
             mctrl, mcol = unit_cells(name, "mxm_ctrl"), unit_cells(name, "mxm_column")
             print(f"yosys_cells_mxm_{name}: {mctrl + lanes * mcol}")
+            for kind in ("mem", "vxm", "sxm", "mxm"):
+                print(f"yosys_cells_{kind}_superlane_{name}: {unit_cells(name, f'{kind}_superlane')}")
     return 0
 
 

@@ -4,7 +4,7 @@
     python -m hdl.build --list
 
 Writes, under --out:
-    units/<unit>.v   one module per distinct unit (stream_lane, mem_slice)
+    units/<unit>.v   one module per distinct unit (mem_slice, mem_superlane, vxm_lane, ...)
     units/chip.v     the top, instantiating the units by name
     chip.v           all of the above in one file (what simulators and synthesis read)
     manifest.json    configuration, ISA version, timing, top-level ports, units
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from isa import spec
-from isa.config import DEFAULT, PRESETS, ConfigError, get_config
+from isa.config import DEFAULT, PRESETS, SUPERLANE_LANES, ConfigError, get_config
 
 TOP = "chip"
 # Amaranth 0.5 numbers the bits of a module's input ports in one 16-bit index space.
@@ -43,13 +43,26 @@ MAX_MUX_BITS = 4_000_000
 
 
 def mux_bits(cfg) -> dict[str, int]:
-    """Estimated bit-level multiplexer inputs of the selections that grow quadratically."""
-    return {"SXM lane crossbar": cfg.lanes * cfg.lanes * cfg.sxm_width * 8,
-            "VXM stream-group selection": cfg.vxm_alus * 3 * 4 * (2 * cfg.streams) * cfg.word_bits,
-            "MXM weight-load selection": cfg.streams * 2 * cfg.streams * cfg.word_bits}
+    """Estimated bit-level multiplexer inputs of the widest selection in one emitted unit (each is
+    emitted once however often it is instantiated; the top makes no selection of its own)."""
+    two_s, B = 2 * cfg.streams, cfg.superlane_bits
+    return {"SXM lane crossbar (sxm_crossbar)": cfg.lanes * cfg.lanes * 8,
+            "VXM operand groups (vxm_superlane)": (3 * cfg.vxm_alus + 1) * 4 * two_s * B,
+            "MXM weight streams (mxm_superlane)": cfg.streams * two_s * B}
 
 
-def emit(config_name: str, out: Path, log=print, force: bool = False) -> dict:
+def check_size(cfg) -> None:
+    """Refuse, in one line, a configuration whose widest selection would outgrow the emission path."""
+    too_big = {k: v for k, v in mux_bits(cfg).items() if v > MAX_MUX_BITS}
+    if too_big:
+        what = ", ".join(f"{k} ~{v / 1e6:.0f}M" for k, v in too_big.items())
+        hint = "" if cfg.lanes % SUPERLANE_LANES == 0 else f" (lanes a multiple of {SUPERLANE_LANES} keeps selections per superlane)"
+        raise BuildError(f"config {cfg.name!r}: {what} bit-level multiplexer inputs in one unit, beyond what this "
+                         f"emission path builds in memory (limit {MAX_MUX_BITS / 1e6:.0f}M; see docs/DECISIONS.md)"
+                         f"{hint}; --force tries anyway")
+
+
+def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force: bool = False) -> dict:
     """Emit Verilog + manifest for one preset into `out`; returns the manifest."""
     from amaranth.back import verilog
     from amaranth.hdl import Shape
@@ -58,12 +71,8 @@ def emit(config_name: str, out: Path, log=print, force: bool = False) -> dict:
     from .chip import Chip
 
     cfg = get_config(config_name)
-    too_big = {k: v for k, v in mux_bits(cfg).items() if v > MAX_MUX_BITS}
-    if too_big and not force:
-        what = ", ".join(f"{k} ~{v / 1e6:.0f}M" for k, v in too_big.items())
-        raise BuildError(f"config {cfg.name!r}: {what} bit-level multiplexer inputs, beyond what this emission "
-                         f"path builds in memory (limit {MAX_MUX_BITS / 1e6:.0f}M; see docs/DECISIONS.md); "
-                         f"--force tries anyway")
+    if not force:
+        check_size(cfg)
     out = Path(out)
     (out / "units").mkdir(parents=True, exist_ok=True)
     chip = Chip(cfg)

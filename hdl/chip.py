@@ -4,7 +4,8 @@ The parts, each in its own file:
 
     host_regs.py    HostRegs: AXI4-Lite register map, staging registers, HOST_ERR, AXI4-Stream load/unload
     run_control.py  RunControl: START, the stop (DONE / ERROR), CYCLES, ERROR_INFO, ECC counters
-    fabric.py       Fabric: the stream registers (stream_lane units) and what slices report
+    fabric.py       Fabric: the wires between positions, the superlane units, what slices report
+    superlane.py    the stream registers and every stream selection, per 16-lane superlane
     attach.py       one attachment per slice kind (MEM, VXM, SXM, MXM): units, taps, drives
     units.py        the units emitted once and instantiated by name
 
@@ -81,10 +82,9 @@ class Chip(wiring.Component):
         for sl in cfg.floorplan:
             if sl.kind in ATTACH:
                 ATTACH[sl.kind](fab, sl)
-        fab.stream_lanes()
         for s in range(cfg.streams):
-            m.d.comb += [getattr(self, f"east_out_{s}").eq(fab.east[-1][s]),
-                         getattr(self, f"west_out_{s}").eq(fab.west[0][s])]
+            m.d.comb += [getattr(self, f"east_out_{s}").eq(fab.edge("east", s)),
+                         getattr(self, f"west_out_{s}").eq(fab.edge("west", s))]
 
         err, err_info = fab.first_error()
         m.d.comb += [run.busy.eq(Cat(*fab.busy).any()), run.err.eq(err), run.err_info.eq(err_info),

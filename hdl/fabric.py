@@ -1,13 +1,14 @@
 """The stream fabric of the chip top, and what the attached slices report to the top.
 
-`Fabric` is not a component: it builds into the chip top's Module. It holds the stream registers
-(one `stream_lane` unit per position and stream, instantiated by `stream_lanes`), answers "which
-values pass position p" (`arriving`, `pick`), and collects from each attached slice its drives
-(per-stream enables and data, per direction), its busy and error outputs, its ECC events and the
-read-backs the host register file needs (the selected queue's Q_LEN, the selected MEM slice's
-word). hdl/attach.py attaches the slices.
+`Fabric` is not a component: it builds into the chip top's Module. The stream registers live in
+the superlane units (hdl/superlane.py), `superlanes` per position; the fabric holds the wires
+between neighbouring positions (`east`, `west`), instantiates a slice's superlane units
+(`superlanes`), and collects from each attached slice its busy and error outputs, its ECC events
+and the read-backs the host register file needs (the selected queue's Q_LEN, the selected MEM
+slice's word). hdl/attach.py attaches the slices. The top makes no stream selection of its own:
+it is instances and wires, whatever the width.
 """
-from amaranth.hdl import Array, Cat, Const, Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 
 from isa import spec
 from isa.config import ChipConfig
@@ -18,7 +19,7 @@ from .units import instance
 
 
 class Fabric:
-    """The stream registers and the slices' reports, built into Module `m`.
+    """The wires between positions, the superlane units and the slices' reports, built into Module `m`.
 
     Parameters
     ----------
@@ -35,12 +36,13 @@ class Fabric:
 
     def __init__(self, m, config: ChipConfig, units: dict, host, running):
         self.m, self.config, self.units, self.host, self.running = m, config, units, host, running
-        S, W = config.streams, config.word_bits
-        # east[p][s]: eastward stream s leaving position p (= V(p+1, t)); west likewise westward
-        self.east = [[Signal(W, name=f"east_{sl.name}_{s}") for s in range(S)] for sl in config.floorplan]
-        self.west = [[Signal(W, name=f"west_{sl.name}_{s}") for s in range(S)] for sl in config.floorplan]
-        self.zero = [Const(0, W)] * S
-        self.drives = {}        # position -> (e_en, w_en, e_data per stream, w_data per stream)
+        S, W, B = config.streams, config.word_bits, config.superlane_bits
+        # east[p][g]: superlane g of every eastward stream leaving position p (= V(p+1, t)), stream s
+        # at bits [s*B, (s+1)*B); west likewise westward
+        self.east = [[Signal(S * B, name=f"east_{sl.name}_g{g}") for g in range(config.superlanes)]
+                     for sl in config.floorplan]
+        self.west = [[Signal(S * B, name=f"west_{sl.name}_g{g}") for g in range(config.superlanes)]
+                     for sl in config.floorplan]
         self.busy, self.errs, self.corrected, self.uncorrectable = [], [], [], []
         qbits = (config.queue_depth - 1).bit_length()
         self.q_len = Const(0, qbits + 1)                   # the Q_SEL slice's Q_LEN
@@ -57,19 +59,25 @@ class Fabric:
             connections = {n: getattr(ports, n) for n in self.units[unit].signature.members} | connections
         self.m.submodules[name] = instance(unit, self.units[unit], **connections)
 
-    def arriving(self, p):
-        """(eastward, westward) values passing position p: V(p, t) per stream."""
-        P = self.config.positions
-        return (self.east[p - 1] if p > 0 else self.zero), (self.west[p + 1] if p < P - 1 else self.zero)
+    def superlanes(self, unit: str, sl, **connections):
+        """Instantiate `superlanes` units `unit` at slice `sl`, chained to the neighbouring positions;
+        `connections` go to every one of them, and the rest of their ports are returned (a list of
+        interfaces, one per superlane) for the caller to wire."""
+        P, S, B = self.config.positions, self.config.streams, self.config.superlane_bits
+        p, out = sl.position, []
+        for g in range(self.config.superlanes):
+            ports = self.ports(unit, f"{sl.name}_g{g}")
+            self.instance(unit, f"{sl.name}_g{g}", ports, e_in=self.east[p - 1][g] if p > 0 else Const(0, S * B),
+                          w_in=self.west[p + 1][g] if p < P - 1 else Const(0, S * B),
+                          e_out=self.east[p][g], w_out=self.west[p][g], **connections)
+            out.append(ports)
+        return out
 
-    def pick(self, p, direction, stream, offset=0, pad=0):
-        """The stream `stream + offset` passing position p in `direction` (1 westward); `pad` zero
-        streams beyond the last one let a group run past it."""
-        e_in, w_in = self.arriving(p)
-        extra = [Const(0, self.config.word_bits)] * pad
-        e_arr, w_arr = Array(list(e_in) + extra), Array(list(w_in) + extra)
-        index = stream + offset if offset else stream
-        return Mux(direction, w_arr[index], e_arr[index])
+    def edge(self, direction: str, stream: int):
+        """Stream `stream` leaving the chip at its east or west edge (a whole vector)."""
+        B = self.config.superlane_bits
+        vectors = self.east[-1] if direction == "east" else self.west[0]
+        return Cat(*(v[stream * B:(stream + 1) * B] for v in vectors))
 
     def report(self, position, busy, err, err_code, err_pc):
         """A slice's status for the run control."""
@@ -83,19 +91,6 @@ class Fabric:
             with self.m.If(err):
                 self.m.d.comb += info.eq(reg_value("ERROR_INFO", code=code, position=Const(p, 8), pc=pc))
         return Cat(*(e[1] for e in self.errs)).any(), info
-
-    def stream_lanes(self):
-        """One stream_lane unit per position and stream: each takes its slice's drive or passes on."""
-        cfg = self.config
-        S = cfg.streams
-        for sl in cfg.floorplan:
-            p = sl.position
-            e_en, w_en, e_data, w_data = self.drives.get(p, (Const(0, S), Const(0, S), self.zero, self.zero))
-            e_in, w_in = self.arriving(p)
-            for s in range(S):
-                self.instance("stream_lane", f"lane_{sl.name}_{s}", e_in=e_in[s], w_in=w_in[s], e_en=e_en[s],
-                              w_en=w_en[s], e_data=e_data[s], w_data=w_data[s],
-                              e_out=self.east[p][s], w_out=self.west[p][s])
 
     @property
     def fetch_bits(self):

@@ -22,6 +22,7 @@ from isa.ecc import code_for
 
 from .ecc import SecdedDecoder, SecdedEncoder
 from .queue import attach_queue, slice_queue_ports
+from .superlane import Superlane
 
 NATURAL = {"mem_read_access": 1, "mem_read_check": 2, "mem_read_drive": 3, "mem_write_sample": 1, "mem_write_commit": 2}
 
@@ -163,4 +164,34 @@ class MemSlice(wiring.Component):
 
         busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + [s1_valid] + [s[0] for s in wstages[1:]]
         m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
+        return m
+
+
+class MemSuperlane(Superlane):
+    """One superlane of a MEM slice's position (emitted unit `mem_superlane`, hdl/superlane.py).
+
+    Parameters
+    ----------
+    config : ChipConfig
+
+    Members
+    -------
+    e_in, w_in, e_out, w_out, fetch_stream, fetch_dir, fetch_tap :
+        as every superlane (`Superlane`).
+    tap_stream, tap_dir : In; tap : Out(B)
+        the write engine's tap: this superlane of the stream it samples.
+    drive_e_en, drive_w_en : In(streams); drive_data : In(B)
+        the read engine's drive: this superlane of its word, onto the enabled streams.
+    """
+
+    def __init__(self, config: ChipConfig):
+        S, B = config.streams, config.superlane_bits
+        super().__init__(config, {"tap_stream": In(range(S)), "tap_dir": In(1), "tap": Out(B),
+                                  "drive_e_en": In(S), "drive_w_en": In(S), "drive_data": In(B)})
+
+    def elaborate(self, platform):
+        m = Module()
+        data = [self.drive_data] * self.config.streams
+        self.registers(m, self.drive_e_en, self.drive_w_en, data, data)
+        m.d.comb += self.tap.eq(self.pick(self.tap_dir, self.tap_stream))
         return m

@@ -23,6 +23,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .superlane import Superlane, group_enables
 
 NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write": 3,
            "mxm_accread_access": 1, "mxm_accread_drive": 2}
@@ -237,4 +238,61 @@ class MxmControl(wiring.Component):
 
         busy = [q.busy, cfg_pending, lw_active, mm_active, v1, v2, swap_pending, ar_active, dv]
         m.d.comb += self.busy.eq(self.running & Cat(*busy).any())
+        return m
+
+
+class MxmSuperlane(Superlane):
+    """One superlane of an MXM's position (emitted unit `mxm_superlane`, hdl/superlane.py): its
+    `superlane_lanes` columns, the activation and weight streams they read, and the streams the
+    accumulator read-out is driven onto (4 int32 byte planes).
+
+    Parameters
+    ----------
+    config : ChipConfig
+    column : MxmColumn
+        the emitted `mxm_column` unit, instantiated once per column.
+
+    Members
+    -------
+    e_in, w_in, e_out, w_out, fetch_stream, fetch_dir, fetch_tap :
+        as every superlane (`Superlane`).
+    x_stream, x_dir : In; x_tap : Out(B)
+        the activation stream the control samples, and this superlane of it.
+    lw_stream, lw_dir : In
+        the first weight stream: column c takes byte c of streams lw_stream, lw_stream + 1, ...
+    x, lw_we, lw_row, lw_width, wzp, wsigned, swap, clear : In
+        the control's orders to every column (`MxmColumn`).
+    y : Out(32 * superlane_lanes)
+        these columns' dot products.
+    acc_out : In(32 * superlane_lanes); drive, dst, ddir : In
+        these columns of the accumulator row read out, driven onto streams dst .. dst + 3.
+    """
+
+    SHARED = ("x", "lw_we", "lw_row", "lw_width", "wzp", "wsigned", "swap", "clear")
+
+    def __init__(self, config: ChipConfig, column: MxmColumn):
+        self.column = column
+        S, B, SL = config.streams, config.superlane_bits, config.superlane_lanes
+        shared = {n: column.signature.members[n] for n in self.SHARED}
+        super().__init__(config, shared | {
+            "x_stream": In(range(S)), "x_dir": In(1), "x_tap": Out(B), "lw_stream": In(range(S)), "lw_dir": In(1),
+            "y": Out(32 * SL), "acc_out": In(32 * SL), "drive": In(1), "dst": In(range(S)), "ddir": In(1)})
+
+    def elaborate(self, platform):
+        from .units import instance
+        m = Module()
+        cfg = self.config
+        S, B, SL = cfg.streams, cfg.superlane_bits, cfg.superlane_lanes
+        m.d.comb += self.x_tap.eq(self.pick(self.x_dir, self.x_stream, pad=S))
+        lw = [Signal(B, name=f"lw{j}") for j in range(S)]
+        for j, v in enumerate(lw):
+            m.d.comb += v.eq(self.pick(self.lw_dir, self.lw_stream, offset=j, pad=S))
+        for c in range(SL):
+            m.submodules[f"col{c}"] = instance("mxm_column", self.column, y=self.y[32 * c:32 * c + 32],
+                                               lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)),
+                                               **{n: getattr(self, n) for n in self.SHARED})
+        planes = Array(Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4))
+        e_en, w_en, slot = group_enables(m, "drive", cfg, self.drive, self.dst, self.ddir, 4)
+        data = [planes[slot[s][:2]] for s in range(S)]
+        self.registers(m, e_en, w_en, data, data)
         return m

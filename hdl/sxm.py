@@ -20,6 +20,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .superlane import Superlane, group_enables
 
 NATURAL = {"sxm_sample": 1, "sxm_drive": 2, "sxm_map_write": 1}
 MOVES = ("SHIFT", "ROTATE", "BCAST", "PERMUTE", "TRANSPOSE")
@@ -191,4 +192,43 @@ class SxmSlice(wiring.Component):
                      self.dst.eq(dst), self.ddir.eq(ddir), self.width.eq(width)]
         m.d.comb += [self.drive.eq(v1 & self.running),
                      self.busy.eq(self.running & (q.busy | active | v1))]
+        return m
+
+
+class SxmSuperlane(Superlane):
+    """One superlane of an SXM's position (emitted unit `sxm_superlane`, hdl/superlane.py): the
+    source group the SXM reads and the streams its moved vectors are driven onto.
+
+    Parameters
+    ----------
+    config : ChipConfig
+
+    Members
+    -------
+    e_in, w_in, e_out, w_out, fetch_stream, fetch_dir, fetch_tap :
+        as every superlane (`Superlane`).
+    tap_stream, tap_dir : In; src : Out(sxm_width * B)
+        the source group (first stream, direction) and this superlane of its sxm_width vectors.
+    moved : In(sxm_width * B)
+        this superlane of the SXM's moved vectors (its `out`).
+    drive, dst, ddir, width : In
+        drive them onto streams dst .. dst + width - 1 in direction ddir.
+    """
+
+    def __init__(self, config: ChipConfig):
+        S, B, N = config.streams, config.superlane_bits, config.sxm_width
+        super().__init__(config, {"tap_stream": In(range(S)), "tap_dir": In(1), "src": Out(N * B),
+                                  "moved": In(N * B), "drive": In(1), "dst": In(range(S)), "ddir": In(1),
+                                  "width": In(range(N + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        S, B, N = cfg.streams, cfg.superlane_bits, cfg.sxm_width
+        # a group never runs past the last stream
+        m.d.comb += self.src.eq(Cat(*(self.pick(self.tap_dir, self.tap_stream, offset=j, pad=N) for j in range(N))))
+        slots = Array(self.moved[j * B:(j + 1) * B] for j in range(N))
+        e_en, w_en, slot = group_enables(m, "drive", cfg, self.drive, self.dst, self.ddir, self.width)
+        data = [slots[slot[s][:max(N - 1, 1).bit_length()]] if N > 1 else slots[0] for s in range(S)]
+        self.registers(m, e_en, w_en, data, data)
         return m

@@ -1,26 +1,32 @@
 """Units emitted once per build and instantiated by name (as real chips replicate tiles).
 
 Emitting every MEM slice and stream position separately would make large
-configurations (tsp: 88 MEM slices, 95 positions x 32 streams) take hours; instead each
-distinct unit becomes one Verilog module and the chip instantiates it.
+configurations (tsp: 88 MEM slices, 95 positions x 20 superlanes) take hours; instead each
+distinct unit becomes one Verilog module and the chip (or a bigger unit: a superlane its lanes
+or columns, an SXM its crossbars) instantiates it.
 """
 from amaranth.hdl import ClockSignal, Instance, ResetSignal
 from amaranth.lib.wiring import In
 
 from isa.config import ChipConfig
 
-from .mem_slice import MemSlice
-from .mxm import MxmColumn, MxmControl
-from .stream_lane import StreamLane
-from .sxm import SxmCrossbar, SxmSlice
-from .vxm import VxmControl, VxmLane
+from .mem_slice import MemSlice, MemSuperlane
+from .mxm import MxmColumn, MxmControl, MxmSuperlane
+from .sxm import SxmCrossbar, SxmSlice, SxmSuperlane
+from .vxm import VxmControl, VxmLane, VxmSuperlane
 
 
 def units(config: ChipConfig) -> dict:
-    """Module name -> component, for every unit the chip instantiates."""
-    return {"stream_lane": StreamLane(config), "mem_slice": MemSlice(config),
-            "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config), "sxm_slice": SxmSlice(config), "sxm_crossbar": SxmCrossbar(config),
-            **({"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)} if config.mxm else {})}
+    """Module name -> component, for every unit the chip instantiates (a unit before the units
+    that instantiate it)."""
+    u = {"mem_slice": MemSlice(config), "mem_superlane": MemSuperlane(config),
+         "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config),
+         "sxm_crossbar": SxmCrossbar(config), "sxm_slice": SxmSlice(config), "sxm_superlane": SxmSuperlane(config)}
+    u["vxm_superlane"] = VxmSuperlane(config, u["vxm_lane"])
+    if config.mxm:
+        u |= {"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)}
+        u["mxm_superlane"] = MxmSuperlane(config, u["mxm_column"])
+    return u
 
 
 def instance(module_name: str, component, **connections) -> Instance:

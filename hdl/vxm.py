@@ -21,6 +21,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .superlane import Superlane
 
 NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
 FUNC = {a.mnemonic: i for i, a in enumerate(spec.ALU_OPS)}
@@ -85,8 +86,6 @@ class VxmLane(wiring.Component):
 
     Members
     -------
-    running : In(1)
-        unused by the lane's logic (the control's `clear` resets it); kept for a uniform port list.
     sa<k>, sb<k>, sc<k> : In(32)
         ALU k's operands a, b, c from the streams, at this lane.
     reg_data : In(32)
@@ -100,7 +99,7 @@ class VxmLane(wiring.Component):
     def __init__(self, config: ChipConfig):
         _check_timing()
         self.config = config
-        members = {"running": In(1), "reg_data": In(32)}
+        members = {"reg_data": In(32)}
         for k in range(config.vxm_alus):
             members |= {f"sa{k}": In(32), f"sb{k}": In(32), f"sc{k}": In(32), f"r{k}": Out(32)}
         super().__init__(members | {n: v for n, v in _ctrl_members(config, In).items()
@@ -289,4 +288,69 @@ class VxmControl(wiring.Component):
                         m.d.comb += [en[s].eq(1), sel_alu[ab * s:ab * s + ab].eq(k),
                                      sel_plane[2 * s:2 * s + 2].eq(plane[:2])]
         m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
+        return m
+
+
+class VxmSuperlane(Superlane):
+    """One superlane of the VXM's position (emitted unit `vxm_superlane`, hdl/superlane.py): its
+    `superlane_lanes` lanes, the operand stream groups they read and what each driven stream
+    carries.
+
+    Parameters
+    ----------
+    config : ChipConfig
+    lane : VxmLane
+        the emitted `vxm_lane` unit, instantiated once per lane.
+
+    Members
+    -------
+    e_in, w_in, e_out, w_out, fetch_stream, fetch_dir, fetch_tap :
+        as every superlane (`Superlane`).
+    a<k>, b<k>, c<k>, reg_src, ... : In
+        the control unit's orders (`_ctrl_members`): the lanes' orders, and the operand stream
+        groups (bit 6 the direction, bits 5..0 the first stream; byte plane j = stream base+j).
+    e_en, w_en : In(streams); e_alu, w_alu, e_plane, w_plane : In
+        the driven streams, and which ALU's result byte plane each carries.
+    """
+
+    def __init__(self, config: ChipConfig, lane: VxmLane):
+        self.lane = lane
+        S = config.streams
+        super().__init__(config, _ctrl_members(config, In) | {"e_en": In(S), "w_en": In(S)})
+
+    def elaborate(self, platform):
+        from .units import instance
+        m = Module()
+        cfg = self.config
+        S, B, NA, SL = cfg.streams, cfg.superlane_bits, cfg.vxm_alus, cfg.superlane_lanes
+
+        def group(sel):
+            """The 4 streams from operand field `sel`, byte-plane interleaved per lane (32 bits)."""
+            planes = [Signal(B, name=f"{sel.name}_p{j}") for j in range(4)]
+            for j, pl in enumerate(planes):
+                m.d.comb += pl.eq(self.pick(sel[6], sel[:6], offset=j, pad=3))
+            return [Cat(*(pl[8 * i:8 * i + 8] for pl in planes)) for i in range(SL)]
+
+        per_lane = {f"s{o}{k}": group(getattr(self, f"{o}{k}")) for k in range(NA) for o in "abc"}
+        per_lane["reg_data"] = group(self.reg_src)
+        to_lane = {n for n, v in self.lane.signature.members.items() if v.flow == In} - set(per_lane)
+        results = [[] for _ in range(NA)]           # results[k][i]: ALU k's 32 bits at lane i
+        for i in range(SL):
+            outs = {f"r{k}": Signal(32, name=f"lane{i}_r{k}") for k in range(NA)}
+            for k in range(NA):
+                results[k].append(outs[f"r{k}"])
+            m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, **{n: v[i] for n, v in per_lane.items()},
+                                                **{n: getattr(self, n) for n in to_lane}, **outs)
+        # byte plane j of ALU k's result at these lanes: what a stream driven from it carries
+        choices = Array(Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4))
+        ab = _alu_bits(cfg)
+        data = {"e": [], "w": []}
+        for d, out in data.items():
+            for s in range(S):
+                alu_k = getattr(self, f"{d}_alu")[ab * s:ab * s + ab]
+                plane = getattr(self, f"{d}_plane")[2 * s:2 * s + 2]
+                v = Signal(B, name=f"{d}_data{s}")
+                m.d.comb += v.eq(choices[Cat(plane, alu_k) if NA > 1 else plane])
+                out.append(v)
+        self.registers(m, self.e_en, self.w_en, data["e"], data["w"])
         return m

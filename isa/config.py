@@ -10,6 +10,10 @@ from dataclasses import dataclass, asdict, field
 from enum import Enum
 
 
+# Lanes per superlane, as in the published chip (320 lanes = 20 superlanes of 16).
+SUPERLANE_LANES = 16
+
+
 class ConfigError(ValueError):
     """An impossible or unsupported configuration value."""
 
@@ -112,6 +116,20 @@ class ChipConfig:
     @property
     def word_bits(self) -> int:
         return self.lanes * 8
+
+    @property
+    def superlane_lanes(self) -> int:
+        """Lanes per superlane, the unit the fabric is cut into lengthwise (hdl/superlane.py):
+        SUPERLANE_LANES, or the whole vector when lanes is not a multiple of it."""
+        return SUPERLANE_LANES if self.lanes % SUPERLANE_LANES == 0 else self.lanes
+
+    @property
+    def superlanes(self) -> int:
+        return self.lanes // self.superlane_lanes
+
+    @property
+    def superlane_bits(self) -> int:
+        return self.superlane_lanes * 8
 
     @property
     def fetch_words(self) -> int:

@@ -1,4 +1,4 @@
-"""The stream fabric (hdl/stream_lane.py): which value passes a position on a cycle.
+"""The stream fabric (hdl/superlane.py: the stream registers): which value passes a position on a cycle.
 
 A value driven eastward by position q on cycle c is V(q+d, c+d) for d >= 1 until a position
 further east drives the same stream on the same "diagonal" (c - q stays constant along a value's

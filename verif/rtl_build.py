@@ -159,3 +159,34 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
                              + "\n".join(why))
     if private_dir and not waves_requested():       # nothing to look at after a passing run
         shutil.rmtree(test_dir, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    """python -m verif.rtl_build lint DIR: `verilator --lint-only -Wall` on DIR/chip.v with the
+    project's waivers (VERILATOR_WAIVERS); what `make tsp` runs after emitting."""
+    import argparse
+    import sys
+    import time
+
+    from .tools import verilator_lint
+    ap = argparse.ArgumentParser(prog="python -m verif.rtl_build", description=main.__doc__.split(";")[0])
+    ap.add_argument("action", choices=["lint"])
+    ap.add_argument("dir", type=Path, help="an emission directory (build/<config>)")
+    args = ap.parse_args(argv)
+    src = args.dir / "chip.v"
+    if not src.exists():
+        print(f"error: {src} does not exist; emit it first (python -m hdl.build --out {args.dir})", file=sys.stderr)
+        return 2
+    print(f"linting {src} ({src.stat().st_size / 1e6:.1f} MB) with verilator --lint-only", flush=True)
+    t0 = time.time()
+    r = verilator_lint([src], TOP, list(VERILATOR_WAIVERS))
+    if r.returncode:
+        print(r.stderr[-3000:], file=sys.stderr)
+        print(f"error: verilator --lint-only failed on {src}", file=sys.stderr)
+        return 1
+    print(f"lint clean in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
