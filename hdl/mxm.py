@@ -84,7 +84,7 @@ class MxmColumn(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, S = self.config.lanes, self.config.streams
-        shadow = Array(Signal(signed(10), name=f"shadow{r}") for r in range(L))
+        shadow = [Signal(signed(10), name=f"shadow{r}") for r in range(L)]
         active = [Signal(signed(10), name=f"w{r}") for r in range(L)]
         with m.If(self.clear):
             m.d.sync += [w.eq(0) for w in active] + [w.eq(0) for w in shadow]
@@ -92,10 +92,14 @@ class MxmColumn(wiring.Component):
             with m.If(self.swap):
                 m.d.sync += [a.eq(sh) for a, sh in zip(active, shadow)]
             with m.If(self.lw_we):
-                for j in range(S):
-                    with m.If(j < self.lw_width):
-                        m.d.sync += shadow[(self.lw_row + j)[:max(L - 1, 1).bit_length()]].eq(
-                            operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned))
+                # row r takes stream j = r - lw_row when lw_row <= r < lw_row + min(lw_width, streams)
+                # (LW's legality keeps lw_row + lw_width <= lanes); one S-way choice per row, not a
+                # lanes-way write per stream, so a wide column emits small
+                vals = Array(operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned) for j in range(S))
+                jb = max(S - 1, 1).bit_length()
+                for r in range(L):
+                    with m.If((self.lw_row <= r) & (r < self.lw_row + self.lw_width) & (r < self.lw_row + S)):
+                        m.d.sync += shadow[r].eq(vals[(r - self.lw_row)[:jb]])
         x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
         products = [x[r] * active[r] for r in range(L)]
         while len(products) > 1:                     # balanced adder tree
