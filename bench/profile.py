@@ -10,7 +10,8 @@ hardware counters), sampling only inside the harness's START..DONE loop (`perf r
 (for a sample inside an out-of-line Verilator helper such as VL_MULS_III, the calling
 statement), and the statement to the Verilog instance of the signal it assigns (generated
 names are hierarchical: chip__DOT__MXM_W0_col3__DOT__acc), hence to its module; signals of the
-chip top (hdl/chip.py) are put in groups (VXM operand groups, MXM LW group, ...), anonymous
+chip top (hdl/chip.py) and of the superlane units (hdl/superlane.py: every stream selection) are
+put in groups (VXM operand groups, MXM LW group, ...), anonymous
 `$N` wires followed to the first named signal or instance port they feed.
 
 `--cfuncs` adds a cross-check with Verilator's `--prof-cfuncs` (every Verilog statement its own
@@ -46,24 +47,25 @@ _ASSIGN = re.compile(r"^\s*(?:assign\s+)?(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)(?:\s*\[
 _HIER = re.compile(r"chip__DOT__\w+")
 _CXX_LHS = re.compile(r"^\s*(?:vlSelfRef\.|vlSelf->)?(\w+)\s*(?:\[[^\]]*\]\s*)*(?:=(?!=)|$)")
 
-# top-level (hdl/chip.py) signal groups, first match wins
+# signal groups of the chip top (hdl/chip.py) and of the superlane units (hdl/superlane.py), where
+# every stream selection is made; matched against "module:signal", first match wins
 GROUPS = [
-    (r"^VXM_[abc]\d+_p\d$|^VXM_lane\d+\.s[abc]\d+$",
+    (r"^vxm_superlane:([abc]\d+_p\d|lane\d+\.s[abc]\d+)$",
      "VXM operand groups (group(): 4 streams per ALU operand, Array over e_in/w_in, bytes to each lane)"),
-    (r"^VXM_load_p\d$|^VXM_lane\d+\.reg_data$", "VXM register-load group (group() for reg_src)"),
-    (r"^VXM_[ew]_data\d+$", "VXM result select per driven stream (ALU x byte plane)"),
-    (r"^VXM_lane\d+\.", "other VXM lane inputs (per-lane control fan-out)"),
-    (r"^SXM_[WE]_src$|^SXM_[WE]\.src$", "SXM source group (sxm_width streams, Array over e_in/w_in)"),
-    (r"^MXM_[WE]\d+_lw\d+$|^MXM_[WE]\d+_col\d+\.lw_bytes$", "MXM LW group (8 streams, Array over e_in/w_in)"),
-    (r"^MXM_[WE]\d+_x_in$|^MXM_[WE]\d+\.x_in$", "MXM x operand select"),
-    (r"^MXM_[WE]\d+_col\d+\.", "other MXM column inputs (control fan-out)"),
-    (r"fetch_tap$", "IFETCH stream taps (one per queue)"),
-    (r"^MEM_\w+_tap$|^MEM_\w+\.tap$", "MEM WRITE stream taps"),
-    (r"^lane_\w+\.[ew]_data$", "stream drive data (what each slice drives, per stream)"),
-    (r"^(east|west)_\w+$|^lane_\w+\.", "fabric (stream registers, enables)"),
-    (r"^(MEM|VXM|SXM|MXM)\w*\.", "other slice inputs (host port, run control fan-out)"),
+    (r"^vxm_superlane:(reg_src_p\d|lane\d+\.reg_data)$", "VXM register-load group (group() for reg_src)"),
+    (r"^vxm_superlane:[ew]_data\d+$", "VXM result select per driven stream (ALU x byte plane)"),
+    (r"^vxm_superlane:lane\d+\.", "other VXM lane inputs (per-lane control fan-out)"),
+    (r"^sxm_superlane:src$", "SXM source group (sxm_width streams, Array over e_in/w_in)"),
+    (r"^mxm_superlane:(lw\d+|col\d+\.lw_bytes)$", "MXM LW group (streams, Array over e_in/w_in)"),
+    (r"^mxm_superlane:x_tap$", "MXM x operand select"),
+    (r"^mxm_superlane:col\d+\.", "other MXM column inputs (control fan-out)"),
+    (r"^\w+_superlane:fetch_tap$", "IFETCH stream taps (one per queue)"),
+    (r"^mem_superlane:tap$", "MEM WRITE stream taps"),
+    (r"^\w+_superlane:", "stream registers and drive data (superlane units)"),
+    (r"^chip:(east|west)_\w+$", "fabric wires between positions"),
+    (r"^chip:(MEM|VXM|SXM|MXM)\w*\.", "other slice inputs (host port, run control fan-out)"),
 ]
-OTHER = "other top-level logic (host port, run control, register file)"
+OTHER = "other chip-top logic (host port, run control, register file)"
 
 
 class Verilog:
@@ -137,11 +139,15 @@ class Verilog:
         return module
 
 
-def group_of(name: str) -> str:
+def group_of(module: str, name: str) -> str | None:
+    """The group of signal `name` of `module`, or None for a module outside the chip top and the
+    superlane units."""
+    if module != "chip" and not module.endswith("_superlane"):
+        return None
     for pat, label in GROUPS:
-        if re.search(pat, name):
+        if re.search(pat, f"{module}:{name}"):
             return label
-    return OTHER
+    return OTHER if module == "chip" else f"other {module} logic"
 
 
 def program_of(name: str, cycles: int):
@@ -309,12 +315,12 @@ def report_plain(name: str, by: Counter, helpers: Counter, cycles: int, top: int
     modules, groups = Counter(), Counter()
     for (module, sig), n in by.items():
         modules[module] += n
-        if module == "chip":
-            groups[group_of(sig)] += n
+        if group_of(module, sig) is not None:
+            groups[group_of(module, sig)] += n
     print("by Verilog module (all instances):")
     for m, n in modules.most_common():
         print(f"  {pct(n)}  {m}")
-    print("chip top (hdl/chip.py) by signal group:")
+    print("chip top and superlane units by signal group:")
     for g, n in groups.most_common():
         print(f"  {pct(n)}  {g}")
     per_kind = Counter()
@@ -359,15 +365,16 @@ def report_cfuncs(name: str, samples: Counter, cycles: int, src: Verilog, top: i
         if sig.startswith("$"):
             sig = f"{sig} -> {src.named(sig, module)}"
         by_stmt[(module, line, sig)] += n
-        if module == "chip":
-            by_group[group_of(sig)] += n
+        group = group_of(module, sig.split(" -> ")[-1])
+        if group is not None:
+            by_group[group] += n
 
     def pct(n):
         return f"{100 * n / total:5.1f}%"
     print("by Verilog module (all instances):")
     for m, n in by_module.most_common():
         print(f"  {pct(n)}  {m}")
-    print("chip top (hdl/chip.py) by signal group:")
+    print("chip top and superlane units by signal group:")
     for g, n in by_group.most_common():
         print(f"  {pct(n)}  {g}")
     print(f"top {top} statements (module:chip.v line  signal):")
