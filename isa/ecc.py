@@ -108,57 +108,62 @@ class SecdedCode:
         data, status = self.decode(int.from_bytes(np.asarray(word, np.uint8).tobytes(), "little"), int(ecc))
         return np.frombuffer(data.to_bytes(self.data_bits // 8, "little"), np.uint8).copy(), status
 
-    # ---- vector (numpy) interface: used by the golden model -----------------
+    # ---- vector (numpy) interface: the golden model, drivers and runners -----------
+    # The stored bits (check | parity << r) are linear over GF(2) in the data bits, so a word's
+    # ECC is the XOR of one table entry per byte, each built from the scalar `encode`.
+    @cached_property
+    def _byte_table(self) -> np.ndarray:
+        nbytes = self.data_bits // 8
+        one_bit = np.array([self.encode(1 << i) for i in range(self.data_bits)], np.int64).reshape(nbytes, 8)
+        v = np.arange(256)
+        table = np.zeros((nbytes, 256), np.int64)
+        for j in range(8):
+            table ^= np.where((v >> j) & 1, one_bit[:, j:j + 1], 0)
+        return table
+
+    @cached_property
+    def _syndrome_bit(self) -> np.ndarray:
+        """syndrome -> the data bit it names, or -1."""
+        out = np.full(1 << self.check_bits, -1, np.int64)
+        for i, p in enumerate(self.positions):
+            if p < 1 << self.check_bits:
+                out[p] = i
+        return out
+
     def encode_bytes(self, words: np.ndarray) -> np.ndarray:
         """words: uint8 [n, D/8] -> stored ECC bits as int64 [n]."""
-        bits = np.unpackbits(np.asarray(words, np.uint8), axis=-1, bitorder="little").astype(np.int64)
-        H = _h_matrix(self.data_bits)
-        check = (bits @ H.T) & 1                               # [n, r]
-        weights = 1 << np.arange(self.check_bits, dtype=np.int64)
-        check_v = check @ weights
-        parity = (bits.sum(-1) + check.sum(-1)) & 1
-        return check_v | parity << self.check_bits
+        words = np.asarray(words, np.uint8)
+        return np.bitwise_xor.reduce(self._byte_table[np.arange(words.shape[1]), words], axis=1)
 
     def decode_bytes(self, words: np.ndarray, ecc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vector decode: returns (corrected uint8 [n, D/8], EccStatus codes int [n])."""
-        words = np.array(words, np.uint8, copy=True)
-        ecc = np.asarray(ecc, np.int64)
-        status = np.zeros(len(words), np.int64)
-        expect = self.encode_bytes(words)
+        """Vector decode, exactly as `decode` word by word (stored bits above check | parity are
+        ignored): returns (corrected uint8 [n, D/8], EccStatus codes int8 [n]); `words` is
+        returned as is (not copied) when no word needed a correction."""
+        words, ecc = np.asarray(words, np.uint8), np.asarray(ecc, np.int64)
         r = self.check_bits
         rmask = (1 << r) - 1
-        syndrome = (expect ^ ecc) & rmask
-        bits_ones = np.unpackbits(words, axis=-1, bitorder="little").sum(-1, dtype=np.int64)
-        odd = (bits_ones + _popcount(ecc)) & 1
-        status[(odd == 0) & (syndrome != 0)] = EccStatus.UNCORRECTABLE
-        idx = _index_of_position(self.data_bits)
-        for n in np.nonzero(odd)[0]:
-            s = int(syndrome[n])
-            if s == 0 or s & (s - 1) == 0:
-                status[n] = EccStatus.CORRECTED
-            elif s in idx:
-                i = idx[s]
-                words[n, i // 8] ^= np.uint8(1 << (i % 8))
-                status[n] = EccStatus.CORRECTED
-            else:
-                status[n] = EccStatus.UNCORRECTABLE
+        syndrome = (self.encode_bytes(words) ^ ecc) & rmask
+        ones = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
+        odd = ((ones + np.bitwise_count(ecc & rmask) + ((ecc >> r) & 1)) & 1).astype(bool)
+        status = np.zeros(len(words), np.int8)
+        if not (odd.any() or syndrome.any()):
+            return words, status
+        bit = self._syndrome_bit[syndrome]
+        pow2 = (syndrome & (syndrome - 1)) == 0        # 0: the parity bit, 2^j: check bit j
+        corrected = odd & (pow2 | (bit >= 0))
+        status[corrected] = EccStatus.CORRECTED
+        status[(odd & ~corrected) | (~odd & (syndrome != 0))] = EccStatus.UNCORRECTABLE
+        flip = np.flatnonzero(odd & ~pow2 & (bit >= 0))
+        if len(flip):
+            words = words.copy()
+            b = bit[flip]
+            words[flip, b >> 3] ^= (1 << (b & 7)).astype(np.uint8)
         return words, status
-
-
-def _popcount(a: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(a.astype(np.int64)).astype(np.int64)
 
 
 @lru_cache(maxsize=None)
 def _index_of_position(data_bits: int) -> dict[int, int]:
     return {p: i for i, p in enumerate(SecdedCode(data_bits).positions)}
-
-
-@lru_cache(maxsize=None)
-def _h_matrix(data_bits: int) -> np.ndarray:
-    code = SecdedCode(data_bits)
-    pos = np.array(code.positions, np.int64)
-    return np.stack([(pos >> j) & 1 for j in range(code.check_bits)]).astype(np.int64)
 
 
 @lru_cache(maxsize=None)

@@ -10,72 +10,19 @@ WRITE ops and a read compares its addresses and cycles against that list in one 
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from math import gcd
 
 import numpy as np
 
 from isa import spec
 from isa.config import ChipConfig
-from isa.ecc import SecdedCode, code_for
+from isa.ecc import code_for
 
 from .lazy import Op, Store
 
 T = spec.TIMING
 
 
-class Secded:
-    """isa.ecc's SECDED code over arrays of words, bit for bit. The stored ECC bits
-    (check | parity << r) are linear over GF(2) in the data bits, so a word's ECC is the XOR of
-    one table entry per byte, each built from the scalar `SecdedCode.encode`."""
-
-    def __init__(self, code: SecdedCode):
-        nbytes = code.data_bits // 8
-        one_bit = np.array([code.encode(1 << i) for i in range(code.data_bits)], np.int64).reshape(nbytes, 8)
-        v = np.arange(256)
-        table = np.zeros((nbytes, 256), np.int64)
-        for j in range(8):
-            table ^= np.where((v >> j) & 1, one_bit[:, j:j + 1], 0)
-        self.table = table
-        self.byte_index = np.arange(nbytes)
-        self.r = code.check_bits
-        self.syndrome_bit = np.full(1 << self.r, -1, np.int64)   # syndrome -> data bit it names, or -1
-        for i, p in enumerate(code.positions):
-            if p < 1 << self.r:
-                self.syndrome_bit[p] = i
-
-    def encode(self, words: np.ndarray) -> np.ndarray:
-        """uint8 [m, bytes] -> stored ECC bits int64 [m]."""
-        return np.bitwise_xor.reduce(self.table[self.byte_index, words], axis=1)
-
-    def decode(self, words: np.ndarray, ecc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(corrected words, EccStatus int8 [m] or None when every word is clean), exactly as
-        SecdedCode.decode does word by word (stored bits above check | parity are ignored)."""
-        r = self.r
-        rmask = (1 << r) - 1
-        check = ecc & rmask
-        syndrome = (self.encode(words) ^ ecc) & rmask
-        ones = np.bitwise_count(words).sum(axis=1, dtype=np.int64)
-        odd = ((ones + np.bitwise_count(check) + ((ecc >> r) & 1)) & 1).astype(bool)
-        if not (odd.any() or syndrome.any()):
-            return words, None
-        status = np.zeros(len(words), np.int8)
-        bit = self.syndrome_bit[syndrome]
-        pow2 = (syndrome & (syndrome - 1)) == 0        # 0: the parity bit, 2^j: check bit j
-        corrected = odd & (pow2 | (bit >= 0))
-        status[corrected] = 1
-        status[(odd & ~corrected) | (~odd & (syndrome != 0))] = 2
-        flip = np.flatnonzero(odd & ~pow2 & (bit >= 0))
-        if len(flip):
-            words = words.copy()
-            b = bit[flip]
-            words[flip, b >> 3] ^= (1 << (b & 7)).astype(np.uint8)
-        return words, status
-
-
-@lru_cache(maxsize=None)
-def secded_for(data_bits: int) -> Secded:
-    return Secded(code_for(data_bits))
 
 
 class MemSlice(Store):
@@ -88,14 +35,14 @@ class MemSlice(Store):
         # starting state makes one): only those need the SECDED decoder when read
         self.dirty = np.zeros(config.mem_words, bool)
         self.pending_at = np.zeros(config.mem_words, np.int32)   # commits not yet folded in, per address
-        self.secded = secded_for(config.word_bits)
+        self.secded = code_for(config.word_bits)
         self.fabric, self.timeline = fabric, timeline
         self.pending: list[WriteOp] = []     # WRITEs with commits not yet in `data`, in cycle order
         self.reads: list[ReadOp] = []
 
     def set_words(self, rows, data, ecc=None) -> None:
         """Store words as the host does (ECC computed unless given raw)."""
-        code = self.secded.encode(data)
+        code = self.secded.encode_bytes(data)
         self.data[rows] = data
         self.ecc[rows] = code if ecc is None else ecc
         self.dirty[rows] = False if ecc is None else np.asarray(ecc) != code
@@ -199,7 +146,7 @@ class MemSlice(Store):
             last = len(idx) - 1 - first
             idx, vals = idx[last], vals[last]
         self.data[idx] = vals
-        self.ecc[idx] = self.secded.encode(vals)
+        self.ecc[idx] = self.secded.encode_bytes(vals)
         self.dirty[idx] = False
 
     def drop_after(self, stop: int) -> None:
@@ -229,8 +176,8 @@ class ReadOp(Op):
         words, dirty = mem.read_raw(self.addrs[a:b], self.key + a, self.bounds)
         if dirty.any():
             rows = np.flatnonzero(dirty)
-            fixed, status = mem.secded.decode(words[rows], mem.ecc[self.addrs[a:b][rows]])
-            if status is not None:
+            fixed, status = mem.secded.decode_bytes(words[rows], mem.ecc[self.addrs[a:b][rows]])
+            if status.any():
                 words[rows] = fixed
                 if self.status is None:
                     self.status = np.zeros(self.n, np.int8)
