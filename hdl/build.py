@@ -8,7 +8,7 @@ Writes, under --out:
     units/chip.v     the top, instantiating the units by name
     chip.v           all of the above in one file (what simulators and synthesis read)
     manifest.json    configuration, ISA version, timing, top-level ports, units
-Each distinct unit is emitted once. The `tsp` preset takes about 8.5 minutes and 10.5 GB.
+Each distinct unit is emitted once. The `tsp` preset takes minutes and GBs (docs/DECISIONS.md).
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def input_bits(component) -> int:
     from amaranth.lib.wiring import In
     return sum(Shape.cast(m.shape).width for m in component.signature.members.values() if m.flow == In)
 
+
+# What emitting tsp took, measured (docs/DECISIONS.md), for the console note on wide configurations.
+TSP_EMISSION = "tsp: about 20 minutes and 10 GB peak on a 2-core machine"
 
 # Bit-level multiplexer inputs of the widest selections, beyond which Amaranth 0.5's netlist
 # outgrows a 24 GiB machine (docs/DECISIONS.md, "tsp does not emit with the compute slices").
@@ -124,7 +127,12 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.out or Path("build") / args.config
-    print(f"emitting config {args.config!r} into {out}/")
+    print(f"emitting config {args.config!r} into {out}/", flush=True)
+    cfg = get_config(args.config)
+    if cfg.superlanes > 1:
+        print(f"note: {cfg.name!r} is wide ({cfg.superlanes} superlanes x {cfg.positions} positions): emission takes "
+              f"minutes ({TSP_EMISSION}; docs/DECISIONS.md); one line per unit follows, the top last and longest",
+              flush=True)
     t0 = time.time()
     try:
         emit(args.config, out, force=args.force)
