@@ -8,7 +8,7 @@ and the read-backs the host register file needs (the selected queue's Q_LEN, the
 slice's word). hdl/attach.py attaches the slices. The top makes no stream selection of its own:
 it is instances and wires, whatever the width.
 """
-from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.hdl import Cat, Const, Signal
 
 from isa import spec
 from isa.config import ChipConfig
