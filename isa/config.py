@@ -23,6 +23,7 @@ class SliceKind(str, Enum):
     SXM = "SXM"
     MEM = "MEM"
     VXM = "VXM"
+    C2C = "C2C"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class ChipConfig:
     vxm_regs: int = 8     # VXM registers (one int32 per lane each): broadcast scalars, per-lane parameters
     sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
     mxm_acc_rows: int = 512   # int32 accumulator rows (vectors of lanes) per MXM
+    c2c_lanes: int = 4        # physical lanes per chip-to-chip link (isa/link.py)
+    c2c_lane_bits: int = 18   # bits each lane carries per cycle
+    c2c_depth: int = 16       # vectors a link's send and receive buffers hold (most one SEND takes)
+    c2c_skew: int = 7         # most cycles one lane of a link may lag another; training pads the rest
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -62,6 +67,15 @@ class ChipConfig:
         need(self.vxm_alus <= 16, f"vxm_alus must be <= 16 (4-bit alu field), got {self.vxm_alus}")
         need(_pow2(self.mxm_acc_rows) and self.mxm_acc_rows <= 1 << 16,
              f"mxm_acc_rows must be a power of two <= 65536, got {self.mxm_acc_rows}")
+        for f in ("c2c_lanes", "c2c_lane_bits", "c2c_depth"):
+            v = getattr(self, f)
+            need(isinstance(v, int) and v > 0, f"{f} must be a positive integer, got {v!r}")
+        need(self.c2c_lane_bits >= 4, f"c2c_lane_bits must be >= 4 (the training markers), got {self.c2c_lane_bits}")
+        need(self.c2c_lanes <= 64, f"c2c_lanes must be <= 64, got {self.c2c_lanes}")
+        need(_pow2(self.c2c_depth) and self.c2c_depth <= 256,
+             f"c2c_depth must be a power of two <= 256, got {self.c2c_depth}")
+        need(isinstance(self.c2c_skew, int) and 0 <= self.c2c_skew <= 63,
+             f"c2c_skew must be an integer in 0..63, got {self.c2c_skew!r}")
         need(self.vxm_regs <= 16, f"vxm_regs must be <= 16 (4-bit register field), got {self.vxm_regs}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
@@ -74,8 +88,8 @@ class ChipConfig:
         need(self.streams >= 4, f"streams must be >= 4 (an int32 stream group), got {self.streams}")
         need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
              and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
-        need(2 * self.mem_slices + 2 * self.mxm + 3 <= 255,
-             f"at most 255 slice positions (8-bit position fields), got {2 * self.mem_slices + 2 * self.mxm + 3}")
+        n_pos = 2 * self.mem_slices + 2 * self.mxm + 3 + self.c2c_links
+        need(n_pos <= 255, f"at most 255 slice positions (8-bit position fields), got {n_pos}")
         need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")
         need(_pow2(self.mem_words), f"mem_words must be a power of two (addresses wrap), got {self.mem_words}")
         need(self.mem_words <= 1 << 16, f"mem_words must be <= 65536 (16-bit address field), got {self.mem_words}")
@@ -88,8 +102,13 @@ class ChipConfig:
     # ---- derived quantities -------------------------------------------------
     @property
     def floorplan(self) -> tuple[Slice, ...]:
-        """West to east: MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.."""
+        """West to east: C2C.. | MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.. | C2C..
+
+        The chip-to-chip link slices sit at the edges, the west ones (ceil(c2c_links / 2)) before
+        the east ones; index 0 of each kind is nearest the VXM."""
         kinds: list[tuple[SliceKind, str]] = []
+        west = self.c2c_links - self.c2c_links // 2
+        kinds += [(SliceKind.C2C, f"C2C_W{i}") for i in reversed(range(west))]
         kinds += [(SliceKind.MXM, f"MXM_W{i}") for i in reversed(range(self.mxm))]
         kinds += [(SliceKind.SXM, "SXM_W")]
         kinds += [(SliceKind.MEM, f"MEM_W{i}") for i in reversed(range(self.mem_slices))]
@@ -97,6 +116,7 @@ class ChipConfig:
         kinds += [(SliceKind.MEM, f"MEM_E{i}") for i in range(self.mem_slices)]
         kinds += [(SliceKind.SXM, "SXM_E")]
         kinds += [(SliceKind.MXM, f"MXM_E{i}") for i in range(self.mxm)]
+        kinds += [(SliceKind.C2C, f"C2C_E{i}") for i in range(self.c2c_links // 2)]
         return tuple(Slice(p, k, n) for p, (k, n) in enumerate(kinds))
 
     @property
@@ -166,7 +186,7 @@ PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
                queue_depth=512, vxm_alus=2, vxm_regs=8, sxm_width=8, mxm_acc_rows=256,
                description="ECP5-85F class FPGA bring-up (128 KiB SRAM)"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,
-               queue_depth=4096, vxm_alus=16, vxm_regs=8, sxm_width=16, mxm_acc_rows=1024,
+               queue_depth=4096, vxm_alus=16, vxm_regs=8, sxm_width=16, mxm_acc_rows=1024, c2c_lane_bits=36,
                description="published TSP dimensions; emit only (takes minutes)"),
 )}
 

@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from .config import ChipConfig, SliceKind
 
-ISA_VERSION = (0, 4)
+ISA_VERSION = (0, 5)
 WORD_BITS = 64          # one instruction word
 OPCODE_BITS = 8
 
@@ -61,6 +61,11 @@ TIMING: dict[str, int] = {
     # IFETCH issued on cycle t, vector k (each vector carries config.fetch_words instruction words):
     "ifetch_sample": 1,     # the vector V(p, t+1+k) is taken from the stream
     "ifetch_write": 2,      # its words are written into the queue at the end of t+2+k; they may issue from t+3+k
+    # C2C SEND issued on cycle t, vector k: sampled on t+1+k; its link time is t+1+k*flits (isa/link.py)
+    "c2c_send_sample": 1,
+    # C2C RECV issued on cycle t, element k: the next received vector is taken (and checked) on t+1+k
+    "c2c_recv_take": 1,
+    "c2c_recv_drive": 2,    # ... and driven onto the stream on t+2+k
 }
 TIMING_DOC: dict[str, str] = {
     "stream_hop": "a value driven by the slice at p on cycle t is seen at p+1 (east) / p-1 (west) on t+stream_hop",
@@ -96,6 +101,11 @@ TIMING_DOC: dict[str, str] = {
                      "the slice on cycle t+ifetch_sample+k",
     "ifetch_write": "IFETCH issued on t: vector k's words are written into the queue at the end of cycle "
                     "t+ifetch_write+k and may issue from the next cycle on",
+    "c2c_send_sample": "SEND issued on t: vector k is the stream value passing the slice on cycle t+c2c_send_sample+k; "
+                       "its link time is t+c2c_send_sample+k*flits (isa/link.py)",
+    "c2c_recv_take": "RECV issued on t: element k takes the next received vector on t+c2c_recv_take+k, which must be "
+                     "at least `lat` cycles after that vector's link time",
+    "c2c_recv_drive": "RECV issued on t: element k's vector is driven onto the stream on t+c2c_recv_drive+k",
 }
 
 
@@ -112,6 +122,9 @@ class ErrorCode(IntEnum):
     QUEUE_UNDERRUN = 3      # the queue needed its next instruction while an IFETCH for it was still in flight
     QUEUE_OVERFLOW = 4      # a fetched vector would overwrite instructions the queue has not issued yet
     FETCH_ALIGN = 5         # IFETCH while the queue's fill point is not a multiple of fetch_words
+    LINK_RECV = 6           # RECV found no vector due: the next one was sent less than `lat` cycles before, or not yet
+    LINK_FEC = 7            # RECV took a vector whose frame had an uncorrectable FEC error
+    LINK_DOWN = 8           # SEND or RECV on a link that is not trained (not connected, no signal, skew out of range)
 
 
 class DType(IntEnum):
@@ -463,7 +476,26 @@ MXM_OPCODES: tuple[Opcode, ...] = (
                          lambda v, cfg, X: v["dst"] + 4 <= cfg.streams),)),
 )
 
-OPCODES = OPCODES + VXM_OPCODES + SXM_OPCODES + MXM_OPCODES
+# ---- C2C -------------------------------------------------------------------
+C2C_OPCODES: tuple[Opcode, ...] = (
+    Opcode("SEND", 0x60, (SliceKind.C2C,), (_STREAM, _DIR, _COUNT),
+           "Send `count` vectors over this slice's link: vector k is stream `stream` (dir) passing the slice "
+           "on t+c2c_send_sample+k, and its link time is t+c2c_send_sample+k*flits (isa/link.py: one frame "
+           "per vector, `flits` cycles each). The send engine is busy for count*flits cycles; the queue "
+           "waits while it is. Error LINK_DOWN if the link is not trained.",
+           min_values=(("count", 1),), latencies=("c2c_send_sample",),
+           constraints=(("count must be <= c2c_depth (the send buffer)", lambda v, cfg, X: v["count"] <= cfg.c2c_depth),)),
+    Opcode("RECV", 0x61, (SliceKind.C2C,),
+           (_STREAM, _DIR, Field("lat", 16, 16, doc="the link latency the schedule assumes (>= the system's)"), _COUNT),
+           "Drive the next `count` vectors received over this slice's link onto stream `stream` (dir), in the "
+           "order they were sent: element k takes its vector on t+c2c_recv_take+k and drives it on "
+           "t+c2c_recv_drive+k. Errors: LINK_RECV if that vector's link time is not at least `lat` cycles "
+           "before the take (or nothing was sent), LINK_FEC if its frame had an uncorrectable error, LINK_DOWN "
+           "if the link is not trained.",
+           min_values=(("count", 1), ("lat", 1)), latencies=("c2c_recv_take", "c2c_recv_drive")),
+)
+
+OPCODES = OPCODES + VXM_OPCODES + SXM_OPCODES + MXM_OPCODES + C2C_OPCODES
 
 BY_MNEMONIC: dict[str, Opcode] = {o.mnemonic: o for o in OPCODES}
 BY_CODE: dict[int, Opcode] = {o.code: o for o in OPCODES}
@@ -474,22 +506,27 @@ assert len(BY_MNEMONIC) == len(BY_CODE) == len(OPCODES)
 ENGINE: dict[str, str] = {"READ": "read", "WRITE": "write",
                           **{a.mnemonic: "alu" for a in ALU_OPS},
                           **{o.mnemonic: "sxm" for o in SXM_OPCODES},
-                          "LW": "lw", "MATMUL": "mm", "ACCREAD": "accread", "IFETCH": "fetch"}
+                          "LW": "lw", "MATMUL": "mm", "ACCREAD": "accread", "IFETCH": "fetch",
+                          "SEND": "send", "RECV": "recv"}
 
 
 # The TIMING entry at which an engine's first element happens, relative to issue.
 ENGINE_START: dict[str, str] = {"read": "mem_read_access", "write": "mem_write_sample",
                                 "alu": "vxm_sample", "sxm": "sxm_sample",
                                 "lw": "mxm_sample", "mm": "mxm_sample", "accread": "mxm_accread_access",
-                                "fetch": "ifetch_sample"}
+                                "fetch": "ifetch_sample", "send": "c2c_send_sample", "recv": "c2c_recv_take"}
 
 
 def elements(mnemonic: str, operands: dict[str, int], config: ChipConfig) -> int:
     """How many elements (engine cycles) an instruction has: `count`, except IFETCH, whose count is in
-    instruction words and which takes one vector of config.fetch_words words per cycle."""
+    instruction words and which takes one vector of config.fetch_words words per cycle, and SEND,
+    whose engine stays busy for one frame (isa/link.py `flits` cycles) per vector."""
     count = operands.get("count", 1)
     if mnemonic == "IFETCH":
         return -(-count // config.fetch_words)
+    if mnemonic == "SEND":
+        from .link import LinkFormat
+        return count * LinkFormat.of(config).flits
     return count
 
 
@@ -633,4 +670,5 @@ def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:
     """Slice kinds that have hardware (and so a queue) in this ISA version."""
-    return (SliceKind.MEM, SliceKind.VXM, SliceKind.SXM) + ((SliceKind.MXM,) if config.mxm else ())
+    return ((SliceKind.MEM, SliceKind.VXM, SliceKind.SXM) + ((SliceKind.MXM,) if config.mxm else ())
+            + ((SliceKind.C2C,) if config.c2c_links else ()))

@@ -12,7 +12,7 @@ cost nothing per cycle.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from isa.image import Program
 
 from . import queue as issue
 from . import vxm
+from .c2c import C2cSlice, LinkEnd
 from .fabric import Fabric
 from .lazy import Timeline
 from .mem import MemSlice
@@ -40,6 +41,8 @@ class RunResult:
     error_pc: int = 0
     ecc_corrected: int = 0
     ecc_uncorrectable: int = 0
+    # per C2C slice name: (FEC-corrected, uncorrectable) codewords of the frames that arrived
+    links: dict = field(default_factory=dict)
 
     @property
     def error_info(self) -> int:
@@ -48,9 +51,11 @@ class RunResult:
 
 
 class Golden:
-    def __init__(self, program: Program, memory: dict | None = None):
+    def __init__(self, program: Program, memory: dict | None = None, links: dict | None = None):
         """`memory`: optional starting SRAM state {position: (data, ecc)}, e.g. what a previous
-        run left behind (SRAM is not cleared between runs); zeros otherwise (the reset state)."""
+        run left behind (SRAM is not cleared between runs); zeros otherwise (the reset state).
+        `links`: {C2C position: LinkEnd} when the chip is part of a system (sim/system.py); a
+        C2C slice without one has no trained link."""
         program.validate()
         self.config: ChipConfig = program.config
         cfg = self.config
@@ -67,7 +72,10 @@ class Golden:
         self.vxms = {s.position: VxmSlice(s.position, *args) for s in cfg.slices_of(SliceKind.VXM)}
         self.sxms = {s.position: SxmSlice(s.position, *args) for s in cfg.slices_of(SliceKind.SXM)}
         self.mxms = {s.position: MxmSlice(s.position, *args) for s in cfg.slices_of(SliceKind.MXM)}
-        self.slices = {**self.mems, **self.vxms, **self.sxms, **self.mxms}
+        links = links or {}
+        self.c2cs = {s.position: C2cSlice(s.position, *args, links.get(s.position))
+                     for s in cfg.slices_of(SliceKind.C2C)}
+        self.slices = {**self.mems, **self.vxms, **self.sxms, **self.mxms, **self.c2cs}
         self.timeline.stores = [*self.mems.values(), *self.vxms.values(), *self.mxms.values()]
         self.queues = {pos: issue.Queue(list(words)) for pos, words in program.queues.items()}
         self.result: RunResult | None = None
@@ -110,9 +118,19 @@ class Golden:
 
     # ---- execution -------------------------------------------------------------
     def run(self, max_cycles: int = 1 << 32) -> RunResult:
+        chip = self.issuer()
+        issue.run_chips([chip], max_cycles)
+        return self.finish(*chip.outcome(max_cycles))
+
+    def issuer(self) -> issue.ChipRun:
+        """This chip's state in the issue loop (sim/queue.py), for a run of one chip or a system."""
         kinds = {s.position: s.kind for s in self.config.floorplan}
-        cycles, err = issue.run(self.config, self.queues, self.slices, kinds, self.fabric, self.timeline,
-                                max_cycles)
+        ends = [c.end for c in self.c2cs.values() if c.end is not None]
+        return issue.ChipRun(self.config, self.queues, self.slices, kinds, self.fabric, self.timeline,
+                             on_stop=lambda t: [e.stop(t) for e in ends])
+
+    def finish(self, cycles: int, err) -> RunResult:
+        """Settle the run that stopped after `cycles` cycles (err: None or (position, code, pc))."""
         self.timeline.advance_to(cycles)        # every element decided before the end, every write folded in
         for store in self.timeline.stores:
             store.drop_after(cycles)
@@ -123,13 +141,14 @@ class Golden:
         for m in self.mems.values():
             c, u = m.ecc_counts(cycles)
             corr, unc = corr + c, unc + u
+        links = {self.config.floorplan[p].name: (c.end.counters() if c.end is not None else (0, 0))
+                 for p, c in self.c2cs.items()}
         if err is None:
-            self.result = RunResult(cycles, spec.ErrorCode.NONE, 0, 0, corr, unc)
+            self.result = RunResult(cycles, spec.ErrorCode.NONE, 0, 0, corr, unc, links)
         else:
             pos, code, pc = err
-            self.result = RunResult(cycles, code, pos, pc, corr, unc)
+            self.result = RunResult(cycles, code, pos, pc, corr, unc, links)
         return self.result
-
 
 def run(program: Program) -> tuple[Golden, RunResult]:
     g = Golden(program)

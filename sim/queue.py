@@ -1,15 +1,17 @@
 """Instruction queues and the issue loop (hdl/queue.py, and the run control of hdl/chip.py).
 
 Instruction timing (issue cycles, engine stalls, NOPs, errors) depends on the instruction words
-alone, except for IFETCH, whose words come off a stream. So the loop walks queue events in cycle
-order, one per instruction rather than per element: a heap of (cycle, kind, position) where kind
-0 is a queue looking at its head and kind 1 an IFETCH vector landing at the end of the cycle
-(after every issue of that cycle, as in the RTL). Each issued instruction goes to its slice
+alone, except for IFETCH, whose words come off a stream, and RECV, whose errors depend on what
+another chip sent. So the loop walks queue events in cycle order, one per instruction rather
+than per element: a heap of (cycle, kind, chip, position) where kind 0 is a queue looking at its
+head, kind 1 an IFETCH vector landing at the end of the cycle (after every issue of that cycle,
+as in the RTL) and kind 2 a RECV checking the vectors it takes (sim/c2c.py). The chips of a
+system (sim/system.py) share one heap, so a chip sees what another sent on earlier cycles. Each issued instruction goes to its slice
 model as one op; values are computed lazily (sim/lazy.py) when an IFETCH needs its words, or
 when the timeline closes a window.
 
-Errors: the chip stops at the end of the first cycle on which any queue fails; the westmost
-position is reported, and at one position a landing overflow before the queue's own error.
+Errors: a chip stops at the end of the first cycle on which any of its queues fails (the other
+chips of a system run on); the westmost position is reported, and at one position a landing overflow before the queue's own error.
 """
 from __future__ import annotations
 
@@ -38,7 +40,9 @@ def _last_effects() -> dict[str, int]:
             **{o.mnemonic: max(T["sxm_sample"], T["sxm_drive"]) for o in spec.SXM_OPCODES},
             "SETMAP": T["sxm_sample"], "MXMCFG": T["mxm_cfg_write"], "LW": T["mxm_sample"],
             "MATMUL": max(T["mxm_install"], T["mxm_sample"] + 1, T["mxm_acc_write"]),
-            "ACCREAD": max(T["mxm_accread_access"], T["mxm_accread_drive"])}
+            "ACCREAD": max(T["mxm_accread_access"], T["mxm_accread_drive"]),
+            # SEND: spec.elements counts its engine cycles (a frame per vector), the last one the end
+            "SEND": T["c2c_send_sample"], "RECV": max(T["c2c_recv_take"], T["c2c_recv_drive"])}
 
 
 @dataclass
@@ -74,104 +78,151 @@ def _decoded(word: int, kind, config: ChipConfig, last_effect: dict):
     return mn, ops, n, engine, start, last_effect[mn] + n - 1
 
 
+class ChipRun:
+    """One chip's issue state: its queues, engines, errors and the cycle its last effect lands."""
+
+    def __init__(self, config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
+                 timeline: Timeline, on_stop=None):
+        self.config, self.queues, self.models, self.kinds = config, queues, models, kinds
+        self.fabric, self.timeline = fabric, timeline
+        self.on_stop = on_stop                  # called with the failing cycle when the chip halts
+        self.last_effect = _last_effects()
+        self.checked: dict[tuple, object] = {}
+        self.busy: dict[tuple, int] = {}        # (position, engine) -> cycle of its last scheduled element
+        self.errors = []                        # (position, priority, code, pc)
+        self.t_err = None
+        self.last_stage = 0
+
+    def fail(self, t: int, pos: int, priority: int, code, pc: int) -> None:
+        self.errors.append((pos, priority, code, pc))
+        if self.t_err is None:
+            self.t_err = t
+            if self.on_stop is not None:
+                self.on_stop(t)
+
+    def outcome(self, max_cycles: int) -> tuple[int, tuple | None]:
+        if self.t_err is not None:
+            pos, _, code, pc = min(self.errors, key=lambda e: (e[0], e[1]))
+            return self.t_err + 1, (pos, code, pc)
+        if not any(q.words for q in self.queues.values()):
+            return 0, None                  # nothing to do: DONE on cycle 0
+        if self.last_stage >= max_cycles and self.last_stage > 0:
+            raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
+        return max([self.last_stage + 1] + [q.next_issue for q in self.queues.values()]), None
+
+
 def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
         timeline: Timeline, max_cycles: int) -> tuple[int, tuple | None]:
-    """Issue every queue to the end. Returns (cycles, None) or (cycles, (position, code, pc))."""
-    fw, depth = config.fetch_words, config.queue_depth
+    """Issue every queue of one chip to the end. Returns (cycles, None) or (cycles, (position, code, pc))."""
+    chip = ChipRun(config, queues, models, kinds, fabric, timeline)
+    run_chips([chip], max_cycles)
+    return chip.outcome(max_cycles)
+
+
+def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
+    """Issue the queues of several chips in one cycle order (a system: sim/system.py), so that
+    whatever one chip sends another is registered before the cycle the receiver looks for it.
+    Heap entries: (cycle, kind, chip, position, payload); kind 0 a queue looks at its head, 1 an
+    IFETCH vector lands at the end of the cycle, 2 a slice model's pending check (`check(t)`)."""
     heap = []
-    for pos in sorted(queues):
-        if queues[pos].words:
-            heap.append((0, 0, pos, None))
-            queues[pos].scheduled = True
-    if not heap:
-        return 0, None                      # nothing to do: DONE on cycle 0
-    last_effect = _last_effects()
-    checked: dict[tuple, object] = {}
-    busy: dict[tuple, int] = {}             # (position, engine) -> cycle of its last scheduled element
-    errors = []                             # (position, priority, code, pc)
-    t_err = None
-    last_stage = 0
+    for i, chip in enumerate(chips):
+        for pos in sorted(chip.queues):
+            if chip.queues[pos].words:
+                heap.append((0, 0, i, pos, None))
+                chip.queues[pos].scheduled = True
+    heapq.heapify(heap)
+    while heap:
+        t, kind, i, pos, land = heapq.heappop(heap)
+        chip = chips[i]
+        if chip.t_err is not None and t > chip.t_err:
+            continue                        # this chip has stopped
+        if t >= max_cycles and t > 0:
+            raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
+        if t - chip.timeline.F >= WINDOW:
+            chip.timeline.advance_to(t)
+        _event(chip, heap, t, kind, i, pos, land)
+
+
+def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> None:
+    config, fabric = chip.config, chip.fabric
+    fw, depth = config.fetch_words, config.queue_depth
+    q = chip.queues.get(pos)
 
     def visit_next(q, pos):
         if q.pc < len(q.words) or q.fetch_until >= q.next_issue:     # (the latter: to see an underrun)
-            heapq.heappush(heap, (q.next_issue, 0, pos, None))
+            heapq.heappush(heap, (q.next_issue, 0, i, pos, None))
             q.scheduled = True
 
-    while heap:
-        t, kind, pos, land = heap[0]
-        if t_err is not None and t > t_err:
-            break
-        heapq.heappop(heap)
-        if t >= max_cycles and t > 0:
-            raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
-        if t - timeline.F >= WINDOW:
-            timeline.advance_to(t)
-        q = queues[pos]
-        if kind == 1:                       # an IFETCH vector lands at the end of t
-            held = q.pc - (1 if q.in_nop and t < q.next_issue - 1 else 0)
-            if len(q.words) - held + fw > depth:
-                errors.append((pos, 0, Err.QUEUE_OVERFLOW, q.fetch_pc))
-                t_err = t
-                continue
-            d, stream, nwords, sample = land
-            was_pending = q.pc < len(q.words)
-            q.words.extend(unpack_words(fabric.values(d, stream, pos, sample, 1), nwords, config))
-            if not was_pending and not q.scheduled:
-                heapq.heappush(heap, (max(q.next_issue, t + 1), 0, pos, None))
-                q.scheduled = True
-            continue
-        q.scheduled = False
-        if q.pc >= len(q.words):            # waiting for fetched words that have not landed
-            if q.next_issue <= t and q.fetch_from <= t <= q.fetch_until:
-                errors.append((pos, 1, Err.QUEUE_UNDERRUN, q.pc))
-                t_err = t
-            continue
-        word = q.words[q.pc]
-        res = checked.get((pos, word))
-        if res is None:
-            res = checked[(pos, word)] = _decoded(word, kinds[pos], config, last_effect)
-        if not isinstance(res, tuple):
-            errors.append((pos, 1, res, q.pc))
-            t_err = t
-            continue
-        mn, ops, n, engine, start, last = res
-        if mn == "NOP":
-            q.next_issue = t + ops["cycles"]
-            q.pc += 1
-            q.in_nop = True
-            visit_next(q, pos)
-            continue
-        if engine is not None:
-            first = t + start
-            busy_until = busy.get((pos, engine), -1)
-            if busy_until >= first:         # engine still busy after this cycle
-                q.next_issue = busy_until - first + 1 + t
-                visit_next(q, pos)
-                continue
-            if mn == "IFETCH" and q.fill % fw:
-                errors.append((pos, 1, Err.FETCH_ALIGN, q.pc))
-                t_err = t
-                continue
-            busy[(pos, engine)] = first + n - 1
-        if mn == "IFETCH":
-            count = ops["count"]
-            q.fill += count
-            q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + T["ifetch_write"] + n - 1, q.pc
-            for k in range(n):
-                heapq.heappush(heap, (t + T["ifetch_write"] + k, 1, pos,
-                                      (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
-        else:
-            models[pos].issue(t, mn, ops)
-        if t + last > last_stage:
-            last_stage = t + last
+    if kind == 2:                           # a slice model's check that needed later information
+        res = land.check(t)
+        if isinstance(res, tuple):
+            code, pc = res
+            chip.fail(t, pos, 1, code, pc)
+        elif res is not None:
+            heapq.heappush(heap, (res, 2, i, pos, land))
+        return
+    if kind == 1:                           # an IFETCH vector lands at the end of t
+        held = q.pc - (1 if q.in_nop and t < q.next_issue - 1 else 0)
+        if len(q.words) - held + fw > depth:
+            chip.fail(t, pos, 0, Err.QUEUE_OVERFLOW, q.fetch_pc)
+            return
+        d, stream, nwords, sample = land
+        was_pending = q.pc < len(q.words)
+        q.words.extend(unpack_words(fabric.values(d, stream, pos, sample, 1), nwords, config))
+        if not was_pending and not q.scheduled:
+            heapq.heappush(heap, (max(q.next_issue, t + 1), 0, i, pos, None))
+            q.scheduled = True
+        return
+    q.scheduled = False
+    if q.pc >= len(q.words):                # waiting for fetched words that have not landed
+        if q.next_issue <= t and q.fetch_from <= t <= q.fetch_until:
+            chip.fail(t, pos, 1, Err.QUEUE_UNDERRUN, q.pc)
+        return
+    word = q.words[q.pc]
+    res = chip.checked.get((pos, word))
+    if res is None:
+        res = chip.checked[(pos, word)] = _decoded(word, chip.kinds[pos], config, chip.last_effect)
+    if not isinstance(res, tuple):
+        chip.fail(t, pos, 1, res, q.pc)
+        return
+    mn, ops, n, engine, start, last = res
+    if mn == "NOP":
+        q.next_issue = t + ops["cycles"]
         q.pc += 1
-        q.next_issue = t + 1
-        q.in_nop = False
+        q.in_nop = True
         visit_next(q, pos)
-
-    if t_err is not None:
-        pos, _, code, pc = min(errors, key=lambda e: (e[0], e[1]))
-        return t_err + 1, (pos, code, pc)
-    if last_stage >= max_cycles and last_stage > 0:
-        raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
-    return max([last_stage + 1] + [q.next_issue for q in queues.values()]), None
+        return
+    if engine is not None:
+        first = t + start
+        busy_until = chip.busy.get((pos, engine), -1)
+        if busy_until >= first:             # engine still busy after this cycle
+            q.next_issue = busy_until - first + 1 + t
+            visit_next(q, pos)
+            return
+        if mn == "IFETCH" and q.fill % fw:
+            chip.fail(t, pos, 1, Err.FETCH_ALIGN, q.pc)
+            return
+        chip.busy[(pos, engine)] = first + n - 1
+    if mn == "IFETCH":
+        count = ops["count"]
+        q.fill += count
+        q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + T["ifetch_write"] + n - 1, q.pc
+        for k in range(n):
+            heapq.heappush(heap, (t + T["ifetch_write"] + k, 1, i, pos,
+                                  (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
+    else:
+        model = chip.models[pos]
+        refused = model.refuse(mn, ops) if hasattr(model, "refuse") else None
+        if refused is not None:             # the slice cannot take it now (a link that is down)
+            chip.fail(t, pos, 1, refused, q.pc)
+            return
+        pending = model.issue(t, mn, ops)
+        if pending is not None:             # the model decides part of it later (sim/c2c.py RECV)
+            pending.pc = q.pc
+            heapq.heappush(heap, (pending.next_check, 2, i, pos, pending))
+    if t + last > chip.last_stage:
+        chip.last_stage = t + last
+    q.pc += 1
+    q.next_issue = t + 1
+    q.in_nop = False
+    visit_next(q, pos)

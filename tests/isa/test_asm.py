@@ -21,6 +21,14 @@ except ImportError:                    # rootdir-relative imports
 TINY = PRESETS["tiny"]
 REPO = Path(__file__).resolve().parents[2]
 
+
+def pos(name: str, config=TINY) -> int:
+    """A slice's stream position, from its name (the floorplan is derived in isa/config.py)."""
+    return config.slice_named(name).position
+
+
+MEM_W0, MEM_E0, MEM_E1, VXM = pos("MEM_W0"), pos("MEM_E0"), pos("MEM_E1"), pos("VXM")
+
 EXAMPLE = """\
 ; comment (also '#')
 .config tiny                 ; optional
@@ -37,7 +45,7 @@ EXAMPLE = """\
 
 def one(line: str, config=TINY) -> int:
     """Assemble one instruction on MEM_W0 and return its word."""
-    return assemble(f".queue MEM_W0\n{line}\n", config).queues[3][0]
+    return assemble(f".queue MEM_W0\n{line}\n", config).queues[pos("MEM_W0", config)][0]
 
 
 # --------------------------------------------------------------------------
@@ -57,10 +65,10 @@ def test_hand_computed_encodings():
 
 def test_example_program():
     p = assemble(EXAMPLE, TINY)
-    assert p.queues == {3: [0x0010000100100310, 0x0000000500000001, 0x0004000101004311, 0x0123456789ABCDEF]}
+    assert p.queues == {MEM_W0: [0x0010000100100310, 0x0000000500000001, 0x0004000101004311, 0x0123456789ABCDEF]}
     assert len(p.memory) == 1
     seg = p.memory[0]
-    assert (seg.position, seg.addr) == (6, 0x100)
+    assert (seg.position, seg.addr) == (MEM_E1, 0x100)
     assert seg.data.dtype == np.uint8 and seg.data.shape == (2, 16)
     assert list(seg.data[0]) == [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
                                  0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF]
@@ -69,16 +77,17 @@ def test_example_program():
 
 
 def test_config_from_directive_and_queue_by_position():
-    text = ".config fpga\n.queue 5\nNOP 1\n.queue MEM_W0\nNOP 2\n"
+    fpga_mem_w0 = pos("MEM_W0", PRESETS["fpga"])    # the same queue, by position and then by name
+    text = f".config fpga\n.queue {fpga_mem_w0}\nNOP 1\n.queue MEM_W0\nNOP 2\n"
     p = assemble(text)                               # config taken from the .config line
-    assert p.config == PRESETS["fpga"] and p.queues == {5: [0x0000000100000001, 0x0000000200000001]}
+    assert p.config == PRESETS["fpga"] and p.queues == {fpga_mem_w0: [0x0000000100000001, 0x0000000200000001]}
     assert assemble(".queue MEM_W0\nNOP 1\n").config == TINY   # no .config: the default preset
     assert assemble(".config fpga\n", "fpga").config == PRESETS["fpga"]
 
 
 def test_queue_reopened_appends_and_empty_queue_is_kept():
     p = assemble(".queue MEM_W0\nNOP 1\n.queue MEM_E0\n.queue MEM_W0\nNOP 2\n", TINY)
-    assert p.queues == {3: [0x0000000100000001, 0x0000000200000001], 5: []}
+    assert p.queues == {MEM_W0: [0x0000000100000001, 0x0000000200000001], MEM_E0: []}
 
 
 W = max(len(op.mnemonic) for op in spec.OPCODES)     # the disassembler pads mnemonics to this
@@ -154,11 +163,14 @@ ERRORS = [
     (".bogus", 2, r"unknown directive '\.bogus'"),
     (".vec 00", 2, r"\.vec outside a \.mem block"),
     (".queue", 2, r"\.queue takes one slice name or position, got 0 arguments"),
-    (".queue MEM_Q", 2, r"unknown slice 'MEM_Q'; slices are MXM_W0, SXM_W, MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1, SXM_E, MXM_E0$"),
-    (".queue 9", 2, r"no slice at position 9; config tiny has positions 0\.\.8"),
+    (".queue MEM_Q", 2, r"unknown slice 'MEM_Q'; slices are "
+     + re.escape(", ".join(s.name for s in TINY.floorplan)) + "$"),
+    (f".queue {TINY.positions}", 2,
+     re.escape(f"no slice at position {TINY.positions}; config tiny has positions 0..{TINY.positions - 1}")),
     (".config fpga", 2, r"\.config fpga does not match the config being assembled for \('tiny'\)"),
     (".config", 2, r"\.config takes one config name"),
-    (".mem VXM addr=0", 2, r"not a MEM slice: VXM \(position 4\) is a VXM slice; MEM slices are MEM_W1, MEM_W0, MEM_E0, MEM_E1"),
+    (".mem VXM addr=0", 2, re.escape(f"not a MEM slice: VXM (position {VXM}) is a VXM slice; ")
+     + r"MEM slices are MEM_W1, MEM_W0, MEM_E0, MEM_E1"),
     (".mem MEM_E0", 2, r"missing operand addr for \.mem"),
     (".mem MEM_E0 addr=0 addr=1", 2, r"\.mem: duplicate operand addr"),
     (".mem MEM_E0 0x10", 2, r"\.mem: operand '0x10' must be written name=value \(addr\)"),
@@ -205,7 +217,7 @@ def test_unknown_config_in_directive():
 def test_queue_full():
     small = dataclasses.replace(TINY, name="small", queue_depth=4)
     text = ".queue MEM_W0\n" + "NOP 1\n" * 4
-    assert len(assemble(text, small).queues[3]) == 4
+    assert len(assemble(text, small).queues[pos("MEM_W0", small)]) == 4
     with pytest.raises(AsmError, match=r"^<asm>:6: queue MEM_W0 is full \(queue_depth 4\)$"):
         assemble(text + ".word 0\n", small)
 

@@ -1,6 +1,7 @@
 """Program image: structure checks, byte format, and every ImageError path."""
 import dataclasses
 import json
+import re
 import struct
 import zlib
 
@@ -14,6 +15,16 @@ from isa.image import (HEADER_BYTES, ImageError, MemSegment, Program, ProgramErr
 
 TINY = PRESETS["tiny"]
 FPGA = PRESETS["fpga"]
+
+
+def pos(name: str, config=TINY) -> int:
+    """A slice's stream position, from its name (the floorplan is derived in isa/config.py)."""
+    return config.slice_named(name).position
+
+
+MEM_W1, MEM_W0, VXM, MEM_E0, MEM_E1 = (pos(n) for n in ("MEM_W1", "MEM_W0", "VXM", "MEM_E0", "MEM_E1"))
+NOWHERE = TINY.positions                              # the first position with no slice
+LAST = TINY.positions - 1                             # the last position that has one
 
 
 # --------------------------------------------------------------------------
@@ -81,7 +92,7 @@ def with_fixed_crc(blob: bytes) -> bytes:
 def sample_program() -> Program:
     p = Program.empty(TINY)
     p.add("MEM_W0", [spec.encode("NOP", cycles=5), spec.encode("READ", stream=1, dir=0, addr=2, stride=1, count=3)])
-    p.add(6, 0x0123456789ABCDEF)                      # illegal on purpose: allowed by validate()
+    p.add(MEM_E1, 0x0123456789ABCDEF)                 # by position; illegal on purpose: allowed by validate()
     p.add_memory("MEM_E1", 0x100, np.arange(2 * TINY.lanes).reshape(2, TINY.lanes))
     return p
 
@@ -92,9 +103,10 @@ def sample_program() -> Program:
 def test_builders_and_validate_accept_illegal_words():
     p = sample_program()
     p.validate()
-    assert p.queues == {3: [0x0000000500000001, 0x0003000100020110], 6: [0x0123456789ABCDEF]}
+    assert p.queues == {MEM_W0: [0x0000000500000001, 0x0003000100020110], MEM_E1: [0x0123456789ABCDEF]}
     assert p.memory[0].data.dtype == np.uint8 and p.memory[0].data.shape == (2, 16)
-    with pytest.raises(ProgramError, match=r"queue MEM_E1 \(position 6\) instruction 0: undefined opcode 0xef"):
+    with pytest.raises(ProgramError,
+                       match=re.escape(f"queue MEM_E1 (position {MEM_E1}) instruction 0: undefined opcode 0xef")):
         p.check_instructions()
 
 
@@ -106,28 +118,32 @@ def test_equality_ignores_segment_order_but_not_contents():
     a = sample_program()
     b = sample_program()
     b.add_memory("MEM_W1", 0, np.zeros(16, int))
-    a.memory.insert(0, MemSegment(2, 0, np.zeros((1, 16), np.uint8)))
+    a.memory.insert(0, MemSegment(MEM_W1, 0, np.zeros((1, 16), np.uint8)))
     assert a == b
     b.memory[0].data = b.memory[0].data.copy()
     b.memory[0].data[1, 3] ^= 1
     assert a != b
-    assert Program.empty(TINY) != Program(TINY, {3: []}, [])
+    assert Program.empty(TINY) != Program(TINY, {MEM_W0: []}, [])
     assert Program.empty(TINY) != Program.empty(FPGA)
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda p: p.queues.update({99: [1]}), r"queue for position 99: config 'tiny' has positions 0\.\.8"),
-    (lambda p: p.add("MEM_W0", [1] * 1023), r"MEM_W0 \(position 3\): 1025 instructions exceed queue_depth 1024"),
+    (lambda p: p.queues.update({NOWHERE: [1]}),
+     re.escape(f"queue for position {NOWHERE}: config 'tiny' has positions 0..{LAST}")),
+    (lambda p: p.add("MEM_W0", [1] * 1023),
+     re.escape(f"MEM_W0 (position {MEM_W0}): 1025 instructions exceed queue_depth 1024")),
     (lambda p: p.add("MEM_W0", 1 << 64), r"instruction 2: .* is not a 64-bit word"),
     (lambda p: p.add("MEM_W0", -1), r"instruction 2: -1 is not a 64-bit word"),
-    (lambda p: p.memory.append(MemSegment(4, 0, np.zeros((1, 16), np.uint8))), r"VXM \(position 4\) is not a MEM slice"),
-    (lambda p: p.memory.append(MemSegment(5, 8191, np.zeros((2, 16), np.uint8))),
+    (lambda p: p.memory.append(MemSegment(VXM, 0, np.zeros((1, 16), np.uint8))),
+     re.escape(f"VXM (position {VXM}) is not a MEM slice")),
+    (lambda p: p.memory.append(MemSegment(MEM_E0, 8191, np.zeros((2, 16), np.uint8))),
      r"memory segment 1 \(MEM_E0\): words 8191\.\.8192 outside 0\.\.8191"),
-    (lambda p: p.memory.append(MemSegment(6, 0x101, np.zeros((1, 16), np.uint8))),
+    (lambda p: p.memory.append(MemSegment(MEM_E1, 0x101, np.zeros((1, 16), np.uint8))),
      r"memory segment 1 \(MEM_E1\): words 257\.\.257 overlap memory segment 0 \(words 256\.\.257\)"),
-    (lambda p: p.memory.append(MemSegment(5, 0, np.zeros((1, 16), np.int16))), r"must be a uint8 numpy array"),
-    (lambda p: p.memory.append(MemSegment(5, 0, np.zeros((1, 8), np.uint8))), r"shape \(1, 8\) is not \[n >= 1, lanes=16\]"),
-    (lambda p: p.memory.append(MemSegment(5, 0, np.zeros((0, 16), np.uint8))), r"shape \(0, 16\)"),
+    (lambda p: p.memory.append(MemSegment(MEM_E0, 0, np.zeros((1, 16), np.int16))), r"must be a uint8 numpy array"),
+    (lambda p: p.memory.append(MemSegment(MEM_E0, 0, np.zeros((1, 8), np.uint8))),
+     r"shape \(1, 8\) is not \[n >= 1, lanes=16\]"),
+    (lambda p: p.memory.append(MemSegment(MEM_E0, 0, np.zeros((0, 16), np.uint8))), r"shape \(0, 16\)"),
 ])
 def test_validate_rejects(mutate, message):
     p = sample_program()
@@ -138,10 +154,11 @@ def test_validate_rejects(mutate, message):
 
 def test_builder_errors():
     p = Program.empty(TINY)
-    with pytest.raises(ProgramError, match="no slice named 'MEM_X'; slices are MXM_W0, SXM_W"):
+    with pytest.raises(ProgramError, match=re.escape("no slice named 'MEM_X'; slices are "
+                                                     + ", ".join(s.name for s in TINY.floorplan)) + "$"):
         p.add("MEM_X", 1)
-    with pytest.raises(ProgramError, match="no slice at position 9; positions are 0..8"):
-        p.add(9, 1)
+    with pytest.raises(ProgramError, match=re.escape(f"no slice at position {NOWHERE}; positions are 0..{LAST}")):
+        p.add(NOWHERE, 1)
     with pytest.raises(ProgramError, match="byte values 0..255"):
         p.add_memory("MEM_E0", 0, np.full(16, 256))
     with pytest.raises(ProgramError, match=r"shape \(1, 15\)"):
@@ -154,8 +171,8 @@ def test_builder_errors():
 def test_layout_matches_documented_format():
     p = sample_program()
     mem = p.memory[0]
-    expected = pack_image(TINY, queues=[(3, p.queues[3]), (6, p.queues[6])],
-                          mems=[(6, 0x100, 2, mem.data.tobytes())], version=(2, 0))
+    expected = pack_image(TINY, queues=[(MEM_W0, p.queues[MEM_W0]), (MEM_E1, p.queues[MEM_E1])],
+                          mems=[(MEM_E1, 0x100, 2, mem.data.tobytes())], version=(2, 0))
     assert to_bytes(p) == expected
     assert expected[:4] == b"TSPI" and len(expected) == HEADER_BYTES + 2 * 6 + 3 * 8 + 10 + 32 + 4
     fingerprint = zlib.crc32(json.dumps(TINY.to_dict(), sort_keys=True).encode())
@@ -242,7 +259,7 @@ def test_config_name_errors():
 
 
 def test_truncation_names_field_and_offset():
-    blob = to_bytes(sample_program())        # queue 3 at 36 (2 words), queue 6 at 58 (1 word), mem at 72
+    blob = to_bytes(sample_program())        # MEM_W0's queue at 36 (2 words), MEM_E1's at 58 (1 word), mem at 72
     cases = {
         3: "image offset 0: bad magic",
         5: r"image offset 4: truncated while reading image format version major \(need 2 bytes, 1 left\)",
@@ -294,24 +311,31 @@ def test_every_single_byte_flip_is_rejected():
 
 
 def test_bad_queue_sections():
-    raises(pack_image(TINY, queues=[(99, [1])]), r"^image offset 34: queue section 0: no slice at position 99 "
-                                                 r"\(config 'tiny' has positions 0\.\.8\)$")
-    raises(pack_image(TINY, queues=[(3, [1]), (3, [2])]), r"^image offset 48: queue section 1: second queue section")
-    raises(pack_image(TINY, queues=[(3, [1] * 1025)]),
-           r"^image offset 36: queue section 0: 1025 instructions for MEM_W0 \(position 3\) exceed queue_depth 1024$")
+    raises(pack_image(TINY, queues=[(NOWHERE, [1])]),
+           "^" + re.escape(f"image offset 34: queue section 0: no slice at position {NOWHERE} "
+                           f"(config 'tiny' has positions 0..{LAST})") + "$")
+    raises(pack_image(TINY, queues=[(MEM_W0, [1]), (MEM_W0, [2])]),
+           r"^image offset 48: queue section 1: second queue section")
+    raises(pack_image(TINY, queues=[(MEM_W0, [1] * 1025)]),
+           "^" + re.escape(f"image offset 36: queue section 0: 1025 instructions for MEM_W0 (position {MEM_W0}) "
+                           f"exceed queue_depth 1024") + "$")
 
 
 def test_bad_memory_sections():
     row = bytes(range(16))
-    raises(pack_image(TINY, mems=[(4, 0, 1, row)]), r"^image offset 34: memory section 0: VXM \(position 4\) is not a MEM slice$")
-    raises(pack_image(TINY, mems=[(40, 0, 1, row)]), r"^image offset 34: memory section 0: position 40 is not a MEM slice$")
-    raises(pack_image(TINY, mems=[(5, 8191, 2, row * 2)]),
+    raises(pack_image(TINY, mems=[(VXM, 0, 1, row)]),
+           "^" + re.escape(f"image offset 34: memory section 0: VXM (position {VXM}) is not a MEM slice") + "$")
+    raises(pack_image(TINY, mems=[(NOWHERE, 0, 1, row)]),
+           rf"^image offset 34: memory section 0: position {NOWHERE} is not a MEM slice$")
+    raises(pack_image(TINY, mems=[(MEM_E0, 8191, 2, row * 2)]),
            r"^image offset 36: memory section 0: words 8191\.\.8192 outside 0\.\.8191 of MEM_E0$")
-    raises(pack_image(TINY, mems=[(5, 0, 0, b"")]), r"^image offset 40: memory section 0: empty \(0 words\) for MEM_E0$")
-    raises(pack_image(TINY, mems=[(5, 10, 4, row * 4), (5, 13, 1, row)]),
+    raises(pack_image(TINY, mems=[(MEM_E0, 0, 0, b"")]),
+           r"^image offset 40: memory section 0: empty \(0 words\) for MEM_E0$")
+    raises(pack_image(TINY, mems=[(MEM_E0, 10, 4, row * 4), (MEM_E0, 13, 1, row)]),
            r"^image offset 110: memory section 1: words 13\.\.13 of MEM_E0 overlap memory section 0 \(words 10\.\.13\)$")
-    pack_image(TINY, mems=[(5, 10, 4, row * 4), (5, 14, 1, row), (6, 10, 1, row)])   # adjacent / other slice: fine
-    assert len(from_bytes(pack_image(TINY, mems=[(5, 10, 4, row * 4), (5, 14, 1, row)])).memory) == 2
+    pack_image(TINY, mems=[(MEM_E0, 10, 4, row * 4), (MEM_E0, 14, 1, row),
+                           (MEM_E1, 10, 1, row)])                               # adjacent / other slice: fine
+    assert len(from_bytes(pack_image(TINY, mems=[(MEM_E0, 10, 4, row * 4), (MEM_E0, 14, 1, row)])).memory) == 2
 
 
 def test_trailing_bytes():

@@ -48,8 +48,8 @@ SXM_W, SXM_E = pos("SXM_W"), pos("SXM_E")
 
 
 def test_floorplan_assumed_here():
-    assert [s.name for s in CFG.floorplan] == ["MXM_W0", "SXM_W", "MEM_W1", "MEM_W0", "VXM", "MEM_E0", "MEM_E1",
-                                               "SXM_E", "MXM_E0"]
+    assert [s.name for s in CFG.floorplan] == ["C2C_W0", "MXM_W0", "SXM_W", "MEM_W1", "MEM_W0", "VXM", "MEM_E0",
+                                               "MEM_E1", "SXM_E", "MXM_E0", "C2C_E0"]
     assert (CFG.lanes, CFG.streams, CFG.vxm_alus, CFG.vxm_regs, CFG.sxm_width) == (16, 8, 4, 8, 8)
 
 

@@ -1,0 +1,106 @@
+"""Golden model of a system of chips (isa/system.py): one `Golden` per chip, the links between them.
+
+All chips start on the same cycle (a run in lockstep) and their queues are issued in one cycle
+order (sim/queue.py `run_chips`), so what one chip sends is registered before any chip looks
+for it. Each chip stops on its own (DONE, or an error); the others run on. Link faults are given
+per receiving end as {frame index: [(codeword, bit), ...]} (frame index = the n-th vector sent
+towards that end), or drawn from a seed by `random_faults`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from isa import spec
+from isa.config import SliceKind
+from isa.image import Program
+from isa.link import CODEWORD_BITS, LinkFormat
+from isa.system import System, SystemSpecError
+
+from . import queue as issue
+from .c2c import LinkEnd
+from .golden import Golden, RunResult
+
+
+@dataclass
+class SystemResult:
+    chips: list[RunResult]
+
+    @property
+    def cycles(self) -> int:
+        """From the common start to the last chip's stop."""
+        return max(r.cycles for r in self.chips)
+
+
+class SystemGolden:
+    def __init__(self, system: System, programs: list[Program], faults: dict | None = None,
+                 memories: list | None = None):
+        """`faults`: {(chip, C2C slice name): {frame index: [(codeword, bit), ...]}} on frames arriving there."""
+        if len(programs) != len(system.chips):
+            raise SystemSpecError(f"system {system.name!r} has {len(system.chips)} chips, got {len(programs)} programs")
+        for i, p in enumerate(programs):
+            if p.config != system.config(i):
+                raise SystemSpecError(f"system {system.name!r}: chip {i} is {system.chips[i]!r}, its program is for "
+                                      f"{p.config.name!r}")
+        self.system = system
+        ends: dict[tuple[int, str], LinkEnd] = {}
+        for i in range(len(programs)):
+            for s in system.config(i).slices_of(SliceKind.C2C):
+                ends[(i, s.name)] = LinkEnd(i, s.name, s.position)
+        for link in system.links:
+            a, b = ends[(link.a.chip, link.a.link)], ends[(link.b.chip, link.b.link)]
+            a.peer, b.peer, a.latency, b.latency = b, a, link.latency, link.latency
+        for (chip, name), frames in (faults or {}).items():
+            if (chip, name) not in ends:
+                raise SystemSpecError(f"fault on chip{chip}.{name}: no such link end")
+            ends[(chip, name)].faults = {int(j): [tuple(f) for f in fl] for j, fl in frames.items()}
+        self.ends = ends
+        for i, p in enumerate(programs):
+            _check_recv_latency(system, i, p, ends)
+        memories = memories or [None] * len(programs)
+        self.chips = [Golden(p, memories[i], {e.position: e for (c, _), e in ends.items() if c == i})
+                      for i, p in enumerate(programs)]
+        self.result: SystemResult | None = None
+
+    def run(self, max_cycles: int = 1 << 32) -> SystemResult:
+        runs = [g.issuer() for g in self.chips]
+        issue.run_chips(runs, max_cycles)
+        outcomes = [r.outcome(max_cycles) for r in runs]
+        # a chip may take vectors another sent after that one's own end: settle every chip's
+        # issue decisions first (above), then the values
+        self.result = SystemResult([g.finish(*o) for g, o in zip(self.chips, outcomes)])
+        return self.result
+
+
+def _check_recv_latency(system: System, chip: int, program: Program, ends) -> None:
+    """Every RECV must assume at least its link's latency: a shorter `lat` could take a vector before
+    the hardware guarantees it has arrived."""
+    cfg = program.config
+    for s in cfg.slices_of(SliceKind.C2C):
+        end = ends[(chip, s.name)]
+        for pc, w in enumerate(program.instruction_stream(s.position)):
+            try:
+                op, ops = spec.decode(w)
+            except spec.IllegalInstruction:
+                continue
+            if op.mnemonic == "RECV" and end.peer is not None and ops["lat"] < end.latency:
+                raise SystemSpecError(f"chip{chip}.{s.name} instruction {pc}: RECV lat={ops['lat']} is below the "
+                                      f"latency of its link in system {system.name!r} ({end.latency})")
+
+
+def random_faults(system: System, counts: dict, seed: int, frames: dict, double: bool = False) -> dict:
+    """Seeded faults: for each receiving end (chip, name) in `counts`, that many frames among the first
+    `frames[(chip, name)]` get one flipped bit in one codeword (two in one codeword if `double`)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for (chip, name), n in counts.items():
+        fmt = LinkFormat.of(system.config(chip))
+        picks = rng.choice(frames[(chip, name)], size=n, replace=False)
+        faults = {}
+        for j in sorted(int(x) for x in picks):
+            cw = int(rng.integers(fmt.codewords))
+            bits = rng.choice(CODEWORD_BITS, size=2 if double else 1, replace=False)
+            faults[j] = [(cw, int(b)) for b in bits]
+        out[(chip, name)] = faults
+    return out
