@@ -102,4 +102,25 @@ def attach_mxm(fab: Fabric, sl):
     fab.instance("mxm_ctrl", sl.name, ctrl)
 
 
-ATTACH = {SliceKind.MEM: attach_mem, SliceKind.VXM: attach_vxm, SliceKind.SXM: attach_sxm, SliceKind.MXM: attach_mxm}
+def attach_c2c(fab: Fabric, sl):
+    """A C2C slice: the slice unit (queue, engines, the link's TX and RX); its SEND tap and RECV
+    drive in the superlanes (a MEM slice's superlane unit: one tap, one drive); the link's pins to
+    the chip's; its status to the host's L_* registers."""
+    m, p, B = fab.m, sl.position, fab.config.superlane_bits
+    ports = fab.ports("c2c_slice", sl.name)
+    sls = fab.superlanes("mem_superlane", sl, **queue_taps(ports), tap_stream=ports.tap_stream,
+                         tap_dir=ports.tap_dir, drive_e_en=ports.drive_e_en, drive_w_en=ports.drive_w_en)
+    attach_queue(fab, sl, ports, sls)
+    pins = fab.link_pins[sl.name]
+    m.d.comb += [ports.tap.eq(Cat(*(g.tap for g in sls))), ports.cycle.eq(fab.cycle),
+                 pins["tx"].eq(ports.tx), ports.rx.eq(pins["rx"]), ports.rx_clk.eq(pins["rx_clk"])]
+    m.d.comb += [g.drive_data.eq(ports.drive_data[i * B:(i + 1) * B]) for i, g in enumerate(sls)]
+    fab.instance("c2c_slice", sl.name, ports)
+    hit = Signal(name=f"l_hit_{sl.name}")
+    m.d.comb += hit.eq(fab.host.link.sel == p)
+    fab.link_status = Mux(hit, Cat(ports.link_up, ports.link_failed, ports.fec_sticky), fab.link_status)
+    fab.link_corrected = Mux(hit, ports.fec_corrected, fab.link_corrected)
+    fab.link_uncorrectable = Mux(hit, ports.fec_uncorrectable, fab.link_uncorrectable)
+
+
+ATTACH = {SliceKind.C2C: attach_c2c, SliceKind.MEM: attach_mem, SliceKind.VXM: attach_vxm, SliceKind.SXM: attach_sxm, SliceKind.MXM: attach_mxm}

@@ -1,6 +1,7 @@
 """Emit the chip's Verilog for a named configuration.
 
     python -m hdl.build --config tiny --out build/tiny
+    python -m hdl.build --system pair --out build/pair
     python -m hdl.build --list
 
 Writes, under --out:
@@ -9,6 +10,9 @@ Writes, under --out:
     chip.v           all of the above in one file (what simulators and synthesis read)
     manifest.json    configuration, ISA version, timing, top-level ports, units
 Each distinct unit is emitted once. The `tsp` preset takes minutes and GBs (docs/DECISIONS.md).
+With --system, the chip as above plus, for simulation only (hdl/system.py):
+    units/link_model.v, units/system.v   one direction of a link; the chips wired through them
+    system.v         chip.v + link_model + system in one file (top module `system`)
 """
 from __future__ import annotations
 
@@ -109,17 +113,62 @@ def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force:
     return manifest
 
 
+def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Emit a system (isa/system.py) for simulation: its chip once, a link model, the system top."""
+    from amaranth.back import verilog
+
+    from isa.system import get_system
+
+    from .system import LinkModel, SystemTop
+
+    sysm = get_system(system_name)
+    top = SystemTop(sysm)            # refuses systems of mixed configurations
+    out = Path(out)
+    manifest = emit(top.config.name, out, log)
+    texts = [(out / "chip.v").read_text()]
+    for name, unit in (("link_model", LinkModel(top.config)), ("system", top)):
+        text = verilog.convert(unit, name=name, emit_src=False)
+        (out / "units" / f"{name}.v").write_text(text)
+        texts.append(text)
+        log(f"  {name:12s} {len(text) / 1e6:8.2f} MB")
+    full = "".join(texts)
+    (out / "system.v").write_text(full)
+    manifest["system"] = sysm.to_dict()
+    manifest["system_top"] = "system"
+    manifest["system_sha256"] = hashlib.sha256(full.encode()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hdl.build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=DEFAULT, help=f"preset name (default {DEFAULT})")
     ap.add_argument("--out", type=Path, help="output directory (default build/<config>)")
-    ap.add_argument("--list", action="store_true", help="list the presets and exit")
+    ap.add_argument("--system", help="emit a system (a preset name or a .json description) for simulation")
+    ap.add_argument("--list", action="store_true", help="list the presets and systems and exit")
     ap.add_argument("--force", action="store_true", help="emit even a configuration over the size guard")
     args = ap.parse_args(argv)
     if args.list:
         for c in PRESETS.values():
             print(f"{c.name:6s} lanes={c.lanes:<4d} streams={c.streams:<3d} mem_slices={c.mem_slices:<3d} "
                   f"mem_words={c.mem_words:<5d} SRAM={c.sram_bytes // 1024} KiB  {c.description}")
+        from isa.system import SYSTEMS
+        for sy in SYSTEMS.values():
+            lat = sorted({lk.latency for lk in sy.links})
+            print(f"{sy.name:6s} system: {len(sy.chips)} x {'/'.join(sorted(set(sy.chips)))}, {len(sy.links)} links, "
+                  f"latency {'/'.join(map(str, lat))} cycles  {sy.description}")
+        return 0
+    if args.system:
+        from isa.system import SystemSpecError
+        out = args.out or Path("build") / Path(args.system).stem
+        print(f"emitting system {args.system!r} into {out}/", flush=True)
+        t0 = time.time()
+        try:
+            emit_system(args.system, out)
+        except (SystemSpecError, BuildError, NotImplementedError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {out / 'system.v'} and {out / 'manifest.json'} in {time.time() - t0:.1f} s")
         return 0
     try:
         get_config(args.config)

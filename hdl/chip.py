@@ -20,9 +20,10 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from isa.config import ChipConfig
+from isa.config import ChipConfig, SliceKind
 
 from .attach import ATTACH
+from .c2c import link_ports
 from .fabric import Fabric
 from .host_regs import HostPorts, HostRegs
 from .run_control import RunControl
@@ -52,6 +53,9 @@ class Chip(wiring.Component):
         the RUNNING status bit: high from cycle 0 until the stop.
     east_out_<s>, west_out_<s> : Out(word_bits)
         stream s leaving the east / west edge, one port per stream.
+    <link>_tx, <link>_rx, <link>_rx_clk :
+        per C2C slice (`c2c_w0_tx`, ...): the link's send lanes, receive lanes and the clock they
+        arrive with (hdl/c2c.py `link_ports`). Unconnected, a link does not train and stays down.
 
     Attributes
     ----------
@@ -64,9 +68,10 @@ class Chip(wiring.Component):
         self.units = units(config)
         self.host_ports = HostPorts(config)
         S, W = config.streams, config.word_bits
+        self.links = [sl.name for sl in config.slices_of(SliceKind.C2C)]
         super().__init__(dict(self.host_ports.members) | {"done": Out(1), "running": Out(1)} | {
             f"{d}_out_{s}": Out(W) for d in ("east", "west") for s in range(S)
-        })
+        } | {f"{name.lower()}_{pin}": mbr for name in self.links for pin, mbr in link_ports(config).items()})
 
     def elaborate(self, platform):
         m = Module()
@@ -78,7 +83,8 @@ class Chip(wiring.Component):
         wiring.connect(m, run.status, host.status)
         m.d.comb += [self.done.eq(run.status.done), self.running.eq(run.status.running)]
 
-        fab = Fabric(m, cfg, self.units, host, run.status.running)
+        pins = {name: {pin: getattr(self, f"{name.lower()}_{pin}") for pin in link_ports(cfg)} for name in self.links}
+        fab = Fabric(m, cfg, self.units, host, run.status.running, run.status.cycles, pins)
         for sl in cfg.floorplan:
             if sl.kind in ATTACH:
                 ATTACH[sl.kind](fab, sl)
@@ -91,5 +97,6 @@ class Chip(wiring.Component):
                      run.n_corrected.eq(sum(c.as_unsigned() for c in fab.corrected)),
                      run.n_uncorrectable.eq(sum(u.as_unsigned() for u in fab.uncorrectable)),
                      host.queue.length.eq(fab.q_len), host.sram.rdata.eq(fab.m_rdata),
-                     host.sram.recc.eq(fab.m_recc)]
+                     host.sram.recc.eq(fab.m_recc), host.link.status.eq(fab.link_status),
+                     host.link.corrected.eq(fab.link_corrected), host.link.uncorrectable.eq(fab.link_uncorrectable)]
         return m

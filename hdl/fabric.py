@@ -32,10 +32,16 @@ class Fabric:
         the host register file (its `queue` and `sram` interfaces reach the slices).
     running : Signal
         the run control's RUNNING.
+    cycle : Signal
+        the run control's CYCLES (the C2C slices stamp and check link times with it).
+    link_pins : dict
+        per C2C slice name, the chip's link pins {"tx", "rx", "rx_clk"}.
     """
 
-    def __init__(self, m, config: ChipConfig, units: dict, host, running):
+    def __init__(self, m, config: ChipConfig, units: dict, host, running, cycle=None, link_pins=None):
         self.m, self.config, self.units, self.host, self.running = m, config, units, host, running
+        self.cycle, self.link_pins = cycle, link_pins or {}
+        self.link_status, self.link_corrected, self.link_uncorrectable = Const(0, 3), Const(0, 32), Const(0, 32)
         S, W, B = config.streams, config.word_bits, config.superlane_bits
         # east[p][g]: superlane g of every eastward stream leaving position p (= V(p+1, t)), stream s
         # at bits [s*B, (s+1)*B); west likewise westward

@@ -143,6 +143,22 @@ class SramAccess(wiring.Signature):
                           "ecc": Out(E), "rdata": In(W), "recc": In(E)})
 
 
+class LinkStatus(wiring.Signature):
+    """The selected link's status, from the C2C slices to the register file.
+
+    Members
+    -------
+    sel : Out(8)
+        L_SEL: the C2C slice whose link is shown.
+    status : In(L_STATUS layout); corrected, uncorrectable : In(32)
+        that link's L_STATUS, L_CORRECTED and L_UNCORRECTABLE.
+    """
+
+    def __init__(self):
+        super().__init__({"sel": Out(8), "status": In(reg_layout("L_STATUS")),
+                          "corrected": In(32), "uncorrectable": In(32)})
+
+
 def _or(sigs):
     return Cat(*sigs).any()
 
@@ -169,13 +185,16 @@ class HostRegs(wiring.Component):
         the host's queue load.
     sram : Out(SramAccess(config))
         the host's SRAM access.
+    link : Out(LinkStatus())
+        the selected link's status and FEC counters.
     """
 
     def __init__(self, config: ChipConfig):
         self.config = config
         self.addr_bits = hm.addr_bits(config)
         super().__init__({"bus": Out(HostPorts(config)), "cmd": Out(RunCommand()), "status": In(RunStatus()),
-                          "queue": Out(QueueLoad(config)), "sram": Out(SramAccess(config))})
+                          "queue": Out(QueueLoad(config)), "sram": Out(SramAccess(config)),
+                          "link": Out(LinkStatus())})
 
     def elaborate(self, platform):
         m = Module()
@@ -258,6 +277,8 @@ class HostRegs(wiring.Component):
                     m.d.sync += host_err.eq(0)
             with m.If(at("Q_SEL")):
                 m.d.sync += q_sel.eq(wdata)
+            with m.If(at("L_SEL")):
+                m.d.sync += self.link.sel.eq(wdata)
             with m.If(at("Q_ADDR")):
                 m.d.sync += q_addr.eq(wdata)
             with m.If(at("S_DEST")):
@@ -349,6 +370,8 @@ class HostRegs(wiring.Component):
             "CONFIG1": reg_layout("CONFIG1").const(config["CONFIG1"]),
             "Q_SEL": q_sel, "Q_ADDR": q_addr, "Q_LEN": q.length, "S_DEST": s_dest,
             "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc, "M_COUNT": m_count,
+            "L_SEL": self.link.sel, "L_STATUS": self.link.status, "L_CORRECTED": self.link.corrected,
+            "L_UNCORRECTABLE": self.link.uncorrectable,
         }
         rdata = Signal(32)
         with m.Switch(axil.reg_addr):

@@ -57,16 +57,23 @@ def slice_queue_ports(config: ChipConfig) -> dict:
     }
 
 
-def attach_queue(m: Module, slice_, kind: SliceKind) -> "InstructionQueue":
-    """Add the slice's InstructionQueue to `m`, wired to the ports of slice_queue_ports()."""
+def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQueue":
+    """Add the slice's InstructionQueue to `m`, wired to the ports of slice_queue_ports().
+
+    `errors`: the slice's own errors, [(err, code, pc)] (pc None: the queue's), reported when the
+    queue itself has none this cycle, the first listed first."""
     m.submodules.queue = q = InstructionQueue(slice_.config, kind)
     m.d.comb += [
         q.running.eq(slice_.running),
         q.host_we.eq(slice_.host_q_we), q.host_addr.eq(slice_.host_q_addr), q.host_data.eq(slice_.host_q_data),
         q.host_len_we.eq(slice_.host_q_len_we), q.host_len.eq(slice_.host_q_len), slice_.q_len.eq(q.length),
         slice_.fetch_stream.eq(q.fetch_stream), slice_.fetch_dir.eq(q.fetch_dir), q.fetch_tap.eq(slice_.fetch_tap),
-        slice_.err.eq(q.err), slice_.err_code.eq(q.err_code), slice_.err_pc.eq(q.pc),
     ]
+    err, code, pc = Const(0, 1), Const(0, 4), q.pc
+    for e, c, p in reversed(errors):
+        err, code, pc = err | e, Mux(e, c, code), Mux(e, q.pc if p is None else p, pc)
+    m.d.comb += [slice_.err.eq(q.err | err), slice_.err_code.eq(Mux(q.err, q.err_code, code)),
+                 slice_.err_pc.eq(Mux(q.err, q.pc, pc))]
     return q
 
 

@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In
 
 from isa.config import ChipConfig
 
+from .c2c import C2cSlice
 from .mem_slice import MemSlice, MemSuperlane
 from .mxm import MxmColumn, MxmControl, MxmSuperlane
 from .sxm import SxmCrossbar, SxmSlice, SxmSuperlane
@@ -26,6 +27,8 @@ def units(config: ChipConfig) -> dict:
     if config.mxm:
         u |= {"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)}
         u["mxm_superlane"] = MxmSuperlane(config, u["mxm_column"])
+    if config.c2c_links:
+        u["c2c_slice"] = C2cSlice(config)
     return u
 
 

@@ -45,6 +45,11 @@ REGISTERS: tuple[Register, ...] = (
     Register("ECC_UNCORRECTABLE", 0x18, "R", "double-bit errors detected by program reads"),
     Register("CONFIG0", 0x1C, "R", "[15:0] lanes, [23:16] streams, [31:24] positions"),
     Register("CONFIG1", 0x20, "R", "[4:0] log2 mem_words, [12:8] log2 queue_depth, [23:16] ECC bits per word"),
+    Register("L_SEL", 0x30, "RW", "[7:0] C2C slice position whose link L_* registers show"),
+    Register("L_STATUS", 0x34, "R", "bit0 UP (trained), bit1 FAILED (did not train: not connected, no signal or "
+                                    "lane skew beyond c2c_skew), bit2 FEC_UNCORRECTABLE (sticky since reset)"),
+    Register("L_CORRECTED", 0x38, "R", "codewords the link's FEC corrected since reset"),
+    Register("L_UNCORRECTABLE", 0x3C, "R", "codewords with an uncorrectable error since reset"),
     Register("Q_SEL", 0x40, "RW", "[7:0] slice position whose queue Q_* registers address"),
     Register("Q_ADDR", 0x44, "RW", "instruction index; incremented by each Q_DATA_HI write"),
     Register("Q_DATA_LO", 0x48, "W", "instruction word bits [31:0] (staged)"),
@@ -85,6 +90,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "CONFIG1": (Field("mem_addr_bits", 0, 5), Field("queue_addr_bits", 8, 5), Field("ecc_bits", 16, 8)),
     "M_CMD": (Field("write", 0, 1), Field("write_raw", 1, 1), Field("read", 2, 1), Field("read_stream", 3, 1)),
     "S_DEST": (Field("queue", 0, 1),),
+    "L_STATUS": (Field("up", 0, 1), Field("failed", 1, 1), Field("fec_uncorrectable", 2, 1)),
 }
 
 

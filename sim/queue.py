@@ -157,7 +157,7 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
         res = land.check(t)
         if isinstance(res, tuple):
             code, pc = res
-            chip.fail(t, pos, 1, code, pc)
+            chip.fail(t, pos, 2, code, pc)      # (after the queue's own errors, as in hdl/queue.py)
         elif res is not None:
             heapq.heappush(heap, (res, 2, i, pos, land))
         return

@@ -34,27 +34,22 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(cocotb.RANDOM_SEED)
 
 
-class ChipTB:
-    """backdoor=True loads SRAM segments, injects faults and checks SRAM through the simulator's
-    view of the memory arrays (fast, and it compares every word of every MEM slice);
-    backdoor=False does all of it through the AXI4-Lite port, as the product's runners do."""
+class HostPort:
+    """One chip's host ports as a testbench drives them: the AXI4-Lite master, the bulk load and
+    unload streams, and a ChipDriver over them. `prefix` names the ports (`c0_` in a system top)."""
 
-    def __init__(self, dut, backdoor: bool = True):
-        self.dut = dut
-        self.backdoor = backdoor
-        self.config = config_from_env()
-        self.log = dut._log
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.axis = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
-        self.axis_out = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
-        self.driver = ChipDriver(self.axil, self.config, stream=self)
-        self.S, self.L = self.config.streams, self.config.lanes
+    def __init__(self, dut, config, clk, rst, prefix: str = ""):
+        self.clk, self.L = clk, config.lanes
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, f"{prefix}s_axil"), clk, rst)
+        self.axis = AxiStreamSource(AxiStreamBus.from_prefix(dut, f"{prefix}s_axis"), clk, rst)
+        self.axis_out = AxiStreamSink(AxiStreamBus.from_prefix(dut, f"{prefix}m_axis"), clk, rst)
+        self.driver = ChipDriver(self.axil, config, stream=self)
 
     async def send_words(self, data: bytes) -> None:
         """Bulk load port: send whole words, one per beat, and wait until all are accepted."""
         await self.axis.send(AxiStreamFrame(data))
         await self.axis.wait()
-        await RisingEdge(self.dut.clk)
+        await RisingEdge(self.clk)
 
     async def recv_words(self, n: int) -> tuple[bytes, list[int]]:
         """Bulk unload port: one frame of n words; returns (data bytes, stored ECC per word)."""
@@ -70,6 +65,28 @@ class ChipTB:
             eccs = list(user)
         assert len(eccs) == n
         return data, eccs
+
+
+class ChipTB:
+    """backdoor=True loads SRAM segments, injects faults and checks SRAM through the simulator's
+    view of the memory arrays (fast, and it compares every word of every MEM slice);
+    backdoor=False does all of it through the AXI4-Lite port, as the product's runners do."""
+
+    def __init__(self, dut, backdoor: bool = True):
+        self.dut = dut
+        self.backdoor = backdoor
+        self.config = config_from_env()
+        self.log = dut._log
+        self.port = HostPort(dut, self.config, dut.clk, dut.rst)
+        self.axil, self.axis, self.axis_out = self.port.axil, self.port.axis, self.port.axis_out
+        self.driver = self.port.driver
+        self.S, self.L = self.config.streams, self.config.lanes
+
+    async def send_words(self, data: bytes) -> None:
+        await self.port.send_words(data)
+
+    async def recv_words(self, n: int) -> tuple[bytes, list[int]]:
+        return await self.port.recv_words(n)
 
     # ---- SRAM backdoor (simulation only) ------------------------------------------
     def _bank(self, position: int):

@@ -143,6 +143,15 @@ class ChipDriver:
             if s.kind in spec.kinds_with_queues(self.config):
                 await self.load_queue(s.position, program.queues.get(s.position, []))
 
+    # ---- links -------------------------------------------------------------------------
+    async def link(self, position: int) -> dict:
+        """The link of the C2C slice at `position`: L_STATUS fields and the FEC counters."""
+        await self.write("L_SEL", position)
+        out = hm.unpack("L_STATUS", await self.read("L_STATUS"))
+        out["corrected"] = await self.read("L_CORRECTED")
+        out["uncorrectable"] = await self.read("L_UNCORRECTABLE")
+        return out
+
     # ---- running ------------------------------------------------------------------
     async def start(self) -> None:
         await self.write("CTRL", hm.CTRL_START)

@@ -32,6 +32,8 @@ VERILATOR_WAIVERS = {
     "PROCASSINIT": "Amaranth gives every register an initial value and also resets it in a process",
     "CASEINCOMPLETE": "generated FSM/switch `casez` statements rely on default assignments before the case",
     "DECLFILENAME": "all modules are emitted into one chip.v, not one file per module",
+    "SYNCASYNCNET": "Amaranth's AsyncFIFO (a C2C slice's receive buffer) resets its read side through an "
+                    "asynchronous-assert synchronizer fed by the write side's synchronous reset, by design",
 }
 
 
@@ -55,20 +57,33 @@ def locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def is_system(design: str) -> bool:
+    """A design is a chip configuration (`tiny`) or a system of chips (`pair`, isa/system.py)."""
+    from isa.system import SYSTEMS
+    return design in SYSTEMS
+
+
+def top_of(design: str) -> str:
+    return "system" if is_system(design) else TOP
+
+
 def verilog(config: str) -> Path:
-    """build/<config>/chip.v, emitted if the sources changed."""
-    from hdl.build import emit
+    """build/<design>/chip.v (a configuration) or build/<design>/system.v (a system), emitted if the
+    sources changed."""
+    from hdl.build import emit, emit_system
 
     out = BUILD / config
     want = source_hash()
+    name = "system.v" if is_system(config) else "chip.v"
     with locked(BUILD / f".{config}.lock"):
         man = out / "manifest.json"
-        if man.exists() and json.loads(man.read_text()).get("source_hash") == want and (out / "chip.v").exists():
-            return out / "chip.v"
-        manifest = emit(config, out, log=lambda *_: None)
+        if man.exists() and json.loads(man.read_text()).get("source_hash") == want and (out / name).exists():
+            return out / name
+        quiet = lambda *_: None  # noqa: E731
+        manifest = emit_system(config, out, quiet) if is_system(config) else emit(config, out, log=quiet)
         manifest["source_hash"] = want
         man.write_text(json.dumps(manifest, indent=2) + "\n")
-    return out / "chip.v"
+    return out / name
 
 
 def waves_requested() -> bool:
@@ -92,7 +107,7 @@ def icarus_source(src: Path) -> Path:
     fixed, n = ICARUS_TIME0.subn(lambda mo: f"reg {mo.group(1)} ; initial #0 {mo.group(1)} = 1'b0;", text)
     if n == 0:
         raise RuntimeError("Icarus time-0 patch found no trigger register: has the Yosys backend changed?")
-    out = src.with_name("chip_icarus.v")
+    out = src.with_name(src.stem + "_icarus.v")
     if not out.exists() or out.read_text() != fixed:
         out.write_text(fixed)
     return out
@@ -118,12 +133,12 @@ def simulator_build(simulator: str, config: str):
                 args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
                 if waves:
                     args.append("--trace-fst")
-            runner.build(sources=[src], hdl_toplevel=TOP, build_dir=build_dir, build_args=args,
+            runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, build_args=args,
                          timescale=TIMESCALE, waves=waves, always=True,
                          log_file=build_dir / "build.log")
             stamp.write_text(vhash)
         elif simulator == "icarus":
-            runner.build(sources=[src], hdl_toplevel=TOP, build_dir=build_dir, timescale=TIMESCALE,
+            runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, timescale=TIMESCALE,
                          waves=waves, always=False, log_file=build_dir / "build.log")
     return runner, build_dir
 
@@ -145,7 +160,8 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
         test_dir.parent.mkdir(parents=True, exist_ok=True)
         test_dir = Path(tempfile.mkdtemp(prefix=test_dir.name + ".", dir=test_dir.parent))
     extra = {"CHIP_CONFIG": config, **(env or {})}     # the package is installed: no PYTHONPATH needed
-    results = runner.test(test_module=module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", testcase=testcase,
+    results = runner.test(test_module=module, hdl_toplevel=top_of(config), hdl_toplevel_lang="verilog",
+                          testcase=testcase,
                           build_dir=build_dir,
                           test_dir=test_dir, extra_env=extra, seed=seed, waves=waves_requested(),
                           timescale=TIMESCALE, results_xml=str(test_dir / "results.xml"),

@@ -1,0 +1,117 @@
+"""Programs for systems of chips (isa/system.py): vectors read from SRAM on one chip, sent over a
+link, received and written to SRAM on the other, at cycles worked out from isa/spec.py and
+isa/link.py. `transfer` places one such transfer; `random_transfers` chains many over every link
+of a system, in both directions, for the scoreboard (verif/tb_system.py) to compare with
+sim/system.py.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from isa import spec
+from isa.config import SliceKind
+from isa.link import LinkFormat
+from isa.system import System
+from isa.timed import ScheduleError, TimedProgram
+
+T = spec.TIMING
+
+
+@dataclass
+class Transfer:
+    """`count` vectors from (src chip, MEM slice, addr) to (dst chip, MEM slice, addr)."""
+    src: int
+    src_mem: str
+    src_addr: int
+    dst: int
+    dst_mem: str
+    dst_addr: int
+    count: int
+
+
+def _direction_towards(cfg, frm: str, to: str) -> int:
+    """The stream direction that carries a value from slice `frm` to slice `to` (0 east, 1 west)."""
+    return int(cfg.slice_named(to).position < cfg.slice_named(frm).position)
+
+
+def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: bool, t_send: int, count: int,
+             src_mem: str, src_addr: int, dst_mem: str, dst_addr: int, streams: tuple[int, int] = (0, 0),
+             slack: int = 0, lat: int | None = None) -> tuple[Transfer, int, int]:
+    """Place one transfer over link `link_index` (forward: from its `a` end to `b`) with its SEND issued
+    on t_send, on stream streams[0] from the source MEM slice to the link and streams[1] from the link
+    to the destination. Returns (the transfer, the cycle its READ issues, the cycle after its last
+    write lands). Raises ScheduleError, placing nothing, if a queue or engine is taken."""
+    lk = system.links[link_index]
+    src, dst = (lk.a, lk.b) if forward else (lk.b, lk.a)
+    scfg, dcfg = system.config(src.chip), system.config(dst.chip)
+    F = LinkFormat.of(scfg).flits
+    s_out, s_in = streams
+    # sender: READ drives so that SEND samples vector k on t_send + 1 + k
+    d_out = _direction_towards(scfg, src_mem, src.link)
+    dist = abs(scfg.slice_named(src.link).position - scfg.slice_named(src_mem).position)
+    t_read = t_send + T["c2c_send_sample"] - T["mem_read_drive"] - dist
+    # receiver: element k takes on t_recv + 1 + k, at least latency after tau_k = t_send + 1 + k*F
+    L = lat if lat is not None else lk.latency
+    t_recv = t_send + T["c2c_send_sample"] + L - T["c2c_recv_take"] + max(0, (count - 1) * (F - 1)) + slack
+    d_in = _direction_towards(dcfg, dst.link, dst_mem)
+    dist2 = abs(dcfg.slice_named(dst.link).position - dcfg.slice_named(dst_mem).position)
+    t_write = t_recv + T["c2c_recv_drive"] + dist2 - T["mem_write_sample"]
+    trial = [copy.deepcopy(tps[src.chip]), copy.deepcopy(tps[dst.chip]) if dst.chip != src.chip else None]
+    ts, td = trial[0], trial[1] or trial[0]
+    ts.at(src_mem, t_read, "READ", stream=s_out, dir=d_out, addr=src_addr, stride=1, count=count)
+    ts.at(src.link, t_send, "SEND", stream=s_out, dir=d_out, count=count)
+    td.at(dst.link, t_recv, "RECV", stream=s_in, dir=d_in, lat=L, count=count)
+    td.at(dst_mem, t_write, "WRITE", stream=s_in, dir=d_in, addr=dst_addr, stride=1, count=count)
+    for tp in (ts, td):                   # every engine free: the queues' streams must still build
+        tp.streams()
+    tps[src.chip] = ts
+    tps[dst.chip] = td
+    return (Transfer(src.chip, src_mem, src_addr, dst.chip, dst_mem, dst_addr, count), t_read,
+            t_write + T["mem_write_commit"] + count)
+
+
+def random_transfers(system: System, rng: np.random.Generator, min_cycles: int = 2000,
+                     max_count: int | None = None) -> tuple[list, list[Transfer]]:
+    """Transfers over every link in both directions until min_cycles, each on a random stream pair
+    (sending paths on the lower half of the streams, receiving paths on the upper, so that a chip's
+    outgoing and incoming vectors never meet), and half of them forwarding what an earlier transfer
+    delivered, so data travels around a ring. Returns (programs, transfers)."""
+    tps = [TimedProgram(system.config(i)) for i in range(len(system.chips))]
+    cfg0 = system.config(0)
+    F = LinkFormat.of(cfg0).flits
+    depth, S = cfg0.c2c_depth, cfg0.streams
+    for i, tp in enumerate(tps):          # seed data: every MEM slice holds random words at 0..255
+        for s in system.config(i).slices_of(SliceKind.MEM):
+            tp.load(s.name, 0, rng.integers(0, 256, (256, system.config(i).lanes), dtype=np.uint8))
+    mems = [s.name for s in cfg0.slices_of(SliceKind.MEM)]
+    next_addr: dict = {}                  # (chip, mem) -> next free destination address
+    delivered: list = []                  # (chip, mem, addr, count, cycle it is all stored)
+    transfers = []
+    t = 8
+    while t < min_cycles:
+        for k, lk in enumerate(system.links):
+            for forward in (True, False):
+                src, dst = (lk.a, lk.b) if forward else (lk.b, lk.a)
+                count = int(rng.integers(1, (max_count or depth) + 1))
+                dm = mems[int(rng.integers(len(mems)))]
+                da = next_addr.get((dst.chip, dm), 256)
+                if da + count > cfg0.mem_words:
+                    continue
+                sm, sa = mems[int(rng.integers(len(mems)))], int(rng.integers(0, 256 - count + 1))
+                ready = [d for d in delivered if d[0] == src.chip and d[3] >= count and d[4] < t - 16]
+                if ready and rng.random() < 0.5:
+                    _, sm, sa, _, _ = ready[int(rng.integers(len(ready)))]
+                streams = (int(rng.integers(S // 2)), int(rng.integers(S // 2, S)))
+                try:
+                    tr, _, done = transfer(system, tps, k, forward, t + int(rng.integers(0, F)), count, sm, sa, dm,
+                                           da, streams=streams, slack=int(rng.integers(0, 4)))
+                except ScheduleError:
+                    continue
+                next_addr[(dst.chip, dm)] = da + count
+                delivered.append((dst.chip, dm, da, count, done))
+                transfers.append(tr)
+        t += depth * F + F
+    return [tp.program() for tp in tps], transfers
