@@ -28,6 +28,7 @@
                            read-out to SRAM included); also on Verilator, cycle counts equal
 * gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
 * compiled_gemm256_*, digits_*: the compiler's figures (bench/compiler.py; `python -m bench.compiler`)
+* c2c_*, ring4_stream_*:   chip-to-chip link figures (bench/c2c.py; `python -m bench.c2c`)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +
                            lanes x mxm_column); the selections that pick stream groups for
@@ -231,6 +232,9 @@ def main(argv=None) -> int:
         return rc
     from .compiler import main as compiler_figures
     if compiler_figures(["--sims", ",".join(s for s in args.sims.split(",") if s == "verilator")]):
+        return 1
+    from .c2c import main as c2c_figures
+    if c2c_figures(["--sims", ",".join(s for s in args.sims.split(",") if s == "verilator")]):
         return 1
     if not args.skip_synth:
         for key, value in yosys_cells("tiny").items():

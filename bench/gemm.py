@@ -86,7 +86,7 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray) -> tuple[Prog
     for t_ready, mx, acc, out, nt in sorted(layout.pop("pending"), key=lambda p: (p[0], p[1].position)):
         order, addr = layout["tiles"][nt]
         t_ar = _readout(tp, config, mx, max(t_ready, readout_free), acc, out, M, order, addr)
-        readout_free = t_ar + M + config.positions   # the other MXM reaches each MEM slice up to that much later
+        readout_free = t_ar + M + _mxm_span(config)   # the other MXM reaches each MEM slice up to that much later
     return tp.program(), layout
 
 
@@ -154,7 +154,7 @@ def gemv_program(config: ChipConfig, x: np.ndarray, B: np.ndarray) -> tuple[Prog
         t_ar = _readout(tp, config, mx, max(ready, readout_free), 0, out, rows, order, addr)
         for r, nt in enumerate(tiles):
             layout["tiles"][nt] = (order, addr + r)
-        readout_free = t_ar + rows + config.positions
+        readout_free = t_ar + rows + _mxm_span(config)
     return tp.program(), layout
 
 
@@ -176,3 +176,10 @@ def sram_words_read(program: Program) -> int:
             if op.mnemonic == "READ":
                 n += ops["count"]
     return n
+
+
+def _mxm_span(config) -> int:
+    """Positions from the westmost MXM to the eastmost, both included: how much later than one MXM
+    the other one's read-out can reach a MEM slice (the C2C slices beyond them do not count)."""
+    ps = [s.position for s in config.slices_of(SliceKind.MXM)]
+    return max(ps) - min(ps) + 1

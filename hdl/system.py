@@ -10,7 +10,8 @@ no link joins gets no signal and does not train.
 Top-level ports, per chip i: `clk_<i>`, `rst_<i>`, the host ports prefixed `c<i>_` (c0_s_axil_*,
 ...), `c<i>_done`, `c<i>_running`; per link k and direction (`ab`: from the link's `a` end to its
 `b` end, `ba` back): `link<k>_<dir>_delay` (8 bits per lane: the cycles lane l is late), `_flip`
-(bits to invert this cycle, lane l at l*lane_bits), `_cut` (no signal).
+(bits to invert this cycle, lane l at l*lane_bits), `_cut` (no signal), and `link<k>_<dir>_tx`
+(out: what the sender drives, for a testbench that aims faults at chosen frames).
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ class SystemTop(wiring.Component):
         for k in range(len(system.links)):
             for d in ("ab", "ba"):
                 members |= {f"link{k}_{d}_delay": In(8 * cfg.c2c_lanes), f"link{k}_{d}_flip": In(n),
-                            f"link{k}_{d}_cut": In(1)}
+                            f"link{k}_{d}_cut": In(1), f"link{k}_{d}_tx": Out(n)}
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -110,7 +111,8 @@ class SystemTop(wiring.Component):
                     "link_model", i_clk=getattr(self, f"clk_{src.chip}"), i_rst=getattr(self, f"rst_{src.chip}"),
                     i_tx=tx["tx"], o_rx=rx["rx"], i_delay=getattr(self, f"link{k}_{d}_delay"),
                     i_flip=getattr(self, f"link{k}_{d}_flip"), i_cut=getattr(self, f"link{k}_{d}_cut"))
-                m.d.comb += rx["rx_clk"].eq(getattr(self, f"clk_{src.chip}"))
+                m.d.comb += [rx["rx_clk"].eq(getattr(self, f"clk_{src.chip}")),
+                             getattr(self, f"link{k}_{d}_tx").eq(tx["tx"])]
         for i in range(len(sysm.chips)):
             kw = {"i_clk": getattr(self, f"clk_{i}"), "i_rst": getattr(self, f"rst_{i}")}
             for name, mbr in chip_ports(cfg).items():

@@ -35,8 +35,10 @@ class SystemResult:
 
 class SystemGolden:
     def __init__(self, system: System, programs: list[Program], faults: dict | None = None,
-                 memories: list | None = None):
-        """`faults`: {(chip, C2C slice name): {frame index: [(codeword, bit), ...]}} on frames arriving there."""
+                 memories: list | None = None, down: set | frozenset = frozenset()):
+        """`faults`: {(chip, C2C slice name): {frame index: [(codeword, bit), ...]}} on frames arriving there.
+        `memories`: per chip, a starting SRAM state (Golden's `memory`). `down`: indices of links that
+        failed training (both ends down, as if not joined)."""
         if len(programs) != len(system.chips):
             raise SystemSpecError(f"system {system.name!r} has {len(system.chips)} chips, got {len(programs)} programs")
         for i, p in enumerate(programs):
@@ -48,7 +50,9 @@ class SystemGolden:
         for i in range(len(programs)):
             for s in system.config(i).slices_of(SliceKind.C2C):
                 ends[(i, s.name)] = LinkEnd(i, s.name, s.position)
-        for link in system.links:
+        for k, link in enumerate(system.links):
+            if k in down:
+                continue
             a, b = ends[(link.a.chip, link.a.link)], ends[(link.b.chip, link.b.link)]
             a.peer, b.peer, a.latency, b.latency = b, a, link.latency, link.latency
         for (chip, name), frames in (faults or {}).items():

@@ -115,3 +115,50 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
                 transfers.append(tr)
         t += depth * F + F
     return [tp.program() for tp in tps], transfers
+
+
+def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = None) -> tuple[list, dict]:
+    """A long streaming transfer along a chain of chips (`system`'s links in order, forward): chip 0
+    reads `vectors` vectors from MEM_E1 and sends them in chunks of c2c_depth, back to back; every
+    middle chip relays each chunk straight from its RECV to its SEND (the vectors cross the chip on a
+    stream, never touching SRAM); the last chip writes them to MEM_W1. Returns (programs, figures):
+    figures has the link time span and utilization of the busiest link."""
+    cfg = system.config(0)
+    F, depth = LinkFormat.of(cfg).flits, cfg.c2c_depth
+    hops = [system.links[k] for k in range(len(system.links))]
+    chain = [hops[0].a.chip] + [lk.b.chip for lk in hops]
+    if len(set(chain)) != len(chain):
+        chain, hops = chain[:-1], hops[:-1]            # a ring: stop before coming back to chip 0
+    tps = [TimedProgram(system.config(i)) for i in range(len(system.chips))]
+    rng = rng or np.random.default_rng(0)
+    data = rng.integers(0, 256, (vectors, cfg.lanes), dtype=np.uint8)
+    tps[chain[0]].load("MEM_E1", 0, data)
+    t0 = 8
+    chunks = [(j * depth, min(depth, vectors - j * depth)) for j in range(-(-vectors // depth))]
+    first_tau, last_tau = None, 0
+    for j, (base, n) in enumerate(chunks):
+        t_send = t0 + j * depth * F
+        lk0 = hops[0]
+        src = cfg.slice_named("MEM_E1").position
+        out = cfg.slice_named(lk0.a.link).position
+        tps[chain[0]].at("MEM_E1", t_send + T["c2c_send_sample"] - T["mem_read_drive"] - (out - src), "READ",
+                         stream=0, dir=0, addr=base, stride=1, count=n)
+        tps[chain[0]].at(lk0.a.link, t_send, "SEND", stream=0, dir=0, count=n)
+        first_tau = t_send + 1 if first_tau is None else first_tau
+        for h, lk in enumerate(hops):
+            last_tau = max(last_tau, t_send + 1 + (n - 1) * F)
+            t_recv = t_send + T["c2c_send_sample"] + lk.latency - T["c2c_recv_take"] + (n - 1) * (F - 1)
+            rx = cfg.slice_named(lk.b.link).position
+            tps[lk.b.chip].at(lk.b.link, t_recv, "RECV", stream=0, dir=0, lat=lk.latency, count=n)
+            if h + 1 < len(hops):                       # relay: the RECV's vectors reach the next SEND
+                nxt = hops[h + 1]
+                tx = cfg.slice_named(nxt.a.link).position
+                t_send = t_recv + T["c2c_recv_drive"] + (tx - rx) - T["c2c_send_sample"]
+                tps[nxt.a.chip].at(nxt.a.link, t_send, "SEND", stream=0, dir=0, count=n)
+            else:
+                dst = cfg.slice_named("MEM_W1").position
+                tps[lk.b.chip].at("MEM_W1", t_recv + T["c2c_recv_drive"] + (dst - rx) - T["mem_write_sample"],
+                                  "WRITE", stream=0, dir=0, addr=base, stride=1, count=n)
+    span = chunks[-1][0] // depth * depth * F + chunks[-1][1] * F        # link cycles of the first hop
+    return [tp.program() for tp in tps], {"data": data, "chain": chain, "link_busy_cycles": vectors * F,
+                                          "link_span_cycles": span, "utilization": vectors * F / span}

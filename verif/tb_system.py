@@ -19,10 +19,10 @@ from cocotb.triggers import ClockCycles, Combine, ReadOnly, RisingEdge
 from isa import spec
 from isa.config import SliceKind
 from isa.link import min_latency
-from isa.system import get_system
+from isa.system import Link, System, get_system
 from sim.system import SystemGolden
 
-from .chip_tb import HostPort
+from .chip_tb import HostPort, written_words
 
 PERIOD_PS = 10_000
 TRAIN_WAIT = 1024           # cycles after reset within which every joined link must be up
@@ -32,30 +32,47 @@ class SystemTB:
     def __init__(self, dut):
         self.dut = dut
         self.log = dut._log
-        self.system = get_system(os.environ.get("CHIP_CONFIG", "pair"))
+        self.hw_system = get_system(os.environ.get("CHIP_CONFIG", "pair"))
+        self.system = self.hw_system
         self.n = len(self.system.chips)
         self.configs = [self.system.config(i) for i in range(self.n)]
         self.clk = [getattr(dut, f"clk_{i}") for i in range(self.n)]
         self.rst = [getattr(dut, f"rst_{i}") for i in range(self.n)]
         self.ports = [HostPort(dut, self.configs[i], self.clk[i], self.rst[i], prefix=f"c{i}_") for i in range(self.n)]
         self.drivers = [p.driver for p in self.ports]
+        self.clocks_started = False
+        self.shadow = [None] * self.n       # SRAM each chip holds after the last compared run
+        self.down: set[int] = set()
+        self.plan: dict = {}                # (link, direction) -> {arriving frame index: [(codeword, bit)]}
+        self.delays: dict = {}
+
+    def with_latency(self, latency: int) -> None:
+        """Run programs as if every link had `latency` (the hardware is the same; the link model's
+        wire delay follows in `reset`)."""
+        self.system = System(self.hw_system.name, self.hw_system.chips,
+                             tuple(Link(lk.a, lk.b, latency) for lk in self.hw_system.links))
 
     def link_inputs(self, k: int, d: str):
         return (getattr(self.dut, f"link{k}_{d}_delay"), getattr(self.dut, f"link{k}_{d}_flip"),
                 getattr(self.dut, f"link{k}_{d}_cut"))
 
     async def reset(self, skews=None, wire=None, periods=None, cut=()):
-        """Start the clocks, set every link model (per lane: wire + skew cycles late; `cut`: the
-        (link, direction) pairs with no signal), reset all chips together."""
+        """(Start the clocks,) set every link model (per lane: wire + skew cycles late; `cut`: the
+        (link, direction) pairs with no signal) and reset all chips together. The default wire
+        makes each link exactly as slow as its latency allows."""
         cfg = self.configs[0]
+        if not self.clocks_started:
+            for i in range(self.n):
+                cocotb.start_soon(Clock(self.clk[i], (periods or [PERIOD_PS] * self.n)[i], unit="ps").start())
+            self.clocks_started = True
         for i in range(self.n):
-            cocotb.start_soon(Clock(self.clk[i], (periods or [PERIOD_PS] * self.n)[i], unit="ps").start())
             self.rst[i].value = 1
         for k, lk in enumerate(self.system.links):
             w = (lk.latency - min_latency(cfg)) if wire is None else wire
             sk = skews or [0] * cfg.c2c_lanes
             for d in ("ab", "ba"):
                 delay, flip, cutp = self.link_inputs(k, d)
+                self.delays[(k, d)] = [w + s for s in sk]
                 delay.value = sum((w + s) << (8 * l) for l, s in enumerate(sk))
                 flip.value = 0
                 cutp.value = int((k, d) in cut)
@@ -67,13 +84,16 @@ class SystemTB:
             await d.check_identity()
 
     def joined(self) -> list[tuple[int, str]]:
-        return [(e.chip, e.link) for lk in self.system.links for e in (lk.a, lk.b)]
+        return [(e.chip, e.link) for k, lk in enumerate(self.system.links) if k not in self.down for e in (lk.a, lk.b)]
+
+    async def link_states(self, links=None) -> dict:
+        links = links if links is not None else self.joined()
+        return {(c, n): await self.drivers[c].link(self.configs[c].slice_named(n).position) for c, n in links}
 
     async def wait_trained(self) -> None:
         """Every joined link up (within TRAIN_WAIT cycles of reset), or fail naming it."""
         for _ in range(TRAIN_WAIT // 64):
-            states = {(c, n): await self.drivers[c].link(self.configs[c].slice_named(n).position)
-                      for c, n in self.joined()}
+            states = await self.link_states()
             if all(s["up"] for s in states.values()):
                 return
             failed = [f"chip{c}.{n}" for (c, n), s in states.items() if s["failed"]]
@@ -94,35 +114,97 @@ class SystemTB:
                     break
             else:
                 raise AssertionError(f"chip {i} not done after {1 << 20} cycles")
-        await RisingEdge(self.clk[0])
+        await ClockCycles(self.clk[0], 64)          # frames still on the wires land and are counted
         return [await d.status() for d in self.drivers]
 
+    # ---- fault injection ------------------------------------------------------------------
+    def aim(self, faults: dict) -> None:
+        """Faults for the next run, as sim/system.py takes them: {(chip, link name): {frame: [(cw, bit)]}}."""
+        self.plan = {}
+        for k, lk in enumerate(self.system.links):
+            for d, dst in (("ab", lk.b), ("ba", lk.a)):
+                f = faults.get((dst.chip, dst.link))
+                if f:
+                    self.plan[(k, d)] = f
+
+    async def injector(self, k: int, d: str) -> None:
+        """Watch what the sender of link k direction d drives; count its DATA frames from training on,
+        and flip the planned bits of the planned ones as they reach the receiver."""
+        from isa.link import FrameKind, LinkFormat, header_fields, lane_patterns
+        cfg = self.configs[0]
+        fmt = LinkFormat.of(cfg)
+        LB, F = cfg.c2c_lane_bits, fmt.flits
+        lk = self.system.links[k]
+        src = lk.a if d == "ab" else lk.b
+        clk = self.clk[src.chip]
+        tx_sig = getattr(self.dut, f"link{k}_{d}_tx")
+        flip_sig = self.link_inputs(k, d)[1]
+        end = lane_patterns(LB)["END"]
+        plan = self.plan.get((k, d), {})
+        delays = self.delays[(k, d)]
+        pending: dict[int, int] = {}        # cycle -> flip mask
+        c, flit, frame_words, data_index = 0, None, [], 0
+        while True:
+            await RisingEdge(clk)
+            c += 1
+            flip_sig.value = pending.pop(c, 0)
+            await ReadOnly()
+            tx = int(tx_sig.value)
+            if flit is None:
+                if tx & ((1 << LB) - 1) == end:
+                    flit, frame_words = 0, []
+                continue
+            frame_words.append(tx)
+            if len(frame_words) == F:
+                start = c - F + 1
+                head = header_fields(fmt.codewords_from(frame_words)[0] & ((1 << 64) - 1))
+                if head["kind"] == FrameKind.DATA:
+                    for cw, bit in plan.get(data_index, ()):
+                        f, lane, b = fmt.frame_bit_of(cw, bit)
+                        at = start + f + delays[lane]
+                        pending[at] = pending.get(at, 0) ^ (1 << (lane * LB + b))
+                    data_index += 1
+                frame_words = []
+
     async def run_and_compare(self, programs, faults=None, dump_all=False):
-        gold = SystemGolden(self.system, programs, faults)
+        gold = SystemGolden(self.system, programs, faults, memories=self.shadow, down=self.down)
         res = gold.run()
-        before = {(c, n): await self.drivers[c].link(self.configs[c].slice_named(n).position) for c, n in self.joined()}
+        before = await self.link_states()
+        self.aim(faults or {})
+        injectors = [cocotb.start_soon(self.injector(k, d)) for k, d in self.plan]
         st = await self.run(programs)
+        for j in injectors:
+            j.cancel()
         for i, (r, s) in enumerate(zip(res.chips, st)):
             self.log.info("chip %d golden: %s | rtl: cycles=%d error_info=%#x", i, r, s.cycles, s.error_info)
             assert s.cycles == r.cycles, f"chip {i} cycle count: rtl {s.cycles}, golden {r.cycles}"
             assert s.error_info == r.error_info, f"chip {i} ERROR_INFO: rtl {s.error_info:#x}, golden {r.error_info:#x}"
             assert (s.ecc_corrected, s.ecc_uncorrectable) == (r.ecc_corrected, r.ecc_uncorrectable)
             assert not s.host_error, f"chip {i}: HOST_ERR set"
-        for c, n in self.joined():
-            got = await self.drivers[c].link(self.configs[c].slice_named(n).position)
+        after = await self.link_states()
+        for (c, n), got in after.items():
             want = res.chips[c].links[n]
             delta = (got["corrected"] - before[(c, n)]["corrected"], got["uncorrectable"] - before[(c, n)]["uncorrectable"])
             assert delta == want, f"chip{c}.{n} FEC counters: rtl {delta}, golden {want}"
             assert got["up"], f"chip{c}.{n} went down"
+            assert bool(got["fec_uncorrectable"]) == bool(want[1] or before[(c, n)]["fec_uncorrectable"]), \
+                f"chip{c}.{n} FEC_UNCORRECTABLE status {got['fec_uncorrectable']}, golden counted {want[1]}"
         for i, g in enumerate(gold.chips):
             cfg = self.configs[i]
+            touched = written_words(programs[i])
             for s in cfg.slices_of(SliceKind.MEM):
-                rows = range(cfg.mem_words) if dump_all else range(0, 1024)
+                top = max(touched.get(s.position, [-1])) + 1
+                rows = range(cfg.mem_words) if dump_all else range(0, top)
+                if not rows:
+                    continue
                 data = await self.drivers[i].read_words(s.position, rows.start, len(rows))
                 want = g.memory(s.position)[rows.start:rows.stop]
                 bad = np.nonzero((data != want).any(-1))[0]
                 assert len(bad) == 0, (f"chip {i} {s.name}: {len(bad)} words differ, first [{bad[0] + rows.start}] "
                                        f"rtl {data[bad[0]].tobytes().hex()} golden {want[bad[0]].tobytes().hex()}")
+        self.shadow = [g.sram_state() for g in gold.chips]
+        for d in self.drivers:
+            await d.clear()
         return gold, res, st
 
 
@@ -131,17 +213,134 @@ def skews_from_env(cfg):
     return [int(x) for x in v.split(",")] if v else [0] * cfg.c2c_lanes
 
 
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
 @cocotb.test()
 async def transfers(dut):
-    """Random transfers over every link in both directions (verif/c2c_stimulus.py), compared with the
-    golden system."""
+    """Random transfers over every link in both directions (verif/c2c_stimulus.py), chained through
+    the chips, compared with the golden system; SYS_LAT sets the latency the programs assume (the
+    link model is then exactly that slow), SYS_SKEW the lanes' skews."""
     from .c2c_stimulus import random_transfers
 
     tb = SystemTB(dut)
+    if "SYS_LAT" in os.environ:
+        tb.with_latency(env_int("SYS_LAT", 0))
     await tb.reset(skews=skews_from_env(tb.configs[0]))
     await tb.wait_trained()
-    rng = np.random.default_rng(int(os.environ.get("SYS_SEED", cocotb.RANDOM_SEED)))
-    programs, trs = random_transfers(tb.system, rng, min_cycles=int(os.environ.get("SYS_CYCLES", "2000")))
-    tb.log.info("%d transfers", len(trs))
+    rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
+    programs, trs = random_transfers(tb.system, rng, min_cycles=env_int("SYS_CYCLES", 2000))
+    tb.log.info("%d transfers, %d vectors", len(trs), sum(t.count for t in trs))
     _, res, _ = await tb.run_and_compare(programs)
     assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+    if env_int("SYS_TWICE", 0):             # the same programs again: the same cycles and results
+        _, res2, _ = await tb.run_and_compare(programs)
+        assert [r.cycles for r in res2.chips] == [r.cycles for r in res.chips]
+
+
+@cocotb.test()
+async def deskew(dut):
+    """Every skew in 0..c2c_skew on every lane trains and keeps the latency; one cycle more fails
+    training, and a SEND on the failed link stops with LINK_DOWN as in the golden model."""
+    from .c2c_stimulus import random_transfers
+
+    tb = SystemTB(dut)
+    cfg = tb.configs[0]
+    K, L = cfg.c2c_skew, cfg.c2c_lanes
+    rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
+    patterns = [[(s if l == lane else 0) for l in range(L)] for s in range(1, K + 1) for lane in (int(rng.integers(L)),)]
+    patterns.append([int(rng.integers(K + 1)) for _ in range(L)])
+    patterns.append([K if l % 2 else 0 for l in range(L)])
+    for sk in patterns:
+        await tb.reset(skews=sk)
+        await tb.wait_trained()
+        programs, trs = random_transfers(tb.system, rng, min_cycles=env_int("SYS_CYCLES", 150))
+        tb.log.info("skews %s: %d transfers", sk, len(trs))
+        _, res, _ = await tb.run_and_compare(programs)
+        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+    # beyond the range: lane 0 on time, the last lane K+1 cycles late
+    await tb.reset(skews=[0] * (L - 1) + [K + 1])
+    await ClockCycles(tb.clk[0], TRAIN_WAIT)
+    for (c, n), s in (await tb.link_states()).items():
+        assert s["failed"] and not s["up"], f"chip{c}.{n} trained with a skew of {K + 1}: {s}"
+    tb.down = set(range(len(tb.system.links)))
+    programs, _ = random_transfers(tb.system, rng, min_cycles=100)
+    _, res, _ = await tb.run_and_compare(programs)
+    assert all(r.error == spec.ErrorCode.LINK_DOWN for r in res.chips)
+
+
+@cocotb.test()
+async def no_signal(dut):
+    """A link with no signal in one direction fails training at that end (only)."""
+    tb = SystemTB(dut)
+    await tb.reset(cut={(0, "ab")})
+    await ClockCycles(tb.clk[0], TRAIN_WAIT)
+    lk = tb.system.links[0]
+    states = await tb.link_states([(lk.a.chip, lk.a.link), (lk.b.chip, lk.b.link)])
+    assert states[(lk.b.chip, lk.b.link)]["failed"], states
+    assert states[(lk.a.chip, lk.a.link)]["up"], states
+
+
+@cocotb.test()
+async def faults(dut):
+    """Seeded FEC campaign: SYS_SINGLE frames with one flipped bit (all corrected, counted, timing
+    unchanged), then SYS_DOUBLE frames with two flips in one codeword (all counted as uncorrectable,
+    the first one RECV takes stops its chip with LINK_FEC); SRAM equal to the golden model's: no
+    silent corruption."""
+    from sim.system import random_faults
+
+    from .c2c_stimulus import random_transfers
+
+    tb = SystemTB(dut)
+    await tb.reset()
+    await tb.wait_trained()
+    rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
+    programs, _ = random_transfers(tb.system, rng, min_cycles=env_int("SYS_CYCLES", 2000))
+    clean = SystemGolden(tb.system, programs)
+    clean.run()
+    frames = {k: len(e.peer.sent) for k, e in clean.ends.items() if e.peer is not None}
+    for double, total in ((False, env_int("SYS_SINGLE", 1000)), (True, env_int("SYS_DOUBLE", 200))):
+        injected = counted = runs = 0
+        while counted < total:              # a run with double errors stops early: run until enough landed
+            per = {k: min(n, -(-(total - counted) // len(frames))) for k, n in frames.items()}
+            fl = random_faults(tb.system, per, int(rng.integers(1 << 30)), frames, double=double)
+            gold, res, _ = await tb.run_and_compare(programs, faults=fl)
+            landed = sum(1 for k, f in fl.items() for j in f if j < len(gold.ends[k].peer.sent))
+            got = sum(r.links[n][int(double)] for r in res.chips for n in r.links)
+            assert got == landed, f"{landed} faults landed on frames that were sent, {got} counted"
+            injected, counted, runs = injected + sum(per.values()), counted + got, runs + 1
+            if not double:
+                assert [r.cycles for r in res.chips] == [r.cycles for r in clean.result.chips], "timing changed"
+                assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+            else:
+                assert any(r.error == spec.ErrorCode.LINK_FEC for r in res.chips)
+                assert landed > 0
+        tb.log.info("%s-bit faults: %d injected, %d on frames sent, all counted (%d runs)",
+                    "double" if double else "single", injected, counted, runs)
+
+
+@cocotb.test()
+async def stream(dut):
+    """A long streaming transfer along the system's chain of links (verif/c2c_stimulus.py
+    `ring_stream`: SYS_VECTORS vectors relayed chip to chip on streams); compared with the golden
+    system; with SYS_OUT set, writes the per-chip cycle counts and wall time there (bench/c2c.py)."""
+    import json
+    import time
+
+    from .c2c_stimulus import ring_stream
+
+    tb = SystemTB(dut)
+    await tb.reset()
+    await tb.wait_trained()
+    programs, fig = ring_stream(tb.system, env_int("SYS_VECTORS", 256), np.random.default_rng(env_int("SYS_SEED", 1)))
+    t0 = time.perf_counter()
+    gold, res, st = await tb.run_and_compare(programs)
+    wall = time.perf_counter() - t0
+    assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+    last = fig["chain"][-1]
+    got = gold.chips[last].memory(tb.configs[last].slice_named("MEM_W1").position)[:len(fig["data"])]
+    assert np.array_equal(got, fig["data"]), "the relayed vectors did not all arrive"
+    if "SYS_OUT" in os.environ:
+        with open(os.environ["SYS_OUT"], "w") as fh:
+            json.dump({"cycles": [s.cycles for s in st], "wall_seconds": wall}, fh)
