@@ -19,7 +19,7 @@ clocks' difference.
         enter the receive buffer with their stamp and a `bad` flag.
     RECV (sync): element k, on t+1+k, takes the buffer's head if it is there and its stamp is
         at least `lat` cycles old (LINK_RECV otherwise) and its frame was good (LINK_FEC
-        otherwise), and drives it on t+2+k.
+        otherwise), and drives it on t+2+k. While the chip is idle the buffer drops what arrives.
 
 Counters of corrected and uncorrectable codewords run on `rx` (since reset) and reach `sync`
 Gray-coded; the link is up once the receiver trained and down for good if it did not train
@@ -171,9 +171,12 @@ class C2cSlice(wiring.Component):
         due = rxbuf.r_rdy & ~age[31] & (age >= r_lat)   # (a stamp from the future reads negative)
         taking = running & (r_left != 0)
         ok = due & ~head_bad
-        m.d.comb += [rxbuf.r_en.eq(taking & ok), q.ready_recv.eq(r_left <= 1),
+        # a bad frame is LINK_FEC whatever its stamp says (a corrupted header's stamp means nothing)
+        # while the chip is idle its receive buffer drops whatever arrives, so a run never takes
+        # what an earlier, aborted run left behind (chips of a system start together)
+        m.d.comb += [rxbuf.r_en.eq((taking & ok) | ~running), q.ready_recv.eq(r_left <= 1),
                      recv_err.eq(taking & ~ok),
-                     recv_code.eq(Mux(due, spec.ErrorCode.LINK_FEC, spec.ErrorCode.LINK_RECV))]
+                     recv_code.eq(Mux(rxbuf.r_rdy & head_bad, spec.ErrorCode.LINK_FEC, spec.ErrorCode.LINK_RECV))]
         with m.If(taking):
             m.d.sync += r_left.eq(r_left - 1)
         with m.If(q.issue_recv):

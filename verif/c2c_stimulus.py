@@ -74,7 +74,7 @@ def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: 
 
 
 def random_transfers(system: System, rng: np.random.Generator, min_cycles: int = 2000,
-                     max_count: int | None = None) -> tuple[list, list[Transfer]]:
+                     max_count: int | None = None, seed_words: int = 256) -> tuple[list, list[Transfer]]:
     """Transfers over every link in both directions until min_cycles, each on a random stream pair
     (sending paths on the lower half of the streams, receiving paths on the upper, so that a chip's
     outgoing and incoming vectors never meet), and half of them forwarding what an earlier transfer
@@ -85,7 +85,7 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
     depth, S = cfg0.c2c_depth, cfg0.streams
     for i, tp in enumerate(tps):          # seed data: every MEM slice holds random words at 0..255
         for s in system.config(i).slices_of(SliceKind.MEM):
-            tp.load(s.name, 0, rng.integers(0, 256, (256, system.config(i).lanes), dtype=np.uint8))
+            tp.load(s.name, 0, rng.integers(0, 256, (seed_words, system.config(i).lanes), dtype=np.uint8))
     mems = [s.name for s in cfg0.slices_of(SliceKind.MEM)]
     next_addr: dict = {}                  # (chip, mem) -> next free destination address
     delivered: list = []                  # (chip, mem, addr, count, cycle it is all stored)
@@ -97,10 +97,10 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
                 src, dst = (lk.a, lk.b) if forward else (lk.b, lk.a)
                 count = int(rng.integers(1, (max_count or depth) + 1))
                 dm = mems[int(rng.integers(len(mems)))]
-                da = next_addr.get((dst.chip, dm), 256)
+                da = next_addr.get((dst.chip, dm), seed_words)
                 if da + count > cfg0.mem_words:
                     continue
-                sm, sa = mems[int(rng.integers(len(mems)))], int(rng.integers(0, 256 - count + 1))
+                sm, sa = mems[int(rng.integers(len(mems)))], int(rng.integers(0, seed_words - count + 1))
                 ready = [d for d in delivered if d[0] == src.chip and d[3] >= count and d[4] < t - 16]
                 if ready and rng.random() < 0.5:
                     _, sm, sa, _, _ = ready[int(rng.integers(len(ready)))]

@@ -3,6 +3,15 @@
     python -m verif.run PROGRAM.bin --target {golden,icarus,verilator} [--config NAME]
                         [--dump SLICE:ADDR:COUNT ...] [--outputs OUT.npz] [--report REPORT.json]
                         [--max-cycles N] [--waves WAVES.fst]
+    python -m verif.run CHIP0.bin CHIP1.bin ... --system {pair,ring4,FILE.json} --target ...
+                        [--dump CHIP:SLICE:ADDR:COUNT ...] [--outputs OUT.npz] [--report REPORT.json]
+
+With --system, one image per chip of the system (isa/system.py), in chip order: the golden target
+runs sim/system.py, the RTL targets the emitted system (hdl/system.py) under cocotb (verif/tb_system.py
+`run_images`; Verilator too, through cocotb: the native harness is for one chip). All chips start
+together; the report has `cycles` (the last chip's), the first error among the chips, and
+`chips`: per chip its cycles, error, ECC counters and per link its FEC counters (corrected,
+uncorrectable). Dump keys are "chip<i>.SLICE@ADDR".
 
 The RTL targets load the program and read results through the chip's host ports (AXI4-Lite
 registers, AXI4-Stream bulk SRAM load and unload), as a board would. `verilator` runs a native
@@ -117,9 +126,66 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
     return report, {f"{config.floorplan[p].name}@{a:#x}": w for (p, a, n), w in words.items()}
 
 
+def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tuple[int, int, int, int]]
+               ) -> tuple[dict, dict]:
+    """One image per chip of a system on a target; returns (report, {key: words}), equal on every target."""
+    from isa.system import SYSTEMS, SystemSpecError, get_system
+    try:
+        sysm = get_system(system_name)
+    except SystemSpecError as e:
+        raise RunError(str(e)) from None
+    if len(paths) != len(sysm.chips):
+        raise RunError(f"system {sysm.name!r} has {len(sysm.chips)} chips; got {len(paths)} images")
+    programs = [load(p, sysm.config(i)) for i, p in enumerate(paths)]
+    t0 = time.perf_counter()
+    if target == "golden":
+        from sim.system import SystemGolden
+        try:
+            gold = SystemGolden(sysm, programs)
+        except SystemSpecError as e:
+            raise RunError(str(e)) from None
+        res = gold.run()
+        chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
+                  "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
+                 for r in res.chips]
+        words = {}
+        for c, pos, addr, n in dumps:
+            g = gold.chips[c]
+            rows = (addr + np.arange(n)) % g.config.mem_words
+            words[(c, pos, addr, n)] = g.code.decode_bytes(g.mems[pos].data[rows], g.mems[pos].ecc[rows])[0]
+    else:
+        from sim.system import SystemGolden
+        try:
+            SystemGolden(sysm, programs)        # the same refusals as the golden target (RECV lat, ...)
+        except SystemSpecError as e:
+            raise RunError(str(e)) from None
+        from .rtl_build import run_cocotb
+        if system_name not in SYSTEMS:
+            raise RunError(f"--system {system_name}: RTL targets run the named systems (the emitted tops)")
+        out = Path(tempfile.mkdtemp()) / "run.npz"
+        run_cocotb(target, "verif.tb_system", testcase="run_images", config=system_name, private_dir=True,
+                   env={"SYS_IMAGES": json.dumps([str(Path(p).resolve()) for p in paths]), "SYS_OUT": str(out),
+                        "SYS_DUMPS": json.dumps(dumps)})
+        npz = np.load(out)
+        chips = json.loads(str(npz["status"]))
+        words = {(c, pos, addr, n): npz[f"{c}:{pos}:{addr}:{n}"] for c, pos, addr, n in dumps}
+    wall = time.perf_counter() - t0
+    per = []
+    for ch in chips:
+        code = spec.ErrorCode(ch["error_info"] & 0xF)
+        per.append({"cycles": ch["cycles"], "error": code.name, "error_position": ch["error_info"] >> 8 & 0xFF,
+                    "error_pc": ch["error_info"] >> 16, "ecc_corrected": ch["ecc_corrected"],
+                    "ecc_uncorrectable": ch["ecc_uncorrectable"], "links": ch["links"]})
+    first = next((c for c in per if c["error"] != "NONE"), per[0])
+    report = {"target": target, "system": sysm.name, "cycles": max(c["cycles"] for c in per),
+              "error": first["error"], "chips": per, "wall_seconds": round(wall, 3)}
+    return report, {f"chip{c}.{sysm.config(c).floorplan[p].name}@{a:#x}": w for (c, p, a, n), w in words.items()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m verif.run", description="Run a program image on a target.")
-    ap.add_argument("program", type=Path)
+    ap.add_argument("program", type=Path, nargs="+", help="the image (with --system: one per chip)")
+    ap.add_argument("--system", help="run a system of chips (a preset name or a .json description)")
     ap.add_argument("--target", choices=TARGETS, default="golden")
     ap.add_argument("--config", default=DEFAULT)
     ap.add_argument("--dump", action="append", default=[], metavar="SLICE:ADDR:COUNT")
@@ -130,9 +196,27 @@ def main(argv=None) -> int:
     ap.add_argument("--waves", type=Path, metavar="WAVES.fst", help="RTL targets: record an FST waveform here")
     args = ap.parse_args(argv)
     try:
+        for p in args.program:
+            if not p.exists():
+                raise RunError(f"{p}: no such file")
+        if args.system:
+            from isa.system import SystemSpecError, get_system
+            try:
+                sysm = get_system(args.system)
+            except SystemSpecError as e:
+                raise RunError(str(e)) from None
+            dumps = []
+            for d in args.dump:
+                chip, _, rest = d.partition(":")
+                if not chip.isdigit() or not 0 <= int(chip) < len(sysm.chips):
+                    raise RunError(f"--dump {d!r}: with --system, CHIP:SLICE:ADDR:COUNT (chips 0..{len(sysm.chips) - 1})")
+                dumps.append((int(chip), *parse_dump(rest, sysm.config(int(chip)))))
+            report, words = run_system(args.program, args.target, args.system, dumps)
+            return _finish(args, report, words)
+        if len(args.program) != 1:
+            raise RunError(f"{len(args.program)} images given: several need --system")
+        args.program = args.program[0]
         config = get_config(args.config)
-        if not args.program.exists():
-            raise RunError(f"{args.program}: no such file")
         dumps = [parse_dump(d, config) for d in args.dump]
         if args.max_cycles is not None and args.max_cycles < 1:
             raise RunError(f"--max-cycles {args.max_cycles}: must be at least 1")
@@ -141,11 +225,17 @@ def main(argv=None) -> int:
     except (RunError, ConfigError, ImageError, ProgramError, AssertionError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
+    return _finish(args, report, words)
+
+
+def _finish(args, report: dict, words: dict) -> int:
     if args.outputs:
         np.savez(args.outputs, **words)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(" ".join(f"{k}={v}" for k, v in report.items()))
+    print(" ".join(f"{k}={v}" for k, v in report.items() if k != "chips"))
+    for i, c in enumerate(report.get("chips", [])):
+        print(f"  chip{i}: " + " ".join(f"{k}={v}" for k, v in c.items()))
     return 0 if report["error"] == "NONE" else 3
 
 

@@ -29,7 +29,11 @@ TRAIN_WAIT = 1024           # cycles after reset within which every joined link 
 
 
 class SystemTB:
-    def __init__(self, dut):
+    """`inject`: watch every link's frames from reset on, so that `run_and_compare(faults=...)` can
+    flip bits of chosen DATA frames (costs a coroutine per link direction and cycle)."""
+
+    def __init__(self, dut, inject: bool = False):
+        self.inject = inject
         self.dut = dut
         self.log = dut._log
         self.hw_system = get_system(os.environ.get("CHIP_CONFIG", "pair"))
@@ -45,6 +49,9 @@ class SystemTB:
         self.down: set[int] = set()
         self.plan: dict = {}                # (link, direction) -> {arriving frame index: [(codeword, bit)]}
         self.delays: dict = {}
+        self.data_frames: dict = {}         # (link, direction) -> DATA frames sent since reset
+        self.frame_base: dict = {}          # ... at the start of the current run
+        self.injectors: list = []
 
     def with_latency(self, latency: int) -> None:
         """Run programs as if every link had `latency` (the hardware is the same; the link model's
@@ -76,6 +83,10 @@ class SystemTB:
                 delay.value = sum((w + s) << (8 * l) for l, s in enumerate(sk))
                 flip.value = 0
                 cutp.value = int((k, d) in cut)
+        for j in self.injectors:
+            j.cancel()
+        self.injectors = [cocotb.start_soon(self.injector(k, d)) for k in range(len(self.system.links))
+                          for d in ("ab", "ba")] if self.inject else []
         await ClockCycles(self.clk[0], 3)
         for i in range(self.n):
             self.rst[i].value = 0
@@ -120,6 +131,7 @@ class SystemTB:
     # ---- fault injection ------------------------------------------------------------------
     def aim(self, faults: dict) -> None:
         """Faults for the next run, as sim/system.py takes them: {(chip, link name): {frame: [(cw, bit)]}}."""
+        assert self.inject or not faults, "faults need SystemTB(inject=True)"
         self.plan = {}
         for k, lk in enumerate(self.system.links):
             for d, dst in (("ab", lk.b), ("ba", lk.a)):
@@ -140,10 +152,10 @@ class SystemTB:
         tx_sig = getattr(self.dut, f"link{k}_{d}_tx")
         flip_sig = self.link_inputs(k, d)[1]
         end = lane_patterns(LB)["END"]
-        plan = self.plan.get((k, d), {})
         delays = self.delays[(k, d)]
         pending: dict[int, int] = {}        # cycle -> flip mask
-        c, flit, frame_words, data_index = 0, None, [], 0
+        c, flit, frame_words = 0, None, []
+        self.data_frames[(k, d)] = 0
         while True:
             await RisingEdge(clk)
             c += 1
@@ -159,11 +171,12 @@ class SystemTB:
                 start = c - F + 1
                 head = header_fields(fmt.codewords_from(frame_words)[0] & ((1 << 64) - 1))
                 if head["kind"] == FrameKind.DATA:
-                    for cw, bit in plan.get(data_index, ()):
+                    index = self.data_frames[(k, d)] - self.frame_base.get((k, d), 0)
+                    for cw, bit in self.plan.get((k, d), {}).get(index, ()):
                         f, lane, b = fmt.frame_bit_of(cw, bit)
                         at = start + f + delays[lane]
                         pending[at] = pending.get(at, 0) ^ (1 << (lane * LB + b))
-                    data_index += 1
+                    self.data_frames[(k, d)] += 1
                 frame_words = []
 
     async def run_and_compare(self, programs, faults=None, dump_all=False):
@@ -171,10 +184,8 @@ class SystemTB:
         res = gold.run()
         before = await self.link_states()
         self.aim(faults or {})
-        injectors = [cocotb.start_soon(self.injector(k, d)) for k, d in self.plan]
+        self.frame_base = dict(self.data_frames)
         st = await self.run(programs)
-        for j in injectors:
-            j.cancel()
         for i, (r, s) in enumerate(zip(res.chips, st)):
             self.log.info("chip %d golden: %s | rtl: cycles=%d error_info=%#x", i, r, s.cycles, s.error_info)
             assert s.cycles == r.cycles, f"chip {i} cycle count: rtl {s.cycles}, golden {r.cycles}"
@@ -230,7 +241,8 @@ async def transfers(dut):
     await tb.reset(skews=skews_from_env(tb.configs[0]))
     await tb.wait_trained()
     rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
-    programs, trs = random_transfers(tb.system, rng, min_cycles=env_int("SYS_CYCLES", 2000))
+    programs, trs = random_transfers(tb.system, rng, min_cycles=env_int("SYS_CYCLES", 2000),
+                                     seed_words=env_int("SYS_SEED_WORDS", 256))
     tb.log.info("%d transfers, %d vectors", len(trs), sum(t.count for t in trs))
     _, res, _ = await tb.run_and_compare(programs)
     assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
@@ -252,6 +264,8 @@ async def deskew(dut):
     patterns = [[(s if l == lane else 0) for l in range(L)] for s in range(1, K + 1) for lane in (int(rng.integers(L)),)]
     patterns.append([int(rng.integers(K + 1)) for _ in range(L)])
     patterns.append([K if l % 2 else 0 for l in range(L)])
+    if "SYS_PATTERNS" in os.environ:        # a share: the largest single-lane skew and the mixed ones
+        patterns = patterns[K - 1:K] + patterns[K:][:env_int("SYS_PATTERNS", 3) - 1]
     for sk in patterns:
         await tb.reset(skews=sk)
         await tb.wait_trained()
@@ -292,7 +306,7 @@ async def faults(dut):
 
     from .c2c_stimulus import random_transfers
 
-    tb = SystemTB(dut)
+    tb = SystemTB(dut, inject=True)
     await tb.reset()
     await tb.wait_trained()
     rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
@@ -344,3 +358,34 @@ async def stream(dut):
     if "SYS_OUT" in os.environ:
         with open(os.environ["SYS_OUT"], "w") as fh:
             json.dump({"cycles": [s.cycles for s in st], "wall_seconds": wall}, fh)
+
+
+@cocotb.test()
+async def run_images(dut):
+    """The cocotb side of `python -m verif.run --system`: load one image per chip (SYS_IMAGES, a JSON
+    list of paths), start them together, and write to SYS_OUT (.npz) each chip's status, its links'
+    FEC counters and the SRAM ranges of SYS_DUMPS (JSON [[chip, position, addr, count], ...])."""
+    import json
+
+    from isa.image import load
+
+    tb = SystemTB(dut)
+    await tb.reset()
+    await tb.wait_trained()
+    programs = [load(p, tb.configs[i]) for i, p in enumerate(json.loads(os.environ["SYS_IMAGES"]))]
+    before = await tb.link_states()
+    st = await tb.run(programs)
+    after = await tb.link_states()
+    chips = []
+    for i, s in enumerate(st):
+        links = {n: [0, 0] for n in (sl.name for sl in tb.configs[i].slices_of(SliceKind.C2C))}
+        for (c, n), a in after.items():
+            if c == i:
+                links[n] = [a["corrected"] - before[(c, n)]["corrected"],
+                            a["uncorrectable"] - before[(c, n)]["uncorrectable"]]
+        chips.append({"cycles": s.cycles, "error_info": s.error_info, "ecc_corrected": s.ecc_corrected,
+                      "ecc_uncorrectable": s.ecc_uncorrectable, "links": links})
+    arrays = {}
+    for c, pos, addr, n in json.loads(os.environ.get("SYS_DUMPS", "[]")):
+        arrays[f"{c}:{pos}:{addr}:{n}"] = await tb.drivers[c].read_words(pos, addr, n)
+    np.savez(os.environ["SYS_OUT"], status=json.dumps(chips), **arrays)

@@ -36,6 +36,7 @@ def test_long_random_transfers(sim, seed):
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing",
                                   "fetch_refills"])
+@pytest.mark.default_sims("icarus")
 def test_chip_fpga_preset(sim, case):
     """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
     1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""

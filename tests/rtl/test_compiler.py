@@ -53,6 +53,7 @@ def test_two_layer_mlp_rtl(sim):
 
 
 @pytest.mark.rtl
+@pytest.mark.default_sims("verilator")
 def test_refilled_mlp_rtl(sim):
     """Five 256x256 layers at batch 8: the busiest queue's stream is over twice queue_depth, so the
     program runs on hundreds of IFETCH refills from SRAM; bit-exact, cycles = prediction."""

@@ -10,6 +10,7 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_mlp.py"
 
 
 @pytest.mark.rtl
+@pytest.mark.default_sims("verilator")
 def test_digits_example_rtl(sim, tmp_path):
     spec = importlib.util.spec_from_file_location("digits_mlp_rtl", EXAMPLE)
     mod = importlib.util.module_from_spec(spec)

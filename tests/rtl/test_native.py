@@ -60,7 +60,8 @@ def _compare(program, got: native.NativeResult, gold, res):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("config,seed", [("tiny", 1), ("tiny", 2), ("fpga", 3)])
+@pytest.mark.parametrize("config,seed", [("tiny", 1), ("tiny", 2),
+                                         pytest.param("fpga", 3, marks=pytest.mark.slow)])   # (a second native build)
 def test_random_transfers_match_golden(config, seed):
     cfg = get_config(config)
     p = random_transfer_program(cfg, np.random.default_rng(seed), min_cycles=2000)

@@ -71,3 +71,46 @@ def test_errors_are_one_line(image, tmp_path, args, message):
     r = _run(*args)
     assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def system_images(tmp_path):
+    from isa.system import get_system
+    from verif.c2c_stimulus import random_transfers
+    progs, _ = random_transfers(get_system("pair"), np.random.default_rng(5), min_cycles=300, seed_words=32)
+    paths = [tmp_path / f"chip{i}.bin" for i in range(len(progs))]
+    for p, prog in zip(paths, progs):
+        save(prog, p)
+    return paths
+
+
+def _system_target(paths, tmp_path, target):
+    out, rep = tmp_path / f"{target}.npz", tmp_path / f"{target}.json"
+    r = _run(*paths, "--system", "pair", "--target", target, "--dump", "1:MEM_W0:0:64", "--outputs", out,
+             "--report", rep)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(rep.read_text())
+    report.pop("target"), report.pop("wall_seconds")
+    return report, dict(np.load(out))
+
+
+@pytest.mark.rtl
+def test_system_rtl_matches_golden(sim, system_images, tmp_path):
+    """python -m verif.run --system: one image per chip, the same report and words on every target."""
+    gold, gout = _system_target(system_images, tmp_path, "golden")
+    assert gold["system"] == "pair" and len(gold["chips"]) == 2 and gold["cycles"] >= 300
+    rtl, rout = _system_target(system_images, tmp_path, sim)
+    assert rtl == gold
+    assert gout.keys() == rout.keys() == {"chip1.MEM_W0@0x0"}
+    assert all(np.array_equal(gout[k], rout[k]) for k in gout)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "several need --system"),
+    (["--system", "nope"], "unknown system 'nope'"),
+    (["--system", "ring4"], "system 'ring4' has 4 chips; got 2 images"),
+    (["--system", "pair", "--dump", "7:MEM_W0:0:1"], "with --system, CHIP:SLICE:ADDR:COUNT"),
+])
+def test_system_errors_are_one_line(system_images, extra, message):
+    r = _run(*system_images, *extra)
+    assert r.returncode == 1 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -17,6 +17,7 @@ def test_vxm_sxm(sim, case):
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", ["vxm_alu_ops", "sxm_ops"])
+@pytest.mark.default_sims("icarus")
 def test_vxm_sxm_fpga_preset(sim, case):
     """On `fpga` four MEM slices feed each side, so int32 operands arrive as whole stream groups."""
     run_cocotb(sim, "verif.tb_vxm", testcase=case, config="fpga")
