@@ -120,5 +120,8 @@ class SystemTop(wiring.Component):
             for name in links:
                 for p, mbr in link_ports(cfg).items():
                     kw[("i_" if mbr.flow == In else "o_") + f"{name.lower()}_{p}"] = pins[(i, name)][p]
+            for d in ("east", "west"):          # the edge outputs: not used by a system, but connected
+                for s in range(cfg.streams):
+                    kw[f"o_{d}_out_{s}"] = Signal(cfg.word_bits, name=f"c{i}_{d}_out_{s}")
             m.submodules[f"chip{i}"] = Instance("chip", **kw)
         return m

@@ -30,6 +30,24 @@ def test_emit_lint_elaborate(config, tmp_path):
     assert ela.returncode == 0, ela.stderr[-3000:]
 
 
+@pytest.mark.parametrize("system", ["pair", "ring4"])
+def test_system_emits_lints_and_elaborates(system, tmp_path):
+    """python -m hdl.build --system: the chip once, the link model and the system top, linted clean
+    (documented waivers only) and elaborated by Icarus; the manifest names the system."""
+    src = verilog(system)
+    man = json.loads((src.parent / "manifest.json").read_text())
+    assert src.name == "system.v" and man["system_top"] == "system" and man["system"]["name"] == system
+    lint = verilator_lint([src], "system", list(VERILATOR_WAIVERS))
+    assert lint.returncode == 0, lint.stderr[-3000:]
+    text = src.read_text()
+    assert text.count("\nmodule chip(") == 1 and "\nmodule link_model(" in text
+    n = len(man["system"]["chips"])
+    assert len(re.findall(r"^\s*chip chip\d+ \(", text, re.M)) == n
+    assert len(re.findall(r"^\s*link_model link\d+_(ab|ba) \(", text, re.M)) == 2 * len(man["system"]["links"])
+    ela = icarus_elaborate([src], "system", tmp_path / "system.vvp")
+    assert ela.returncode == 0, ela.stderr[-3000:]
+
+
 def test_lint_module_by_module_is_clean_and_catches_a_bad_connection(tmp_path):
     """`make tsp`'s lint (each module alone, the units it instantiates as port-only stubs) is clean
     on tiny, and fails when an instance in the top names a port its unit does not have."""
@@ -50,8 +68,14 @@ def _cli(*args):
 def test_cli_list():
     r = _cli("--list")
     assert r.returncode == 0
-    for name in ("tiny", "fpga", "tsp"):
+    for name in ("tiny", "fpga", "tsp", "pair", "ring4"):
         assert re.search(rf"^{name}\s", r.stdout, re.M)
+
+
+def test_cli_unknown_system():
+    r = _cli("--system", "nope", "--out", "/tmp/never")
+    assert r.returncode == 2
+    assert "unknown system 'nope'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_unknown_config():
