@@ -12,6 +12,7 @@ from amaranth.hdl import Cat, Mux, Signal
 from isa.config import SliceKind
 
 from .fabric import Fabric
+from .host_regs import reg_value
 
 
 def across(parts, width: int):
@@ -118,7 +119,8 @@ def attach_c2c(fab: Fabric, sl):
     fab.instance("c2c_slice", sl.name, ports)
     hit = Signal(name=f"l_hit_{sl.name}")
     m.d.comb += hit.eq(fab.host.link.sel == p)
-    fab.link_status = Mux(hit, Cat(ports.link_up, ports.link_failed, ports.fec_sticky), fab.link_status)
+    status = reg_value("L_STATUS", up=ports.link_up, failed=ports.link_failed, fec_uncorrectable=ports.fec_sticky)
+    fab.link_status = Mux(hit, status, fab.link_status)
     fab.link_corrected = Mux(hit, ports.fec_corrected, fab.link_corrected)
     fab.link_uncorrectable = Mux(hit, ports.fec_uncorrectable, fab.link_uncorrectable)
 

@@ -89,14 +89,7 @@ def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force:
             raise BuildError(
                 f"config {cfg.name!r}: unit {name!r} has {n} input bits; Amaranth 0.5 emits at most {MAX_INPUT_BITS} input bits per module "
                 f"(see docs/DECISIONS.md)")
-    texts = []
-    for name, unit in list(chip.units.items()) + [(TOP, chip)]:
-        t0 = time.time()
-        text = verilog.convert(unit, name=name, emit_src=False)
-        (out / "units" / f"{name}.v").write_text(text)
-        texts.append(text)
-        log(f"  {name:12s} {len(text) / 1e6:8.2f} MB  {time.time() - t0:6.1f} s")
-    full = "".join(texts)
+    full = "".join(_convert(list(chip.units.items()) + [(TOP, chip)], out, log))
     (out / "chip.v").write_text(full)
     manifest = {
         "top": TOP,
@@ -113,10 +106,22 @@ def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force:
     return manifest
 
 
-def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
-    """Emit a system (isa/system.py) for simulation: its chip once, a link model, the system top."""
+def _convert(units: list, out: Path, log) -> list[str]:
+    """Verilog of each (module name, component), written to out/units/<name>.v; the texts in order."""
     from amaranth.back import verilog
 
+    texts = []
+    for name, unit in units:
+        t0 = time.time()
+        text = verilog.convert(unit, name=name, emit_src=False)
+        (out / "units" / f"{name}.v").write_text(text)
+        texts.append(text)
+        log(f"  {name:12s} {len(text) / 1e6:8.2f} MB  {time.time() - t0:6.1f} s")
+    return texts
+
+
+def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Emit a system (isa/system.py) for simulation: its chip once, a link model, the system top."""
     from isa.system import get_system
 
     from .system import LinkModel, SystemTop
@@ -125,13 +130,8 @@ def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True))
     top = SystemTop(sysm)            # refuses systems of mixed configurations
     out = Path(out)
     manifest = emit(top.config.name, out, log)
-    texts = [(out / "chip.v").read_text()]
-    for name, unit in (("link_model", LinkModel(top.config)), ("system", top)):
-        text = verilog.convert(unit, name=name, emit_src=False)
-        (out / "units" / f"{name}.v").write_text(text)
-        texts.append(text)
-        log(f"  {name:12s} {len(text) / 1e6:8.2f} MB")
-    full = "".join(texts)
+    full = (out / "chip.v").read_text() + "".join(
+        _convert([("link_model", LinkModel(top.config)), ("system", top)], out, log))
     (out / "system.v").write_text(full)
     manifest["system"] = sysm.to_dict()
     manifest["system_top"] = "system"

@@ -41,7 +41,8 @@ class Fabric:
     def __init__(self, m, config: ChipConfig, units: dict, host, running, cycle=None, link_pins=None):
         self.m, self.config, self.units, self.host, self.running = m, config, units, host, running
         self.cycle, self.link_pins = cycle, link_pins or {}
-        self.link_status, self.link_corrected, self.link_uncorrectable = Const(0, 3), Const(0, 32), Const(0, 32)
+        # the L_SEL slice's L_STATUS, L_CORRECTED, L_UNCORRECTABLE (zero when it names no C2C slice)
+        self.link_status, self.link_corrected, self.link_uncorrectable = reg_value("L_STATUS"), Const(0, 32), Const(0, 32)
         S, W, B = config.streams, config.word_bits, config.superlane_bits
         # east[p][g]: superlane g of every eastward stream leaving position p (= V(p+1, t)), stream s
         # at bits [s*B, (s+1)*B); west likewise westward

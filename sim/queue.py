@@ -111,14 +111,6 @@ class ChipRun:
         return max([self.last_stage + 1] + [q.next_issue for q in self.queues.values()]), None
 
 
-def run(config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
-        timeline: Timeline, max_cycles: int) -> tuple[int, tuple | None]:
-    """Issue every queue of one chip to the end. Returns (cycles, None) or (cycles, (position, code, pc))."""
-    chip = ChipRun(config, queues, models, kinds, fabric, timeline)
-    run_chips([chip], max_cycles)
-    return chip.outcome(max_cycles)
-
-
 def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
     """Issue the queues of several chips in one cycle order (a system: sim/system.py), so that
     whatever one chip sends another is registered before the cycle the receiver looks for it.

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from isa import hostmap as hm
 from isa import spec
 from isa.config import DEFAULT, ConfigError, SliceKind, get_config
 from isa.image import ImageError, ProgramError, load, resolve_slice
@@ -63,6 +64,12 @@ def parse_dump(text: str, config) -> tuple[int, int, int]:
     if not (0 <= addr < config.mem_words and 0 < count <= config.mem_words):
         raise RunError(f"--dump {text!r}: address/count outside 0..{config.mem_words - 1}")
     return sl.position, addr, count
+
+
+def _error(error_info: int) -> dict:
+    """The report's error fields from an ERROR_INFO value (isa/hostmap.py)."""
+    f = hm.unpack("ERROR_INFO", error_info)
+    return {"error": spec.ErrorCode(f["code"]).name, "error_position": f["position"], "error_pc": f["pc"]}
 
 
 def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int, int, int]], *,
@@ -118,11 +125,9 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
         status.pop("wall_seconds", None)
         words = {(pos, addr, n): npz[f"{pos}:{addr}:{n}"] for pos, addr, n in dumps}
     wall = time.perf_counter() - t0
-    code = spec.ErrorCode(status["error_info"] & 0xF)
-    report = {"target": target, "config": config_name, "cycles": status["cycles"],
-              "error": code.name, "error_position": status["error_info"] >> 8 & 0xFF,
-              "error_pc": status["error_info"] >> 16, "ecc_corrected": status["ecc_corrected"],
-              "ecc_uncorrectable": status["ecc_uncorrectable"], "wall_seconds": round(wall, 3)}
+    report = {"target": target, "config": config_name, "cycles": status["cycles"], **_error(status["error_info"]),
+              "ecc_corrected": status["ecc_corrected"], "ecc_uncorrectable": status["ecc_uncorrectable"],
+              "wall_seconds": round(wall, 3)}
     return report, {f"{config.floorplan[p].name}@{a:#x}": w for (p, a, n), w in words.items()}
 
 
@@ -137,13 +142,13 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
     if len(paths) != len(sysm.chips):
         raise RunError(f"system {sysm.name!r} has {len(sysm.chips)} chips; got {len(paths)} images")
     programs = [load(p, sysm.config(i)) for i, p in enumerate(paths)]
+    from sim.system import SystemGolden
+    try:
+        gold = SystemGolden(sysm, programs)     # every target refuses what the golden model refuses
+    except SystemSpecError as e:
+        raise RunError(str(e)) from None
     t0 = time.perf_counter()
     if target == "golden":
-        from sim.system import SystemGolden
-        try:
-            gold = SystemGolden(sysm, programs)
-        except SystemSpecError as e:
-            raise RunError(str(e)) from None
         res = gold.run()
         chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
                   "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
@@ -154,11 +159,6 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
             rows = (addr + np.arange(n)) % g.config.mem_words
             words[(c, pos, addr, n)] = g.code.decode_bytes(g.mems[pos].data[rows], g.mems[pos].ecc[rows])[0]
     else:
-        from sim.system import SystemGolden
-        try:
-            SystemGolden(sysm, programs)        # the same refusals as the golden target (RECV lat, ...)
-        except SystemSpecError as e:
-            raise RunError(str(e)) from None
         from .rtl_build import run_cocotb
         if system_name not in SYSTEMS:
             raise RunError(f"--system {system_name}: RTL targets run the named systems (the emitted tops)")
@@ -172,9 +172,7 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
     wall = time.perf_counter() - t0
     per = []
     for ch in chips:
-        code = spec.ErrorCode(ch["error_info"] & 0xF)
-        per.append({"cycles": ch["cycles"], "error": code.name, "error_position": ch["error_info"] >> 8 & 0xFF,
-                    "error_pc": ch["error_info"] >> 16, "ecc_corrected": ch["ecc_corrected"],
+        per.append({"cycles": ch["cycles"], **_error(ch["error_info"]), "ecc_corrected": ch["ecc_corrected"],
                     "ecc_uncorrectable": ch["ecc_uncorrectable"], "links": ch["links"]})
     first = next((c for c in per if c["error"] != "NONE"), per[0])
     report = {"target": target, "system": sysm.name, "cycles": max(c["cycles"] for c in per),
