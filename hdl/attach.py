@@ -34,7 +34,9 @@ def attach_queue(fab: Fabric, sl, ports, superlanes):
         ports.host_q_data.eq(q.row_data), ports.host_q_len_we.eq(q.len_we & hit), ports.host_q_len.eq(q.len),
         # IFETCH's tap: the named stream's low words as they pass
         ports.fetch_tap.eq(Cat(*(g.fetch_tap for g in superlanes))[:fab.fetch_bits]),
+        ports.sync_release.eq(fab.sync.release), ports.sync_timeout.eq(fab.sync.timeout),
     ]
+    fab.parked.append(ports.parked)
     fab.report(p, ports.busy, ports.err, ports.err_code, ports.err_pc)
     fab.q_len = Mux(hit, ports.q_len, fab.q_len)
 
@@ -113,13 +115,18 @@ def attach_c2c(fab: Fabric, sl):
                          tap_dir=ports.tap_dir, drive_e_en=ports.drive_e_en, drive_w_en=ports.drive_w_en)
     attach_queue(fab, sl, ports, sls)
     pins = fab.link_pins[sl.name]
+    i, sync = [s.name for s in fab.config.slices_of(SliceKind.C2C)].index(sl.name), fab.sync
     m.d.comb += [ports.tap.eq(Cat(*(g.tap for g in sls))), ports.cycle.eq(fab.cycle),
-                 pins["tx"].eq(ports.tx), ports.rx.eq(pins["rx"]), ports.rx_clk.eq(pins["rx_clk"])]
+                 pins["tx"].eq(ports.tx), ports.rx.eq(pins["rx"]), ports.rx_clk.eq(pins["rx_clk"]),
+                 ports.hac.eq(sync.hac), ports.tx_msg.eq(sync.tx_msg[i]),
+                 sync.rx_valid[i].eq(ports.rx_valid), sync.rx_hac[i].eq(ports.rx_hac), sync.rx_delta[i].eq(ports.rx_delta),
+                 sync.rx_msg_valid[i].eq(ports.rx_msg_valid), sync.rx_msg[i].eq(ports.rx_msg)]
     m.d.comb += [g.drive_data.eq(ports.drive_data[i * B:(i + 1) * B]) for i, g in enumerate(sls)]
     fab.instance("c2c_slice", sl.name, ports)
     hit = Signal(name=f"l_hit_{sl.name}")
     m.d.comb += hit.eq(fab.host.link.sel == p)
-    status = reg_value("L_STATUS", up=ports.link_up, failed=ports.link_failed, fec_uncorrectable=ports.fec_sticky)
+    status = reg_value("L_STATUS", up=ports.link_up, failed=ports.link_failed, fec_uncorrectable=ports.fec_sticky,
+                       overflow=ports.overflow)
     fab.link_status = Mux(hit, status, fab.link_status)
     fab.link_corrected = Mux(hit, ports.fec_corrected, fab.link_corrected)
     fab.link_uncorrectable = Mux(hit, ports.fec_uncorrectable, fab.link_uncorrectable)

@@ -33,14 +33,13 @@ from amaranth.lib.wiring import In, Out
 
 from isa import link, spec
 from isa.config import ChipConfig, SliceKind
-from isa.link import CODEWORD_BITS, CODEWORD_DATA, FrameKind, LinkFormat
+from isa.link import CODEWORD_BITS, CODEWORD_DATA, DELTA_BITS, HAC_BITS, MESSAGE_BITS, FrameKind, LinkFormat
 
 from .ecc import SecdedDecoder, SecdedEncoder
 from .queue import attach_queue, slice_queue_ports
 
 NATURAL = {"c2c_send_sample": 1, "c2c_recv_take": 1, "c2c_recv_drive": 2}
-STAMP = link.HEADER[1]
-KIND = link.HEADER[0]
+KIND, STAMP, HAC, DELTA = link.HEADER
 COUNTER_BITS = 32
 
 
@@ -76,8 +75,18 @@ class C2cSlice(wiring.Component):
         RECV's vector and the stream it drives.
     tx : Out(lanes x lane_bits); rx : In; rx_clk : In(1)
         the link's pins (`link_ports`).
+    hac : In(HAC_BITS); tx_msg : In(MESSAGE_BITS)
+        the chip's HAC, which every frame's header carries, and the SYNC message IDLE frames carry
+        (hdl/sync.py).
+    rx_valid, rx_msg_valid : Out(1); rx_hac : Out(HAC_BITS); rx_delta : Out(DELTA_BITS); rx_msg : Out(MESSAGE_BITS)
+        a frame arrived on the chip's side this cycle (through a buffer like the receive buffer, so
+        on the cycle its vector would become takeable) with the sender's HAC and `delta` (the
+        sender's HAC minus ours, as the sender saw them), and an IDLE frame's clean message. Every
+        header sent carries the same measurement the other way (isa/link.py `hac_offset`).
     link_up, link_failed, fec_sticky : Out(1)
         trained; failed training (down for good); an uncorrectable codeword arrived since reset.
+    overflow : Out(1)
+        a vector arrived at a full receive buffer since START (it is lost: a RECV stops with LINK_OVERFLOW).
     fec_corrected, fec_uncorrectable : Out(32)
         codewords corrected / found uncorrectable since reset.
     """
@@ -91,7 +100,10 @@ class C2cSlice(wiring.Component):
             "cycle": In(32),
             "tap_stream": Out(range(S)), "tap_dir": Out(1), "tap": In(W),
             "drive_data": Out(W), "drive_e_en": Out(S), "drive_w_en": Out(S),
-            "link_up": Out(1), "link_failed": Out(1), "fec_sticky": Out(1),
+            "hac": In(HAC_BITS), "tx_msg": In(MESSAGE_BITS),
+            "rx_valid": Out(1), "rx_hac": Out(HAC_BITS), "rx_delta": Out(DELTA_BITS),
+            "rx_msg_valid": Out(1), "rx_msg": Out(MESSAGE_BITS),
+            "link_up": Out(1), "link_failed": Out(1), "fec_sticky": Out(1), "overflow": Out(1),
             "fec_corrected": Out(COUNTER_BITS), "fec_uncorrectable": Out(COUNTER_BITS),
         })
 
@@ -107,6 +119,17 @@ class C2cSlice(wiring.Component):
 
         m.submodules.rxbuf = rxbuf = AsyncFIFO(width=cfg.word_bits + STAMP.width + 1, depth=cfg.c2c_depth,
                                                w_domain="rx", r_domain="sync")
+        # every frame's HAC and message, on the same path as the receive buffer's (same latency)
+        m.submodules.ctlbuf = ctlbuf = AsyncFIFO(width=HAC_BITS + DELTA_BITS + MESSAGE_BITS + 1, depth=4,
+                                                 w_domain="rx", r_domain="sync")
+        got = ctlbuf.r_data
+        m.d.comb += [ctlbuf.r_en.eq(1), self.rx_valid.eq(ctlbuf.r_rdy), self.rx_hac.eq(got[:HAC_BITS]),
+                     self.rx_delta.eq(got[HAC_BITS:HAC_BITS + DELTA_BITS]),
+                     self.rx_msg.eq(got[HAC_BITS + DELTA_BITS:HAC_BITS + DELTA_BITS + MESSAGE_BITS]),
+                     self.rx_msg_valid.eq(ctlbuf.r_rdy & got[-1])]
+        self._delta = Signal(DELTA_BITS)        # the peer's HAC as it arrived minus ours, for our headers
+        with m.If(ctlbuf.r_rdy):
+            m.d.sync += self._delta.eq(self.rx_hac - self.hac)
         m.submodules.txbuf = txbuf = SyncFIFO(width=cfg.word_bits + STAMP.width, depth=cfg.c2c_depth + 2)
         up = self._status(m)
         recv_err, recv_code, recv_pc, down_err = Signal(), Signal(4), Signal(16), Signal()
@@ -114,7 +137,7 @@ class C2cSlice(wiring.Component):
                          errors=[(recv_err, recv_code, recv_pc), (down_err, spec.ErrorCode.LINK_DOWN, None)])
         self._engines(m, q, up, txbuf, rxbuf, recv_err, recv_code, recv_pc, down_err)
         self._tx(m, txbuf)
-        self._rx(m, rxbuf)
+        self._rx(m, rxbuf, ctlbuf)
         return m
 
     # ---- sync domain: status, engines ---------------------------------------------------------
@@ -174,9 +197,11 @@ class C2cSlice(wiring.Component):
         # a bad frame is LINK_FEC whatever its stamp says (a corrupted header's stamp means nothing)
         # while the chip is idle its receive buffer drops whatever arrives, so a run never takes
         # what an earlier, aborted run left behind (chips of a system start together)
+        ok = ok & ~self.overflow
         m.d.comb += [rxbuf.r_en.eq((taking & ok) | ~running), q.ready_recv.eq(r_left <= 1),
                      recv_err.eq(taking & ~ok),
-                     recv_code.eq(Mux(rxbuf.r_rdy & head_bad, spec.ErrorCode.LINK_FEC, spec.ErrorCode.LINK_RECV))]
+                     recv_code.eq(Mux(self.overflow, spec.ErrorCode.LINK_OVERFLOW,
+                                      Mux(rxbuf.r_rdy & head_bad, spec.ErrorCode.LINK_FEC, spec.ErrorCode.LINK_RECV)))]
         with m.If(taking):
             m.d.sync += r_left.eq(r_left - 1)
         with m.If(q.issue_recv):
@@ -206,9 +231,10 @@ class C2cSlice(wiring.Component):
         # what the next frame carries: the send buffer's head, or nothing (IDLE)
         has = txbuf.r_rdy
         head = Signal(CODEWORD_DATA)
-        m.d.comb += head.eq(Mux(has, FrameKind.DATA | txbuf.r_data[W:] << STAMP.lsb, FrameKind.IDLE))
+        m.d.comb += head.eq(Mux(has, FrameKind.DATA | txbuf.r_data[W:] << STAMP.lsb, FrameKind.IDLE)
+                            | self.hac << HAC.lsb | self._delta << DELTA.lsb)
         payload = Signal(C * CODEWORD_DATA - CODEWORD_DATA)
-        m.d.comb += payload.eq(Mux(has, txbuf.r_data[:W], 0))
+        m.d.comb += payload.eq(Mux(has, txbuf.r_data[:W], self.tx_msg))
         words = [head] + [payload[i * CODEWORD_DATA:(i + 1) * CODEWORD_DATA] for i in range(C - 1)]
         cws = []
         for i, w in enumerate(words):
@@ -242,7 +268,7 @@ class C2cSlice(wiring.Component):
         m.d.comb += self.tx.eq(out)
 
     # ---- RX (rx domain) -------------------------------------------------------------------------
-    def _rx(self, m, rxbuf):
+    def _rx(self, m, rxbuf, ctlbuf):
         cfg, fmt = self.config, self.fmt
         F, C, FB, LB, L = fmt.flits, fmt.codewords, fmt.flit_bits, cfg.c2c_lane_bits, cfg.c2c_lanes
         W, K = cfg.word_bits, cfg.c2c_skew
@@ -317,23 +343,36 @@ class C2cSlice(wiring.Component):
         rx += [v2.eq(v1), kind.eq(outs[0][KIND.lsb:KIND.lsb + KIND.width]),
                stamp.eq(outs[0][STAMP.lsb:STAMP.lsb + STAMP.width]), vec.eq(Cat(*outs[1:])[:W]),
                bad.eq(Cat(*unc).any()), n_corr.eq(sum(corr)), n_unc.eq(sum(unc))]
-        head_bad = Signal()
-        rx += head_bad.eq(unc[0])
+        head_bad, hac, delta, msg, msg_ok = (Signal(), Signal(HAC_BITS), Signal(DELTA_BITS), Signal(MESSAGE_BITS),
+                                             Signal())
+        rx += [head_bad.eq(unc[0]), hac.eq(outs[0][HAC.lsb:HAC.lsb + HAC.width]),
+               delta.eq(outs[0][DELTA.lsb:DELTA.lsb + DELTA.width]), msg.eq(outs[1][:MESSAGE_BITS]),
+               msg_ok.eq((outs[0][KIND.lsb:KIND.lsb + KIND.width] == FrameKind.IDLE) & ~unc[1])]
         m.d.comb += [rxbuf.w_data.eq(Cat(vec, stamp, bad)),
-                     rxbuf.w_en.eq(v2 & ((kind == FrameKind.DATA) | head_bad))]
+                     rxbuf.w_en.eq(v2 & ((kind == FrameKind.DATA) | head_bad)),
+                     ctlbuf.w_data.eq(Cat(hac, delta, msg, msg_ok)), ctlbuf.w_en.eq(v2 & ~head_bad)]
 
         # counters since reset, Gray-coded across to the chip's clock (one step per rx cycle)
-        for name, n in (("corrected", n_corr), ("uncorrectable", n_unc)):
+        lost = Signal()
+        m.d.comb += lost.eq(rxbuf.w_en & ~rxbuf.w_rdy)
+        overflows = Signal(COUNTER_BITS)
+        for name, n, v, out in (("corrected", n_corr, v2, self.fec_corrected),
+                                ("uncorrectable", n_unc, v2, self.fec_uncorrectable), ("overflows", lost, 1, overflows)):
             pend, count, gray = Signal(16, name=f"{name}_pend"), Signal(COUNTER_BITS, name=f"{name}_bin"), \
                 Signal(COUNTER_BITS, name=f"{name}_gray")
             step = pend != 0
-            rx += [pend.eq(pend + Mux(v2, n, 0) - step), count.eq(count + step),
+            rx += [pend.eq(pend + Mux(v, n, 0) - step), count.eq(count + step),
                    gray.eq((count + step) ^ ((count + step) >> 1))]
             g_sync = Signal(COUNTER_BITS, name=f"{name}_gray_sync")
             m.submodules[f"sync_{name}"] = FFSynchronizer(gray, g_sync)
             binary = [g_sync[COUNTER_BITS - 1]]
             for i in reversed(range(COUNTER_BITS - 1)):
                 binary.insert(0, binary[0] ^ g_sync[i])
-            m.d.comb += getattr(self, f"fec_{name}").eq(Cat(*binary))
+            m.d.comb += out.eq(Cat(*binary))
         with m.If(v2 & (n_unc != 0)):
             rx += self._rx_fec.eq(1)
+        # overflow since START: the count moved since the chip last was idle
+        base = Signal(COUNTER_BITS)
+        with m.If(~self.running):
+            m.d.sync += base.eq(overflows)
+        m.d.comb += self.overflow.eq(overflows != base)

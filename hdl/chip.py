@@ -4,6 +4,7 @@ The parts, each in its own file:
 
     host_regs.py    HostRegs: AXI4-Lite register map, staging registers, HOST_ERR, AXI4-Stream load/unload
     run_control.py  RunControl: START, the stop (DONE / ERROR), CYCLES, ERROR_INFO, ECC counters
+    sync.py         SyncUnit: the HAC and the SYNC barrier across the chips of a system
     fabric.py       Fabric: the wires between positions, the superlane units, what slices report
     superlane.py    the stream registers and every stream selection, per 16-lane superlane
     attach.py       one attachment per slice kind (MEM, VXM, SXM, MXM): units, taps, drives
@@ -25,8 +26,9 @@ from isa.config import ChipConfig, SliceKind
 from .attach import ATTACH
 from .c2c import link_ports
 from .fabric import Fabric
-from .host_regs import HostPorts, HostRegs
+from .host_regs import HostPorts, HostRegs, reg_value
 from .run_control import RunControl
+from .sync import SyncUnit
 from .units import units
 
 
@@ -82,9 +84,16 @@ class Chip(wiring.Component):
         wiring.connect(m, host.cmd, run.cmd)
         wiring.connect(m, run.status, host.status)
         m.d.comb += [self.done.eq(run.status.done), self.running.eq(run.status.running)]
+        m.submodules.sync = sync = SyncUnit(cfg)
+        m.d.comb += [sync.start.eq(host.cmd.start), sync.running.eq(run.status.running), sync.quiet.eq(run.quiet),
+                     sync.cycles.eq(run.status.cycles), run.release.eq(sync.release), run.t_rel.eq(sync.t_rel),
+                     sync.tree.eq(host.sync.tree), sync.children.eq(host.sync.children),
+                     sync.margin.eq(host.sync.margin), sync.timeout_limit.eq(host.sync.timeout),
+                     host.sync.stall.eq(sync.stall),
+                     host.sync.hac.eq(reg_value("HAC", hac=sync.hac, aligned=sync.aligned, offset=sync.offset))]
 
         pins = {name: {pin: getattr(self, f"{name.lower()}_{pin}") for pin in link_ports(cfg)} for name in self.links}
-        fab = Fabric(m, cfg, self.units, host, run.status.running, run.status.cycles, pins)
+        fab = Fabric(m, cfg, self.units, host, run.status.running, run.status.cycles, pins, sync)
         for sl in cfg.floorplan:
             if sl.kind in ATTACH:
                 ATTACH[sl.kind](fab, sl)
@@ -94,6 +103,7 @@ class Chip(wiring.Component):
 
         err, err_info = fab.first_error()
         m.d.comb += [run.busy.eq(Cat(*fab.busy).any()), run.err.eq(err), run.err_info.eq(err_info),
+                     run.parked.eq(Cat(*fab.parked).any()),
                      run.n_corrected.eq(sum(c.as_unsigned() for c in fab.corrected)),
                      run.n_uncorrectable.eq(sum(u.as_unsigned() for u in fab.uncorrectable)),
                      host.queue.length.eq(fab.q_len), host.sram.rdata.eq(fab.m_rdata),

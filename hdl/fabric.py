@@ -36,11 +36,14 @@ class Fabric:
         the run control's CYCLES (the C2C slices stamp and check link times with it).
     link_pins : dict
         per C2C slice name, the chip's link pins {"tx", "rx", "rx_clk"}.
+    sync : SyncUnit
+        the chip's sync unit (hdl/sync.py): the queues' release and timeout, the links' HAC and messages.
     """
 
-    def __init__(self, m, config: ChipConfig, units: dict, host, running, cycle=None, link_pins=None):
+    def __init__(self, m, config: ChipConfig, units: dict, host, running, cycle=None, link_pins=None, sync=None):
         self.m, self.config, self.units, self.host, self.running = m, config, units, host, running
-        self.cycle, self.link_pins = cycle, link_pins or {}
+        self.cycle, self.link_pins, self.sync = cycle, link_pins or {}, sync
+        self.parked = []                                   # every queue's "parked at a SYNC"
         # the L_SEL slice's L_STATUS, L_CORRECTED, L_UNCORRECTABLE (zero when it names no C2C slice)
         self.link_status, self.link_corrected, self.link_uncorrectable = reg_value("L_STATUS"), Const(0, 32), Const(0, 32)
         S, W, B = config.streams, config.word_bits, config.superlane_bits

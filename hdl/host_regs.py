@@ -159,6 +159,28 @@ class LinkStatus(wiring.Signature):
                           "corrected": In(32), "uncorrectable": In(32)})
 
 
+class SyncRegs(wiring.Signature):
+    """The SYNC registers, from the register file to the sync unit (hdl/sync.py).
+
+    Members
+    -------
+    tree, children, margin, timeout : Out(32)
+        SYNC_TREE, SYNC_CHILDREN, SYNC_MARGIN and SYNC_TIMEOUT as written (isa/hostmap.py RESET after reset).
+    stall, hac : In(32)
+        STALL and the HAC register (the counter, ALIGNED, the offset), for the read-back.
+    """
+
+    def __init__(self):
+        super().__init__({"tree": Out(32, init=hm.RESET.get("SYNC_TREE", 0)),
+                          "children": Out(32, init=hm.RESET.get("SYNC_CHILDREN", 0)),
+                          "margin": Out(32, init=hm.RESET.get("SYNC_MARGIN", 0)),
+                          "timeout": Out(32, init=hm.RESET.get("SYNC_TIMEOUT", 0)),
+                          "stall": In(32), "hac": In(32)})
+
+
+SYNC_REGS = {"SYNC_TREE": "tree", "SYNC_CHILDREN": "children", "SYNC_MARGIN": "margin", "SYNC_TIMEOUT": "timeout"}
+
+
 def _or(sigs):
     return Cat(*sigs).any()
 
@@ -187,6 +209,8 @@ class HostRegs(wiring.Component):
         the host's SRAM access.
     link : Out(LinkStatus())
         the selected link's status and FEC counters.
+    sync : Out(SyncRegs())
+        the SYNC registers, STALL and the HAC.
     """
 
     def __init__(self, config: ChipConfig):
@@ -194,7 +218,7 @@ class HostRegs(wiring.Component):
         self.addr_bits = hm.addr_bits(config)
         super().__init__({"bus": Out(HostPorts(config)), "cmd": Out(RunCommand()), "status": In(RunStatus()),
                           "queue": Out(QueueLoad(config)), "sram": Out(SramAccess(config)),
-                          "link": Out(LinkStatus())})
+                          "link": Out(LinkStatus()), "sync": Out(SyncRegs())})
 
     def elaborate(self, platform):
         m = Module()
@@ -279,6 +303,9 @@ class HostRegs(wiring.Component):
                 m.d.sync += q_sel.eq(wdata)
             with m.If(at("L_SEL")):
                 m.d.sync += self.link.sel.eq(wdata)
+            for reg, member in SYNC_REGS.items():
+                with m.If(at(reg)):
+                    m.d.sync += getattr(self.sync, member).eq(wdata)
             with m.If(at("Q_ADDR")):
                 m.d.sync += q_addr.eq(wdata)
             with m.If(at("S_DEST")):
@@ -372,6 +399,8 @@ class HostRegs(wiring.Component):
             "M_SEL": m_sel, "M_ADDR": m_addr, "M_ECC": m_ecc, "M_COUNT": m_count,
             "L_SEL": self.link.sel, "L_STATUS": self.link.status, "L_CORRECTED": self.link.corrected,
             "L_UNCORRECTABLE": self.link.uncorrectable,
+            **{reg: getattr(self.sync, member) for reg, member in SYNC_REGS.items()},
+            "STALL": self.sync.stall, "HAC": self.sync.hac,
         }
         rdata = Signal(32)
         with m.Switch(axil.reg_addr):

@@ -7,7 +7,7 @@ stream (sent by a MEM READ elsewhere) and appends their words at the fill point,
 so a program is as long as SRAM allows while the ring only buffers what is
 about to issue. On each running cycle the head either issues (strobe
 `issue_<op>`), waits (NOP count, or the engine it needs is busy: `ready_<op>`
-low) or raises `err`; the chip stops at the end of that cycle. NOP and IFETCH
+low) or raises `err`; the chip stops at the end of that cycle. NOP, SYNC and IFETCH
 are handled here, every other opcode by the slice. Timing is the spec's:
 instruction k+1 issues on the cycle after instruction k, NOP n delays the next
 issue by n cycles, and IFETCH's words land on t+ifetch_write+k.
@@ -28,7 +28,7 @@ from isa.config import ChipConfig, SliceKind
 from .decoder import Decoded
 
 NOP_FIELD = spec.BY_MNEMONIC["NOP"].field("cycles")
-QUEUE_OPS = ("NOP", "IFETCH")          # executed by the queue itself, never handed to the slice
+QUEUE_OPS = ("NOP", "IFETCH", "SYNC")  # executed by the queue itself, never handed to the slice
 # the fetch pipeline this RTL has: sample register on t+1+k, ring write at the end of t+2+k
 NATURAL = {"ifetch_sample": 1, "ifetch_write": 2}
 
@@ -54,6 +54,8 @@ def slice_queue_ports(config: ChipConfig) -> dict:
         "fetch_stream": Out(range(config.streams)), "fetch_dir": Out(1),
         "fetch_tap": In(config.fetch_words * spec.WORD_BITS),
         "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
+        # SYNC (hdl/sync.py): this queue is parked at one; the chip's release; the chip held too long
+        "parked": Out(1), "sync_release": In(1), "sync_timeout": In(1),
     }
 
 
@@ -68,6 +70,7 @@ def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQ
         q.host_we.eq(slice_.host_q_we), q.host_addr.eq(slice_.host_q_addr), q.host_data.eq(slice_.host_q_data),
         q.host_len_we.eq(slice_.host_q_len_we), q.host_len.eq(slice_.host_q_len), slice_.q_len.eq(q.length),
         slice_.fetch_stream.eq(q.fetch_stream), slice_.fetch_dir.eq(q.fetch_dir), q.fetch_tap.eq(slice_.fetch_tap),
+        slice_.parked.eq(q.parked), q.sync_release.eq(slice_.sync_release), q.sync_timeout.eq(slice_.sync_timeout),
     ]
     err, code, pc = Const(0, 1), Const(0, 4), q.pc
     for e, c, p in reversed(errors):
@@ -102,7 +105,10 @@ class InstructionQueue(wiring.Component):
     issue_<op> : Out(1); ready_<op> : In(1)
         per opcode the slice executes: issue strobe, and "the engine can take it this cycle".
     busy : Out(1)
-        words remain, a NOP is counting down or a fetch is in flight.
+        words remain (and the queue is not parked), a NOP is counting down or a fetch is in flight.
+    parked : Out(1); sync_release, sync_timeout : In(1)
+        parked at a SYNC (from the cycle after it issues until the chip's release); the release
+        (the next word issues on the cycle after it); the chip held too long (SYNC_TIMEOUT).
     err, err_code, pc : Out
         an error this cycle, its ErrorCode, and the index reported in ERROR_INFO (the head; for
         QUEUE_OVERFLOW the IFETCH whose vector overflowed).
@@ -131,6 +137,7 @@ class InstructionQueue(wiring.Component):
             "head": Out(spec.WORD_BITS),
             "busy": Out(1),          # instructions (or a NOP count, or a fetch) remain
             "err": Out(1), "err_code": Out(4), "pc": Out(16),
+            "parked": Out(1), "sync_release": In(1), "sync_timeout": In(1),
         }
         for op in self.ops:
             members[f"issue_{op.mnemonic.lower()}"] = Out(1)
@@ -196,11 +203,17 @@ class InstructionQueue(wiring.Component):
         dec = Decoded(m, self.head, self.kind, cfg)
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
         head_err, head_code = Signal(), Signal(4)
-        m.d.comb += self.busy.eq(self.running & ((avail != 0) | inflight))
+        parked, sync_pc = self.parked, Signal(16)
+        m.d.comb += self.busy.eq(self.running & (((avail != 0) & ~parked) | inflight))
+        with m.If(self.sync_release):
+            m.d.sync += parked.eq(0)
 
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), f_active.eq(0),
+            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), f_active.eq(0), parked.eq(0),
                          tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
+        with m.Elif(parked):
+            with m.If(self.sync_timeout):
+                m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.SYNC_TIMEOUT)]
         with m.Elif(wait != 0):
             # inside a NOP: the head already issued; count down to the next issue
             m.d.sync += wait.eq(wait - 1)
@@ -215,6 +228,9 @@ class InstructionQueue(wiring.Component):
                 cycles = dec.field("cycles")
                 m.d.sync += wait.eq(cycles - 1)
                 m.d.comb += advance.eq(cycles == 1)
+            with m.Elif(dec.match["SYNC"]):
+                m.d.comb += advance.eq(1)
+                m.d.sync += [parked.eq(1), sync_pc.eq(pc)]
             with m.Elif(dec.match["IFETCH"]):
                 with m.If(~(f_active & (f_left > fw))):      # the previous fetch has sampled its last vector
                     with m.If(misaligned):
@@ -237,5 +253,5 @@ class InstructionQueue(wiring.Component):
             m.d.sync += pc.eq(pc + 1)
         m.d.comb += [self.err.eq(overflow | head_err),
                      self.err_code.eq(Mux(overflow, spec.ErrorCode.QUEUE_OVERFLOW, head_code)),
-                     self.pc.eq(Mux(overflow, s_pc, pc))]
+                     self.pc.eq(Mux(overflow, s_pc, Mux(parked, sync_pc, pc)))]
         return m

@@ -36,17 +36,25 @@ class RunControl(wiring.Component):
         some slice raises an error this cycle, and the ERROR_INFO to report (the westmost's).
     n_corrected, n_uncorrectable : In(range(MEM slices + 1))
         ECC events of program reads this cycle, counted while running.
+    parked : In(1)
+        some queue is parked at a SYNC.
+    quiet : Out(1)
+        running, nothing busy, some queue parked: the chip holds this cycle.
+    release : In(1); t_rel : In(32)
+        the SYNC releases this cycle; CYCLES becomes t_rel.
     """
 
     def __init__(self, config: ChipConfig):
         n = len(config.slices_of(SliceKind.MEM))
         super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
                           "err_info": In(reg_layout("ERROR_INFO")),
-                          "n_corrected": In(range(n + 1)), "n_uncorrectable": In(range(n + 1))})
+                          "n_corrected": In(range(n + 1)), "n_uncorrectable": In(range(n + 1)),
+                          "parked": In(1), "quiet": Out(1), "release": In(1), "t_rel": In(32)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.status
+        m.d.comb += self.quiet.eq(st.running & ~self.busy & self.parked)
         with m.If(self.cmd.start):
             m.d.sync += [st.running.eq(1), st.cycles.eq(0), st.done.eq(0), st.error.eq(0), st.err_info.eq(0)]
         with m.If(self.cmd.clear):
@@ -60,8 +68,10 @@ class RunControl(wiring.Component):
             with m.If(self.err):
                 m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1),
                              st.err_info.eq(self.err_info)]
-            with m.Elif(~self.busy):
+            with m.Elif(self.release):
+                m.d.sync += st.cycles.eq(self.t_rel)
+            with m.Elif(~self.busy & ~self.parked):
                 m.d.sync += [st.running.eq(0), st.done.eq(1)]
-            with m.Else():
+            with m.Elif(self.busy):
                 m.d.sync += st.cycles.eq(st.cycles + 1)
         return m

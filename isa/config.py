@@ -88,6 +88,7 @@ class ChipConfig:
         need(self.streams >= 4, f"streams must be >= 4 (an int32 stream group), got {self.streams}")
         need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
              and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
+        need(self.c2c_links <= 31, f"c2c_links must be <= 31 (SYNC_TREE's 5-bit link index), got {self.c2c_links}")
         n_pos = 2 * self.mem_slices + 2 * self.mxm + 3 + self.c2c_links
         need(n_pos <= 255, f"at most 255 slice positions (8-bit position fields), got {n_pos}")
         need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")

@@ -45,9 +45,16 @@ REGISTERS: tuple[Register, ...] = (
     Register("ECC_UNCORRECTABLE", 0x18, "R", "double-bit errors detected by program reads"),
     Register("CONFIG0", 0x1C, "R", "[15:0] lanes, [23:16] streams, [31:24] positions"),
     Register("CONFIG1", 0x20, "R", "[4:0] log2 mem_words, [12:8] log2 queue_depth, [23:16] ECC bits per word"),
+    Register("SYNC_TREE", 0x24, "RW", "this chip's place in the system's SYNC tree: [4:0] index of the C2C link "
+                                      "(westmost 0) leading to the parent chip, 31 for the root; [31:16] cycles "
+                                      "between two updates of the HAC offset, more than the link's round trip"),
+    Register("SYNC_CHILDREN", 0x28, "RW", "bit i set: C2C link i leads to a child chip in the SYNC tree"),
+    Register("SYNC_MARGIN", 0x2C, "RW", "[15:0] the root releases a SYNC this many HAC cycles after the system "
+                                        "is quiet (at least the chip's positions)"),
     Register("L_SEL", 0x30, "RW", "[7:0] C2C slice position whose link L_* registers show"),
     Register("L_STATUS", 0x34, "R", "bit0 UP (trained), bit1 FAILED (did not train: not connected, no signal or "
-                                    "lane skew beyond c2c_skew), bit2 FEC_UNCORRECTABLE (sticky since reset)"),
+                                    "lane skew beyond c2c_skew), bit2 FEC_UNCORRECTABLE (sticky since reset), "
+                                    "bit3 OVERFLOW (a vector arrived at a full receive buffer since START)"),
     Register("L_CORRECTED", 0x38, "R", "codewords the link's FEC corrected since reset"),
     Register("L_UNCORRECTABLE", 0x3C, "R", "codewords with an uncorrectable error since reset"),
     Register("Q_SEL", 0x40, "RW", "[7:0] slice position whose queue Q_* registers address"),
@@ -57,6 +64,8 @@ REGISTERS: tuple[Register, ...] = (
     Register("Q_LEN", 0x50, "RW", "number of instructions in the selected queue"),
     Register("S_DEST", 0x54, "RW", "bit0: where s_axis beats go: 0 SRAM (M_SEL, M_ADDR), 1 the queue (Q_SEL, Q_ADDR), "
                                    "fetch_words instruction words per beat"),
+    Register("SYNC_TIMEOUT", 0x58, "RW", "cycles a chip may hold at one SYNC before it stops with SYNC_TIMEOUT"),
+    Register("STALL", 0x5C, "R", "cycles held at SYNCs since START (not in CYCLES)"),
     Register("M_SEL", 0x60, "RW", "[7:0] MEM slice position that M_* registers address"),
     Register("M_ADDR", 0x64, "RW", "word address; incremented after each M_CMD and each s_axis beat"),
     Register("M_CMD", 0x68, "W", "bit0 WRITE staged data (ECC computed), bit1 WRITE_RAW staged data and "
@@ -65,6 +74,8 @@ REGISTERS: tuple[Register, ...] = (
                                  "returns once a single-word access is complete"),
     Register("M_ECC", 0x6C, "RW", "stored ECC bits (check | parity << r) staged for WRITE_RAW / read back"),
     Register("M_COUNT", 0x70, "RW", "words a READ_STREAM sends (1 .. mem_words)"),
+    Register("HAC", 0x74, "R", "[15:0] the hardware-aligned counter, bit16 ALIGNED (the root, or a child whose "
+                               "offset to its parent's HAC has settled), [31:17] that offset"),
     Register("M_DATA", 0x80, "RW", "staged word, 32 bits per register: M_DATA+4*i holds lanes 4i..4i+3"),
 )
 BY_NAME = {r.name: r for r in REGISTERS}
@@ -90,8 +101,15 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "CONFIG1": (Field("mem_addr_bits", 0, 5), Field("queue_addr_bits", 8, 5), Field("ecc_bits", 16, 8)),
     "M_CMD": (Field("write", 0, 1), Field("write_raw", 1, 1), Field("read", 2, 1), Field("read_stream", 3, 1)),
     "S_DEST": (Field("queue", 0, 1),),
-    "L_STATUS": (Field("up", 0, 1), Field("failed", 1, 1), Field("fec_uncorrectable", 2, 1)),
+    "L_STATUS": (Field("up", 0, 1), Field("failed", 1, 1), Field("fec_uncorrectable", 2, 1), Field("overflow", 3, 1)),
+    "SYNC_TREE": (Field("parent", 0, 5), Field("window", 16, 16)),
+    "SYNC_MARGIN": (Field("margin", 0, 16),),
+    "HAC": (Field("hac", 0, 16), Field("aligned", 16, 1), Field("offset", 17, 15)),
 }
+SYNC_ROOT = 31              # SYNC_TREE.parent of the root chip
+
+# Registers whose value after reset is not 0 (a chip alone is the root of its own SYNC tree).
+RESET: dict[str, int] = {"SYNC_TREE": SYNC_ROOT | 256 << 16, "SYNC_TIMEOUT": 1 << 20}
 
 
 def fields(reg: str) -> dict[str, Field]:

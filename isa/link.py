@@ -69,21 +69,52 @@ class HeaderField:
 HEADER: tuple[HeaderField, ...] = (
     HeaderField("kind", 0, 2),          # FrameKind
     HeaderField("stamp", 2, 32),        # DATA: the vector's link time tau (the sender's cycle count)
+    HeaderField("hac", 34, 16),         # every frame: the sender's HAC on the cycle the frame was loaded
+    HeaderField("delta", 50, 14),       # every frame: the last HAC that arrived from the peer minus the
+                                        # sender's own on that cycle (modulo 2^14): the round trip, for the peer
 )
+HAC_BITS = 16
+DELTA_BITS = 14
+
+
+class MsgKind(IntEnum):
+    """What an IDLE frame says about the SYNC barrier (hdl/sync.py)."""
+    NONE = 0
+    QUIET = 1           # child -> parent: my subtree is quiet in `round`; `value` its latest T bound
+    RELEASE = 2         # parent -> child: release `round` when the HAC reaches `at`, at program time `value`
+
+
+# The barrier message an IDLE frame carries in its first payload codeword (DATA frames carry none:
+# a chip sends messages only when it is quiet, and then its send buffers drain into IDLE frames).
+MESSAGE: tuple[HeaderField, ...] = (
+    HeaderField("kind", 0, 2),          # MsgKind
+    HeaderField("round", 2, 1),         # parity of the SYNCs the sender has released since START
+    HeaderField("value", 3, 32),        # QUIET: max over the subtree of q + sync_release; RELEASE: T
+    HeaderField("at", 35, 16),          # RELEASE: the HAC value the release happens on
+)
+MESSAGE_BITS = 51
 
 
 def header(**values: int) -> int:
-    out = 0
-    for f in HEADER:
-        v = int(values.pop(f.name, 0))
-        assert 0 <= v < 1 << f.width, (f.name, v)
-        out |= v << f.lsb
-    assert not values, f"unknown header fields {sorted(values)}"
-    return out
+    return _pack(HEADER, values)
 
 
 def header_fields(word: int) -> dict[str, int]:
     return {f.name: word >> f.lsb & ((1 << f.width) - 1) for f in HEADER}
+
+
+def message(**values: int) -> int:
+    return _pack(MESSAGE, values)
+
+
+def _pack(fields, values: dict) -> int:
+    out = 0
+    for f in fields:
+        v = int(values.pop(f.name, 0))
+        assert 0 <= v < 1 << f.width, (f.name, v)
+        out |= v << f.lsb
+    assert not values, f"unknown fields {sorted(values)}"
+    return out
 
 
 def lane_patterns(lane_bits: int) -> dict[str, int]:
@@ -192,3 +223,42 @@ def min_latency(config: ChipConfig) -> int:
     """The least logical link latency the hardware meets with no wire delay (module docstring)."""
     fmt = LinkFormat.of(config)
     return 2 * fmt.flits + config.c2c_skew + RX_DECODE + CDC
+
+
+RX_FREE_LAG = 3         # cycles after a take before the receive buffer's writer sees the slot free
+
+
+def earliest(config: ChipConfig) -> int:
+    """The fewest cycles after its link time a vector can occupy a slot of the receiver's buffer,
+    whatever the wire (none at all) and the alignment of the two chips: one frame."""
+    return LinkFormat.of(config).flits
+
+
+def waiting(taus, takes, config: ChipConfig) -> tuple[int, int]:
+    """(the most vectors a receive buffer holds at once, the first cycle it does) for vectors with
+    link times `taus` taken on cycles `takes`: each counted from tau + earliest to its take +
+    RX_FREE_LAG. A schedule must keep it at most c2c_depth on every link (sim/system.py refuses
+    one that does not), or the buffer may overflow when the wire is short."""
+    e = earliest(config)
+    events = sorted([(t + e, 1) for t in taus] + [(c + 1 + RX_FREE_LAG, -1) for c in takes])
+    most, at, n = 0, 0, 0
+    for c, d in events:             # ties: the freed slot first
+        n += d
+        if n > most:
+            most, at = n, c
+    return most, at
+
+
+def hac_offset(delta: int, offset: int) -> int:
+    """The HAC offset a child chip should use, from `delta` (what its parent measured: the child's
+    HAC as it arrived minus the parent's, on frames the child sent while it used `offset`).
+
+    A child sets its HAC to the parent's as it arrives plus `offset`. With X the cycles from a frame
+    leaving one chip (the cycle it is loaded, whose HAC it carries) to its arrival on the other
+    chip's side (through a buffer like the receive buffer's), the parent measures
+    delta = offset - (X_down + X_up) - 1, so the round trip S = offset - 1 - delta, and the offset
+    S // 2 + 1 puts the child's release (X_down - X_up) / 2 cycles from its parent's: centred, so
+    the link's unused latency is slack in both directions (DECISIONS: "SYNC and the HAC").
+    hdl/sync.py computes the same."""
+    s = (offset - 1 - delta) % (1 << DELTA_BITS)
+    return s // 2 + 1

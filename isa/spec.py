@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from .config import ChipConfig, SliceKind
 
-ISA_VERSION = (0, 5)
+ISA_VERSION = (0, 6)
 WORD_BITS = 64          # one instruction word
 OPCODE_BITS = 8
 
@@ -125,6 +125,8 @@ class ErrorCode(IntEnum):
     LINK_RECV = 6           # RECV found no vector due: the next one was sent less than `lat` cycles before, or not yet
     LINK_FEC = 7            # RECV took a vector whose frame had an uncorrectable FEC error
     LINK_DOWN = 8           # SEND or RECV on a link that is not trained (not connected, no signal, skew out of range)
+    SYNC_TIMEOUT = 9        # the chip held at a SYNC longer than SYNC_TIMEOUT cycles (a chip of the system never got there)
+    LINK_OVERFLOW = 10      # RECV on a link whose receive buffer overflowed during this run (a vector was lost)
 
 
 class DType(IntEnum):
@@ -248,6 +250,14 @@ OPCODES: tuple[Opcode, ...] = (
            "slice and store them at addr, addr+stride, ... (modulo mem_words). Dispatches to the write "
            "engine; the queue waits while a previous WRITE still has samples after this cycle.",
            min_values=(("count", 1),), latencies=("mem_write_sample", "mem_write_commit")),
+    Opcode("SYNC", 0x03, tuple(SliceKind), (),
+           "Barrier of the whole system: the queue issues nothing more until the release. Once every queue "
+           "of the chip is parked at a SYNC or empty and nothing is in flight (the chip is *quiet*, on cycle "
+           "q), the chip holds: CYCLES stops, STALL counts. When every chip of the system is quiet, all "
+           "release on one hardware-aligned counter (HAC) value, and the parked queues issue their next "
+           "instruction on cycle T = max over the chips of q + sync_release(config) (`sync_release`), the "
+           "same on every chip: one program time for the system, whenever the host started each chip. "
+           "Error SYNC_TIMEOUT if the chip holds longer than SYNC_TIMEOUT cycles."),
 )
 
 # ---- VXM -------------------------------------------------------------------
@@ -491,7 +501,8 @@ C2C_OPCODES: tuple[Opcode, ...] = (
            "order they were sent: element k takes its vector on t+c2c_recv_take+k and drives it on "
            "t+c2c_recv_drive+k. Errors: LINK_RECV if that vector's link time is not at least `lat` cycles "
            "before the take (or nothing was sent), LINK_FEC if its frame had an uncorrectable error, LINK_DOWN "
-           "if the link is not trained.",
+           "if the link is not trained, LINK_OVERFLOW if a vector arrived at a full receive buffer during this run "
+           "(a schedule must never leave more than c2c_depth vectors waiting: sim/system.py refuses it).",
            min_values=(("count", 1), ("lat", 1)), latencies=("c2c_recv_take", "c2c_recv_drive")),
 )
 
@@ -515,6 +526,13 @@ ENGINE_START: dict[str, str] = {"read": "mem_read_access", "write": "mem_write_s
                                 "alu": "vxm_sample", "sxm": "sxm_sample",
                                 "lw": "mxm_sample", "mm": "mxm_sample", "accread": "mxm_accread_access",
                                 "fetch": "ifetch_sample", "send": "c2c_send_sample", "recv": "c2c_recv_take"}
+
+
+def sync_release(config: ChipConfig) -> int:
+    """Program cycles from a chip's quiet cycle q to the first issue after a SYNC, at least: the
+    fabric's length, so that a vector driven before the SYNC has left the chip before anything
+    issues after it, however long the chip held (hdl/run_control.py, sim/queue.py)."""
+    return config.positions
 
 
 def elements(mnemonic: str, operands: dict[str, int], config: ChipConfig) -> int:

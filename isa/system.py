@@ -13,8 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import hostmap
 from .config import PRESETS, ChipConfig, ConfigError, SliceKind, get_config
-from .link import min_latency
+from .link import LinkFormat, min_latency
 
 
 class SystemSpecError(ValueError):
@@ -54,6 +55,7 @@ class System:
             raise SystemSpecError(f"system name must be an identifier, got {self.name!r}")
         if not self.chips:
             fail("no chips")
+
         for i, c in enumerate(self.chips):
             if c not in PRESETS:
                 fail(f"chip {i} uses configuration {c!r}, which does not exist; presets are {', '.join(PRESETS)}")
@@ -97,6 +99,57 @@ class System:
             if lk.b == e:
                 return lk.a, lk.latency
         return None
+
+    def link_index(self, e: Endpoint) -> int:
+        """The index of e's C2C slice among its chip's (westmost 0): how SYNC_TREE names links."""
+        return [s.name for s in self.config(e.chip).slices_of(SliceKind.C2C)].index(e.link)
+
+    def sync_tree(self) -> list[tuple[Link | None, list[Link]]]:
+        """Per chip, (the link to its parent, the links to its children) of the SYNC tree: breadth
+        first from chip 0 over the links in order. A chip no link reaches is the root of its own
+        tree (its SYNCs release alone)."""
+        tree: list = [None] * len(self.chips)
+        for root in range(len(self.chips)):
+            if tree[root] is not None:
+                continue
+            tree[root] = (None, [])
+            todo = [root]
+            while todo:
+                c = todo.pop(0)
+                for lk in self.links:
+                    for here, there in ((lk.a, lk.b), (lk.b, lk.a)):
+                        if here.chip == c and tree[there.chip] is None:
+                            tree[there.chip] = (lk, [])
+                            tree[c][1].append(lk)
+                            todo.append(there.chip)
+        return tree
+
+    def sync_registers(self) -> list[dict[str, int]]:
+        """Per chip, the values the host writes to SYNC_TREE, SYNC_CHILDREN and SYNC_MARGIN before
+        the first START (hostmap register name -> value). The margin covers the release message's
+        way from the root down the deepest branch, one latency and two frames per hop; the window
+        between HAC offset updates a round trip of the parent link and two frames each way."""
+        tree = self.sync_tree()
+        depth = [0] * len(self.chips)
+        for c in range(len(self.chips)):     # breadth-first order: a parent's depth is known first
+            lk = tree[c][0]
+            if lk is not None:
+                depth[c] = depth[lk.a.chip if lk.b.chip == c else lk.b.chip] + 1
+        hop = max([l.latency + 2 * LinkFormat.of(self.config(l.a.chip)).flits + 4 for l in self.links] or [0])
+        out = []
+        for c, (up, down) in enumerate(tree):
+            cfg = self.config(c)
+            mine = lambda lk: lk.a if lk.a.chip == c else lk.b          # noqa: E731
+            children = sum(1 << self.link_index(mine(lk)) for lk in down)
+            window = 2 * hop + 32
+            if up is None:
+                tree_reg = hostmap.pack("SYNC_TREE", parent=hostmap.SYNC_ROOT, window=window)
+            else:
+                tree_reg = hostmap.pack("SYNC_TREE", parent=self.link_index(mine(up)), window=window)
+            margin = max(cfg.positions, max(depth) * hop + 8)
+            out.append({"SYNC_TREE": tree_reg, "SYNC_CHILDREN": children,
+                        "SYNC_MARGIN": hostmap.pack("SYNC_MARGIN", margin=margin)})
+        return out
 
     def to_dict(self) -> dict:
         return {"name": self.name, "chips": list(self.chips), "description": self.description,

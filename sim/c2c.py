@@ -22,7 +22,7 @@ import numpy as np
 
 from isa import spec
 from isa.config import ChipConfig
-from isa.link import LinkFormat
+from isa.link import LinkFormat, waiting
 
 from .lazy import Op
 
@@ -41,6 +41,7 @@ class LinkEnd:
     sent: list = field(default_factory=list)      # (sample cycle, link time, SendOp, element)
     faults: dict = field(default_factory=dict)    # arriving frame index -> [(codeword, bit), ...]
     taken: int = 0                                # vectors RECVs have claimed so far
+    takes: list = field(default_factory=list)     # the cycle each claimed vector is taken on
 
     @property
     def up(self) -> bool:
@@ -57,6 +58,12 @@ class LinkEnd:
             flips.setdefault(cw, set()).symmetric_difference_update({bit})
         n = [len(b) for b in flips.values()]
         return sum(1 for x in n if x == 1), sum(1 for x in n if x == 2)
+
+    def most_waiting(self, config: ChipConfig) -> tuple[int, int]:
+        """(the most vectors this end's receive buffer must hold, the cycle): isa/link.py `waiting`."""
+        if self.peer is None:
+            return 0, 0
+        return waiting([v[1] for v in self.peer.sent], self.takes, config)
 
     def counters(self) -> tuple[int, int]:
         """(corrected, uncorrectable) codewords over every frame that arrived here."""
@@ -87,6 +94,7 @@ class C2cSlice:
             return None
         op = RecvOp(self, t, ops, self.end.taken)
         self.end.taken += op.n
+        self.end.takes += [op.key + k for k in range(op.n)]
         self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["c2c_recv_drive"], op.n, op, None)
         self.timeline.add(op)
         return op

@@ -78,6 +78,7 @@ class Golden:
         self.slices = {**self.mems, **self.vxms, **self.sxms, **self.mxms, **self.c2cs}
         self.timeline.stores = [*self.mems.values(), *self.vxms.values(), *self.mxms.values()]
         self.queues = {pos: issue.Queue(list(words)) for pos, words in program.queues.items()}
+        self.sync_group = 0         # chips of a system in one SYNC tree share a group (sim/system.py)
         self.result: RunResult | None = None
 
     # ---- host side (what the AXI port does while the chip is idle) -------------
@@ -127,7 +128,7 @@ class Golden:
         kinds = {s.position: s.kind for s in self.config.floorplan}
         ends = [c.end for c in self.c2cs.values() if c.end is not None]
         return issue.ChipRun(self.config, self.queues, self.slices, kinds, self.fabric, self.timeline,
-                             on_stop=lambda t: [e.stop(t) for e in ends])
+                             on_stop=lambda t: [e.stop(t) for e in ends], group=self.sync_group)
 
     def finish(self, cycles: int, err) -> RunResult:
         """Settle the run that stopped after `cycles` cycles (err: None or (position, code, pc))."""

@@ -12,6 +12,13 @@ when the timeline closes a window.
 
 Errors: a chip stops at the end of the first cycle on which any of its queues fails (the other
 chips of a system run on); the westmost position is reported, and at one position a landing overflow before the queue's own error.
+
+SYNC (hdl/sync.py): a queue that issues SYNC on t parks. A chip whose queues are all parked or
+empty and which has nothing left on the heap is quiet on q = the cycle it would be done; once
+every chip of its group (a SYNC tree of the system) is quiet, all of them resume with the parked
+queues issuing on T = max(q + sync_release). Program time is the group's common time, so no
+chip's clock moves: a chip simply has nothing to do between its q and T. Chips still parked
+when the heap runs dry wait for a release that never comes: SYNC_TIMEOUT on their cycle q.
 """
 from __future__ import annotations
 
@@ -57,6 +64,7 @@ class Queue:
     fetch_from: int = 0          # first cycle on which the queue could miss a word of that fetch
     fetch_pc: int = 0            # index of the IFETCH in flight (reported on overflow)
     scheduled: bool = False      # a visit of this queue is on the heap
+    parked: int | None = None    # index of the SYNC this queue is parked at
 
     def __post_init__(self):
         self.fill = len(self.words)
@@ -70,7 +78,7 @@ def _decoded(word: int, kind, config: ChipConfig, last_effect: dict):
     except spec.IllegalInstruction as e:
         return e.code
     mn = op.mnemonic
-    if mn == "NOP":
+    if mn in ("NOP", "SYNC"):
         return mn, ops, 0, None, 0, 0
     n = spec.elements(mn, ops, config)
     engine = spec.engine_of(op, ops)
@@ -82,8 +90,13 @@ class ChipRun:
     """One chip's issue state: its queues, engines, errors and the cycle its last effect lands."""
 
     def __init__(self, config: ChipConfig, queues: dict[int, Queue], models: dict, kinds: dict, fabric,
-                 timeline: Timeline, on_stop=None):
+                 timeline: Timeline, on_stop=None, group: int = 0):
         self.config, self.queues, self.models, self.kinds = config, queues, models, kinds
+        self.group = group                      # chips of one group release their SYNCs together
+        self.pending = 0                        # this chip's entries on the heap
+        self.quiet_at: int | None = None        # while held at a SYNC: the cycle q it became quiet
+        self.syncs = 0                          # SYNCs released
+        self.sync_wait = 0                      # cycles between q and T, summed (the golden model's "stall")
         self.fabric, self.timeline = fabric, timeline
         self.on_stop = on_stop                  # called with the failing cycle when the chip halts
         self.last_effect = _last_effects()
@@ -122,17 +135,52 @@ def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
             if chip.queues[pos].words:
                 heap.append((0, 0, i, pos, None))
                 chip.queues[pos].scheduled = True
+                chip.pending += 1
     heapq.heapify(heap)
-    while heap:
-        t, kind, i, pos, land = heapq.heappop(heap)
-        chip = chips[i]
-        if chip.t_err is not None and t > chip.t_err:
-            continue                        # this chip has stopped
-        if t >= max_cycles and t > 0:
-            raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
-        if t - chip.timeline.F >= WINDOW:
-            chip.timeline.advance_to(t)
-        _event(chip, heap, t, kind, i, pos, land)
+    while True:
+        while heap:
+            t, kind, i, pos, land = heapq.heappop(heap)
+            chip = chips[i]
+            chip.pending -= 1
+            if chip.t_err is not None and t > chip.t_err:
+                continue                        # this chip has stopped
+            if t >= max_cycles and t > 0:
+                raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
+            if t - chip.timeline.F >= WINDOW:
+                chip.timeline.advance_to(t)
+            _event(chip, heap, t, kind, i, pos, land)
+            if chip.pending == 0 and chip.t_err is None and any(q.parked is not None for q in chip.queues.values()):
+                chip.quiet_at = max([chip.last_stage + 1] + [q.next_issue for q in chip.queues.values()])
+                _release(chips, chip.group, heap)
+        held = [c for c in chips if c.quiet_at is not None]
+        if not held:
+            return
+        for c in held:                          # no release can come any more
+            for pos, q in sorted(c.queues.items()):
+                if q.parked is not None:
+                    c.fail(c.quiet_at, pos, 1, Err.SYNC_TIMEOUT, q.parked)
+            c.quiet_at = None
+
+
+def _release(chips: list[ChipRun], group: int, heap) -> None:
+    """Release the SYNC of `group` if every chip of it is quiet: parked queues issue on T."""
+    members = [c for c in chips if c.group == group]
+    if any(c.quiet_at is None for c in members):
+        return
+    t_rel = max(c.quiet_at + spec.sync_release(c.config) for c in members)
+    for i, c in enumerate(chips):
+        if c.group != group:
+            continue
+        c.syncs += 1
+        c.sync_wait += t_rel - c.quiet_at
+        c.quiet_at = None
+        for pos, q in c.queues.items():
+            if q.parked is not None:
+                q.parked, q.next_issue = None, t_rel
+                if q.pc < len(q.words):
+                    heapq.heappush(heap, (t_rel, 0, i, pos, None))
+                    q.scheduled = True
+                    c.pending += 1
 
 
 def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> None:
@@ -140,9 +188,13 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
     fw, depth = config.fetch_words, config.queue_depth
     q = chip.queues.get(pos)
 
+    def push(entry):
+        heapq.heappush(heap, entry)
+        chip.pending += 1
+
     def visit_next(q, pos):
         if q.pc < len(q.words) or q.fetch_until >= q.next_issue:     # (the latter: to see an underrun)
-            heapq.heappush(heap, (q.next_issue, 0, i, pos, None))
+            push((q.next_issue, 0, i, pos, None))
             q.scheduled = True
 
     if kind == 2:                           # a slice model's check that needed later information
@@ -151,7 +203,7 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
             code, pc = res
             chip.fail(t, pos, 2, code, pc)      # (after the queue's own errors, as in hdl/queue.py)
         elif res is not None:
-            heapq.heappush(heap, (res, 2, i, pos, land))
+            push((res, 2, i, pos, land))
         return
     if kind == 1:                           # an IFETCH vector lands at the end of t
         held = q.pc - (1 if q.in_nop and t < q.next_issue - 1 else 0)
@@ -161,8 +213,8 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
         d, stream, nwords, sample = land
         was_pending = q.pc < len(q.words)
         q.words.extend(unpack_words(fabric.values(d, stream, pos, sample, 1), nwords, config))
-        if not was_pending and not q.scheduled:
-            heapq.heappush(heap, (max(q.next_issue, t + 1), 0, i, pos, None))
+        if not was_pending and not q.scheduled and q.parked is None:
+            push((max(q.next_issue, t + 1), 0, i, pos, None))
             q.scheduled = True
         return
     q.scheduled = False
@@ -184,6 +236,10 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
         q.in_nop = True
         visit_next(q, pos)
         return
+    if mn == "SYNC":                        # park until the group's release (run_chips)
+        q.parked, q.next_issue, q.in_nop = q.pc, t + 1, False
+        q.pc += 1
+        return
     if engine is not None:
         first = t + start
         busy_until = chip.busy.get((pos, engine), -1)
@@ -200,8 +256,8 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
         q.fill += count
         q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + T["ifetch_write"] + n - 1, q.pc
         for k in range(n):
-            heapq.heappush(heap, (t + T["ifetch_write"] + k, 1, i, pos,
-                                  (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
+            push((t + T["ifetch_write"] + k, 1, i, pos,
+                  (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
     else:
         model = chip.models[pos]
         refused = model.refuse(mn, ops) if hasattr(model, "refuse") else None
@@ -211,7 +267,7 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
         pending = model.issue(t, mn, ops)
         if pending is not None:             # the model decides part of it later (sim/c2c.py RECV)
             pending.pc = q.pc
-            heapq.heappush(heap, (pending.next_check, 2, i, pos, pending))
+            push((pending.next_check, 2, i, pos, pending))
     if t + last > chip.last_stage:
         chip.last_stage = t + last
     q.pc += 1

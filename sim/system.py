@@ -1,6 +1,7 @@
 """Golden model of a system of chips (isa/system.py): one `Golden` per chip, the links between them.
 
-All chips start on the same cycle (a run in lockstep) and their queues are issued in one cycle
+All chips start on the same cycle of program time (a run in lockstep: with SYNC as the first
+instruction, whenever the host starts each chip) and their queues are issued in one cycle
 order (sim/queue.py `run_chips`), so what one chip sends is registered before any chip looks
 for it. Each chip stops on its own (DONE, or an error); the others run on. Link faults are given
 per receiving end as {frame index: [(codeword, bit), ...]} (frame index = the n-th vector sent
@@ -65,16 +66,32 @@ class SystemGolden:
         memories = memories or [None] * len(programs)
         self.chips = [Golden(p, memories[i], {e.position: e for (c, _), e in ends.items() if c == i})
                       for i, p in enumerate(programs)]
+        for i, g in enumerate(self.chips):      # one SYNC group per tree, named by its root
+            g.sync_group = _sync_root(system, i)
         self.result: SystemResult | None = None
 
     def run(self, max_cycles: int = 1 << 32) -> SystemResult:
         runs = [g.issuer() for g in self.chips]
         issue.run_chips(runs, max_cycles)
+        for (chip, name), e in self.ends.items():
+            cfg = self.system.config(chip)
+            most, at = e.most_waiting(cfg)
+            if most > cfg.c2c_depth:
+                raise SystemSpecError(f"chip{chip}.{name}: {most} vectors wait in the receive buffer at cycle {at}, "
+                                      f"more than it holds (c2c_depth {cfg.c2c_depth}; isa/link.py waiting)")
         outcomes = [r.outcome(max_cycles) for r in runs]
         # a chip may take vectors another sent after that one's own end: settle every chip's
         # issue decisions first (above), then the values
         self.result = SystemResult([g.finish(*o) for g, o in zip(self.chips, outcomes)])
         return self.result
+
+
+def _sync_root(system: System, chip: int) -> int:
+    tree = system.sync_tree()
+    while tree[chip][0] is not None:
+        lk = tree[chip][0]
+        chip = lk.a.chip if lk.b.chip == chip else lk.b.chip
+    return chip
 
 
 def _check_recv_latency(system: System, chip: int, program: Program, ends) -> None:

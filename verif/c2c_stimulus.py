@@ -13,7 +13,7 @@ import numpy as np
 
 from isa import spec
 from isa.config import SliceKind
-from isa.link import LinkFormat
+from isa.link import LinkFormat, waiting
 from isa.system import System
 from isa.timed import ScheduleError, TimedProgram
 
@@ -39,11 +39,13 @@ def _direction_towards(cfg, frm: str, to: str) -> int:
 
 def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: bool, t_send: int, count: int,
              src_mem: str, src_addr: int, dst_mem: str, dst_addr: int, streams: tuple[int, int] = (0, 0),
-             slack: int = 0, lat: int | None = None) -> tuple[Transfer, int, int]:
+             slack: int = 0, lat: int | None = None, ledger: dict | None = None) -> tuple[Transfer, int, int]:
     """Place one transfer over link `link_index` (forward: from its `a` end to `b`) with its SEND issued
     on t_send, on stream streams[0] from the source MEM slice to the link and streams[1] from the link
     to the destination. Returns (the transfer, the cycle its READ issues, the cycle after its last
-    write lands). Raises ScheduleError, placing nothing, if a queue or engine is taken."""
+    write lands). Raises ScheduleError, placing nothing, if a queue or engine is taken, or if
+    `ledger` ({receiving end: (link times, take cycles)} of what is placed) says the receiver's
+    buffer could overflow."""
     lk = system.links[link_index]
     src, dst = (lk.a, lk.b) if forward else (lk.b, lk.a)
     scfg, dcfg = system.config(src.chip), system.config(dst.chip)
@@ -59,6 +61,12 @@ def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: 
     d_in = _direction_towards(dcfg, dst.link, dst_mem)
     dist2 = abs(dcfg.slice_named(dst.link).position - dcfg.slice_named(dst_mem).position)
     t_write = t_recv + T["c2c_recv_drive"] + dist2 - T["mem_write_sample"]
+    if ledger is not None:                # the receive buffer must hold what waits (isa/link.py waiting)
+        taus, takes = ledger.setdefault((dst.chip, dst.link), ([], []))
+        new_taus = [t_send + T["c2c_send_sample"] + k * F for k in range(count)]
+        new_takes = [t_recv + T["c2c_recv_take"] + k for k in range(count)]
+        if waiting(taus + new_taus, takes + new_takes, dcfg)[0] > dcfg.c2c_depth:
+            raise ScheduleError(f"{dst}: the receive buffer would overflow")
     trial = [copy.deepcopy(tps[src.chip]), copy.deepcopy(tps[dst.chip]) if dst.chip != src.chip else None]
     ts, td = trial[0], trial[1] or trial[0]
     ts.at(src_mem, t_read, "READ", stream=s_out, dir=d_out, addr=src_addr, stride=1, count=count)
@@ -69,6 +77,9 @@ def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: 
         tp.streams()
     tps[src.chip] = ts
     tps[dst.chip] = td
+    if ledger is not None:
+        taus += new_taus
+        takes += new_takes
     return (Transfer(src.chip, src_mem, src_addr, dst.chip, dst_mem, dst_addr, count), t_read,
             t_write + T["mem_write_commit"] + count)
 
@@ -90,6 +101,7 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
     next_addr: dict = {}                  # (chip, mem) -> next free destination address
     delivered: list = []                  # (chip, mem, addr, count, cycle it is all stored)
     transfers = []
+    ledger: dict = {}
     t = 8
     while t < min_cycles:
         for k, lk in enumerate(system.links):
@@ -107,7 +119,7 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
                 streams = (int(rng.integers(S // 2)), int(rng.integers(S // 2, S)))
                 try:
                     tr, _, done = transfer(system, tps, k, forward, t + int(rng.integers(0, F)), count, sm, sa, dm,
-                                           da, streams=streams, slack=int(rng.integers(0, 4)))
+                                           da, streams=streams, slack=int(rng.integers(0, 4)), ledger=ledger)
                 except ScheduleError:
                     continue
                 next_addr[(dst.chip, dm)] = da + count
@@ -117,9 +129,25 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
     return [tp.program() for tp in tps], transfers
 
 
+def stream_chunk(config, latency: int) -> int:
+    """The most vectors per SEND / RECV pair of a stream sent back to back over a link of `latency`
+    whose receive buffer holds all that waits (isa/link.py `waiting`, over a few chunks)."""
+    F = LinkFormat.of(config).flits
+    for n in range(config.c2c_depth, 0, -1):
+        taus, takes = [], []
+        for j in range(4):
+            t_send = j * n * F
+            taus += [t_send + T["c2c_send_sample"] + k * F for k in range(n)]
+            t_recv = t_send + T["c2c_send_sample"] + latency - T["c2c_recv_take"] + (n - 1) * (F - 1)
+            takes += [t_recv + T["c2c_recv_take"] + k for k in range(n)]
+        if waiting(taus, takes, config)[0] <= config.c2c_depth:
+            return n
+    raise ScheduleError(f"latency {latency}: even one vector at a time overflows the receive buffer")
+
+
 def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = None) -> tuple[list, dict]:
     """A long streaming transfer along a chain of chips (`system`'s links in order, forward): chip 0
-    reads `vectors` vectors from MEM_E1 and sends them in chunks of c2c_depth, back to back; every
+    reads `vectors` vectors from MEM_E1 and sends them in chunks (`stream_chunk`), back to back; every
     middle chip relays each chunk straight from its RECV to its SEND (the vectors cross the chip on a
     stream, never touching SRAM); the last chip writes them to MEM_W1. Returns (programs, figures):
     figures has the link time span and utilization of the busiest link."""
@@ -134,10 +162,11 @@ def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = 
     data = rng.integers(0, 256, (vectors, cfg.lanes), dtype=np.uint8)
     tps[chain[0]].load("MEM_E1", 0, data)
     t0 = 8
-    chunks = [(j * depth, min(depth, vectors - j * depth)) for j in range(-(-vectors // depth))]
+    n = stream_chunk(cfg, max(lk.latency for lk in hops))
+    chunks = [(j * n, min(n, vectors - j * n)) for j in range(-(-vectors // n))]
     first_tau, last_tau = None, 0
     for j, (base, n) in enumerate(chunks):
-        t_send = t0 + j * depth * F
+        t_send = t0 + j * n * F
         lk0 = hops[0]
         src = cfg.slice_named("MEM_E1").position
         out = cfg.slice_named(lk0.a.link).position
@@ -159,6 +188,23 @@ def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = 
                 dst = cfg.slice_named("MEM_W1").position
                 tps[lk.b.chip].at("MEM_W1", t_recv + T["c2c_recv_drive"] + (dst - rx) - T["mem_write_sample"],
                                   "WRITE", stream=0, dir=0, addr=base, stride=1, count=n)
-    span = chunks[-1][0] // depth * depth * F + chunks[-1][1] * F        # link cycles of the first hop
+    span = chunks[-1][0] * F + chunks[-1][1] * F        # link cycles of the first hop
     return [tp.program() for tp in tps], {"data": data, "chain": chain, "link_busy_cycles": vectors * F,
                                           "link_span_cycles": span, "utilization": vectors * F / span}
+
+
+def synced(phases: list[list]) -> list:
+    """One program per chip that runs `phases` (each a list of programs, one per chip, timed from
+    cycle 0) one after the other, each behind a SYNC in every queue that has words in any phase:
+    the system's barrier puts every phase on a common start, whenever the host started each chip.
+    SRAM preloads are the union of the phases'; a phase must not send across its own end."""
+    out = []
+    sync = spec.encode("SYNC")
+    for chip in range(len(phases[0])):
+        progs = [ph[chip] for ph in phases]
+        p = copy.deepcopy(progs[0])
+        positions = sorted({pos for q in progs for pos, w in q.queues.items() if w})
+        p.queues = {pos: [w for q in progs for w in [sync] + list(q.queues.get(pos, []))] for pos in positions}
+        p.memory = [seg for q in progs for seg in q.memory]
+        out.append(p)
+    return out

@@ -29,6 +29,7 @@ class ChipStatus:
     error_info: int
     ecc_corrected: int
     ecc_uncorrectable: int
+    stall: int = 0              # cycles held at SYNCs (not in `cycles`)
 
     @property
     def error_code(self) -> spec.ErrorCode:
@@ -152,6 +153,12 @@ class ChipDriver:
         out["uncorrectable"] = await self.read("L_UNCORRECTABLE")
         return out
 
+    async def join(self, registers: dict[str, int]) -> None:
+        """Take this chip's place in a system's SYNC tree: the values of isa/system.py
+        `System.sync_registers()` for it (SYNC_TREE, SYNC_CHILDREN, SYNC_MARGIN)."""
+        for name, value in registers.items():
+            await self.write(name, value)
+
     # ---- running ------------------------------------------------------------------
     async def start(self) -> None:
         await self.write("CTRL", hm.CTRL_START)
@@ -166,4 +173,4 @@ class ChipDriver:
             error=bool(st["error"]), ecc_uncorrectable_seen=bool(st["ecc_uncorrectable"]),
             host_error=bool(st["host_err"]), cycles=await self.read("CYCLES"),
             error_info=await self.read("ERROR_INFO"), ecc_corrected=await self.read("ECC_CORRECTED"),
-            ecc_uncorrectable=await self.read("ECC_UNCORRECTABLE"))
+            ecc_uncorrectable=await self.read("ECC_UNCORRECTABLE"), stall=await self.read("STALL"))

@@ -16,6 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Combine, ReadOnly, RisingEdge
 
+from isa import hostmap as hm
 from isa import spec
 from isa.config import SliceKind
 from isa.link import min_latency
@@ -26,6 +27,7 @@ from .chip_tb import HostPort, written_words
 
 PERIOD_PS = 10_000
 TRAIN_WAIT = 1024           # cycles after reset within which every joined link must be up
+ALIGN_WAIT = 4096           # ... and then within which every HAC must be aligned (three SYNC_TREE windows)
 
 
 class SystemTB:
@@ -63,19 +65,20 @@ class SystemTB:
         return (getattr(self.dut, f"link{k}_{d}_delay"), getattr(self.dut, f"link{k}_{d}_flip"),
                 getattr(self.dut, f"link{k}_{d}_cut"))
 
-    async def reset(self, skews=None, wire=None, periods=None, cut=()):
+    async def reset(self, skews=None, wire=None, periods=None, cut=(), slack=0):
         """(Start the clocks,) set every link model (per lane: wire + skew cycles late; `cut`: the
         (link, direction) pairs with no signal) and reset all chips together. The default wire
-        makes each link exactly as slow as its latency allows."""
+        makes each link exactly as slow as its latency allows, less `slack` cycles."""
         cfg = self.configs[0]
         if not self.clocks_started:
             for i in range(self.n):
-                cocotb.start_soon(Clock(self.clk[i], (periods or [PERIOD_PS] * self.n)[i], unit="ps").start())
+                p = (periods or [PERIOD_PS] * self.n)[i]
+                cocotb.start_soon(Clock(self.clk[i], p, unit="ps", period_high=p // 2).start())
             self.clocks_started = True
         for i in range(self.n):
             self.rst[i].value = 1
         for k, lk in enumerate(self.system.links):
-            w = (lk.latency - min_latency(cfg)) if wire is None else wire
+            w = (lk.latency - slack - min_latency(cfg)) if wire is None else wire
             sk = skews or [0] * cfg.c2c_lanes
             for d in ("ab", "ba"):
                 delay, flip, cutp = self.link_inputs(k, d)
@@ -91,8 +94,9 @@ class SystemTB:
         for i in range(self.n):
             self.rst[i].value = 0
         await RisingEdge(self.clk[0])
-        for d in self.drivers:
+        for d, regs in zip(self.drivers, self.system.sync_registers()):
             await d.check_identity()
+            await d.join(regs)
 
     def joined(self) -> list[tuple[int, str]]:
         return [(e.chip, e.link) for k, lk in enumerate(self.system.links) if k not in self.down for e in (lk.a, lk.b)]
@@ -102,21 +106,35 @@ class SystemTB:
         return {(c, n): await self.drivers[c].link(self.configs[c].slice_named(n).position) for c, n in links}
 
     async def wait_trained(self) -> None:
-        """Every joined link up (within TRAIN_WAIT cycles of reset), or fail naming it."""
+        """Every joined link up (within TRAIN_WAIT cycles of reset) and every chip's HAC aligned to
+        its parent's (within ALIGN_WAIT), or fail naming the link or chip."""
         for _ in range(TRAIN_WAIT // 64):
             states = await self.link_states()
             if all(s["up"] for s in states.values()):
-                return
+                break
             failed = [f"chip{c}.{n}" for (c, n), s in states.items() if s["failed"]]
             assert not failed, f"links failed training: {', '.join(failed)}"
             await ClockCycles(self.clk[0], 64)
-        raise AssertionError(f"links not up {TRAIN_WAIT} cycles after reset")
+        else:
+            raise AssertionError(f"links not up {TRAIN_WAIT} cycles after reset")
+        for _ in range(ALIGN_WAIT // 64):
+            hacs = [hm.unpack("HAC", await d.read("HAC")) for d in self.drivers]
+            if all(h["aligned"] for h in hacs):
+                self.log.info("HAC offsets %s", [h["offset"] for h in hacs])
+                return
+            await ClockCycles(self.clk[0], 64)
+        raise AssertionError(f"HACs not aligned {ALIGN_WAIT} cycles after training: {hacs}")
 
-    async def run(self, programs):
-        """Load every chip, START them on one cycle, wait until all are done; returns their status."""
+    async def run(self, programs, offsets=None):
+        """Load every chip, START them (chip i `offsets[i]` of its cycles later than the first
+        START, all on one cycle by default), wait until all are done; returns their status."""
         for d, p in zip(self.drivers, programs):
             await d.load(p)
-        await Combine(*(cocotb.start_soon(d.start()) for d in self.drivers))
+
+        async def start(i):
+            await ClockCycles(self.clk[i], (offsets or [0] * self.n)[i])
+            await self.drivers[i].start()
+        await Combine(*(cocotb.start_soon(start(i)) for i in range(self.n)))
         for i in range(self.n):
             for _ in range(1 << 20):
                 await RisingEdge(self.clk[i])
@@ -179,15 +197,16 @@ class SystemTB:
                     self.data_frames[(k, d)] += 1
                 frame_words = []
 
-    async def run_and_compare(self, programs, faults=None, dump_all=False):
+    async def run_and_compare(self, programs, faults=None, dump_all=False, offsets=None):
         gold = SystemGolden(self.system, programs, faults, memories=self.shadow, down=self.down)
         res = gold.run()
         before = await self.link_states()
         self.aim(faults or {})
         self.frame_base = dict(self.data_frames)
-        st = await self.run(programs)
+        st = await self.run(programs, offsets)
         for i, (r, s) in enumerate(zip(res.chips, st)):
-            self.log.info("chip %d golden: %s | rtl: cycles=%d error_info=%#x", i, r, s.cycles, s.error_info)
+            self.log.info("chip %d golden: %s | rtl: cycles=%d error_info=%#x stall=%d", i, r, s.cycles,
+                          s.error_info, s.stall)
             assert s.cycles == r.cycles, f"chip {i} cycle count: rtl {s.cycles}, golden {r.cycles}"
             assert s.error_info == r.error_info, f"chip {i} ERROR_INFO: rtl {s.error_info:#x}, golden {r.error_info:#x}"
             assert (s.ecc_corrected, s.ecc_uncorrectable) == (r.ecc_corrected, r.ecc_uncorrectable)
@@ -358,6 +377,89 @@ async def stream(dut):
     if "SYS_OUT" in os.environ:
         with open(os.environ["SYS_OUT"], "w") as fh:
             json.dump({"cycles": [s.cycles for s in st], "wall_seconds": wall}, fh)
+
+
+def _phases(system, rng, n: int, cycles: int) -> list:
+    """`n` phases of random transfers (verif/c2c_stimulus.py), each behind a SYNC in every queue;
+    phases after the first read what SRAM holds (no preload of their own)."""
+    from .c2c_stimulus import random_transfers, synced
+
+    phases = []
+    for k in range(n):
+        progs, _ = random_transfers(system, rng, min_cycles=cycles)
+        if k:
+            for p in progs:
+                p.memory = []
+        phases.append(progs)
+    return synced(phases)
+
+
+@cocotb.test()
+async def lockstep(dut):
+    """Chips started by the host at random offsets (up to SYS_OFFSET cycles apart) run SYS_PHASES
+    phases of random transfers, each behind a SYNC: every per-chip cycle count, error status and SRAM
+    word equals the golden model's (which starts them together), and a second run with other offsets
+    gives the same counts; STALL shows what the barrier absorbed."""
+    tb = SystemTB(dut)
+    await tb.reset()
+    await tb.wait_trained()
+    rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
+    programs = _phases(tb.system, rng, env_int("SYS_PHASES", 2), env_int("SYS_CYCLES", 300))
+    span = env_int("SYS_OFFSET", 500)
+    counts = []
+    for run in range(env_int("SYS_RUNS", 2)):
+        offsets = [int(x) for x in rng.integers(0, span + 1, tb.n)]
+        _, res, st = await tb.run_and_compare(programs, offsets=offsets)
+        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+        tb.log.info("run %d: offsets %s, cycles %s, stall %s", run, offsets, [s.cycles for s in st], [s.stall for s in st])
+        counts.append([s.cycles for s in st])
+    assert all(c == counts[0] for c in counts)
+
+
+@cocotb.test()
+async def drift(dut):
+    """Every chip on its own clock, SYS_PPM parts per million off (chip i at +ppm or -ppm in turn),
+    started at random offsets, links SYS_SLACK cycles faster than their latency (the slack the drift
+    between two SYNCs uses up), SYS_PHASES phases of SYS_CYCLES each, each behind a SYNC that
+    re-aligns the chips: results and per-chip cycle counts equal the golden model's, run after run."""
+    tb = SystemTB(dut)
+    ppm = env_int("SYS_PPM", 100)
+    periods = [PERIOD_PS + (1 if i % 2 else -1) * PERIOD_PS * ppm // 1_000_000 for i in range(tb.n)]
+    await tb.reset(periods=periods, slack=env_int("SYS_SLACK", 2))
+    await tb.wait_trained()
+    rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
+    programs = _phases(tb.system, rng, env_int("SYS_PHASES", 3), env_int("SYS_CYCLES", 2000))
+    counts = []
+    for run in range(env_int("SYS_RUNS", 2)):
+        offsets = [int(x) for x in rng.integers(0, env_int("SYS_OFFSET", 100) + 1, tb.n)]
+        _, res, st = await tb.run_and_compare(programs, offsets=offsets)
+        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+        tb.log.info("periods %s ps, run %d: cycles %s, stall %s", periods, run, [s.cycles for s in st],
+                    [s.stall for s in st])
+        counts.append([s.cycles for s in st])
+    assert all(c == counts[0] for c in counts)
+
+
+@cocotb.test()
+async def sync_timeout(dut):
+    """A chip that never reaches the SYNC its peer waits at: the peer stops with SYNC_TIMEOUT after
+    SYNC_TIMEOUT cycles, ERROR_INFO naming the westmost parked queue, as the golden model says."""
+    from isa.timed import TimedProgram
+
+    tb = SystemTB(dut)
+    await tb.reset()
+    await tb.wait_trained()
+    for d in tb.drivers:
+        await d.write("SYNC_TIMEOUT", 300)
+    cfg = tb.configs[0]
+    progs = [TimedProgram(tb.configs[i]) for i in range(tb.n)]
+    progs[1].at("VXM", 0, "NOP", cycles=5)
+    p0 = progs[0].program()
+    p0.queues = {cfg.slice_named("VXM").position: [spec.encode("SYNC")],
+                 cfg.slice_named("MEM_E1").position: [spec.encode("NOP", cycles=3), spec.encode("SYNC")]}
+    _, res, st = await tb.run_and_compare([p0] + [p.program() for p in progs[1:]])
+    assert res.chips[0].error == spec.ErrorCode.SYNC_TIMEOUT
+    assert st[0].stall >= 300
 
 
 @cocotb.test()

@@ -23,7 +23,7 @@ CFG = get_config("tiny")
 KIND = SliceKind.MEM
 FW = CFG.fetch_words
 W = spec.WORD_BITS
-QUEUE_OPS = ("NOP", "IFETCH")                  # handled inside the queue: no issue strobe
+from hdl.queue import QUEUE_OPS           # handled inside the queue: no issue strobe
 OPS = [op.mnemonic for op in spec.OPCODES if KIND in op.kinds and op.mnemonic not in QUEUE_OPS]
 
 
@@ -346,3 +346,59 @@ def test_ifetch_wraps_the_ring():
     trace = run_queue(program, len(program) + 2, q_len=len(image), tap=lambda t: sample.get(t, 0))
     issue, end = check_trace(trace, program)
     assert issue == list(range(len(program)))
+
+
+def _sync_bench(program, release_at=None, timeout_at=None, cycles=12):
+    """Run `program` with `sync_release` pulsed on cycle release_at and `sync_timeout` held from
+    timeout_at; per cycle (parked, busy, issue strobes, err, err_code, pc)."""
+    dut = InstructionQueue(CFG, KIND)
+    trace = []
+
+    async def bench(ctx):
+        for row in range(0, len(program), FW):
+            words = program[row:row + FW]
+            ctx.set(dut.host_addr, row // FW)
+            ctx.set(dut.host_data, sum(w << (W * i) for i, w in enumerate(words)))
+            ctx.set(dut.host_we, (1 << len(words)) - 1)
+            await ctx.tick()
+        ctx.set(dut.host_we, 0)
+        ctx.set(dut.host_len, len(program))
+        ctx.set(dut.host_len_we, 1)
+        await ctx.tick()
+        ctx.set(dut.host_len_we, 0)
+        await ctx.tick()                    # (the idle queue takes Q_LEN on this edge)
+        for op in OPS:
+            ctx.set(getattr(dut, f"ready_{op.lower()}"), 1)
+        ctx.set(dut.running, 1)
+        for t in range(cycles):
+            ctx.set(dut.sync_release, int(t == release_at))
+            ctx.set(dut.sync_timeout, int(timeout_at is not None and t >= timeout_at))
+            trace.append({"parked": ctx.get(dut.parked), "busy": ctx.get(dut.busy), "err": ctx.get(dut.err),
+                          "code": ctx.get(dut.err_code), "pc": ctx.get(dut.pc),
+                          "issue": {op for op in OPS if ctx.get(getattr(dut, f"issue_{op.lower()}"))}})
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return trace
+
+
+def test_sync_parks_until_the_release():
+    """SYNC issued on t parks the queue from t+1 (not busy, nothing issues) until the cycle of the
+    release; the next word issues on the cycle after it."""
+    sync = spec.encode("SYNC")
+    trace = _sync_bench([read(addr=1), sync, write(addr=2)], release_at=6)
+    assert trace[0]["issue"] == {"READ"} and not trace[1]["parked"] and trace[1]["busy"]
+    for t in range(2, 7):
+        assert trace[t]["parked"] and not trace[t]["busy"] and not trace[t]["issue"], (t, trace[t])
+    assert trace[7]["issue"] == {"WRITE"} and not trace[7]["parked"]
+    assert not trace[8]["busy"] and not any(c["err"] for c in trace)
+
+
+def test_sync_timeout_is_an_error_naming_the_sync():
+    sync = spec.encode("SYNC")
+    trace = _sync_bench([nop(2), sync, read(addr=1)], timeout_at=5)
+    assert not any(c["err"] for c in trace[:5])
+    assert trace[5]["err"] and trace[5]["code"] == spec.ErrorCode.SYNC_TIMEOUT and trace[5]["pc"] == 1

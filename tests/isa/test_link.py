@@ -12,11 +12,11 @@ def test_frame_round_trip(name):
     fmt = LinkFormat.of(get_config(name))
     rng = np.random.default_rng(1)
     vec = rng.integers(0, 256, get_config(name).lanes, dtype=np.uint8)
-    cws = fmt.codewords_of(header(kind=1, stamp=12345), vec)
+    cws = fmt.codewords_of(header(kind=1, stamp=12345, hac=0xBEEF), vec)
     flits = fmt.flits_of(cws)
     assert len(flits) == fmt.flits and all(0 <= f < 1 << fmt.flit_bits for f in flits)
     assert fmt.codewords_from(flits) == cws
-    assert header_fields(cws[0] & ((1 << 64) - 1)) == {"kind": 1, "stamp": 12345}
+    assert header_fields(cws[0] & ((1 << 64) - 1)) == {"kind": 1, "stamp": 12345, "hac": 0xBEEF, "delta": 0}
 
 
 def test_published_figure_and_tiny():

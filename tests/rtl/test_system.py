@@ -22,6 +22,9 @@ CASES = {
     "pair-faults": ("pair", "faults", {"icarus": {"SYS_SINGLE": "20", "SYS_DOUBLE": "1", "SYS_CYCLES": "300"}}),
     "ring4-transfers": ("ring4", "transfers", {"icarus": {"SYS_CYCLES": "300", "SYS_SEED_WORDS": "32"}}),
     "ring4-stream": ("ring4", "stream", {"icarus": {"SYS_VECTORS": "48"}}),
+    "pair-lockstep": ("pair", "lockstep", {"icarus": {"SYS_CYCLES": "200", "SYS_OFFSET": "400"}}),
+    "pair-drift": ("pair", "drift", {"icarus": {"SYS_PHASES": "2", "SYS_CYCLES": "1500", "SYS_RUNS": "1"}}),
+    "pair-sync-timeout": ("pair", "sync_timeout", {"icarus": {}}),
 }
 
 SWEEP = {
@@ -36,9 +39,14 @@ SWEEP = {
     "ring4-faults": ("ring4", "faults", {"SYS_SINGLE": "1000", "SYS_DOUBLE": "20"}),
     "ring4-deskew": ("ring4", "deskew", {}),
     "ring4-transfers-long": ("ring4", "transfers", {"SYS_TWICE": "1", "SYS_CYCLES": "10000"}),
+    "pair-lockstep": ("pair", "lockstep", {"SYS_PHASES": "3", "SYS_CYCLES": "1000", "SYS_OFFSET": "2000", "SYS_RUNS": "3"}),
+    "ring4-lockstep": ("ring4", "lockstep", {"SYS_PHASES": "3", "SYS_CYCLES": "1000", "SYS_OFFSET": "2000", "SYS_RUNS": "3"}),
+    "pair-drift": ("pair", "drift", {"SYS_PHASES": "4", "SYS_CYCLES": "4000"}),
+    "ring4-drift": ("ring4", "drift", {"SYS_PHASES": "4", "SYS_CYCLES": "4000"}),
+    "pair-sync-timeout": ("pair", "sync_timeout", {}),
 }
 ICARUS_TOO_SLOW = {"ring4-faults", "ring4-transfers-long", "ring4-deskew", "pair-faults", "ring4-transfers-twice",
-                   "ring4-stream"}
+                   "ring4-stream", "ring4-lockstep", "ring4-drift", "pair-drift"}
 
 
 @pytest.mark.rtl
