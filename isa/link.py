@@ -234,13 +234,15 @@ def earliest(config: ChipConfig) -> int:
     return LinkFormat.of(config).flits
 
 
-def waiting(taus, takes, config: ChipConfig) -> tuple[int, int]:
+def waiting(taus, takes, config: ChipConfig, until: int | None = None) -> tuple[int, int]:
     """(the most vectors a receive buffer holds at once, the first cycle it does) for vectors with
     link times `taus` taken on cycles `takes`: each counted from tau + earliest to its take +
-    RX_FREE_LAG. A schedule must keep it at most c2c_depth on every link (sim/system.py refuses
-    one that does not), or the buffer may overflow when the wire is short."""
+    RX_FREE_LAG, while the receiver runs (up to cycle `until`; an idle chip drops what arrives).
+    A schedule must keep it at most c2c_depth on every link (sim/system.py refuses one that does
+    not), or the buffer may overflow when the wire is short."""
     e = earliest(config)
-    events = sorted([(t + e, 1) for t in taus] + [(c + 1 + RX_FREE_LAG, -1) for c in takes])
+    events = sorted([(t + e, 1) for t in taus if until is None or t + e < until]
+                    + [(c + 1 + RX_FREE_LAG, -1) for c in takes])
     most, at, n = 0, 0, 0
     for c, d in events:             # ties: the freed slot first
         n += d

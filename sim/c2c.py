@@ -59,11 +59,12 @@ class LinkEnd:
         n = [len(b) for b in flips.values()]
         return sum(1 for x in n if x == 1), sum(1 for x in n if x == 2)
 
-    def most_waiting(self, config: ChipConfig) -> tuple[int, int]:
-        """(the most vectors this end's receive buffer must hold, the cycle): isa/link.py `waiting`."""
+    def most_waiting(self, config: ChipConfig, until: int) -> tuple[int, int]:
+        """(the most vectors this end's receive buffer must hold while its chip runs, up to cycle
+        `until`, and the cycle): isa/link.py `waiting`."""
         if self.peer is None:
             return 0, 0
-        return waiting([v[1] for v in self.peer.sent], self.takes, config)
+        return waiting([v[1] for v in self.peer.sent], self.takes, config, until)
 
     def counters(self) -> tuple[int, int]:
         """(corrected, uncorrectable) codewords over every frame that arrived here."""

@@ -73,13 +73,13 @@ class SystemGolden:
     def run(self, max_cycles: int = 1 << 32) -> SystemResult:
         runs = [g.issuer() for g in self.chips]
         issue.run_chips(runs, max_cycles)
+        outcomes = [r.outcome(max_cycles) for r in runs]
         for (chip, name), e in self.ends.items():
             cfg = self.system.config(chip)
-            most, at = e.most_waiting(cfg)
+            most, at = e.most_waiting(cfg, outcomes[chip][0])
             if most > cfg.c2c_depth:
                 raise SystemSpecError(f"chip{chip}.{name}: {most} vectors wait in the receive buffer at cycle {at}, "
                                       f"more than it holds (c2c_depth {cfg.c2c_depth}; isa/link.py waiting)")
-        outcomes = [r.outcome(max_cycles) for r in runs]
         # a chip may take vectors another sent after that one's own end: settle every chip's
         # issue decisions first (above), then the values
         self.result = SystemResult([g.finish(*o) for g, o in zip(self.chips, outcomes)])

@@ -208,3 +208,37 @@ def synced(phases: list[list]) -> list:
         p.memory = [seg for q in progs for seg in q.memory]
         out.append(p)
     return out
+
+
+def send_only(system: System, frames: int) -> tuple[list, dict]:
+    """Programs in which chips send `frames` vectors each over a link towards a chip that runs
+    nothing (so its buffer drops them, but its FEC still decodes and counts every frame): the
+    double-bit campaigns land as many uncorrectable frames as they like without a RECV stopping a
+    chip. Chip i sends on its first link whose other end is an idle chip, i taken in order, each
+    chip either sending or idle. Returns (programs, {receiving (chip, link): frames})."""
+    tps = [TimedProgram(system.config(i)) for i in range(len(system.chips))]
+    role: dict[int, str] = {}
+    counts = {}
+    for lk in system.links:
+        for src, dst in ((lk.a, lk.b), (lk.b, lk.a)):
+            if role.get(src.chip, "send") == "send" and role.get(dst.chip, "idle") == "idle" and src.chip != dst.chip \
+                    and (dst.chip, dst.link) not in counts and src.chip not in [c for c, _ in counts.values()]:
+                role[src.chip], role[dst.chip] = "send", "idle"
+                counts[(dst.chip, dst.link)] = (src.chip, src.link)
+                break
+    out = {}
+    for (dchip, dlink), (schip, slink) in counts.items():
+        cfg = system.config(schip)
+        F, depth = LinkFormat.of(cfg).flits, cfg.c2c_depth
+        mem = cfg.slices_of(SliceKind.MEM)[-1].name
+        d = _direction_towards(cfg, mem, slink)
+        dist = abs(cfg.slice_named(slink).position - cfg.slice_named(mem).position)
+        t, left = 8 + cfg.positions, frames
+        while left:
+            n = min(depth, left)
+            tps[schip].at(mem, t + T["c2c_send_sample"] - T["mem_read_drive"] - dist, "READ", stream=0, dir=d,
+                          addr=0, stride=1, count=n)
+            tps[schip].at(slink, t, "SEND", stream=0, dir=d, count=n)
+            t, left = t + n * F, left - n
+        out[(dchip, dlink)] = frames
+    return [tp.program() for tp in tps], out

@@ -317,13 +317,16 @@ async def no_signal(dut):
 
 @cocotb.test()
 async def faults(dut):
-    """Seeded FEC campaign: SYS_SINGLE frames with one flipped bit (all corrected, counted, timing
-    unchanged), then SYS_DOUBLE frames with two flips in one codeword (all counted as uncorrectable,
-    the first one RECV takes stops its chip with LINK_FEC); SRAM equal to the golden model's: no
-    silent corruption."""
+    """Seeded FEC campaigns, SRAM equal to the golden model's (no silent corruption):
+    * SYS_SINGLE frames with one flipped bit, on random transfers (verif/c2c_stimulus.py): all
+      corrected and counted, cycle counts and errors as without faults (timing unchanged);
+    * SYS_DOUBLE frames with two flips in one codeword, on vectors sent towards idle chips
+      (`send_only`, so that no RECV stops a chip and every one lands): all counted as uncorrectable
+      and flagged in L_STATUS.FEC_UNCORRECTABLE;
+    * one double-bit frame that a RECV takes: its chip stops with LINK_FEC, as in the golden model."""
     from sim.system import random_faults
 
-    from .c2c_stimulus import random_transfers
+    from .c2c_stimulus import random_transfers, send_only
 
     tb = SystemTB(dut, inject=True)
     await tb.reset()
@@ -333,24 +336,31 @@ async def faults(dut):
     clean = SystemGolden(tb.system, programs)
     clean.run()
     frames = {k: len(e.peer.sent) for k, e in clean.ends.items() if e.peer is not None}
-    for double, total in ((False, env_int("SYS_SINGLE", 1000)), (True, env_int("SYS_DOUBLE", 200))):
+    quiet, quiet_frames = send_only(tb.system, env_int("SYS_SEND_FRAMES", 192))
+    campaigns = ((False, env_int("SYS_SINGLE", 1000), programs, frames),
+                 (True, env_int("SYS_DOUBLE", 200), quiet, quiet_frames))
+    for double, total, progs, where in campaigns:
         injected = counted = runs = 0
-        while counted < total:              # a run with double errors stops early: run until enough landed
-            per = {k: min(n, -(-(total - counted) // len(frames))) for k, n in frames.items()}
-            fl = random_faults(tb.system, per, int(rng.integers(1 << 30)), frames, double=double)
-            gold, res, _ = await tb.run_and_compare(programs, faults=fl)
+        while counted < total:
+            per = {k: min(n, -(-(total - counted) // len(where))) for k, n in where.items()}
+            fl = random_faults(tb.system, per, int(rng.integers(1 << 30)), where, double=double)
+            gold, res, _ = await tb.run_and_compare(progs, faults=fl)
             landed = sum(1 for k, f in fl.items() for j in f if j < len(gold.ends[k].peer.sent))
             got = sum(r.links[n][int(double)] for r in res.chips for n in r.links)
-            assert got == landed, f"{landed} faults landed on frames that were sent, {got} counted"
+            assert got == landed == sum(per.values()), f"{sum(per.values())} injected, {landed} landed, {got} counted"
             injected, counted, runs = injected + sum(per.values()), counted + got, runs + 1
+            assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
             if not double:
                 assert [r.cycles for r in res.chips] == [r.cycles for r in clean.result.chips], "timing changed"
-                assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
             else:
-                assert any(r.error == spec.ErrorCode.LINK_FEC for r in res.chips)
-                assert landed > 0
-        tb.log.info("%s-bit faults: %d injected, %d on frames sent, all counted (%d runs)",
-                    "double" if double else "single", injected, counted, runs)
+                states = await tb.link_states(list(where))
+                assert all(st["fec_uncorrectable"] for st in states.values()), states
+        tb.log.info("%s-bit faults: %d injected, %d counted, %d silent (%d runs)",
+                    "double" if double else "single", injected, counted, injected - counted, runs)
+    # one double-bit error on a frame a RECV takes: LINK_FEC on the exact cycle the golden model says
+    fl = random_faults(tb.system, {k: 1 for k in frames}, int(rng.integers(1 << 30)), frames, double=True)
+    _, res, _ = await tb.run_and_compare(programs, faults=fl)
+    assert any(r.error == spec.ErrorCode.LINK_FEC for r in res.chips)
 
 
 @cocotb.test()

@@ -59,3 +59,28 @@ def test_bad_json_file(tmp_path):
         get_system(str(p))
     with pytest.raises(SystemSpecError, match=r"cannot read"):
         get_system(str(tmp_path / "missing.json"))
+
+
+def test_sync_tree_and_registers():
+    """ring4's SYNC tree is breadth first from chip 0: 0 -> 1 -> 2 and 0 -> 3; the registers name
+    links by index (C2C_W0 = 0, C2C_E0 = 1) and give every chip the same margin and window."""
+    from isa import hostmap
+    ring = SYSTEMS["ring4"]
+    regs = ring.sync_registers()
+    parents = [hostmap.unpack("SYNC_TREE", r["SYNC_TREE"])["parent"] for r in regs]
+    assert parents == [hostmap.SYNC_ROOT, 0, 0, 1]
+    assert [r["SYNC_CHILDREN"] for r in regs] == [0b11, 0b10, 0, 0]
+    margin = {hostmap.unpack("SYNC_MARGIN", r["SYNC_MARGIN"])["margin"] for r in regs}
+    assert len(margin) == 1 and margin.pop() >= 2 * ring.links[0].latency
+    alone = System("alone", ("tiny", "tiny"), ())             # no links: each chip is its own root
+    assert [hostmap.unpack("SYNC_TREE", r["SYNC_TREE"])["parent"] for r in alone.sync_registers()] == \
+        [hostmap.SYNC_ROOT] * 2
+
+
+def test_hac_offset_centres_the_child():
+    """isa/link.py hac_offset: from what the parent measured with offset 0, half the round trip plus one."""
+    from isa.link import hac_offset
+    x_down, x_up = 21, 23
+    delta = (0 - x_down - x_up - 1) % (1 << 14)
+    assert hac_offset(delta, 0) == (x_down + x_up) // 2 + 1
+    assert hac_offset((hac_offset(delta, 0) - x_down - x_up - 1) % (1 << 14), hac_offset(delta, 0)) == 23

@@ -108,3 +108,73 @@ def test_random_transfers_deliver_every_vector(name):
             mem[(tr.dst, dp, tr.dst_addr + k)] = src = mem[(tr.src, sp, tr.src_addr + k)]
             assert np.array_equal(g.chips[tr.dst].memory(dp)[tr.dst_addr + k], src)
     assert forwarded > 5 and min(c.cycles for c in r.chips) >= 1500
+
+
+# ---- SYNC (sim/queue.py): one program time for the system ----------------------------------------
+SYNC = spec.encode("SYNC")
+P = spec.sync_release(CFG)
+
+
+def _with_queues(queues: dict) -> "object":
+    p = TimedProgram(CFG).program()
+    p.queues = {CFG.slice_named(n).position: list(ws) for n, ws in queues.items()}
+    return p
+
+
+def test_sync_releases_every_chip_on_the_latest_quiet_cycle_plus_sync_release():
+    """Chip 0 is quiet on 1 (SYNC on 0), chip 1 on 11 (a NOP of 10 first): both resume on 11 + P, and
+    a NOP of 1 after it ends each chip on 11 + P + 1."""
+    nop = lambda n: spec.encode("NOP", cycles=n)        # noqa: E731
+    p0 = _with_queues({"VXM": [SYNC, nop(1)]})
+    p1 = _with_queues({"VXM": [nop(10), SYNC, nop(1)], "MEM_W0": [SYNC]})
+    r = SystemGolden(PAIR, [p0, p1]).run()
+    assert [c.cycles for c in r.chips] == [11 + P + 1] * 2 and all(c.error == E.NONE for c in r.chips)
+
+
+def test_a_sync_no_other_chip_reaches_times_out_naming_the_westmost_parked_queue():
+    nop = lambda n: spec.encode("NOP", cycles=n)        # noqa: E731
+    p0 = _with_queues({"VXM": [SYNC, nop(1)], "MEM_E1": [nop(3), SYNC]})
+    p1 = _with_queues({"VXM": [nop(5)]})
+    r = SystemGolden(PAIR, [p0, p1]).run()
+    assert (r.chips[0].error, r.chips[0].cycles, r.chips[0].error_position, r.chips[0].error_pc) == \
+        (E.SYNC_TIMEOUT, 5, CFG.slice_named("VXM").position, 0)
+    assert r.chips[1].error == E.NONE and r.chips[1].cycles == 5
+
+
+def test_a_chip_alone_releases_its_own_sync():
+    g, r = run_one(_with_queues({"VXM": [SYNC, spec.encode("NOP", cycles=2)]}))
+    assert (r.error, r.cycles) == (E.NONE, 1 + P + 2)
+
+
+def test_synced_phases_give_the_results_of_the_phases_run_alone():
+    """Two phases of random transfers behind SYNCs (verif/c2c_stimulus.py `synced`): the SRAM each
+    chip ends with is what running the phases one after the other gives."""
+    from verif.c2c_stimulus import synced
+    rng = np.random.default_rng(5)
+    p1, _ = random_transfers(PAIR, rng, min_cycles=300)
+    p2, _ = random_transfers(PAIR, rng, min_cycles=300)
+    for p in p2:
+        p.memory = []
+    both = SystemGolden(PAIR, synced([p1, p2]))
+    r = both.run()
+    assert all(c.error == E.NONE for c in r.chips)
+    first = SystemGolden(PAIR, p1)
+    first.run()
+    second = SystemGolden(PAIR, p2, memories=[g.sram_state() for g in first.chips])
+    second.run()
+    for a, b in zip(both.chips, second.chips):
+        for pos in a.mems:
+            assert np.array_equal(a.memory(pos), b.memory(pos))
+
+
+def test_a_schedule_that_could_overflow_the_receive_buffer_is_refused():
+    """17 vectors sent back to back and taken all at once at the end: more than c2c_depth wait."""
+    tps = [TimedProgram(CFG), TimedProgram(CFG)]
+    lat = PAIR.links[0].latency
+    tps[0].at("C2C_E0", 10, "SEND", stream=0, dir=0, count=16)
+    tps[0].at("C2C_E0", 10 + 16 * F, "SEND", stream=0, dir=0, count=1)
+    tps[1].at("C2C_W0", 10 + 1 + 16 * F + lat, "RECV", stream=0, dir=0, lat=lat, count=16)
+    tps[1].at("C2C_W0", 10 + 1 + 16 * F + lat + 16, "RECV", stream=0, dir=0, lat=lat, count=1)
+    with pytest.raises(SystemSpecError, match=r"chip1\.C2C_W0: 17 vectors wait in the receive buffer at cycle \d+, "
+                                              r"more than it holds \(c2c_depth 16"):
+        SystemGolden(PAIR, [tp.program() for tp in tps]).run()
