@@ -23,7 +23,15 @@ clocks' difference.
 
 Counters of corrected and uncorrectable codewords run on `rx` (since reset) and reach `sync`
 Gray-coded; the link is up once the receiver trained and down for good if it did not train
-within TRAIN_TIMEOUT cycles of reset (LINK_DOWN on any SEND or RECV).
+within TRAIN_TIMEOUT cycles of reset (LINK_DOWN on any SEND or RECV). A vector that arrives at a
+full receive buffer is lost: counted the same way, it sets `overflow` until the next START and a
+RECV on the link stops with LINK_OVERFLOW.
+
+For the SYNC barrier (hdl/sync.py) every header also carries the chip's HAC and `delta` (the
+peer's HAC as it last arrived minus ours), and IDLE frames carry the sync unit's message in
+their first payload codeword. What arrives of these crosses to `sync` through `ctlbuf`, an
+asynchronous FIFO written on the same cycle as the receive buffer and built alike, so the HAC
+arrives on the cycle a vector sent with it would become takeable.
 """
 from amaranth.hdl import Array, Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring

@@ -113,6 +113,19 @@ def icarus_source(src: Path) -> Path:
     return out
 
 
+def verilator_system_source(src: Path) -> Path:
+    """system.v with the chip marked a Verilator hierarchy block, so a system's Verilator build
+    compiles the chip once for all its instances (`--hierarchical`) instead of once per chip."""
+    text = src.read_text()
+    start = text.index("\nmodule chip(")
+    end = text.index(");", start) + 2
+    out = src.with_name(src.stem + "_verilator.v")
+    fixed = text[:end] + " /*verilator hier_block*/" + text[end:]
+    if not out.exists() or out.read_text() != fixed:
+        out.write_text(fixed)
+    return out
+
+
 def simulator_build(simulator: str, config: str):
     """Compile the chip for a simulator; returns (runner, build_dir)."""
     from cocotb_tools.runner import get_runner
@@ -121,6 +134,8 @@ def simulator_build(simulator: str, config: str):
     src = verilog(config)
     if simulator == "icarus":
         src = icarus_source(src)
+    elif is_system(config):
+        src = verilator_system_source(src)
     waves = waves_requested()
     build_dir = src.parent / (f"sim_{simulator}" + ("_waves" if waves else ""))
     vhash = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -131,6 +146,8 @@ def simulator_build(simulator: str, config: str):
             args = []
             if simulator == "verilator":
                 args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
+                if is_system(config):
+                    args.append("--hierarchical")
                 if waves:
                     args.append("--trace-fst")
             runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, build_args=args,

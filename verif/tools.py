@@ -42,6 +42,8 @@ def tool_env(simulator: str | None = None) -> dict[str, str]:
         flags = os.environ.get("MAKEFLAGS", "")
         if "CFG_CXXFLAGS_PCH_I" not in flags:
             flags = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        if "-j" not in flags.split():           # a Verilator build's C++ on both cores (a waiting worker's)
+            flags = f"{flags} -j{min(2, os.cpu_count() or 1)}"
         env["MAKEFLAGS"] = flags
     if simulator == "icarus" and shutil.which("iverilog") is None:
         raise ToolMissing("Icarus Verilog is missing: install it with `apt-get install iverilog` "

@@ -16,5 +16,6 @@ def test_queue_stream_load(sim):
 
 
 @pytest.mark.rtl
+@pytest.mark.default_sims("verilator")          # 105 s under Icarus (measured): make sweep
 def test_stream_idle_and_backpressure(sim):
     run_cocotb(sim, "verif.tb_host", testcase="stream_idle_and_backpressure")
