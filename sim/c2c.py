@@ -40,8 +40,7 @@ class LinkEnd:
     peer: "LinkEnd | None" = None
     sent: list = field(default_factory=list)      # (sample cycle, link time, SendOp, element)
     faults: dict = field(default_factory=dict)    # arriving frame index -> [(codeword, bit), ...]
-    taken: int = 0                                # vectors RECVs have claimed so far
-    takes: list = field(default_factory=list)     # the cycle each claimed vector is taken on
+    takes: list = field(default_factory=list)     # the cycle each vector RECVs claimed is taken on
 
     @property
     def up(self) -> bool:
@@ -93,8 +92,7 @@ class C2cSlice:
             self.end.sent += [(op.key + k, t + T["c2c_send_sample"] + k * self.flits, op, k) for k in range(op.n)]
             self.timeline.add(op)
             return None
-        op = RecvOp(self, t, ops, self.end.taken)
-        self.end.taken += op.n
+        op = RecvOp(self, t, ops, len(self.end.takes))
         self.end.takes += [op.key + k for k in range(op.n)]
         self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["c2c_recv_drive"], op.n, op, None)
         self.timeline.add(op)

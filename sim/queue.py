@@ -121,7 +121,11 @@ class ChipRun:
             return 0, None                  # nothing to do: DONE on cycle 0
         if self.last_stage >= max_cycles and self.last_stage > 0:
             raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
-        return max([self.last_stage + 1] + [q.next_issue for q in self.queues.values()]), None
+        return self.idle_from(), None
+
+    def idle_from(self) -> int:
+        """The first cycle on which nothing of this chip is busy (its DONE, or its quiet cycle at a SYNC)."""
+        return max([self.last_stage + 1] + [q.next_issue for q in self.queues.values()])
 
 
 def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
@@ -150,7 +154,7 @@ def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
                 chip.timeline.advance_to(t)
             _event(chip, heap, t, kind, i, pos, land)
             if chip.pending == 0 and chip.t_err is None and any(q.parked is not None for q in chip.queues.values()):
-                chip.quiet_at = max([chip.last_stage + 1] + [q.next_issue for q in chip.queues.values()])
+                chip.quiet_at = chip.idle_from()
                 _release(chips, chip.group, heap)
         held = [c for c in chips if c.quiet_at is not None]
         if not held:

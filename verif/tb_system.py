@@ -404,6 +404,19 @@ def _phases(system, rng, n: int, cycles: int) -> list:
     return synced(phases)
 
 
+async def _runs_agree(tb, programs, rng, span: int) -> None:
+    """SYS_RUNS runs of `programs`, each chip started up to `span` cycles after the first, each
+    compared with the golden model; every run gives the same per-chip cycle counts."""
+    counts = []
+    for run in range(env_int("SYS_RUNS", 2)):
+        offsets = [int(x) for x in rng.integers(0, span + 1, tb.n)]
+        _, res, st = await tb.run_and_compare(programs, offsets=offsets)
+        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
+        tb.log.info("run %d: offsets %s, cycles %s, stall %s", run, offsets, [s.cycles for s in st], [s.stall for s in st])
+        counts.append([s.cycles for s in st])
+    assert all(c == counts[0] for c in counts)
+
+
 @cocotb.test()
 async def lockstep(dut):
     """Chips started by the host at random offsets (up to SYS_OFFSET cycles apart) run SYS_PHASES
@@ -415,15 +428,7 @@ async def lockstep(dut):
     await tb.wait_trained()
     rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
     programs = _phases(tb.system, rng, env_int("SYS_PHASES", 2), env_int("SYS_CYCLES", 300))
-    span = env_int("SYS_OFFSET", 500)
-    counts = []
-    for run in range(env_int("SYS_RUNS", 2)):
-        offsets = [int(x) for x in rng.integers(0, span + 1, tb.n)]
-        _, res, st = await tb.run_and_compare(programs, offsets=offsets)
-        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
-        tb.log.info("run %d: offsets %s, cycles %s, stall %s", run, offsets, [s.cycles for s in st], [s.stall for s in st])
-        counts.append([s.cycles for s in st])
-    assert all(c == counts[0] for c in counts)
+    await _runs_agree(tb, programs, rng, env_int("SYS_OFFSET", 500))
 
 
 @cocotb.test()
@@ -439,15 +444,8 @@ async def drift(dut):
     await tb.wait_trained()
     rng = np.random.default_rng(env_int("SYS_SEED", cocotb.RANDOM_SEED))
     programs = _phases(tb.system, rng, env_int("SYS_PHASES", 3), env_int("SYS_CYCLES", 2000))
-    counts = []
-    for run in range(env_int("SYS_RUNS", 2)):
-        offsets = [int(x) for x in rng.integers(0, env_int("SYS_OFFSET", 100) + 1, tb.n)]
-        _, res, st = await tb.run_and_compare(programs, offsets=offsets)
-        assert all(r.error == spec.ErrorCode.NONE for r in res.chips)
-        tb.log.info("periods %s ps, run %d: cycles %s, stall %s", periods, run, [s.cycles for s in st],
-                    [s.stall for s in st])
-        counts.append([s.cycles for s in st])
-    assert all(c == counts[0] for c in counts)
+    tb.log.info("periods %s ps", periods)
+    await _runs_agree(tb, programs, rng, env_int("SYS_OFFSET", 100))
 
 
 @cocotb.test()
