@@ -1,7 +1,8 @@
 """Command line: compile an ONNX model, or compile and run it on a target.
 
     python -m compiler run MODEL.onnx --inputs IN.npz --outputs OUT.npz \\
-        --target {golden,icarus,verilator} [--config tiny] [--report REPORT.json]
+        --target {golden,icarus,verilator,fpga} [--config tiny] [--report REPORT.json]
+        [--port /dev/ttyUSB0 [--baud N]]      (fpga: a board through its UART bridge, docs/FPGA.md)
     python -m compiler compile MODEL.onnx -o PROGRAM.bin [--listing PROGRAM.s] [--config tiny]
         [--inputs IN.npz]     (binds scale / zero-point graph inputs, as the ONNX node tests have them)
 
@@ -25,7 +26,7 @@ from .graph import CompileError
 from .onnx_import import load
 from .runtime import run, stderr_log
 
-TARGETS = ("golden", "icarus", "verilator")
+TARGETS = ("golden", "icarus", "verilator", "fpga")
 
 
 def _read_npz(path: Path) -> dict:
@@ -74,10 +75,10 @@ def cmd_run(args) -> int:
     compiled = _compile(args, feeds)
     g = compiled.graph
     feeds = {k: v for k, v in feeds.items() if k in g.inputs}
-    if args.target != "golden":
+    if args.target in ("icarus", "verilator"):
         stderr_log(f"{args.target}: the first run builds the simulator for {compiled.config.name} (minutes); "
                    f"later runs reuse it")
-    outputs, report = run(compiled, feeds, args.target, log=stderr_log)
+    outputs, report = run(compiled, feeds, args.target, log=stderr_log, port=args.port, baud=args.baud)
     if args.outputs:
         np.savez(args.outputs, **outputs)
     if args.report:
@@ -97,6 +98,9 @@ def main(argv=None) -> int:
     r.add_argument("--target", choices=TARGETS, default="golden")
     r.add_argument("--config", default=DEFAULT)
     r.add_argument("--report", type=Path)
+    r.add_argument("--port", help="--target fpga: the board's serial port (sim:icarus / sim:verilator: the board "
+                                  "top in a simulator)")
+    r.add_argument("--baud", type=int, help="--target fpga: the bridge's baud rate")
     c = sub.add_parser("compile", help="compile a model to a program image")
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True)

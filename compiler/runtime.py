@@ -52,8 +52,10 @@ def program_with_inputs(compiled: Compiled, env: dict) -> Program:
     return p
 
 
-def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None) -> tuple[dict, dict]:
-    """Returns ({output name: array}, report). Raises InputError for bad inputs."""
+def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port: str | None = None,
+        baud: int | None = None) -> tuple[dict, dict]:
+    """Returns ({output name: array}, report). Raises InputError for bad inputs. `port`, `baud`:
+    the fpga target's serial line (verif/run.py)."""
     from verif.run import run as run_image
 
     log = log or (lambda msg: None)
@@ -75,7 +77,7 @@ def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None) -> tu
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "program.bin"
         save(program, path)
-        report, words = run_image(path, target, compiled.config.name, dumps)
+        report, words = run_image(path, target, compiled.config.name, dumps, port=port, baud=baud)
     if report["error"] != "NONE":
         raise RuntimeError(f"the chip stopped with {report['error']} at position {report['error_position']} "
                            f"pc {report['error_pc']}")

@@ -26,6 +26,18 @@ from pathlib import Path
 from isa import spec
 from isa.config import DEFAULT, PRESETS, SUPERLANE_LANES, ConfigError, get_config
 
+# Verilator warnings waived for Amaranth-generated Verilog, and why:
+VERILATOR_WAIVERS = {
+    "WIDTHEXPAND": "Amaranth relies on Verilog's implicit zero/sign extension in generated expressions",
+    "WIDTHTRUNC": "likewise, implicit truncation of generated intermediate results",
+    "UNUSEDSIGNAL": "generated intermediate wires whose upper bits are unused",
+    "PROCASSINIT": "Amaranth gives every register an initial value and also resets it in a process",
+    "CASEINCOMPLETE": "generated FSM/switch `casez` statements rely on default assignments before the case",
+    "DECLFILENAME": "all modules are emitted into one chip.v, not one file per module",
+    "SYNCASYNCNET": "Amaranth's AsyncFIFO (a C2C slice's receive buffer) resets its read side through an "
+                    "asynchronous-assert synchronizer fed by the write side's synchronous reset, by design",
+}
+
 TOP = "chip"
 # Amaranth 0.5 numbers the bits of a module's input ports in one 16-bit index space.
 MAX_INPUT_BITS = (1 << 16) - 1
@@ -103,7 +115,38 @@ def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force:
         "verilog_sha256": hashlib.sha256(full.encode()).hexdigest(),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / f"streamchip_{cfg.name}.core").write_text(fusesoc_core(cfg))
     return manifest
+
+
+def fusesoc_core(cfg) -> str:
+    """A FuseSoC (CAPI2) core for the emitted chip.v, so FuseSoC users can depend on the chip:
+    target `default` gives the file and the top, `lint` runs Verilator with the documented waivers."""
+    isa = ".".join(map(str, spec.ISA_VERSION))
+    waivers = ", ".join(f"-Wno-{w}" for w in VERILATOR_WAIVERS)
+    return f"""CAPI=2:
+name: streamchip:streamchip:chip_{cfg.name}:{isa}
+description: "streamchip chip, configuration {cfg.name} (ISA {isa}), emitted by python -m hdl.build; ports in manifest.json"
+
+filesets:
+  rtl:
+    files:
+      - chip.v
+    file_type: verilogSource
+
+targets:
+  default:
+    filesets: [rtl]
+    toplevel: chip
+  lint:
+    default_tool: verilator
+    filesets: [rtl]
+    toplevel: chip
+    tools:
+      verilator:
+        mode: lint-only
+        verilator_options: [{waivers}]
+"""
 
 
 def _convert(units: list, out: Path, log) -> list[str]:
@@ -140,11 +183,33 @@ def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True))
     return manifest
 
 
+def emit_board(config_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Emit the board core (hdl/board.py: the chip behind the UART host bridge, with the bridge's
+    simulation timing, isa/bridge.py SIM_TIMING) as module `board`, for simulation: board.v."""
+    from isa.bridge import SIM_TIMING
+
+    from .board import BoardCore
+
+    manifest = emit(config_name, out, log)
+    out = Path(out)
+    full = (out / "chip.v").read_text() + "".join(
+        _convert([("board", BoardCore(get_config(config_name), SIM_TIMING))], out, log))
+    (out / "board.v").write_text(full)
+    manifest["board_top"] = "board"
+    manifest["bridge_timing"] = {"divisor": SIM_TIMING.divisor, "timeout_bits": SIM_TIMING.timeout_bits}
+    manifest["board_sha256"] = hashlib.sha256(full.encode()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hdl.build", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=DEFAULT, help=f"preset name (default {DEFAULT})")
     ap.add_argument("--out", type=Path, help="output directory (default build/<config>)")
     ap.add_argument("--system", help="emit a system (a preset name or a .json description) for simulation")
+    ap.add_argument("--board", action="store_true",
+                    help="also emit the board core (the chip behind the UART host bridge) as module board, for "
+                         "simulation (bitstreams: python -m hdl.fpga build)")
     ap.add_argument("--list", action="store_true", help="list the presets and systems and exit")
     ap.add_argument("--force", action="store_true", help="emit even a configuration over the size guard")
     args = ap.parse_args(argv)
@@ -183,6 +248,10 @@ def main(argv=None) -> int:
               f"minutes ({TSP_EMISSION}; docs/DECISIONS.md); one line per unit follows, the top last and longest",
               flush=True)
     t0 = time.time()
+    if args.board:
+        emit_board(args.config, out)
+        print(f"wrote {out / 'board.v'} and {out / 'manifest.json'} in {time.time() - t0:.1f} s")
+        return 0
     try:
         emit(args.config, out, force=args.force)
     except BuildError as e:

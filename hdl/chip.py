@@ -53,6 +53,11 @@ class Chip(wiring.Component):
         the DONE status bit, for an interrupt.
     running : Out(1)
         the RUNNING status bit: high from cycle 0 until the stop.
+    error : Out(1)
+        the ERROR status bit: the last run stopped on an error.
+    ecc : Out(1)
+        an SRAM ECC event since the last CLEAR: a corrected word counted, or ECC_UNCORRECTABLE set
+        (a board's ECC LED).
     east_out_<s>, west_out_<s> : Out(word_bits)
         stream s leaving the east / west edge, one port per stream.
     <link>_tx, <link>_rx, <link>_rx_clk :
@@ -71,7 +76,7 @@ class Chip(wiring.Component):
         self.host_ports = HostPorts(config)
         S, W = config.streams, config.word_bits
         self.links = [sl.name for sl in config.slices_of(SliceKind.C2C)]
-        super().__init__(dict(self.host_ports.members) | {"done": Out(1), "running": Out(1)} | {
+        super().__init__(dict(self.host_ports.members) | {"done": Out(1), "running": Out(1), "error": Out(1), "ecc": Out(1)} | {
             f"{d}_out_{s}": Out(W) for d in ("east", "west") for s in range(S)
         } | {f"{name.lower()}_{pin}": mbr for name in self.links for pin, mbr in link_ports(config).items()})
 
@@ -83,7 +88,9 @@ class Chip(wiring.Component):
         wiring.connect(m, wiring.flipped(members(self, self.host_ports)), host.bus)
         wiring.connect(m, host.cmd, run.cmd)
         wiring.connect(m, run.status, host.status)
-        m.d.comb += [self.done.eq(run.status.done), self.running.eq(run.status.running)]
+        m.d.comb += [self.done.eq(run.status.done), self.running.eq(run.status.running),
+                     self.error.eq(run.status.error),
+                     self.ecc.eq(run.status.ecc_sticky | (run.status.ecc_corrected != 0))]
         m.submodules.sync = sync = SyncUnit(cfg)
         m.d.comb += [sync.start.eq(host.cmd.start), sync.running.eq(run.status.running), sync.quiet.eq(run.quiet),
                      sync.cycles.eq(run.status.cycles), run.release.eq(sync.release), run.t_rel.eq(sync.t_rel),

@@ -73,8 +73,8 @@ class LinkModel(wiring.Component):
 
 
 def chip_ports(config: ChipConfig) -> dict:
-    """The chip's ports a system top connects: host ports, done, running (the link pins aside)."""
-    return dict(HostPorts(config).members) | {"done": Out(1), "running": Out(1)}
+    """The chip's ports a system top connects: host ports and status (the link pins aside)."""
+    return dict(HostPorts(config).members) | {"done": Out(1), "running": Out(1), "error": Out(1), "ecc": Out(1)}
 
 
 class SystemTop(wiring.Component):

@@ -174,3 +174,20 @@ class ChipDriver:
             host_error=bool(st["host_err"]), cycles=await self.read("CYCLES"),
             error_info=await self.read("ERROR_INFO"), ecc_corrected=await self.read("ECC_CORRECTED"),
             ecc_uncorrectable=await self.read("ECC_UNCORRECTABLE"), stall=await self.read("STALL"))
+
+    async def run(self, program: Program, dumps=(), poll=None) -> tuple[dict, dict]:
+        """Load, start, wait for DONE, read back: the one sequence every host-port target runs
+        (cocotb's tb_run, the board through its bridge). `dumps`: (position, addr, count) ranges.
+        `poll`: awaited between status reads (a board waits a little; a simulation need not).
+        Returns (status fields of the report, {(position, addr, count): words})."""
+        await self.load(program)
+        await self.start()
+        while not (st := await self.status()).done:
+            if poll is not None:
+                await poll()
+        status = {"cycles": st.cycles, "error_info": st.error_info, "error": int(st.error),
+                  "ecc_corrected": st.ecc_corrected, "ecc_uncorrectable": st.ecc_uncorrectable}
+        words = {}
+        for pos, addr, n in dumps:
+            words[(pos, addr, n)] = await self.read_words(pos, addr, n)
+        return status, words

@@ -24,17 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("CHIP_BUILD_DIR", ROOT / "build"))
 TOP = "chip"
 
-# Verilator warnings waived for Amaranth-generated Verilog, and why:
-VERILATOR_WAIVERS = {
-    "WIDTHEXPAND": "Amaranth relies on Verilog's implicit zero/sign extension in generated expressions",
-    "WIDTHTRUNC": "likewise, implicit truncation of generated intermediate results",
-    "UNUSEDSIGNAL": "generated intermediate wires whose upper bits are unused",
-    "PROCASSINIT": "Amaranth gives every register an initial value and also resets it in a process",
-    "CASEINCOMPLETE": "generated FSM/switch `casez` statements rely on default assignments before the case",
-    "DECLFILENAME": "all modules are emitted into one chip.v, not one file per module",
-    "SYNCASYNCNET": "Amaranth's AsyncFIFO (a C2C slice's receive buffer) resets its read side through an "
-                    "asynchronous-assert synchronizer fed by the write side's synchronous reset, by design",
-}
+from hdl.build import VERILATOR_WAIVERS  # noqa: E402,F401 (the waivers live with the emitter)
 
 
 def source_hash() -> str:
@@ -63,24 +53,34 @@ def is_system(design: str) -> bool:
     return design in SYSTEMS
 
 
+def is_board(design: str) -> bool:
+    """`board-<config>`: the board core of a configuration (hdl/board.py), driven over its UART."""
+    return design.startswith("board-")
+
+
 def top_of(design: str) -> str:
-    return "system" if is_system(design) else TOP
+    return "system" if is_system(design) else "board" if is_board(design) else TOP
 
 
 def verilog(config: str) -> Path:
     """build/<design>/chip.v (a configuration) or build/<design>/system.v (a system), emitted if the
     sources changed."""
-    from hdl.build import emit, emit_system
+    from hdl.build import emit, emit_board, emit_system
 
     out = BUILD / config
     want = source_hash()
-    name = "system.v" if is_system(config) else "chip.v"
+    name = f"{top_of(config)}.v"
     with locked(BUILD / f".{config}.lock"):
         man = out / "manifest.json"
         if man.exists() and json.loads(man.read_text()).get("source_hash") == want and (out / name).exists():
             return out / name
         quiet = lambda *_: None  # noqa: E731
-        manifest = emit_system(config, out, quiet) if is_system(config) else emit(config, out, log=quiet)
+        if is_system(config):
+            manifest = emit_system(config, out, quiet)
+        elif is_board(config):
+            manifest = emit_board(config[len("board-"):], out, quiet)
+        else:
+            manifest = emit(config, out, log=quiet)
         manifest["source_hash"] = want
         man.write_text(json.dumps(manifest, indent=2) + "\n")
     return out / name
@@ -176,7 +176,8 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
     if private_dir:
         test_dir.parent.mkdir(parents=True, exist_ok=True)
         test_dir = Path(tempfile.mkdtemp(prefix=test_dir.name + ".", dir=test_dir.parent))
-    extra = {"CHIP_CONFIG": config, **(env or {})}     # the package is installed: no PYTHONPATH needed
+    chip_config = config[len("board-"):] if is_board(config) else config
+    extra = {"CHIP_CONFIG": chip_config, **(env or {})}     # the package is installed: no PYTHONPATH needed
     results = runner.test(test_module=module, hdl_toplevel=top_of(config), hdl_toplevel_lang="verilog",
                           testcase=testcase,
                           build_dir=build_dir,

@@ -45,7 +45,7 @@ from isa import spec
 from isa.config import DEFAULT, ConfigError, SliceKind, get_config
 from isa.image import ImageError, ProgramError, load, resolve_slice
 
-TARGETS = ("golden", "icarus", "verilator")
+TARGETS = ("golden", "icarus", "verilator", "fpga")
 
 
 class RunError(RuntimeError):
@@ -73,9 +73,12 @@ def _error(error_info: int) -> dict:
 
 
 def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int, int, int]], *,
-        max_cycles: int | None = None, waves: Path | None = None) -> tuple[dict, dict]:
+        max_cycles: int | None = None, waves: Path | None = None, port: str | None = None,
+        baud: int | None = None) -> tuple[dict, dict]:
     """Returns (report, {key: words}); the same for every target, bit for bit and cycle for cycle.
-    `waves`: write an FST of the RTL run there (WAVES=1 in the environment: a default path)."""
+    `waves`: write an FST of the RTL run there (WAVES=1 in the environment: a default path).
+    `port`, `baud`: the fpga target's serial port (`sim:icarus` / `sim:verilator`: the board top in
+    a simulator, through the same host code)."""
     from .rtl_build import BUILD, waves_requested
     config = get_config(config_name)
     if waves is None and target != "golden" and waves_requested():
@@ -94,6 +97,8 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
             rows = (addr + np.arange(n)) % config.mem_words
             data, _ = gold.code.decode_bytes(gold.mems[pos].data[rows], gold.mems[pos].ecc[rows])
             words[(pos, addr, n)] = data
+    elif target == "fpga":
+        status, words = _run_board(program, program_path, config_name, dumps, port, baud)
     elif target == "verilator":
         from . import native
         if waves is not None:
@@ -129,6 +134,46 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
               "ecc_corrected": status["ecc_corrected"], "ecc_uncorrectable": status["ecc_uncorrectable"],
               "wall_seconds": round(wall, 3)}
     return report, {f"{config.floorplan[p].name}@{a:#x}": w for (p, a, n), w in words.items()}
+
+
+def _run_board(program, program_path: Path, config_name: str, dumps, port: str | None, baud: int | None):
+    """A board through its UART host bridge (verif/bridge.py), or the board top simulated."""
+    if not port:
+        raise RunError("--target fpga needs --port: the board's serial port (e.g. /dev/ttyUSB0), or sim:icarus / "
+                       "sim:verilator for the board top in a simulator")
+    if port.startswith("sim:"):
+        from .rtl_build import run_cocotb
+        from .tools import SIMULATORS
+        sim = port[len("sim:"):]
+        if sim not in SIMULATORS:
+            raise RunError(f"--port {port}: sim:{' or sim:'.join(SIMULATORS)}")
+        out = Path(tempfile.mkdtemp()) / "run.npz"
+        run_cocotb(sim, "verif.tb_board", testcase="run_program", config=f"board-{config_name}", private_dir=True,
+                   env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
+                        "RUN_DUMPS": json.dumps(dumps)})
+        npz = np.load(out)
+        status = json.loads(str(npz["status"]))
+        status.pop("bridge", None)
+        return status, {(pos, addr, n): npz[f"{pos}:{addr}:{n}"] for pos, addr, n in dumps}
+    import asyncio
+
+    from isa.bridge import DEFAULT_BAUD
+    from .bridge import BridgeBus, BridgeClient, BridgeError, SerialPort
+    from .driver import ChipDriver
+
+    async def go():
+        line = SerialPort(port, baud or DEFAULT_BAUD)
+        try:
+            bus = BridgeBus(BridgeClient(line, program.config))
+            driver = ChipDriver(bus, program.config, stream=bus)
+            await driver.check_identity()
+            return await driver.run(program, dumps, poll=lambda: asyncio.sleep(0.001))
+        finally:
+            line.close()
+    try:
+        return asyncio.run(go())
+    except BridgeError as e:
+        raise RunError(str(e)) from None
 
 
 def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tuple[int, int, int, int]]
@@ -192,11 +237,16 @@ def main(argv=None) -> int:
     ap.add_argument("--max-cycles", type=int, help="verilator: cycles from START before the run is an error "
                                                    "(default 50 million)")
     ap.add_argument("--waves", type=Path, metavar="WAVES.fst", help="RTL targets: record an FST waveform here")
+    ap.add_argument("--port", help="--target fpga: the board's serial port (sim:icarus / sim:verilator: the board "
+                                   "top in a simulator)")
+    ap.add_argument("--baud", type=int, help="--target fpga: the bridge's baud rate (default: isa/bridge.py DEFAULT_BAUD)")
     args = ap.parse_args(argv)
     try:
         for p in args.program:
             if not p.exists():
                 raise RunError(f"{p}: no such file")
+        if args.system and args.target == "fpga":
+            raise RunError("--target fpga runs one chip on one board; systems run on golden, icarus and verilator")
         if args.system:
             from isa.system import SystemSpecError, get_system
             try:
@@ -219,7 +269,7 @@ def main(argv=None) -> int:
         if args.max_cycles is not None and args.max_cycles < 1:
             raise RunError(f"--max-cycles {args.max_cycles}: must be at least 1")
         report, words = run(args.program, args.target, args.config, dumps, max_cycles=args.max_cycles,
-                            waves=args.waves)
+                            waves=args.waves, port=args.port, baud=args.baud)
     except (RunError, ConfigError, ImageError, ProgramError, AssertionError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -20,15 +20,9 @@ async def run_program(dut):
     tb = ChipTB(dut, backdoor=False)
     await tb.reset()
     program = load(os.environ["RUN_PROGRAM"], tb.config)
-    await tb.driver.load(program)
     t0 = time.perf_counter()
-    await tb.driver.start()
-    while not (st := await tb.driver.status()).done:
-        pass
-    wall = time.perf_counter() - t0
-    out = {"cycles": st.cycles, "error_info": st.error_info, "error": int(st.error),
-           "ecc_corrected": st.ecc_corrected, "ecc_uncorrectable": st.ecc_uncorrectable, "wall_seconds": wall}
-    arrays = {}
-    for pos, addr, n in json.loads(os.environ.get("RUN_DUMPS", "[]")):
-        arrays[f"{pos}:{addr}:{n}"] = await tb.driver.read_words(pos, addr, n)
+    dumps = [tuple(d) for d in json.loads(os.environ.get("RUN_DUMPS", "[]"))]
+    out, words = await tb.driver.run(program, dumps)
+    out["wall_seconds"] = time.perf_counter() - t0
+    arrays = {f"{pos}:{addr}:{n}": w for (pos, addr, n), w in words.items()}
     np.savez(os.environ["RUN_OUT"], status=json.dumps(out), **arrays)

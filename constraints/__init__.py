@@ -1,0 +1,44 @@
+"""The boards the FPGA flow supports (python -m hdl.fpga build --board NAME): each an amaranth-boards
+platform, which holds the pins and the board clock, and the few choices the board top needs on top
+of it. Adding a board is adding an entry here (docs/FPGA.md)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    name: str
+    platform: str          # "module:Class" of an amaranth-boards platform
+    clock: str             # the board clock's resource
+    clock_mhz: float
+    led: str               # "led": plain LEDs; "rgb_led": the green channel of RGB LEDs
+    description: str
+
+    def make_platform(self):
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)()
+
+    def led_pin(self, platform, i: int):
+        res = platform.request(self.led, i)
+        return res.o if self.led == "led" else res.g.o
+
+
+BOARDS: dict[str, BoardSpec] = {b.name: b for b in (
+    BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "clk25", 25.0, "led",
+              "Radiona ULX3S with LFE5U-85F (speed 6): 25 MHz clock, FTDI UART, 8 LEDs"),
+    BoardSpec("ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", "clk100", 100.0, "rgb_led",
+              "LambdaConcept ECPIX-5 with LFE5UM5G-85F (speed 8): 100 MHz clock, FTDI UART, 4 RGB LEDs (green)"),
+)}
+
+
+class BoardError(ValueError):
+    pass
+
+
+def get_board(name: str) -> BoardSpec:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(f"unknown board {name!r}; supported: {', '.join(BOARDS)}") from None

