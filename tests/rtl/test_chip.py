@@ -10,6 +10,7 @@ CASES = ["fabric_timing", "mem_transfer_iterate", "read_write_same_cycle", "nop_
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", CASES)
+@pytest.mark.icarus_share(*[c for c in CASES if c != "random_instruction_words"])   # 34 s under Icarus
 def test_chip(sim, case):
     run_cocotb(sim, "verif.tb_chip", testcase=case)
 
@@ -37,6 +38,7 @@ def test_long_random_transfers(sim, seed):
 @pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing",
                                   "fetch_refills"])
 @pytest.mark.default_sims("icarus")
+@pytest.mark.icarus_share("random_transfers", "fetch_refills")     # the other three: 70 s, make sweep
 def test_chip_fpga_preset(sim, case):
     """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
     1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""

@@ -16,6 +16,7 @@ RTL_CASES = ["test_matmulinteger", "test_qlinearmatmul_3D_uint8_float32", "test_
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", RTL_CASES)
+@pytest.mark.icarus_share("test_qlinearmatmul_3D_uint8_float32", "test_add_int16", "test_add_uint8")
 def test_conformance_rtl(sim, name):
     case = conformance.cases()[name]
     gold = conformance.run_case(case)

@@ -12,6 +12,7 @@ CASES = ["mxm_gemm_signedness", "mxm_long_accumulation", "mxm_install_timing", "
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", CASES)
+@pytest.mark.icarus_share(*[c for c in CASES if c != "mxm_bench_schedules"])   # 30 s under Icarus
 def test_mxm(sim, case):
     run_cocotb(sim, "verif.tb_mxm", testcase=case)
 

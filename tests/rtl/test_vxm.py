@@ -11,6 +11,7 @@ CASES = ["vxm_alu_ops", "vxm_requantize_cases", "sxm_ops", "chain_mem_vxm_sxm_me
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", [c for c in CASES if c != "vxm_requantize_cases"])
+@pytest.mark.icarus_share("sxm_ops", "chain_mem_vxm_sxm_mem", "vxm_sxm_illegal_words")  # vxm_alu_ops: 57 s
 def test_vxm_sxm(sim, case):
     run_cocotb(sim, "verif.tb_vxm", testcase=case)
 
@@ -24,6 +25,7 @@ def test_vxm_requantize(sim):
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", ["vxm_alu_ops", "sxm_ops"])
 @pytest.mark.default_sims("icarus")
+@pytest.mark.icarus_share("sxm_ops")            # vxm_alu_ops on fpga: 50 s under Icarus, make sweep
 def test_vxm_sxm_fpga_preset(sim, case):
     """On `fpga` four MEM slices feed each side, so int32 operands arrive as whole stream groups."""
     run_cocotb(sim, "verif.tb_vxm", testcase=case, config="fpga")
