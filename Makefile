@@ -3,7 +3,7 @@ CONFIG ?= tiny
 PY := .venv/bin/python
 JOBS ?= 2
 
-.PHONY: verilog test sweep bench docs tsp lint-docs clean setup
+.PHONY: verilog test sweep bench docs tsp lint-docs clean setup bitstream
 
 setup:
 	@scripts/setup.sh sim
@@ -29,6 +29,13 @@ tsp:
 	@scripts/setup.sh sim
 	$(PY) -m hdl.build --config tsp --out build/tsp
 	$(PY) -m verif.rtl_build lint build/tsp
+
+# A ULX3S-85F bitstream on the open ECP5 flow (docs/FPGA.md); BOARD / FPGA_CONFIG / FREQ override.
+BOARD ?= ulx3s-85f
+FPGA_CONFIG ?= fpga
+FREQ ?= 50
+bitstream: setup
+	$(PY) -m hdl.fpga build --board $(BOARD) --config $(FPGA_CONFIG) --freq $(FREQ) --out build/bitstream-$(BOARD)
 
 clean:
 	rm -rf build

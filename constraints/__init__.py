@@ -20,9 +20,10 @@ class BoardSpec:
         module, cls = self.platform.split(":")
         return getattr(importlib.import_module(module), cls)()
 
-    def led_pin(self, platform, i: int):
-        res = platform.request(self.led, i)
-        return res.o if self.led == "led" else res.g.o
+    def led_port(self, platform, i: int):
+        """LED i's I/O port (for an `amaranth.lib.io.Buffer`)."""
+        res = platform.request(self.led, i, dir="-")
+        return res if self.led == "led" else res.g
 
 
 BOARDS: dict[str, BoardSpec] = {b.name: b for b in (

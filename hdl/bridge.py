@@ -111,6 +111,8 @@ class HostBridge(wiring.Component):
         readable = _address_test(addr + (item << 2), bp.readable(cfg))
         writable = _address_test(addr + (item << 2), bp.writable(cfg))
         req_item = Mux(cmd == bp.Cmd.WRITE, 4, Mux(cmd == bp.Cmd.STREAM_IN, WB, 0))
+        # request payload bytes; shifts, so that synthesis spends no multiplier on it
+        words_len = count << (WB.bit_length() - 1) if WB & (WB - 1) == 0 else count * WB
         max_count = Signal(16)
         with m.Switch(cmd):
             for c in bp.Cmd:
@@ -156,7 +158,7 @@ class HostBridge(wiring.Component):
                 with m.Elif(timed_out):
                     fail(bp.Status.TIMEOUT, drain=False)
             with m.State("SIZE"):
-                m.d.sync += length.eq((count * req_item)[:len(length)])
+                m.d.sync += length.eq(Mux(cmd == bp.Cmd.WRITE, count << 2, words_len)[:len(length)])
                 with m.If((cmd < bp.Cmd.WRITE) | (cmd > max(bp.Cmd))):
                     fail(bp.Status.BAD_CMD)
                 with m.Elif((count == 0) | (count > max_count)):

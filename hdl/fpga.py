@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from isa import bridge as bp
@@ -78,8 +79,8 @@ class FpgaTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clk_in = platform.request(self.board.clock, 0)
-        clk, locked = Signal(), Signal()
+        m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(self.board.clock, 0, dir="-"))
+        clk, locked = Signal(name="chip_clk"), Signal(name="pll_locked")
         pll = Instance("EHXPLLL", **{f"p_{k}": v for k, v in self.params.items()},
                        **{f"a_{k}": v for k, v in self.attrs.items()},
                        i_CLKI=clk_in.i, i_CLKFB=clk, o_CLKOP=clk, o_LOCK=locked, i_RST=0, i_STDBY=0,
@@ -92,10 +93,13 @@ class FpgaTop(Elaboratable):
         platform.add_clock_constraint(clk, self.achieved_mhz * 1e6)
 
         m.submodules.core = core = BoardCore(self.config, self.timing)
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         for i in range(len(LEDS)):
-            m.d.comb += self.board.led_pin(platform, i).eq(core.led[i])
+            m.submodules[f"led{i}"] = led = io.Buffer("o", self.board.led_port(platform, i))
+            m.d.comb += led.o.eq(core.led[i])
         return m
 
 
@@ -210,9 +214,10 @@ def parse_stat(text: str) -> dict:
     each module in the top follows from the instance counts."""
     mods, cur = {}, None
     for line in text.splitlines():
-        mo = re.match(r"=== (\S+) ===", line.strip())
+        mo = re.match(r"=== (.+?) ===", line.strip())
         if mo:
-            cur = mods.setdefault(mo.group(1), {})
+            name = mo.group(1)
+            cur = None if " " in name else mods.setdefault(name, {})   # "design hierarchy": totals
             continue
         mo = re.match(r"\s+(\d+)\s+(\S+)$", line) or re.match(r"\s+(\S+)\s+(\d+)$", line)
         if cur is not None and mo:

@@ -190,3 +190,32 @@ async def busy_while_running(dut):
     assert tb.leds() == {"running": 0, "done": 1, "error": 0, "ecc": 0}, tb.leds()
     await tb.driver.write("M_ADDR", 3)                 # served again
     assert await tb.driver.read("M_ADDR") == 3
+
+
+@cocotb.test()
+async def throughput(dut):
+    """Bridge rates for `python -m bench.bridge`: register writes, bulk SRAM load and unload, each
+    as simulated time in bit times of the line (written to BRIDGE_OUT as JSON)."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    cfg = tb.config
+    n_regs, n_words = int(os.environ.get("BRIDGE_REGS", "32")), int(os.environ.get("BRIDGE_WORDS", "256"))
+    bit_ns = TIMING.divisor * PERIOD_NS
+    mem = next(s.position for s in cfg.floorplan if s.kind.name == "MEM")
+    data = np.random.default_rng(cocotb.RANDOM_SEED).integers(0, 256, (n_words, cfg.lanes)).astype(np.uint8)
+    out = {"divisor": TIMING.divisor}
+    t0 = get_sim_time("ns")
+    for i in range(n_regs):
+        await tb.driver.write("M_ADDR", i)
+    out["register_write_bits"] = (get_sim_time("ns") - t0) / bit_ns / n_regs
+    sent = tb.line.sent
+    t0 = get_sim_time("ns")
+    await tb.driver.write_words(mem, 0, data)
+    out["load_bits_per_word"] = (get_sim_time("ns") - t0) / bit_ns / n_words
+    out["load_line_bytes_per_word"] = (tb.line.sent - sent) / n_words
+    t0 = get_sim_time("ns")
+    back = await tb.driver.read_words(mem, 0, n_words)
+    out["unload_bits_per_word"] = (get_sim_time("ns") - t0) / bit_ns / n_words
+    assert np.array_equal(back, data), "words read back through the bridge differ from those loaded"
+    with open(os.environ["BRIDGE_OUT"], "w") as fh:
+        json.dump(out, fh)
