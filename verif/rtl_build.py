@@ -126,23 +126,6 @@ def verilator_system_source(src: Path) -> Path:
     return out
 
 
-@contextmanager
-def cocotb_cxx_opt(simulator: str):
-    """Compile a cocotb Verilator model's C++ at -O1 rather than the Makefile's -Os (unless MAKEFLAGS
-    gives OPT_FAST). Measured on tiny's model, on 2 cores: 111 s at -O1, 148 s at -Os, 85 s at -O0;
-    but at -O0 the cocotb tests ran 2.5 times longer, at -O1 about as fast. The native runner,
-    which is timed, keeps its own flags (verif/native.py)."""
-    if simulator != "verilator" or "OPT_FAST" in os.environ.get("MAKEFLAGS", ""):
-        yield
-        return
-    saved = os.environ.get("MAKEFLAGS", "")
-    os.environ["MAKEFLAGS"] = f"{saved} OPT_FAST=-O1".strip()
-    try:
-        yield
-    finally:
-        os.environ["MAKEFLAGS"] = saved
-
-
 def simulator_build(simulator: str, config: str):
     """Compile the chip for a simulator; returns (runner, build_dir)."""
     from cocotb_tools.runner import get_runner
@@ -167,10 +150,9 @@ def simulator_build(simulator: str, config: str):
                     args.append("--hierarchical")
                 if waves:
                     args.append("--trace-fst")
-            with cocotb_cxx_opt(simulator):
-                runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, build_args=args,
-                             timescale=TIMESCALE, waves=waves, always=True,
-                             log_file=build_dir / "build.log")
+            runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, build_args=args,
+                         timescale=TIMESCALE, waves=waves, always=True,
+                         log_file=build_dir / "build.log")
             stamp.write_text(vhash)
         elif simulator == "icarus":
             runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, timescale=TIMESCALE,

@@ -171,7 +171,8 @@ async def busy_while_running(dut):
     cycles = 8000                                      # longer than the three requests below take
     prog = Program(cfg, queues={cfg.floorplan[0].position: [spec.encode("NOP", cycles=cycles)]})
     want = Golden(prog).run().cycles
-    await tb.driver.load(prog)
+    position, words = next(iter(prog.queues.items()))
+    await tb.driver.load_queue(position, words)          # every other queue is empty after reset
     await tb.driver.start()
     assert hm.unpack("STATUS", await tb.driver.read("STATUS"))["running"] and tb.leds()["running"] == 1
     try:
