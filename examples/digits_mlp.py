@@ -1,7 +1,7 @@
 """End to end: train a small MLP on scikit-learn's digits, quantize it to int8, run it on the chip.
 
-    .venv/bin/python examples/digits_mlp.py [--target golden|icarus|verilator] [--config tiny]
-                                            [--batch N] [--out DIR] [--runs 2]
+    .venv/bin/python examples/digits_mlp.py [--target golden|icarus|verilator|fpga] [--config tiny]
+                                            [--batch N] [--out DIR] [--runs 2] [--port /dev/ttyUSB0]
 
 The steps, each a function below:
 
@@ -186,7 +186,7 @@ def export_onnx(q: Quantized, batch: int, path: Path):
 
 
 # ---- 5. compile and run -------------------------------------------------------------------------
-def compile_and_run(model_path: Path, feeds: dict, target: str, config_name: str, runs: int = 1):
+def compile_and_run(model_path: Path, feeds: dict, target: str, config_name: str, runs: int = 1, port=None):
     """(graph, compiled, [(outputs, report) per run]) through the product's Python API."""
     from compiler.compile import compile_graph
     from compiler.onnx_import import load
@@ -195,7 +195,7 @@ def compile_and_run(model_path: Path, feeds: dict, target: str, config_name: str
 
     graph = load(model_path)
     compiled = compile_graph(graph, get_config(config_name))
-    results = [run(compiled, feeds, target) for _ in range(runs)]
+    results = [run(compiled, feeds, target, port=port) for _ in range(runs)]
     return graph, compiled, results
 
 
@@ -205,7 +205,7 @@ def accuracy(logits, labels) -> float:
 
 
 def run_example(target="golden", config="tiny", batch=None, out=DEFAULT_OUT, runs=1,
-                percentile=100.0, log=print) -> dict:
+                percentile=100.0, log=print, port=None) -> dict:
     """Steps 1-5; returns the figures (also written to OUT/summary.json)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,11 +228,11 @@ def run_example(target="golden", config="tiny", batch=None, out=DEFAULT_OUT, run
     np.savez(out / "inputs.npz", **feeds)
     log(f"wrote {model_path} and {out / 'inputs.npz'} (N={n}); the same run from the command line:")
     log(f"    python -m compiler run {model_path} --inputs {out / 'inputs.npz'} --outputs {out / 'outputs.npz'} "
-        f"--target {target} --config {config} --report {out / 'report.json'}")
-    if target != "golden":
+        f"--target {target} --config {config} --report {out / 'report.json'}" + (f" --port {port}" if port else ""))
+    if target in ("icarus", "verilator"):
         log(f"{target}: the first run builds the simulator for {config} (minutes); later runs reuse it")
 
-    graph, compiled, results = compile_and_run(model_path, feeds, target, config, runs)
+    graph, compiled, results = compile_and_run(model_path, feeds, target, config, runs, port)
     ref = dict(zip(graph.output_names, graph.evaluate(feeds).values()))["logits"]
     outputs, report = results[0]
     logits = outputs["logits"]
@@ -284,7 +284,8 @@ def print_summary(s: dict, log=print) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="examples/digits_mlp.py", description=__doc__.split("\n")[0])
-    ap.add_argument("--target", choices=("golden", "icarus", "verilator"), default="golden")
+    ap.add_argument("--target", choices=("golden", "icarus", "verilator", "fpga"), default="golden")
+    ap.add_argument("--port", help="--target fpga: the board's serial port (docs/FPGA.md)")
     ap.add_argument("--config", default="tiny")
     ap.add_argument("--batch", type=int, help="the first N test samples (default: the whole test split)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
@@ -297,10 +298,11 @@ def main(argv=None) -> int:
 
     from compiler.graph import CompileError
     from isa.config import ConfigError
+    from verif.run import RunError
     from verif.tools import ToolMissing
     try:
-        s = run_example(args.target, args.config, args.batch, args.out, args.runs, args.calibration)
-    except (CompileError, ConfigError, ToolMissing, UsageError) as e:
+        s = run_example(args.target, args.config, args.batch, args.out, args.runs, args.calibration, port=args.port)
+    except (CompileError, ConfigError, ToolMissing, UsageError, RunError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     print_summary(s)

@@ -126,6 +126,18 @@ def verilator_system_source(src: Path) -> Path:
     return out
 
 
+def ports_only_vlt(build_dir: Path, top: str) -> Path:
+    """A Verilator control file that makes only the top module's own signals visible to cocotb.
+    cocotb's runner builds with --public-flat-rw, which keeps every signal of the design
+    addressable and blocks most of Verilator's optimizations; a testbench that drives only the
+    top's ports (the board, over its serial line) does not need that."""
+    from cocotb_tools.runner import VerilatorControlFile
+    build_dir.mkdir(parents=True, exist_ok=True)
+    path = build_dir / "ports_only.vlt"
+    path.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    return VerilatorControlFile(path)
+
+
 def simulator_build(simulator: str, config: str):
     """Compile the chip for a simulator; returns (runner, build_dir)."""
     from cocotb_tools.runner import get_runner
@@ -143,15 +155,18 @@ def simulator_build(simulator: str, config: str):
     with locked(BUILD / f".{config}.{simulator}.lock"):
         stamp = build_dir / "verilog.sha256"
         if not (stamp.exists() and stamp.read_text() == vhash):
-            args = []
+            args, sources = [], [src]
             if simulator == "verilator":
                 args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
                 if is_system(config):
                     args.append("--hierarchical")
+                if is_board(config):
+                    sources.append(ports_only_vlt(build_dir, top_of(config)))
+                    args.append("--no-public-flat-rw")
                 if waves:
                     args.append("--trace-fst")
-            runner.build(sources=[src], hdl_toplevel=top_of(config), build_dir=build_dir, build_args=args,
-                         timescale=TIMESCALE, waves=waves, always=True,
+            runner.build(sources=sources, hdl_toplevel=top_of(config),
+                         build_dir=build_dir, build_args=args, timescale=TIMESCALE, waves=waves, always=True,
                          log_file=build_dir / "build.log")
             stamp.write_text(vhash)
         elif simulator == "icarus":
