@@ -126,15 +126,18 @@ def verilator_system_source(src: Path) -> Path:
     return out
 
 
-def ports_only_vlt(build_dir: Path, top: str) -> Path:
-    """A Verilator control file that makes only the top module's own signals visible to cocotb.
-    cocotb's runner builds with --public-flat-rw, which keeps every signal of the design
-    addressable and blocks most of Verilator's optimizations; a testbench that drives only the
-    top's ports (the board, over its serial line) does not need that."""
+def ports_only_vlt(build_dir: Path, top: str, backdoor: bool) -> Path:
+    """A Verilator control file that makes only what the testbenches touch visible to cocotb: the
+    top module's own signals, and with `backdoor` the MEM slices' SRAM arrays (verif/chip_tb.py's
+    backdoor loads and checks). cocotb's runner builds with --public-flat-rw, which keeps every
+    signal of the design addressable and blocks most of Verilator's optimizations."""
     from cocotb_tools.runner import VerilatorControlFile
     build_dir.mkdir(parents=True, exist_ok=True)
-    path = build_dir / "ports_only.vlt"
-    path.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    path = build_dir / "visible.vlt"
+    lines = ["`verilator_config", f'public_flat_rw -module "{top}" -var "*"']
+    if backdoor:
+        lines.append('public_flat_rw -module "mem_slice" -var "bank"')
+    path.write_text("\n".join(lines) + "\n")
     return VerilatorControlFile(path)
 
 
@@ -160,9 +163,8 @@ def simulator_build(simulator: str, config: str):
                 args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
                 if is_system(config):
                     args.append("--hierarchical")
-                if is_board(config):
-                    sources.append(ports_only_vlt(build_dir, top_of(config)))
-                    args.append("--no-public-flat-rw")
+                sources.append(ports_only_vlt(build_dir, top_of(config), backdoor=not (is_board(config) or is_system(config))))
+                args.append("--no-public-flat-rw")
                 if waves:
                     args.append("--trace-fst")
             runner.build(sources=sources, hdl_toplevel=top_of(config),

@@ -95,7 +95,6 @@ def _system_target(paths, tmp_path, target):
 
 
 @pytest.mark.rtl
-@pytest.mark.default_sims("icarus")     # pair's Verilator build is in make sweep (tests/rtl/test_system.py)
 def test_system_rtl_matches_golden(sim, system_images, tmp_path):
     """python -m verif.run --system: one image per chip, the same report and words on every target."""
     gold, gout = _system_target(system_images, tmp_path, "golden")
