@@ -13,7 +13,7 @@ MIN_LAT = str(min_latency(get_config("tiny")))
 # under Verilator at full size where it runs in seconds (the campaigns, lockstep, drift: the
 # system's build shows cocotb only the top's ports, verif/rtl_build.py, so Verilator optimizes the
 # chips), and a short share of the basic ones under Icarus. `make sweep` runs everything long,
-# ring4 under Verilator and the pair scenarios under Icarus too.
+# on both simulators where Icarus takes less than hours.
 CASES = {
     "pair-transfers": ("pair", "transfers", {"icarus": {"SYS_CYCLES": "1000"},
                                              "verilator": {"SYS_CYCLES": "2000", "SYS_TWICE": "1"}}),
@@ -22,7 +22,8 @@ CASES = {
     "pair-deskew": ("pair", "deskew", {"icarus": {"SYS_PATTERNS": "1", "SYS_CYCLES": "80"}, "verilator": {}}),
     "pair-no-signal": ("pair", "no_signal", {"icarus": {}}),
     "pair-faults": ("pair", "faults", {"verilator": {"SYS_SINGLE": "1000", "SYS_DOUBLE": "200"}}),
-    "ring4-transfers": ("ring4", "transfers", {"icarus": {"SYS_CYCLES": "300", "SYS_SEED_WORDS": "32"}}),
+    "ring4-transfers": ("ring4", "transfers", {"icarus": {"SYS_CYCLES": "300", "SYS_SEED_WORDS": "32"},
+                                               "verilator": {"SYS_CYCLES": "2000", "SYS_TWICE": "1"}}),
     "ring4-stream": ("ring4", "stream", {"icarus": {"SYS_VECTORS": "48"}}),
     "pair-lockstep": ("pair", "lockstep", {"verilator": {"SYS_PHASES": "3", "SYS_CYCLES": "1000", "SYS_OFFSET": "2000",
                                                         "SYS_RUNS": "3"}}),
