@@ -64,3 +64,13 @@ def test_report_checks():
     bad = dict(ok, utilization={"DP16KD": {"used": 300, "available": 208}},
                fmax={"clk": {"achieved": 40.0, "constraint": 50.0}})
     assert check(bad) == ["DP16KD 300 of 208", "clock clk reaches 40.0 MHz, constrained 50.0"]
+
+
+def test_fusesoc_core_names_the_emitted_file_and_top():
+    """Every emission writes streamchip_<config>.core (hdl/build.py) for FuseSoC users."""
+    from hdl.build import VERILATOR_WAIVERS, fusesoc_core
+    core = fusesoc_core(get_config("fpga"))
+    assert core.startswith("CAPI=2:\n")
+    assert "name: streamchip:streamchip:chip_fpga:" in core
+    assert "      - chip.v\n" in core and core.count("toplevel: chip") == 2
+    assert all(f"-Wno-{w}" in core for w in VERILATOR_WAIVERS)
