@@ -14,7 +14,7 @@ from isa.config import ChipConfig, SliceKind
 
 from .bridge import HostBridge
 from .c2c import link_ports
-from .system import chip_ports
+from .chip import chip_ports
 
 # LED bit: what it shows (docs/FPGA.md)
 LEDS = ("running", "done", "error", "ecc")
@@ -47,8 +47,8 @@ class BoardCore(wiring.Component):
         cfg = self.config
         m.submodules.bridge = br = HostBridge(cfg, self.timing)
         m.d.comb += [br.rx.eq(self.rx), self.tx.eq(br.tx)]
-        chip = {n: Signal(mbr.shape, name=f"chip_{n}") for n, mbr in chip_ports(cfg).items()}
         flows = chip_ports(cfg)
+        chip = {n: Signal(mbr.shape, name=f"chip_{n}") for n, mbr in flows.items()}
         # bridge <-> chip: AXI4-Lite by name, the bulk ports load -> s_axis and m_axis -> unload
         for n in flows:
             if n.startswith("s_axil_"):

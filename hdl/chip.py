@@ -37,6 +37,12 @@ def members(obj, signature: wiring.Signature):
     return SimpleNamespace(signature=signature, **{n: getattr(obj, n) for n in signature.members})
 
 
+def chip_ports(config: ChipConfig) -> dict:
+    """The chip's host ports and status outputs (a system or board top connects these; the edge
+    outputs and link pins aside)."""
+    return dict(HostPorts(config).members) | {"done": Out(1), "running": Out(1), "error": Out(1), "ecc": Out(1)}
+
+
 class Chip(wiring.Component):
     """The whole chip for one configuration (what `hdl/build.py` emits as module `chip`).
 
@@ -76,7 +82,7 @@ class Chip(wiring.Component):
         self.host_ports = HostPorts(config)
         S, W = config.streams, config.word_bits
         self.links = [sl.name for sl in config.slices_of(SliceKind.C2C)]
-        super().__init__(dict(self.host_ports.members) | {"done": Out(1), "running": Out(1), "error": Out(1), "ecc": Out(1)} | {
+        super().__init__(chip_ports(config) | {
             f"{d}_out_{s}": Out(W) for d in ("east", "west") for s in range(S)
         } | {f"{name.lower()}_{pin}": mbr for name in self.links for pin, mbr in link_ports(config).items()})
 

@@ -24,7 +24,7 @@ from isa.config import ChipConfig, SliceKind
 from isa.system import System
 
 from .c2c import link_ports
-from .host_regs import HostPorts
+from .chip import chip_ports
 
 MAX_DELAY = 255         # most cycles the link model delays a lane (wire plus skew)
 
@@ -70,11 +70,6 @@ class LinkModel(wiring.Component):
             lanes.append(Mux(d == 0, tx, rd.data))
         m.d.comb += self.rx.eq(Mux(self.cut, 0, Cat(*lanes) ^ self.flip))
         return m
-
-
-def chip_ports(config: ChipConfig) -> dict:
-    """The chip's ports a system top connects: host ports and status (the link pins aside)."""
-    return dict(HostPorts(config).members) | {"done": Out(1), "running": Out(1), "error": Out(1), "ecc": Out(1)}
 
 
 class SystemTop(wiring.Component):

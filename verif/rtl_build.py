@@ -58,6 +58,11 @@ def is_board(design: str) -> bool:
     return design.startswith("board-")
 
 
+def chip_config_of(design: str) -> str:
+    """The chip configuration a design is built from (a board's; a system's name stands for itself)."""
+    return design[len("board-"):] if is_board(design) else design
+
+
 def top_of(design: str) -> str:
     return "system" if is_system(design) else "board" if is_board(design) else TOP
 
@@ -78,7 +83,7 @@ def verilog(config: str) -> Path:
         if is_system(config):
             manifest = emit_system(config, out, quiet)
         elif is_board(config):
-            manifest = emit_board(config[len("board-"):], out, quiet)
+            manifest = emit_board(chip_config_of(config), out, quiet)
         else:
             manifest = emit(config, out, log=quiet)
         manifest["source_hash"] = want
@@ -126,7 +131,7 @@ def verilator_system_source(src: Path) -> Path:
     return out
 
 
-def ports_only_vlt(build_dir: Path, top: str, backdoor: bool) -> Path:
+def visible_vlt(build_dir: Path, top: str, backdoor: bool) -> Path:
     """A Verilator control file that makes only what the testbenches touch visible to cocotb: the
     top module's own signals, and with `backdoor` the MEM slices' SRAM arrays (verif/chip_tb.py's
     backdoor loads and checks). cocotb's runner builds with --public-flat-rw, which keeps every
@@ -163,7 +168,7 @@ def simulator_build(simulator: str, config: str):
                 args = [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-Wno-fatal", "-O3", "-fno-inline"]
                 if is_system(config):
                     args.append("--hierarchical")
-                sources.append(ports_only_vlt(build_dir, top_of(config), backdoor=not (is_board(config) or is_system(config))))
+                sources.append(visible_vlt(build_dir, top_of(config), backdoor=not (is_board(config) or is_system(config))))
                 args.append("--no-public-flat-rw")
                 if waves:
                     args.append("--trace-fst")
@@ -193,8 +198,7 @@ def run_cocotb(simulator: str, module: str, testcase: str | None = None, config:
     if private_dir:
         test_dir.parent.mkdir(parents=True, exist_ok=True)
         test_dir = Path(tempfile.mkdtemp(prefix=test_dir.name + ".", dir=test_dir.parent))
-    chip_config = config[len("board-"):] if is_board(config) else config
-    extra = {"CHIP_CONFIG": chip_config, **(env or {})}     # the package is installed: no PYTHONPATH needed
+    extra = {"CHIP_CONFIG": chip_config_of(config), **(env or {})}     # the package is installed: no PYTHONPATH needed
     results = runner.test(test_module=module, hdl_toplevel=top_of(config), hdl_toplevel_lang="verilog",
                           testcase=testcase,
                           build_dir=build_dir,

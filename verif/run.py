@@ -110,30 +110,34 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
             raise RunError(str(e)) from None
         status, words = res.status, res.words
     else:
-        from .rtl_build import run_cocotb
-        out = Path(tempfile.mkdtemp()) / "run.npz"
         saved = os.environ.get("WAVES")
         if waves is not None:
             os.environ["WAVES"] = "1"           # cocotb's runner and rtl_build read it from here
         try:
-            run_cocotb(target, "verif.tb_run", config=config_name, private_dir=True,
-                       env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
-                            "RUN_DUMPS": json.dumps(dumps)})
+            status, words = _run_cocotb_image(target, "verif.tb_run", config_name, program_path, dumps)
         finally:
             if waves is not None:
                 os.environ.pop("WAVES") if saved is None else os.environ.__setitem__("WAVES", saved)
         if waves is not None:
             Path(waves).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(BUILD / config_name / f"sim_{target}_waves" / "chip.fst", waves)
-        npz = np.load(out)
-        status = json.loads(str(npz["status"]))
-        status.pop("wall_seconds", None)
-        words = {(pos, addr, n): npz[f"{pos}:{addr}:{n}"] for pos, addr, n in dumps}
     wall = time.perf_counter() - t0
     report = {"target": target, "config": config_name, "cycles": status["cycles"], **_error(status["error_info"]),
               "ecc_corrected": status["ecc_corrected"], "ecc_uncorrectable": status["ecc_uncorrectable"],
               "wall_seconds": round(wall, 3)}
     return report, {f"{config.floorplan[p].name}@{a:#x}": w for (p, a, n), w in words.items()}
+
+
+def _run_cocotb_image(sim: str, module: str, design: str, program_path: Path, dumps):
+    """One program image through a cocotb module's `run_program` (verif/tb_run.py, verif/tb_board.py),
+    which writes the status fields the report takes and the dumped words to RUN_OUT."""
+    from .rtl_build import run_cocotb
+    out = Path(tempfile.mkdtemp()) / "run.npz"
+    run_cocotb(sim, module, testcase="run_program", config=design, private_dir=True,
+               env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
+                    "RUN_DUMPS": json.dumps(dumps)})
+    npz = np.load(out)
+    return json.loads(str(npz["status"])), {(pos, addr, n): npz[f"{pos}:{addr}:{n}"] for pos, addr, n in dumps}
 
 
 def _run_board(program, program_path: Path, config_name: str, dumps, port: str | None, baud: int | None):
@@ -142,19 +146,11 @@ def _run_board(program, program_path: Path, config_name: str, dumps, port: str |
         raise RunError("--target fpga needs --port: the board's serial port (e.g. /dev/ttyUSB0), or sim:icarus / "
                        "sim:verilator for the board top in a simulator")
     if port.startswith("sim:"):
-        from .rtl_build import run_cocotb
         from .tools import SIMULATORS
         sim = port[len("sim:"):]
         if sim not in SIMULATORS:
             raise RunError(f"--port {port}: sim:{' or sim:'.join(SIMULATORS)}")
-        out = Path(tempfile.mkdtemp()) / "run.npz"
-        run_cocotb(sim, "verif.tb_board", testcase="run_program", config=f"board-{config_name}", private_dir=True,
-                   env={"RUN_PROGRAM": str(Path(program_path).resolve()), "RUN_OUT": str(out),
-                        "RUN_DUMPS": json.dumps(dumps)})
-        npz = np.load(out)
-        status = json.loads(str(npz["status"]))
-        status.pop("bridge", None)
-        return status, {(pos, addr, n): npz[f"{pos}:{addr}:{n}"] for pos, addr, n in dumps}
+        return _run_cocotb_image(sim, "verif.tb_board", f"board-{config_name}", program_path, dumps)
     import asyncio
 
     from isa.bridge import DEFAULT_BAUD

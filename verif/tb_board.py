@@ -19,13 +19,14 @@ from cocotbext.uart import UartSink, UartSource
 from hdl.board import LEDS
 from isa import bridge as bp
 from isa import hostmap as hm
-from isa.image import Program, load
+from isa.image import Program
 from isa import spec
 from sim.golden import Golden
 
 from .bridge import BridgeBus, BridgeClient, BridgeError
 from .chip_tb import config_from_env
 from .driver import ChipDriver
+from .tb_run import run_from_env
 
 PERIOD_NS = 10
 TIMING = bp.SIM_TIMING
@@ -96,14 +97,10 @@ async def run_program(dut):
     """A program image through the bridge: load, start, wait, unload (python -m verif.run --target fpga)."""
     tb = BoardTB(dut)
     await tb.reset()
-    program = load(os.environ["RUN_PROGRAM"], tb.config)
-    dumps = [tuple(d) for d in json.loads(os.environ.get("RUN_DUMPS", "[]"))]
-    status, words = await tb.driver.run(program, dumps)
+    await run_from_env(tb.driver, tb.config)
     leds = tb.leds()
-    assert leds["done"] == 1 and leds["running"] == 0 and leds["error"] == status["error"], leds
-    status["bridge"] = dict(tb.client.stats, sim_ns=get_sim_time("ns"))
-    np.savez(os.environ["RUN_OUT"], status=json.dumps(status),
-             **{f"{pos}:{addr}:{n}": w for (pos, addr, n), w in words.items()})
+    error = hm.unpack("STATUS", await tb.driver.read("STATUS"))["error"]
+    assert leds["done"] == 1 and leds["running"] == 0 and leds["error"] == error, leds
 
 
 @cocotb.test()
