@@ -286,6 +286,8 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
             offset = 128 if res_dt == np.uint8 else 0
             epi.requant = (n.attrs["multiplier"], n.attrs["shift"], n.attrs["zero_point"] - offset)
         res = n.outputs[0]
+    if epi.relu and epi.requant is not None and epi.requant[2] == spec.dtype_range(spec.DType.I8)[0]:
+        epi.relu = False           # the clamp at the zero point is the requantize's own saturation
     t_out = graph.types[res]
     out = Placed(res, t_out.dtype, Layout(t_out.shape, NBYTES[t_out.dtype], L),
                  offset=128 if t_out.dtype == np.uint8 and epi.requant else 0)

