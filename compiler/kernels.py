@@ -16,18 +16,21 @@ nothing here writes a latency as a number. Two kernels exist:
 
 VXM chains: the VXM only sees values that pass it, so a result feeding a second VXM op is sent
 to an SXM at the edge of the fabric, which sends it straight back (SHIFT by 0): ADD bias -> SXM
--> REQUANT -> other SXM -> MAX. Each SXM is used at most once per read-out.
+-> REQUANT -> other SXM -> MAX. Each SXM is used at most once per read-out. A chain the chip
+cannot hold at once (too few ALUs or streams) is cut through SRAM (`_readout`, docs/COMPILER.md).
 """
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
+
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .graph import CompileError
-from .layout import Copy, Placed, Sram
+from .layout import Copy, Layout, Placed, Sram
 from .reserve import AluVar, Bundle, Choice, DoubleBooking, Reservations
 
 T = spec.TIMING
@@ -55,6 +58,8 @@ class Machine:
         self.config = config
         self.dry = dry                # True: allocate SRAM only, book nothing (the size check runs first)
         self.res = Reservations(config)
+        self.temps: dict[tuple, Placed] = {}     # intermediates of cut epilogues (_chain_temp)
+        self.temp_free: dict[tuple, int] = {}    # (intermediate, half): cycle its last item was read back
         self.sram = Sram(config)
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
         sx = config.slices_of(SliceKind.SXM)
@@ -93,6 +98,10 @@ class Machine:
         """Where an 8-bit result computed on the chip goes: a copy in each of the two slices of
         `side` nearest the VXM (one stream passes both), so two read engines can stream it."""
         return [Copy([(p, self.sram.alloc(p, words))]) for p in self.side_mems[side][:2]]
+
+    def ever_fits(self, bd: Bundle) -> bool:
+        """Whether a bundle fits an idle chip (placed, it may still wait for a free cycle)."""
+        return Reservations(self.config).fits(bd, max(0, -min((i.rel for i in bd.instrs), default=0)))
 
     def place(self, bd: Bundle, earliest: int, label: str, ins=(), outs=()) -> int:
         """Place a bundle no earlier than `earliest` nor before its inputs are in SRAM; mark
@@ -248,10 +257,14 @@ def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):
 
 def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed, bi: int, nt: int, m0: int,
              epi: Epilogue, label: str, earliest: int) -> int:
-    bd = Bundle()
+    """Drain one accumulator half (ACCREAD -> [VXM epilogue] -> WRITEs); returns the ACCREAD
+    bundle's cycle. The epilogue runs as one chain when the chip can hold it at once; otherwise
+    it is cut, each part's result written to SRAM on the MXM's side and streamed back to the VXM
+    for the next part (fewer ALUs or streams than the chain needs: docs/COMPILER.md)."""
     out_dir = 1 - st.feed_dir
     note = f"{label}: rows {m0}..{m0 + mc - 1} of tile n{nt}"
     if epi.requant is None:                                     # int32 result: four byte planes to SRAM
+        bd = Bundle()
         c = out.whole_copy()
         reach = max((p for p, _ in c.planes), key=lambda p: abs(p - st.position))
         g = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, reach)
@@ -259,28 +272,106 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
         for j, (p, _) in enumerate(c.planes):
             m.catch(bd, g, j, p, mc, c.addr(out.layout, j, bi, nt, m0), f"{note} plane {j}")
         return m.place(bd, earliest, label, outs=[out])
+    ops = (["bias"] if epi.bias is not None else []) + ["requant"] + (["relu"] if epi.relu else [])
+    src, src_copy, src_at, t_acc = None, None, None, None         # src None: the accumulator
+    at = (bi, nt, m0)                                           # where this item sits in `out`
+    while ops:
+        for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
+            if k == len(ops):
+                dst, copies, dst_at = out, out.copies, at
+            else:                   # an intermediate holds one item per accumulator half: rows acc ..
+                dst, copies = _chain_temp(m, out, ops[k - 1] if k else "acc", side, label, ops)
+                dst_at = (0, 0, acc)
+            bd = Bundle()
+            if src is None:
+                reach = m.vxm if k else max((p for p, _ in copies[0].planes), key=lambda p: abs(p - st.position))
+                flow = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, reach)
+                bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda f=flow: f.base, ddir=out_dir, count=mc)
+                s0 = T["mxm_accread_drive"] + abs(m.vxm - st.position)
+            else:
+                flow, s0 = _stream_back(m, bd, src, src_copy, mc, src_at, note), T["vxm_sample"]
+            if k:
+                _vxm_chain(m, bd, flow, s0, mc, ops[:k], epi, dst, copies, dst_at, nt, label, note)
+            else:                                               # the accumulator straight to SRAM
+                for j, (p, _) in enumerate(copies[0].planes):
+                    m.catch(bd, flow, j, p, mc, copies[0].addr(dst.layout, j, *dst_at), f"{note} plane {j}")
+            if m.ever_fits(bd) or k <= (0 if src is None else 1):
+                break
+        ins = ([epi.bias] if "bias" in ops[:k] else []) + ([src] if src is not None else [])
+        if dst is not out:          # the half's previous item must have been read back before it is overwritten
+            earliest = max(earliest, m.temp_free.get((dst.name, acc), 0))
+        t = m.place(bd, earliest, label, ins, [dst])           # raises NeverFits if even this part does not fit
+        if src is not None:
+            m.temp_free[(src.name, acc)] = t + max(i.rel + i.operands["count"] for i in bd.instrs
+                                                     if i.mnemonic == "READ") + T["mem_read_access"]
+        t_acc = t if t_acc is None else t_acc
+        src, src_copy, src_at, ops, earliest = dst, copies[0], dst_at, ops[k:], t
+    return t_acc
+
+
+def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops: list[str]) -> tuple[Placed, list[Copy]]:
+    """Where a cut epilogue keeps its intermediate (after `after`: 'acc' or 'bias' int32, 'requant'
+    or 'relu' int8) for the items of the MXM on `side`: slices on that side, nearest the VXM."""
+    key = (out.name, after, side)
+    if key not in m.temps:
+        nbytes = 4 if after in ("acc", "bias") else 1
+        if len(m.side_mems[side]) < nbytes:
+            raise CompileError(f"node {label!r}: its epilogue ({', '.join(ops)}) does not fit config "
+                               f"{m.config.name!r} at once ({m.config.vxm_alus} VXM ALUs, {m.config.streams} streams "
+                               f"per direction), and cut it needs a {8 * nbytes}-bit intermediate on {nbytes} MEM slices "
+                               f"on one side of the VXM; there are {len(m.side_mems[side])}")
+        rows = m.config.mxm_acc_rows                  # one item (at most half of them) per accumulator half
+        t = Placed(f"{out.name}.{after}", np.dtype(np.int32 if nbytes == 4 else np.int8),
+                   Layout((rows, m.config.lanes), nbytes, m.config.lanes))
+        c = Copy([(p, m.sram.alloc(p, t.layout.words())) for p in m.side_copy_slices(nbytes, side)])
+        t.copies = [c]
+        m.temps[key] = t
+    t = m.temps[key]
+    return t, t.copies
+
+
+def _stream_back(m: Machine, bd: Bundle, src: Placed, c: Copy, mc: int, at: tuple, note: str):
+    """READs of one item of `src` from its byte planes, as one stream group reaching the VXM on
+    T['vxm_sample'] (rel): the flow of the first plane, the others riding on it."""
+    lead = None
+    for j, (p, _) in enumerate(c.planes):
+        f = m.feed(bd, p, m.vxm, T["vxm_sample"], mc, c.addr(src.layout, j, *at), f"{note}: {src.name} byte {j}")
+        if lead is None:
+            lead = f
+        else:
+            bd.flows.remove(f)                        # booked through the lead flow
+            lead.follow(f, j)
+    return lead
+
+
+def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], epi: Epilogue, dst: Placed,
+               copies: list[Copy], at: tuple, nt: int, label: str, note: str) -> None:
+    """Append to `bd` the epilogue ops `ops` (in order, from 'bias', 'requant', 'relu') on values
+    arriving at the VXM in `flow`, first sample on s0: their registers, set just before; each result
+    but the last sent to an SXM and straight back (the VXM only sees values that pass it); the last
+    caught into `copies` of `dst`."""
     pv = m.vxm
-    g = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, pv)
-    bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda: g.base, ddir=out_dir, count=mc)
-    s0 = T["mxm_accread_drive"] + abs(pv - st.position)       # first sample of the chain's first op
-    regs = m.config.vxm_regs
 
     def reg(name):               # a VXM register chosen by the placer; its hold is set below
-        return bd.choice(name, tuple(range(regs)), [], lambda v: ("reg", pv, v))
+        return bd.choice(name, tuple(range(m.config.vxm_regs)), [], lambda v: ("reg", pv, v))
     mult, shift, zp = epi.requant
-    chain = []                                                 # (mnemonic, fields, result dtype, registers)
-    if epi.bias is not None:
-        r_bias = reg("bias")
-        chain.append(("ADD", dict(b=r_bias, type=I32), I32, [r_bias]))
-    r_m, r_sz = reg("multiplier"), reg("shift/zp")
-    chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
-    if epi.relu:
-        r_zp = reg("relu zp")
-        chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
+    chain, sets = [], []                                       # (mnemonic, fields, result dtype, registers)
+    for op in ops:
+        if op == "bias":
+            r_bias = reg("bias")
+            chain.append(("ADD", dict(b=r_bias, type=I32), I32, [r_bias]))
+        elif op == "requant":
+            r_m, r_sz = reg("multiplier"), reg("shift/zp")
+            chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
+            sets += [(r_m, mult), (r_sz, (zp << 16) | shift)]
+        else:
+            r_zp = reg("relu zp")
+            chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
+            sets.append((r_zp, zp))
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
     slot = s0 - T["vxm_sample"] - 1
     writes = {}
-    if epi.bias is not None:
+    if "bias" in ops:
         bc = epi.bias.whole_copy()
         for j, (p, _) in enumerate(bc.planes):
             issue = slot
@@ -289,29 +380,27 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
                        f"{label}: bias tile n{nt} byte {j}")
             bd.at(pv, issue, "VLOADB", f"{label}: bias byte {j}", a=_operand(f), r=lambda c=r_bias: c.value, plane=j)
             writes.setdefault(id(r_bias), []).append(issue + T["vxm_reg_write"])
-    for ch, imm in ((r_m, mult), (r_sz, (zp << 16) | shift)) + (((r_zp, zp),) if epi.relu else ()):
+    for ch, imm in sets:
         issue = slot
         slot -= 1
         bd.at(pv, issue, "VSET", f"{label}: {ch.name}", r=lambda c=ch: c.value, imm=int(imm))
         writes.setdefault(id(ch), []).append(issue + T["vxm_reg_write"])
-    # the chain
-    flow, s = g, s0
-    bounce_dir = out_dir
+    s = s0
+    bounce_dir = flow.direction                                # on past the VXM to the SXM beyond it
     uses = {}
     for i, (mn, fields, rtype, rchs) in enumerate(chain):
         issue = s - T["vxm_sample"]
         drive = issue + T["vxm_drive"]
         for ch in rchs:
             uses[id(ch)] = s + mc - 1
-        ops = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if isinstance(v, Choice) else v)
-               for k, v in fields.items()}
+        ops_f = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if isinstance(v, Choice) else v)
+                 for k, v in fields.items()}
         width = spec.dtype_bytes(rtype)
-        last = i == len(chain) - 1
-        if not last:
+        if i < len(chain) - 1:
             ps = m.sxm[bounce_dir]
             nf = bd.flow(bounce_dir, width, pv, drive, mc, ps)
             bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=bounce_dir,
-                  alu=AluVar(), count=mc, **ops)
+                  alu=AluVar(), count=mc, **ops_f)
             sx_issue = drive + abs(ps - pv) - T["sxm_sample"]
             back = 1 - bounce_dir
             bf = bd.flow(back, width, ps, sx_issue + T["sxm_drive"], mc, pv)
@@ -320,18 +409,17 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
             flow, s = bf, sx_issue + T["sxm_drive"] + abs(ps - pv)
             bounce_dir = back
         else:
-            c = out.whole_copy()
-            side_dir = E if c.planes[0][0] > pv else W
-            reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
+            side_dir = E if copies[0].planes[0][0] > pv else W
+            reach = max((p for cp in copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
             nf = bd.flow(side_dir, width, pv, drive, mc, reach)
             bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=side_dir,
-                  alu=AluVar(), count=mc, **ops)
-            for cp in out.copies:
+                  alu=AluVar(), count=mc, **ops_f)
+            for cp in copies:
                 for j, (p, _) in enumerate(cp.planes):
-                    m.catch(bd, nf, j, p, mc, cp.addr(out.layout, j, bi, nt, m0), f"{note}: store")
+                    m.catch(bd, nf, j, p, mc, cp.addr(dst.layout, j, *at), f"{note}: store")
     for ch in bd.choices:
-        ch.holds = [(min(writes[id(ch)]), uses[id(ch)])]
-    return m.place(bd, earliest, label, [epi.bias] if epi.bias is not None else [], [out])
+        if id(ch) in writes:
+            ch.holds = [(min(writes[id(ch)]), uses[id(ch)])]
 
 
 # ==========================================================================================

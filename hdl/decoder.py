@@ -24,6 +24,12 @@ class HdlRules:
         return Const(1, 8) << t
 
     @staticmethod
+    def mul(a, b):
+        """a * b as shifts and adds over b's bits (b the narrow one): an operand rule's product
+        (LW's width * count) would otherwise take a whole DSP block per queue on an FPGA."""
+        return sum(Mux(b[i], a << i, 0) for i in range(len(b)))
+
+    @staticmethod
     def pow2_divides(w, n):
         return (Const(n, max(n.bit_length(), 1)) & (w - 1)[:max(n.bit_length(), 1)]) == 0
 

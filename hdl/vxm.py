@@ -21,6 +21,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .queue import attach_queue, slice_queue_ports
+from .arith import mul32_signed
 from .mux import mux_tree
 from .superlane import Superlane
 
@@ -145,8 +146,7 @@ class VxmLane(wiring.Component):
             bits_m1 = Mux(ty1 == I8, 7, Mux(ty1 == I16, 15, 31))
             amount = (b1.as_unsigned() & bits_m1)[:5]
             zext = Mux(ty1 == I8, a1[:8], Mux(ty1 == I16, a1[:16], a1.as_unsigned()))
-            prod = Signal(signed(64), name=f"alu{k}_prod")
-            m.d.comb += prod.eq(a1 * b1)
+            prod = mul32_signed(m, a1, b1, f"alu{k}_prod")        # three DSP blocks, not four
             shift_s = c1[:5]
             r2 = Signal(32, name=f"alu{k}_r2")
             p2 = Signal(signed(64), name=f"alu{k}_p2")

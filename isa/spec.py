@@ -469,7 +469,7 @@ MXM_OPCODES: tuple[Opcode, ...] = (
            "lane r, one per output column). Several streams per cycle load a tile in lanes/width cycles.",
            min_values=(("count", 1), ("width", 1)), latencies=("mxm_sample",),
            constraints=(_GROUP_OK, ("rows row .. row + width*count - 1 must be < lanes",
-                                    lambda v, cfg, X: v["row"] + v["width"] * v["count"] <= cfg.lanes))),
+                                    lambda v, cfg, X: v["row"] + X.mul(v["count"], v["width"]) <= cfg.lanes))),
     Opcode("MATMUL", 0x52, (SliceKind.MXM,),
            (_STREAM, _DIR, Field("accumulate", 15, 1, doc="1: add to the accumulator row; 0: overwrite it"),
             _ACC, Field("swap", 39, 1, doc="1: install the shadow weights first (see mxm_install)"), _COUNT),
@@ -567,6 +567,10 @@ class IntRules:
     @staticmethod
     def shl1(t):
         return 1 << t
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
 
     @staticmethod
     def pow2_divides(w, n):

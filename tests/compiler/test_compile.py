@@ -1,5 +1,7 @@
 """The compiler end to end on the golden model: results equal the graph's integer reference
 bit for bit, and the predicted cycle count equals the measured one exactly."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -187,9 +189,12 @@ def test_reservation_table_refuses_double_booking():
     assert r.place(bd, 0, "again") == 10           # the engine is free again after ten elements
 
 
-def test_fpga_preset_and_a_refusal_it_needs():
-    """The same compiler on `fpga` (4 MEM slices per side, 2 ALUs); an epilogue that needs three
-    ALUs at once is refused with the reason, not scheduled forever."""
+def test_fpga_preset_and_a_cut_epilogue():
+    """The same compiler on `fpga` (4 MEM slices per side, 2 ALUs). An epilogue that needs three
+    ALUs at once (bias, requantize, ReLU at a zero point above the int8 minimum) is cut: the part
+    that fits runs on the read-out, its result goes to SRAM and streams back for the rest; results
+    and cycles stay exact. Where the cut has nowhere to go (2 MEM slices per side, 1 ALU), the
+    model is refused in one line."""
     rng = np.random.default_rng(9)
     fpga = get_config("fpga")
     g = Graph()
@@ -203,9 +208,13 @@ def test_fpga_preset_and_a_refusal_it_needs():
     g.constant("w", _rand(rng, np.int8, (64, 64)))
     g.constant("bias", np.zeros(64, np.int32))
     g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w", name="fc"), "bias")), 0.002, 3, np.int8)]
-    with pytest.raises(CompileError, match=r"^node 'fc': one step needs more of the chip than config 'fpga' has "
-                                           r"\(3 VXM ALUs at once, the VXM has 2\)"):
-        compile_graph(g, fpga)
+    c, _ = _check(g, {"a": _rand(rng, np.int8, (100, 64))}, config=fpga)
+    assert ".requant byte 0" in c.listing          # ADD and REQUANT on the read-out, MAX from the int8 intermediate
+    one_alu = dataclasses.replace(TINY, name="tiny1", vxm_alus=1)
+    with pytest.raises(CompileError, match=r"^node 'fc': its epilogue \(bias, requant, relu\) does not fit config "
+                                           r"'tiny1' at once \(1 VXM ALUs, 8 streams per direction\), and cut it needs "
+                                           r"a 32-bit intermediate on 4 MEM slices on one side of the VXM; there are 2$"):
+        compile_graph(g, one_alu)
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.int8])

@@ -1,0 +1,22 @@
+"""Arithmetic built for the FPGA's DSP blocks.
+
+An ECP5 MULT18X18D multiplies two 18-bit signed operands; yosys splits a 32 x 32 product into
+four of them. The VXM's ALUs need the whole 64-bit product (REQUANT keeps its top 33 bits), and
+on the `fpga` preset the DSPs are the scarce resource (docs/DECISIONS.md, "Sizing the fpga
+preset"), so `mul32_signed` takes three (Karatsuba) at the cost of a few adders.
+"""
+from amaranth.hdl import Signal, signed
+
+
+def mul32_signed(m, a, b, name: str):
+    """a * b for signed 32-bit a, b: a signed(64) signal, from three products of at most 18 x 18
+    bits. With a = ah * 2**16 + al (ah signed, al unsigned, 16 bits each), likewise b:
+    a * b = ah*bh * 2**32 + ((ah+al)(bh+bl) - ah*bh - al*bl) * 2**16 + al*bl."""
+    ah, al = a[16:32].as_signed(), a[:16]
+    bh, bl = b[16:32].as_signed(), b[:16]
+    hi, lo, mid = (Signal(signed(n), name=f"{name}_{s}") for n, s in ((32, "hi"), (33, "lo"), (36, "mid")))
+    sa, sb = Signal(signed(18), name=f"{name}_sa"), Signal(signed(18), name=f"{name}_sb")
+    out = Signal(signed(64), name=name)
+    m.d.comb += [hi.eq(ah * bh), lo.eq(al * bl), sa.eq(ah + al), sb.eq(bh + bl), mid.eq(sa * sb),
+                 out.eq((hi << 32) + ((mid - hi - lo) << 16) + lo)]
+    return out
