@@ -113,7 +113,7 @@ class SyncUnit(wiring.Component):
         margin = Signal(16)
         m.d.comb += margin.eq(Mux(self.margin[mf.lsb:mf.lsb + mf.width] < cfg.positions, cfg.positions,
                                   self.margin[mf.lsb:mf.lsb + mf.width]))
-        is_root = parent >= n
+        is_root = parent >= n if n else Const(1, 1)           # a chip without links is its own root
 
         # ---- the HAC: free running, or the parent's plus the measured offset as its frames arrive --
         hac, offset, settled = self.hac, self.offset, Signal()

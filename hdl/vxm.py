@@ -155,11 +155,20 @@ class VxmLane(wiring.Component):
             sat_out, sat_v = _saturate(a1, dt1)
             m.d.comb += sat_out.eq(sat_v)
             ones = Const(-1, signed(32))
+            # one comparator and one shifter serve every op that needs them (LUTs are the FPGA's
+            # scarce resource): SHL is a right shift of the bit-reversed operand, reversed back
+            lt, eq = Signal(name=f"alu{k}_lt"), Signal(name=f"alu{k}_eq")
+            m.d.comb += [lt.eq(a1 < b1), eq.eq(a1 == b1)]
+            is_shl, is_sra = fn1 == FUNC["SHL"], fn1 == FUNC["SRA"]
+            sh_in = Mux(is_shl, Cat(*reversed(list(a1[:32]))), Mux(is_sra, a1.as_unsigned(), zext))
+            sh_out = Signal(32, name=f"alu{k}_shifted")
+            m.d.comb += sh_out.eq((Cat(sh_in, is_sra & a1[31]).as_signed() >> amount)[:32])
+            shifted = Mux(is_shl, Cat(*reversed(list(sh_out))), sh_out)
             cases = {
                 "ADD": a1 + b1, "SUB": a1 - b1, "MUL": prod, "MULW": prod,
-                "MIN": Mux(a1 < b1, a1, b1), "MAX": Mux(a1 > b1, a1, b1), "RELU": Mux(a1 > 0, a1, 0),
-                "SHL": a1.as_unsigned() << amount, "SHR": zext >> amount, "SRA": a1 >> amount,
-                "CMPEQ": Mux(a1 == b1, ones, 0), "CMPLT": Mux(a1 < b1, ones, 0), "CMPLE": Mux(a1 <= b1, ones, 0),
+                "MIN": Mux(lt, a1, b1), "MAX": Mux(lt, b1, a1), "RELU": Mux(a1 > 0, a1, 0),
+                "SHL": shifted, "SHR": shifted, "SRA": shifted,
+                "CMPEQ": Mux(eq, ones, 0), "CMPLT": Mux(lt, ones, 0), "CMPLE": Mux(lt | eq, ones, 0),
                 "SELECT": Mux(a1 != 0, b1, c1), "CVT": sat_out, "REQUANT": Const(0, 32),
             }
             assert set(cases) == set(FUNC), "every ALU op of the spec has a datapath case"
