@@ -277,6 +277,8 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     at = (bi, nt, m0)                                           # where this item sits in `out`
     while ops:
         for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
+            if any(_result_bytes(op) > m.config.sxm_width for op in ops[:max(k - 1, 0)]):
+                continue            # a result that feeds the next op returns through an SXM: one SHIFT
             if k == len(ops):
                 dst, copies, dst_at = out, out.copies, at
             else:                   # an intermediate holds one item per accumulator half: rows acc ..
@@ -309,12 +311,17 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     return t_acc
 
 
+def _result_bytes(op: str) -> int:
+    """Bytes per element of an epilogue op's result: the int32 sum, or int8."""
+    return 4 if op in ("acc", "bias") else 1
+
+
 def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops: list[str]) -> tuple[Placed, list[Copy]]:
     """Where a cut epilogue keeps its intermediate (after `after`: 'acc' or 'bias' int32, 'requant'
     or 'relu' int8) for the items of the MXM on `side`: slices on that side, nearest the VXM."""
     key = (out.name, after, side)
     if key not in m.temps:
-        nbytes = 4 if after in ("acc", "bias") else 1
+        nbytes = _result_bytes(after)
         if len(m.side_mems[side]) < nbytes:
             raise CompileError(f"node {label!r}: its epilogue ({', '.join(ops)}) does not fit config "
                                f"{m.config.name!r} at once ({m.config.vxm_alus} VXM ALUs, {m.config.streams} streams "
