@@ -25,10 +25,10 @@ from isa.config import get_config
 def figures(baud: int = DEFAULT_BAUD, sim: str = "verilator") -> dict:
     from verif.rtl_build import run_cocotb
     out = Path(tempfile.mkdtemp()) / "bridge.json"
-    run_cocotb(sim, "verif.tb_board", testcase="throughput", config="board-tiny", private_dir=True,
+    run_cocotb(sim, "verif.tb_board", testcase="throughput", config="board-fpga", private_dir=True,
                env={"BRIDGE_OUT": str(out)}, seed=1)
     m = json.loads(out.read_text())
-    lanes = get_config("tiny").lanes
+    lanes = get_config("fpga").lanes
     return {"bridge_baud": baud,
             "bridge_register_writes_per_s": round(baud / m["register_write_bits"]),
             "bridge_load_words_per_s": round(baud / m["load_bits_per_word"]),

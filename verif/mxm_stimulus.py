@@ -99,11 +99,12 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray, xzp: int = 0,
 
         def readout(k, start=start, sl=sl, out=st["out"], acc=st["acc"], addr=c_addr):
             t_ar = start + k
-            ins = [(sl.name, t_ar, "ACCREAD", {"acc": acc, "dst": 4, "ddir": out, "count": M})]
+            top = config.streams - 4            # the last int32 group: clear of the feeds' low streams
+            ins = [(sl.name, t_ar, "ACCREAD", {"acc": acc, "dst": top, "ddir": out, "count": M})]
             for j, p in enumerate(_path(mems, sl.position, out)):
                 arrive = t_ar + T["mxm_accread_drive"] + abs(p - sl.position)
                 ins.append((p, arrive - T["mem_write_sample"], "WRITE",
-                            {"stream": 4 + j, "dir": out, "addr": addr, "stride": 1, "count": M}))
+                            {"stream": top + j, "dir": out, "addr": addr, "stride": 1, "count": M}))
             return [], ins
         k = pl.plan(start, readout)
         t_ar = start + k

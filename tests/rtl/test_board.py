@@ -14,7 +14,7 @@ from verif.rtl_build import run_cocotb
 @pytest.mark.rtl
 @pytest.mark.parametrize("test", ["damaged_requests", "busy_while_running"])
 def test_board(sim, test):
-    run_cocotb(sim, "verif.tb_board", testcase=test, config="board-tiny", seed=3)
+    run_cocotb(sim, "verif.tb_board", testcase=test, config="board-fpga", seed=3)
 
 
 def _small_mlp():
@@ -31,9 +31,10 @@ def _small_mlp():
 @pytest.mark.rtl
 @pytest.mark.default_sims("verilator")        # Icarus runs the board at about 1,100 cycles/s: make sweep
 def test_compiled_model_through_bridge(sim):
-    """python -m compiler run --target fpga, the board simulated: bit-exact, cycles = prediction."""
+    """python -m compiler run --target fpga, the board simulated (the `fpga` preset, whose one ALU
+    runs this epilogue cut in three parts through SRAM): bit-exact, cycles = prediction."""
     g, feeds = _small_mlp()
-    c = compile_graph(g, get_config("tiny"))
+    c = compile_graph(g, get_config("fpga"))
     out, rep = run(c, feeds, "fpga", port=f"sim:{sim}")
     want = g.evaluate(feeds)
     assert all(np.array_equal(out[k], want[k]) for k in g.outputs)
