@@ -146,7 +146,7 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     log(f"synthesis, place and route for {board.name} at {top.achieved_mhz:g} MHz (seed {seed}; tens of minutes) ...")
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail")
+                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail --router router2")
     except Exception as e:                                   # noqa: BLE001 (amaranth raises its own kinds)
         tail = _log_tail(out)
         raise FpgaError(f"the open flow failed for {board.name}/{config_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
