@@ -27,7 +27,10 @@ class HdlRules:
     def mul(a, b):
         """a * b as shifts and adds over b's bits (b the narrow one): an operand rule's product
         (LW's width * count) would otherwise take a whole DSP block per queue on an FPGA."""
-        return sum(Mux(b[i], a << i, 0) for i in range(len(b)))
+        terms = [Mux(b[i], a << i, 0) for i in range(len(b))]
+        while len(terms) > 1:                       # a balanced adder tree: log2 of b's width deep
+            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+        return terms[0]
 
     @staticmethod
     def pow2_divides(w, n):
