@@ -263,19 +263,11 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     for the next part (fewer ALUs or streams than the chain needs: docs/COMPILER.md)."""
     out_dir = 1 - st.feed_dir
     note = f"{label}: rows {m0}..{m0 + mc - 1} of tile n{nt}"
-    if epi.requant is None:                                     # int32 result: four byte planes to SRAM
-        bd = Bundle()
-        c = out.whole_copy()
-        reach = max((p for p, _ in c.planes), key=lambda p: abs(p - st.position))
-        g = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, reach)
-        bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda: g.base, ddir=out_dir, count=mc)
-        for j, (p, _) in enumerate(c.planes):
-            m.catch(bd, g, j, p, mc, c.addr(out.layout, j, bi, nt, m0), f"{note} plane {j}")
-        return m.place(bd, earliest, label, outs=[out])
-    ops = (["bias"] if epi.bias is not None else []) + ["requant"] + (["relu"] if epi.relu else [])
+    ops = [] if epi.requant is None else (          # no epilogue: the int32 result's planes straight to SRAM
+        (["bias"] if epi.bias is not None else []) + ["requant"] + (["relu"] if epi.relu else []))
     src, src_copy, src_at, t_acc = None, None, None, None         # src None: the accumulator
     at = (bi, nt, m0)                                           # where this item sits in `out`
-    while ops:
+    while t_acc is None or ops:
         for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
             if any(_result_bytes(op) > m.config.sxm_width for op in ops[:max(k - 1, 0)]):
                 continue            # a result that feeds the next op returns through an SXM: one SHIFT

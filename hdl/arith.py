@@ -3,7 +3,8 @@
 An ECP5 MULT18X18D multiplies two 18-bit signed operands; yosys splits a 32 x 32 product into
 four of them. The VXM's ALUs need the whole 64-bit product (REQUANT keeps its top 33 bits), and
 on the `fpga` preset the DSPs are the scarce resource (docs/DECISIONS.md, "Sizing the fpga
-preset"), so `mul32_signed` takes three (Karatsuba) at the cost of a few adders.
+preset"), so `mul32_signed` takes three (Karatsuba) at the cost of a few adders. `sum_tree` adds terms as
+a balanced tree (log2 of their count deep, not a chain).
 """
 from amaranth.hdl import Signal, signed
 
@@ -20,3 +21,11 @@ def mul32_signed(m, a, b, name: str):
     m.d.comb += [hi.eq(ah * bh), lo.eq(al * bl), sa.eq(ah + al), sb.eq(bh + bl), mid.eq(sa * sb),
                  out.eq((hi << 32) + ((mid - hi - lo) << 16) + lo)]
     return out
+
+
+def sum_tree(terms: list):
+    """The sum of `terms` as a balanced tree of adds, neighbours paired first."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]

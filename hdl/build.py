@@ -81,6 +81,11 @@ def check_size(cfg) -> None:
                          f"{hint}; --force tries anyway")
 
 
+def as_config(config) -> ChipConfig:
+    """A preset's name or a ChipConfig (a trial configuration, python -m hdl.fpga --set), as a ChipConfig."""
+    return config if isinstance(config, ChipConfig) else get_config(config)
+
+
 def emit(config, out: Path, log=lambda s: print(s, flush=True), force: bool = False) -> dict:
     """Emit Verilog + manifest for one configuration (a preset's name or a ChipConfig) into `out`;
     returns the manifest."""
@@ -90,7 +95,7 @@ def emit(config, out: Path, log=lambda s: print(s, flush=True), force: bool = Fa
 
     from .chip import Chip
 
-    cfg = config if isinstance(config, ChipConfig) else get_config(config)
+    cfg = as_config(config)
     if not force:
         check_size(cfg)
     out = Path(out)
@@ -191,7 +196,7 @@ def emit_board(config, out: Path, log=lambda s: print(s, flush=True)) -> dict:
 
     from .board import BoardCore
 
-    cfg = config if isinstance(config, ChipConfig) else get_config(config)
+    cfg = as_config(config)
     manifest = emit(cfg, out, log)
     out = Path(out)
     full = (out / "chip.v").read_text() + "".join(_convert([("board", BoardCore(cfg, SIM_TIMING))], out, log))

@@ -8,6 +8,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
+from .arith import sum_tree
+
 
 class HdlRules:
     """Evaluates the spec's constraint rules on Amaranth values (twin of spec.IntRules)."""
@@ -27,10 +29,7 @@ class HdlRules:
     def mul(a, b):
         """a * b as shifts and adds over b's bits (b the narrow one): an operand rule's product
         (LW's width * count) would otherwise take a whole DSP block per queue on an FPGA."""
-        terms = [Mux(b[i], a << i, 0) for i in range(len(b))]
-        while len(terms) > 1:                       # a balanced adder tree: log2 of b's width deep
-            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-        return terms[0]
+        return sum_tree(Mux(b[i], a << i, 0) for i in range(len(b)))
 
     @staticmethod
     def pow2_divides(w, n):

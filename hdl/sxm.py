@@ -19,8 +19,8 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import attach_queue, slice_queue_ports
 from .mux import mux_tree
+from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane, group_enables
 
 NATURAL = {"sxm_sample": 1, "sxm_drive": 2, "sxm_map_write": 1}

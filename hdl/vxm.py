@@ -20,9 +20,9 @@ from amaranth.lib.wiring import In, Out
 from isa import spec
 from isa.config import ChipConfig, SliceKind
 
-from .queue import attach_queue, slice_queue_ports
 from .arith import mul32_signed
 from .mux import mux_tree
+from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane
 
 NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
