@@ -26,10 +26,15 @@ class HdlRules:
         return Const(1, 8) << t
 
     @staticmethod
-    def mul(a, b):
-        """a * b as shifts and adds over b's bits (b the narrow one): an operand rule's product
-        (LW's width * count) would otherwise take a whole DSP block per queue on an FPGA."""
-        return sum_tree(Mux(b[i], a << i, 0) for i in range(len(b)))
+    def mul_le(a, b, limit, cap):
+        """a * b <= limit (a, b >= 0) with limit <= cap: when a, b <= cap only their low cap.bit_length() bits
+        are multiplied, as shifts and adds (LW's count * width on a 16-bit count would otherwise be
+        a deep adder tree, or a DSP block per queue on an FPGA, in front of the decode register)."""
+        k = max(cap.bit_length(), 1)
+        a_lo, b_lo = a.as_unsigned()[:k], b.as_unsigned()[:k]
+        product = sum_tree(Mux(b_lo[i], a_lo << i, 0) for i in range(k))
+        zero = ((a == 0) | (b == 0)) & (limit >= 0)
+        return Cat(a <= cap, b <= cap, product <= limit).all() | zero
 
     @staticmethod
     def pow2_divides(w, n):
@@ -57,7 +62,7 @@ class Decoded:
         opcode = spec.OPCODE_FIELD
         code = word[opcode.lsb:opcode.lsb + opcode.width]
         self.match: dict[str, Signal] = {}
-        self.fields: dict[str, object] = {}
+        self.fields = _fields(word, self.ops)
         known = Signal(name="known_opcode")
         bad_field = Signal(name="bad_field")
         known_terms, bad_terms = [], []
@@ -66,11 +71,6 @@ class Decoded:
             ok = Signal(name=f"ok_{op.mnemonic.lower()}")
             m.d.comb += is_op.eq(code == op.code)
             conds = [(word & op.reserved_mask) == 0]
-            for f in op.fields:
-                sl = word[f.lsb:f.lsb + f.width]
-                sl = sl.as_signed() if f.signed else sl
-                prev = self.fields.setdefault(f.name, (f, sl))
-                assert prev[0] == f, f"field {f.name} differs between opcodes; decoder needs a per-opcode slice"
             for name, lo in op.min_values:
                 conds.append(self.fields[name][1] >= lo)
             for name, hi in spec.field_limits(op, config):
@@ -97,3 +97,25 @@ class Decoded:
     def field(self, name):
         return self.fields[name][1]
 
+    @classmethod
+    def registered(cls, m: Module, word, kind: SliceKind, config: ChipConfig) -> "Decoded":
+        """Fields sliced from `word`, with `match`, `legal` and `err_code` as bare signals for the
+        caller to load with a decode computed a cycle early (the queue's pre-decode), so that
+        nothing between the word's register and what issues is decode logic."""
+        self = cls.__new__(cls)
+        self.ops = [op for op in spec.OPCODES if kind in op.kinds]
+        self.fields = _fields(word, self.ops)
+        self.match = {op.mnemonic: Signal(name=f"match_{op.mnemonic.lower()}") for op in self.ops}
+        self.legal, self.err_code = Signal(name="legal"), Signal(4, name="decode_err")
+        return self
+
+
+def _fields(word, ops) -> dict:
+    """name -> (Field, slice of `word`) for every operand field of `ops` (signed fields as signed)."""
+    fields = {}
+    for op in ops:
+        for f in op.fields:
+            sl = word[f.lsb:f.lsb + f.width]
+            prev = fields.setdefault(f.name, (f, sl.as_signed() if f.signed else sl))
+            assert prev[0] == f, f"field {f.name} differs between opcodes; decoder needs a per-opcode slice"
+    return fields

@@ -159,7 +159,7 @@ class InstructionQueue(wiring.Component):
         depth_bits = (depth - 1).bit_length()
         m.submodules.mem = mem = Memory(shape=fw * W, depth=depth // fw, init=[])
         wr = mem.write_port(granularity=W)
-        rd = mem.read_port(transparent_for=(wr,))     # a row landing now is the head next cycle
+        rd = mem.read_port(transparent_for=(wr,))     # a row landing now is read the next cycle
 
         with m.If(self.host_len_we & ~self.running):
             m.d.sync += self.length.eq(self.host_len)
@@ -170,12 +170,17 @@ class InstructionQueue(wiring.Component):
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
         advance = Signal()
-        nxt = Signal(16)
-        col = Signal(max(col_bits, 1))
-        # while idle the head is word 0, so a run may start on any cycle (even right after a stop)
-        m.d.comb += [nxt.eq(Mux(self.running, pc + advance, 0)), rd.addr.eq(nxt[col_bits:depth_bits]), rd.en.eq(1)]
-        m.d.sync += col.eq(nxt[:col_bits] if col_bits else 0)
-        m.d.comb += self.head.eq(rd.data.word_select(col, W) if fw > 1 else rd.data)
+        # The head word lives in flip-flops and the ring is read one word ahead (the word after
+        # the next head), so what issues next never waits on the RAM: its output only feeds the
+        # head register, and its address is a choice between two sums of registers.
+        head = Signal(W, reset_less=True)
+        word0 = Signal(W, reset_less=True)     # ring word 0 as last written: the head while idle
+        after = Signal(16)                     # index of the word after the next head
+        col = Signal(max(col_bits, 1))         # its column in the row the ring returns next cycle
+        m.d.comb += after.eq(Mux(self.running, Mux(advance, pc + 2, pc + 1), 1))
+        m.d.comb += [rd.addr.eq(after[col_bits:depth_bits]), rd.en.eq(1), self.head.eq(head)]
+        m.d.sync += col.eq(after[:col_bits] if col_bits else 0)
+        ahead = rd.data.word_select(col, W) if fw > 1 else rd.data     # the word at pc + 1
 
         # ---- IFETCH engine: sample on t+1+k, land at the end of t+2+k ------------------------
         count = spec.BY_MNEMONIC["IFETCH"].field("count")
@@ -200,7 +205,7 @@ class InstructionQueue(wiring.Component):
         with m.Else():
             m.d.comb += [wr.addr.eq(self.host_addr), wr.data.eq(self.host_data), wr.en.eq(self.host_we)]
 
-        dec = Decoded(m, self.head, self.kind, cfg)
+        dec = Decoded.registered(m, head, self.kind, cfg)     # the head's decode, in flip-flops
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
         head_err, head_code = Signal(), Signal(4)
         parked, sync_pc = self.parked, Signal(16)
@@ -245,6 +250,22 @@ class InstructionQueue(wiring.Component):
                 with m.Elif(dec.match[op.mnemonic]):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
                     m.d.comb += [advance.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready)]
+        # The next head, chosen without waiting on `advance` and decoded a cycle early: word 0
+        # while idle (a run may start on any cycle, even right after a stop); the vector landing
+        # now when at most the head is left (landings keep the fill point aligned, so it is the
+        # vector's first word); else the word after the head. It replaces the head when the
+        # queue is idle, advances, or has run dry and a vector lands (with nothing left, nothing
+        # advances).
+        w0_hit = wr.en[0] & (wr.addr == 0)
+        with m.If(w0_hit):
+            m.d.sync += word0.eq(wr.data[:W])
+        candidate = Signal(W)
+        m.d.comb += candidate.eq(Mux(~self.running, Mux(w0_hit, wr.data[:W], word0),
+                                     Mux(landing & (avail <= 1), s_data[:W], ahead)))
+        pre = Decoded(m, candidate, self.kind, cfg)
+        with m.If(~self.running | advance | (landing & (avail == 0))):
+            m.d.sync += [head.eq(candidate), dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]
+            m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
         with m.If(self.running):
             m.d.sync += avail.eq(avail - advance + Mux(landing, s_words, 0))
             with m.If(landing):

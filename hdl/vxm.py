@@ -150,7 +150,7 @@ class VxmLane(wiring.Component):
             shift_s = c1[:5]
             r2 = Signal(32, name=f"alu{k}_r2")
             p2 = Signal(signed(64), name=f"alu{k}_p2")
-            s2, zp2 = Signal(5, name=f"alu{k}_s2"), Signal(signed(16), name=f"alu{k}_zp2")
+            s2, zp2 = Signal(5, name=f"alu{k}_s2"), Signal(signed(17), name=f"alu{k}_zp2")   # zp2 = 2*zp + 1
             dt2, fn2 = Signal(2, name=f"alu{k}_dtype2"), Signal(FUNC_BITS, name=f"alu{k}_func2")
             sat_out, sat_v = _saturate(a1, dt1)
             m.d.comb += sat_out.eq(sat_v)
@@ -172,17 +172,26 @@ class VxmLane(wiring.Component):
                 "SELECT": Mux(a1 != 0, b1, c1), "CVT": sat_out, "REQUANT": Const(0, 32),
             }
             assert set(cases) == set(FUNC), "every ALU op of the spec has a datapath case"
+            # the product (the slowest input: three DSPs and their sums) meets the other results
+            # at the last mux, chosen by a bit decoded at s1
+            is_mul1 = Signal(name=f"alu{k}_is_mul1")
+            m.d.sync += is_mul1.eq((func == FUNC["MUL"]) | (func == FUNC["MULW"]))
+            other = Signal(32, name=f"alu{k}_other")
             with m.Switch(fn1):
                 for name, value in cases.items():
-                    with m.Case(FUNC[name]):
-                        m.d.sync += r2.eq(value[:32])
-            rnd = Signal(signed(64), name=f"alu{k}_round")          # 2**(30 + s)
-            m.d.comb += rnd.eq(Const(1 << 30, signed(64)) << shift_s)
-            m.d.sync += [p2.eq(prod + rnd), s2.eq(shift_s), zp2.eq(c1[16:32].as_signed()), dt2.eq(dt1), fn2.eq(fn1)]
+                    if name not in ("MUL", "MULW"):
+                        with m.Case(FUNC[name]):
+                            m.d.comb += other.eq(value[:32])
+            m.d.sync += r2.eq(Mux(is_mul1, prod[:32], other))
+            # REQUANT rounds half up: floor((p + 2**(30+s)) / 2**(31+s)) + zp equals
+            # floor((floor(p / 2**(30+s)) + 2*zp + 1) / 2), so s2 keeps the bare product and s3
+            # adds the rounding bit with the zero point, in the one add it has anyway
+            m.d.sync += [p2.eq(prod), s2.eq(shift_s), zp2.eq(Cat(Const(1, 1), c1[16:32]).as_signed()), dt2.eq(dt1),
+                         fn2.eq(fn1)]
             # s3: requantize's rounding shift, zero point and saturation
             r3 = getattr(self, f"r{k}")
             y = Signal(signed(40), name=f"alu{k}_y")
-            m.d.comb += y.eq(((p2 >> 31) >> s2) + zp2)
+            m.d.comb += y.eq((((p2 >> 30) >> s2) + zp2) >> 1)
             rq_out, rq_v = _saturate(y, dt2)
             m.d.comb += rq_out.eq(rq_v)
             m.d.sync += r3.eq(Mux(fn2 == FUNC["REQUANT"], rq_out, r2))

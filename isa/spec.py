@@ -469,7 +469,7 @@ MXM_OPCODES: tuple[Opcode, ...] = (
            "lane r, one per output column). Several streams per cycle load a tile in lanes/width cycles.",
            min_values=(("count", 1), ("width", 1)), latencies=("mxm_sample",),
            constraints=(_GROUP_OK, ("rows row .. row + width*count - 1 must be < lanes",
-                                    lambda v, cfg, X: v["row"] + X.mul(v["count"], v["width"]) <= cfg.lanes))),
+                                    lambda v, cfg, X: X.mul_le(v["count"], v["width"], cfg.lanes - v["row"], cfg.lanes)))),
     Opcode("MATMUL", 0x52, (SliceKind.MXM,),
            (_STREAM, _DIR, Field("accumulate", 15, 1, doc="1: add to the accumulator row; 0: overwrite it"),
             _ACC, Field("swap", 39, 1, doc="1: install the shadow weights first (see mxm_install)"), _COUNT),
@@ -569,8 +569,10 @@ class IntRules:
         return 1 << t
 
     @staticmethod
-    def mul(a, b):
-        return a * b
+    def mul_le(a, b, limit, cap):
+        """a * b <= limit, for a, b >= 0 and limit <= cap (a constant: what lets hardware multiply
+        only the low bits that can matter)."""
+        return a * b <= limit
 
     @staticmethod
     def pow2_divides(w, n):

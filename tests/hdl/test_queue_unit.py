@@ -9,7 +9,9 @@ the `ErrorCode` that `spec.check` gives and the word's index as `pc`, and IFETCH
 stream on t + ifetch_sample + k and lets the words issue from t + ifetch_write + k + 1 (earlier is
 QUEUE_UNDERRUN; a full ring is QUEUE_OVERFLOW, a misaligned fill point FETCH_ALIGN; the ring wraps).
 Words are built with `spec.encode`; every latency comes from `spec.TIMING`. A restart after a
-single idle cycle runs from word 0 (the ring reads row 0 whenever the queue is not running).
+single idle cycle runs from word 0 (the head is word 0 whenever the queue is not running).
+Every test runs on a ring of two-word rows (`tiny`) and of one-word rows (`fpga`): the head is
+a register fed from the ring one word ahead, and the two shapes take different paths into it.
 """
 
 import pytest
@@ -25,6 +27,15 @@ FW = CFG.fetch_words
 W = spec.WORD_BITS
 from hdl.queue import QUEUE_OPS           # handled inside the queue: no issue strobe
 OPS = [op.mnemonic for op in spec.OPCODES if KIND in op.kinds and op.mnemonic not in QUEUE_OPS]
+
+
+@pytest.fixture(autouse=True, params=["tiny", "fpga"])
+def config(request, monkeypatch):
+    """The configuration every helper below reads (CFG, FW), once per ring shape."""
+    cfg = get_config(request.param)
+    monkeypatch.setitem(globals(), "CFG", cfg)
+    monkeypatch.setitem(globals(), "FW", cfg.fetch_words)
+    return cfg
 
 
 def read(addr=0, stream=0, count=1, dir=0, stride=1):
@@ -63,11 +74,12 @@ def schedule(program, ready=lambda op, t: True):
 
 
 def run_queue(program, cycles, q_len=None, ready=lambda op, t: True, tap=lambda t: 0, load="rows",
-              host_poke=None, runs=1, idle=2):
+              host_poke=None, runs=1, idle=2, last_row0=None):
     """Load `program` (the first `q_len` words; default all) while idle, set Q_LEN, raise `running`
     and record `cycles` cycles. `load="rows"` writes whole ring rows, `"words"` one word per host
     write (per-word enables). `host_poke(t)` may return (row, data) to try a host write on running
-    cycle t. `runs` > 1 drops `running` for `idle` cycles between runs. Returns one trace per run: a
+    cycle t. `last_row0` (row data) is written to row 0 on the idle cycle right before `running`
+    rises. `runs` > 1 drops `running` for `idle` cycles between runs. Returns one trace per run: a
     list with one dict per cycle (sampled before the clock edge that ends the cycle)."""
     q_len = len(program) if q_len is None else q_len
     dut = InstructionQueue(CFG, KIND)
@@ -98,6 +110,8 @@ def run_queue(program, cycles, q_len=None, ready=lambda op, t: True, tap=lambda 
         ctx.set(dut.host_len_we, 0)
         await ctx.tick()
         assert ctx.get(dut.length) == q_len
+        if last_row0 is not None:
+            await host_write(ctx, 0, {col: w for col, w in enumerate(last_row0)})
         for _ in range(runs):
             assert not ctx.get(dut.busy), "busy while not running"
             ctx.set(dut.running, 1)
@@ -215,6 +229,14 @@ def test_rerun_after_one_idle_cycle():
         check_trace(trace, program)
 
 
+def test_word0_written_on_the_last_idle_cycle():
+    """A host write to word 0 on the cycle before the run starts is the first word issued."""
+    program = [write(addr=7), read(addr=1), nop(2), read(addr=2)]
+    stale = [read(addr=99)] + program[1:]
+    trace = run_queue(stale, 7, q_len=len(program), last_row0=program[:FW])
+    check_trace(trace, program)
+
+
 def _illegal_words():
     other_kind = next(op for op in spec.OPCODES if KIND not in op.kinds)
     undefined = next(c for c in range(1 << spec.OPCODE_BITS) if c not in spec.BY_CODE)
@@ -279,13 +301,13 @@ def test_ifetch(wait_extra):
     t_if = 0
     # IFETCH on 0, NOP on 1 for n cycles: the next word is wanted on 1 + n
     n = spec.TIMING["ifetch_write"] + wait_extra
-    assert FW == 2, "this test's queue image is one row: IFETCH, NOP"
     head = [ifetch, nop(n)]
+    assert len(head) % FW == 0, "the fill point after the image is aligned"
     program = head + fetched
     vectors = _vectors(fetched)
     decoys = _vectors([read(addr=200 + i) for i in range(64)])
     sample = {t_if + spec.TIMING["ifetch_sample"] + k: vectors[k] for k in range(n_vec)}
-    trace = run_queue(program, 14, q_len=FW, tap=lambda t: sample.get(t, decoys[t % len(decoys)]))
+    trace = run_queue(program, 14, q_len=len(head), tap=lambda t: sample.get(t, decoys[t % len(decoys)]))
     for t in sample:
         assert (trace[t]["fetch_stream"], trace[t]["fetch_dir"]) == (3, 1), f"cycle {t}: wrong stream tapped"
     first = 1 + n                      # cycle the first fetched word is needed
@@ -293,12 +315,12 @@ def test_ifetch(wait_extra):
     if first >= earliest:
         check_trace(trace, program)
         _, issue, _ = schedule(program)
-        assert issue[FW] == earliest
+        assert issue[len(head)] == earliest
     else:
         for t, c in enumerate(trace[:first]):
             assert not c["err"], f"cycle {t}: err"
         c = trace[first]
-        assert c["err"] and c["err_code"] == spec.ErrorCode.QUEUE_UNDERRUN and c["pc"] == FW, (
+        assert c["err"] and c["err_code"] == spec.ErrorCode.QUEUE_UNDERRUN and c["pc"] == len(head), (
             f"cycle {first}: err={c['err']} code={c['err_code']} pc={c['pc']}")
         assert c["busy"], "a fetch is in flight: the queue is busy"
         assert not any(c["issue"].values())
@@ -306,6 +328,8 @@ def test_ifetch(wait_extra):
 
 def test_ifetch_misaligned_fill_point():
     """IFETCH while Q_LEN is not a multiple of fetch_words: FETCH_ALIGN at the IFETCH."""
+    if FW == 1:
+        pytest.skip("with one word per row every fill point is aligned")
     program = [read(addr=1)] * FW + [spec.encode("IFETCH", stream=0, dir=0, count=FW)]
     assert len(program) % FW
     trace = run_queue(program, 8)
@@ -319,11 +343,13 @@ def test_ifetch_misaligned_fill_point():
 
 
 def test_ifetch_overflow():
-    """A full ring (Q_LEN = queue_depth): the fetched vector lands on t + ifetch_write while more than
-    queue_depth - fetch_words words are unissued, so QUEUE_OVERFLOW with the IFETCH's index as pc."""
+    """A full ring (Q_LEN = queue_depth): a fetched vector lands on t + ifetch_write + k while more than
+    queue_depth - fetch_words words are unissued, so QUEUE_OVERFLOW with the IFETCH's index as pc.
+    (The IFETCH itself has issued, so with one word per row the first vector still fits; the
+    second overflows.)"""
     depth = CFG.queue_depth
-    program = [spec.encode("IFETCH", stream=2, dir=0, count=FW), nop(5)] + [read(addr=3)] * (depth - 2)
-    t_land = spec.TIMING["ifetch_write"]
+    program = [spec.encode("IFETCH", stream=2, dir=0, count=2 * FW), nop(5)] + [read(addr=3)] * (depth - 2)
+    t_land = spec.TIMING["ifetch_write"] + (1 if FW == 1 else 0)
     trace = run_queue(program, t_land + 2, tap=lambda t: _vectors([write(addr=9)] * FW)[0])
     for t, c in enumerate(trace[:t_land]):
         assert not c["err"], f"cycle {t}: err={c['err']} code={c['err_code']}"
