@@ -30,7 +30,7 @@ def attach_queue(fab: Fabric, sl, ports, superlanes):
     m.d.comb += [
         hit.eq(q.sel == p),
         ports.running.eq(fab.running),
-        ports.host_q_we.eq(Mux(hit, q.row_we, 0)), ports.host_q_addr.eq(q.row_addr),
+        ports.host_q_we.eq(Mux(q.row_sel == p, q.row_we, 0)), ports.host_q_addr.eq(q.row_addr),
         ports.host_q_data.eq(q.row_data), ports.host_q_len_we.eq(q.len_we & hit), ports.host_q_len.eq(q.len),
         # IFETCH's tap: the named stream's low words as they pass
         ports.fetch_tap.eq(Cat(*(g.fetch_tap for g in superlanes))[:fab.fetch_bits]),

@@ -283,8 +283,9 @@ class HostBridge(wiring.Component):
                     restart_quiet()
                 with m.Elif(timed_out):
                     m.next = "REPLY"
+            payload_end = Signal(range(bp.REPLY_HEADER + bp.MAX_PAYLOAD + 1))   # fixed while replying
             with m.State("REPLY"):
-                m.d.sync += [tx_i.eq(0), crc.eq(bp.CRC_INIT)]
+                m.d.sync += [tx_i.eq(0), crc.eq(bp.CRC_INIT), payload_end.eq(bp.REPLY_HEADER + rlen)]
                 m.next = "TX_FETCH"
             with m.State("TX_FETCH"):                    # the payload byte is read one cycle ahead
                 m.d.comb += rd.addr.eq(tx_i - bp.REPLY_HEADER)
@@ -292,7 +293,6 @@ class HostBridge(wiring.Component):
             with m.State("TX_PUT"):
                 m.d.comb += rd.addr.eq(tx_i - bp.REPLY_HEADER)
                 out = Signal(8)
-                payload_end = bp.REPLY_HEADER + rlen
                 with m.If(tx_i == 0):
                     m.d.comb += out.eq(bp.SOF_REPLY)
                 with m.Elif(tx_i == 1):

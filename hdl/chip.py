@@ -117,8 +117,7 @@ class Chip(wiring.Component):
         err, err_info = fab.first_error()
         m.d.comb += [run.busy.eq(Cat(*fab.busy).any()), run.err.eq(err), run.err_info.eq(err_info),
                      run.parked.eq(Cat(*fab.parked).any()),
-                     run.n_corrected.eq(sum(c.as_unsigned() for c in fab.corrected)),
-                     run.n_uncorrectable.eq(sum(u.as_unsigned() for u in fab.uncorrectable)),
+                     run.corrected.eq(Cat(*fab.corrected)), run.uncorrectable.eq(Cat(*fab.uncorrectable)),
                      host.queue.length.eq(fab.q_len), host.sram.rdata.eq(fab.m_rdata),
                      host.sram.recc.eq(fab.m_recc), host.link.status.eq(fab.link_status),
                      host.link.corrected.eq(fab.link_corrected), host.link.uncorrectable.eq(fab.link_uncorrectable)]

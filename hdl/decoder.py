@@ -86,6 +86,7 @@ class Decoded:
             known_terms.append(is_op)
             bad_terms.append(is_op & ~ok)
         m.d.comb += [known.eq(Cat(*known_terms).any()), bad_field.eq(Cat(*bad_terms).any())]
+        self.known = known
         self.legal = Signal(name="legal")
         m.d.comb += self.legal.eq(known & ~bad_field)
         self.err_code = Signal(4, name="decode_err")
@@ -96,6 +97,29 @@ class Decoded:
 
     def field(self, name):
         return self.fields[name][1]
+
+    @staticmethod
+    def packed_bits(kind: SliceKind) -> int:
+        """Width of `packed()` for a queue of this kind."""
+        return len([op for op in spec.OPCODES if kind in op.kinds]).bit_length() + 1
+
+    def packed(self):
+        """The decode in `packed_bits` bits, to store beside the word: 1 + the index of the opcode
+        the word legally is (0: illegal), then whether its opcode is known at all."""
+        n = len(self.ops).bit_length()
+        index = Const(0, n)
+        for i, op in enumerate(self.ops):
+            index = index | Mux(self.match[op.mnemonic], Const(i + 1, n), Const(0, n))
+        return Cat(index, self.known)
+
+    def unpacked(self, bits) -> list:
+        """Assignments loading this decode's `match`, `legal` and `err_code` from `packed()` bits."""
+        n = len(self.ops).bit_length()
+        index, known = bits[:n], bits[n]
+        return ([self.match[op.mnemonic].eq(index == i + 1) for i, op in enumerate(self.ops)]
+                + [self.legal.eq(index != 0),
+                   self.err_code.eq(Mux(index != 0, 0, Mux(known, spec.ErrorCode.BAD_FIELD,
+                                                           spec.ErrorCode.ILLEGAL_OPCODE)))])
 
     @classmethod
     def registered(cls, m: Module, word, kind: SliceKind, config: ChipConfig) -> "Decoded":

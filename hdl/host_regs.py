@@ -102,10 +102,14 @@ class QueueLoad(wiring.Signature):
     Members
     -------
     sel : Out(8)
-        Q_SEL: the position whose queue the writes are for (each slice compares it with its own).
-    row_we : Out(fetch_words)
-        per-word enables of ring row `row_addr` (a Q_DATA_HI write sets one, a queue beat all);
-        already refused (zero) when the access is not allowed.
+        Q_SEL: the position whose queue Q_LEN writes and the read-back are for (each slice
+        compares it with its own).
+    row_sel, row_we : Out
+        a ring row write, registered (it lands a cycle after the host's access, so no queue's
+        decoder sits behind the host bus; a START can only follow it, never share its cycle,
+        since stream beats wait while a register write is accepted): the position it is for and
+        the per-word enables of ring row `row_addr` (a Q_DATA_HI write sets one, a queue beat
+        all); already refused (zero) when the access is not allowed.
     row_addr, row_data : Out
         the ring row and its fetch_words words.
     len_we, len : Out
@@ -117,7 +121,8 @@ class QueueLoad(wiring.Signature):
     def __init__(self, config: ChipConfig):
         qbits = (config.queue_depth - 1).bit_length()
         fw = config.fetch_words
-        super().__init__({"sel": Out(8), "row_we": Out(fw), "row_addr": Out(qbits - (fw - 1).bit_length()),
+        super().__init__({"sel": Out(8), "row_sel": Out(8), "row_we": Out(fw),
+                          "row_addr": Out(qbits - (fw - 1).bit_length()),
                           "row_data": Out(fw * spec.WORD_BITS), "len_we": Out(1), "len": Out(qbits + 1),
                           "length": In(qbits + 1)})
 
@@ -346,11 +351,14 @@ class HostRegs(wiring.Component):
         # ---- to the slices: the queue load (ring rows) and the SRAM access --------------------------
         one_word = Const(1, fw) << (q_addr[:col_bits] if col_bits else 0)
         fetch_bits = fw * spec.WORD_BITS
-        m.d.comb += [
-            q.sel.eq(q_sel),
+        m.d.sync += [
+            q.row_sel.eq(q_sel),
             q.row_we.eq(Mux(q_beat & q_beat_ok, (1 << fw) - 1, Mux(q_data_write & q_data_ok, one_word, 0))),
             q.row_addr.eq(q_addr[col_bits:]),
             q.row_data.eq(Mux(q_beat, bus.s_axis_tdata[:fetch_bits], Cat(*[Cat(q_lo, wdata)] * fw))),
+        ]
+        m.d.comb += [
+            q.sel.eq(q_sel),
             q.len_we.eq(q_len_write & q_len_ok), q.len.eq(wdata),
             sram.sel.eq(m_sel),
             sram.we.eq(((m_cmd & (cmd.write | cmd.write_raw)) | beat) & m_ok),

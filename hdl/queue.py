@@ -157,9 +157,16 @@ class InstructionQueue(wiring.Component):
         W = spec.WORD_BITS
         col_bits = (fw - 1).bit_length()
         depth_bits = (depth - 1).bit_length()
-        m.submodules.mem = mem = Memory(shape=fw * W, depth=depth // fw, init=[])
-        wr = mem.write_port(granularity=W)
+        # With one word per row (the `fpga` preset) each word is stored with its decode, made as
+        # it is written (Decoded.packed): nothing between the RAM's slow output and the head's
+        # registers is decode logic. Wider rows decode the next head as it is chosen instead.
+        stored = fw == 1
+        P = Decoded.packed_bits(self.kind) if stored else 0
+        m.submodules.mem = mem = Memory(shape=fw * W + P, depth=depth // fw, init=[])
+        wr = mem.write_port(granularity=W) if fw > 1 else mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))     # a row landing now is read the next cycle
+        w_row = Signal(fw * W)                         # the row written: the host's, or a fetched one
+        m.d.comb += wr.data.eq(Cat(w_row, Decoded(m, w_row, self.kind, cfg).packed()) if stored else w_row)
 
         with m.If(self.host_len_we & ~self.running):
             m.d.sync += self.length.eq(self.host_len)
@@ -174,13 +181,13 @@ class InstructionQueue(wiring.Component):
         # the next head), so what issues next never waits on the RAM: its output only feeds the
         # head register, and its address is a choice between two sums of registers.
         head = Signal(W, reset_less=True)
-        word0 = Signal(W, reset_less=True)     # ring word 0 as last written: the head while idle
+        word0 = Signal(W + P, reset_less=True)     # ring word 0 as last written: the head while idle
         after = Signal(16)                     # index of the word after the next head
         col = Signal(max(col_bits, 1))         # its column in the row the ring returns next cycle
         m.d.comb += after.eq(Mux(self.running, Mux(advance, pc + 2, pc + 1), 1))
         m.d.comb += [rd.addr.eq(after[col_bits:depth_bits]), rd.en.eq(1), self.head.eq(head)]
         m.d.sync += col.eq(after[:col_bits] if col_bits else 0)
-        ahead = rd.data.word_select(col, W) if fw > 1 else rd.data     # the word at pc + 1
+        ahead = rd.data.word_select(col, W) if fw > 1 else rd.data     # the word at pc + 1 (with its decode)
 
         # ---- IFETCH engine: sample on t+1+k, land at the end of t+2+k ------------------------
         count = spec.BY_MNEMONIC["IFETCH"].field("count")
@@ -197,13 +204,14 @@ class InstructionQueue(wiring.Component):
         inflight = f_active | s_valid
         landing = self.running & s_valid
         overflow = Signal()
-        m.d.comb += overflow.eq(landing & (avail - advance + fw > depth))
+        # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes late)
+        m.d.comb += overflow.eq(landing & Mux(advance, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
         with m.If(self.running):
-            m.d.comb += [wr.addr.eq(tail_row), wr.data.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
+            m.d.comb += [wr.addr.eq(tail_row), w_row.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
         with m.Else():
-            m.d.comb += [wr.addr.eq(self.host_addr), wr.data.eq(self.host_data), wr.en.eq(self.host_we)]
+            m.d.comb += [wr.addr.eq(self.host_addr), w_row.eq(self.host_data), wr.en.eq(self.host_we)]
 
         dec = Decoded.registered(m, head, self.kind, cfg)     # the head's decode, in flip-flops
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
@@ -257,15 +265,20 @@ class InstructionQueue(wiring.Component):
         # queue is idle, advances, or has run dry and a vector lands (with nothing left, nothing
         # advances).
         w0_hit = wr.en[0] & (wr.addr == 0)
+        written0 = Cat(w_row[:W], wr.data[fw * W:])          # word 0 of the row written (and its decode)
         with m.If(w0_hit):
-            m.d.sync += word0.eq(wr.data[:W])
-        candidate = Signal(W)
-        m.d.comb += candidate.eq(Mux(~self.running, Mux(w0_hit, wr.data[:W], word0),
-                                     Mux(landing & (avail <= 1), s_data[:W], ahead)))
-        pre = Decoded(m, candidate, self.kind, cfg)
+            m.d.sync += word0.eq(written0)
+        candidate = Signal(W + P)
+        use_w = Mux(self.running, landing & (avail <= 1), w0_hit)
+        m.d.comb += candidate.eq(Mux(use_w, written0, Mux(self.running, ahead, word0)))
         with m.If(~self.running | advance | (landing & (avail == 0))):
-            m.d.sync += [head.eq(candidate), dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]
-            m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
+            m.d.sync += head.eq(candidate[:W])
+            if stored:
+                m.d.sync += dec.unpacked(candidate[W:])
+            else:
+                pre = Decoded(m, candidate, self.kind, cfg)
+                m.d.sync += [dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]
+                m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
         with m.If(self.running):
             m.d.sync += avail.eq(avail - advance + Mux(landing, s_words, 0))
             with m.If(landing):

@@ -6,7 +6,7 @@ reports an error (DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO 
 chip top hands in the westmost failing slice's). Nothing issues, reads, writes or drives after
 the stop, because every slice sees `running` low.
 """
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,9 +33,10 @@ class RunControl(wiring.Component):
     busy : In(1)
         some slice still has something to do this cycle.
     err, err_info : In
-        some slice raises an error this cycle, and the ERROR_INFO to report (the westmost's).
-    n_corrected, n_uncorrectable : In(range(MEM slices + 1))
-        ECC events of program reads this cycle, counted while running.
+        some slice raises an error this cycle; the ERROR_INFO of the previous cycle's errors (the
+        westmost's), recorded on the cycle after the stop (a START or CLEAR then still wins).
+    corrected, uncorrectable : In(MEM slices)
+        ECC events of program reads this cycle, one bit per MEM slice (counted a cycle later).
     parked : In(1)
         some queue is parked at a SYNC.
     quiet : Out(1)
@@ -48,26 +49,34 @@ class RunControl(wiring.Component):
         n = len(config.slices_of(SliceKind.MEM))
         super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
                           "err_info": In(reg_layout("ERROR_INFO")),
-                          "n_corrected": In(range(n + 1)), "n_uncorrectable": In(range(n + 1)),
+                          "corrected": In(n), "uncorrectable": In(n),
                           "parked": In(1), "quiet": Out(1), "release": In(1), "t_rel": In(32)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.status
         m.d.comb += self.quiet.eq(st.running & ~self.busy & self.parked)
+        capture = Signal()           # the cycle after an error stop: ERROR_INFO arrives now
+        m.d.sync += capture.eq(st.running & self.err)
+        with m.If(capture):
+            m.d.sync += st.err_info.eq(self.err_info)
         with m.If(self.cmd.start):
             m.d.sync += [st.running.eq(1), st.cycles.eq(0), st.done.eq(0), st.error.eq(0), st.err_info.eq(0)]
+        # ECC events (already gated by `running` in the MEM slices) are counted a cycle after
+        # they happen, from registers: the sum over the slices and the 32-bit add are then not
+        # behind the SRAM's output and its decoder in one cycle. A CLEAR on that cycle still wins.
+        cor, unc = Signal.like(self.corrected), Signal.like(self.uncorrectable)
+        m.d.sync += [cor.eq(self.corrected), unc.eq(self.uncorrectable)]
+        m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + sum(cor)),
+                     st.ecc_uncorrectable.eq(st.ecc_uncorrectable + sum(unc))]
+        with m.If(unc != 0):
+            m.d.sync += st.ecc_sticky.eq(1)
         with m.If(self.cmd.clear):
             m.d.sync += [st.done.eq(0), st.error.eq(0), st.ecc_sticky.eq(0), st.ecc_corrected.eq(0),
                          st.ecc_uncorrectable.eq(0), st.err_info.eq(0)]
         with m.If(st.running):
-            m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + self.n_corrected),
-                         st.ecc_uncorrectable.eq(st.ecc_uncorrectable + self.n_uncorrectable)]
-            with m.If(self.n_uncorrectable != 0):
-                m.d.sync += st.ecc_sticky.eq(1)
             with m.If(self.err):
-                m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1),
-                             st.err_info.eq(self.err_info)]
+                m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1)]
             with m.Elif(self.release):
                 m.d.sync += st.cycles.eq(self.t_rel)
             with m.Elif(~self.busy & ~self.parked):
