@@ -173,6 +173,7 @@ class InstructionQueue(wiring.Component):
 
         pc = Signal(16)                    # index of the head word in the queue's instruction stream
         avail = Signal(range(depth + 1))   # words landed and not yet issued (the head included)
+        has_words = Signal()               # avail != 0, as a register: `busy` feeds the chip's stop
         tail_row = Signal(max(depth_bits - col_bits, 1))   # ring row the next fetched vector lands in
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
@@ -217,12 +218,13 @@ class InstructionQueue(wiring.Component):
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
         head_err, head_code = Signal(), Signal(4)
         parked, sync_pc = self.parked, Signal(16)
-        m.d.comb += self.busy.eq(self.running & (((avail != 0) & ~parked) | inflight))
+        m.d.comb += self.busy.eq(self.running & ((has_words & ~parked) | inflight))
         with m.If(self.sync_release):
             m.d.sync += parked.eq(0)
 
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), f_active.eq(0), parked.eq(0),
+            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
+                         f_active.eq(0), parked.eq(0),
                          tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         with m.Elif(parked):
             with m.If(self.sync_timeout):
@@ -280,7 +282,8 @@ class InstructionQueue(wiring.Component):
                 m.d.sync += [dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]
                 m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
         with m.If(self.running):
-            m.d.sync += avail.eq(avail - advance + Mux(landing, s_words, 0))
+            avail_next = avail - advance + Mux(landing, s_words, 0)
+            m.d.sync += [avail.eq(avail_next), has_words.eq(avail_next != 0)]
             with m.If(landing):
                 m.d.sync += tail_row.eq(tail_row + 1)
         with m.If(advance):
