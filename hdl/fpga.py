@@ -322,15 +322,23 @@ def main(argv=None) -> int:
         p.add_argument("--out", type=Path)
     s.add_argument("--device", default="LFE5U-85F")
     t.add_argument("--top", type=int, default=20, help="how many paths (the worst of each kind; default 20)")
+    t.add_argument("--netlist", type=Path, help="analyse this yosys/nextpnr JSON instead of synthesizing (a "
+                                                "placed one, from nextpnr --no-route --write, weighs each net "
+                                                "by its length)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "paths":
             from .timing import longest_paths, worst_by_family
 
-            cfg = configured(args.config, args.set)
-            out = (args.out or Path("build") / f"{args.config}_synth_flat").resolve()
-            synth(cfg, out, netlist=True)
-            for p in worst_by_family(longest_paths(json.loads((out / "board.json").read_text())), args.top):
+            if args.netlist:
+                if not args.netlist.is_file():
+                    raise FpgaError(f"--netlist {args.netlist}: no such file")
+                netlist = args.netlist
+            else:
+                out = (args.out or Path("build") / f"{args.config}_synth_flat").resolve()
+                synth(configured(args.config, args.set), out, netlist=True)
+                netlist = out / "board.json"
+            for p in worst_by_family(longest_paths(json.loads(netlist.read_text())), args.top):
                 print(f"{p.ns:6.1f} ns  {p.cells:3d} cells  {p.start}  ->  {p.end}")
             return 0
         if args.cmd == "synth":

@@ -45,3 +45,16 @@ def test_worst_by_family_keeps_one_per_kind():
           timing.Path(8.9, "lane5.a1", "lane5.r2_TRELLIS_FF_Q_7_DI", 5),
           timing.Path(7.0, "queue.head", "queue.legal", 3)]
     assert [p.ns for p in timing.worst_by_family(ps, 10)] == [9.0, 7.0]
+
+
+def test_placed_nets_cost_their_distance():
+    """With nextpnr's placement (NEXTPNR_BEL), a net costs a base plus a per-tile delay."""
+    cells = {"src": _cell("TRELLIS_FF", {"DI": [9], "CLK": [1]}, {"Q": [2]}),
+             "l1": _cell("LUT4", {"A": [2]}, {"Z": [3]}),
+             "dst": _cell("TRELLIS_FF", {"DI": [3], "CLK": [1]}, {"Q": [9]})}
+    for name, xy in (("src", "X1/Y1/SLICEA"), ("l1", "X3/Y1/SLICEA"), ("dst", "X3/Y7/SLICEB")):
+        cells[name]["attributes"] = {"NEXTPNR_BEL": xy}
+    paths = timing.longest_paths(_netlist(cells, {"a_q": 2, "b_d": 3, "b_q": 9, "clk": 1}))
+    net = lambda tiles: timing.NET_BASE_NS + timing.NET_PER_TILE_NS * tiles
+    want = timing.CLK_TO_Q_NS["TRELLIS_FF"] + net(2) + timing.CELL_NS["LUT4"] + net(6)
+    assert paths[0].ns == pytest.approx(want, abs=0.01)
