@@ -2,8 +2,9 @@
 
 One transaction at a time: a write is accepted when AWVALID and WVALID are both
 high, a read when ARVALID is high (writes first). The register side sees a
-one-cycle `reg_we` / `reg_re` strobe with `reg_addr`; read data is taken from
-`reg_rdata` in that same cycle; the write response waits while `reg_wbusy` is
+one-cycle `reg_we` / `reg_re` strobe with `reg_addr` on the cycle after the
+handshake (address and data are registered first); read data is taken from
+`reg_rdata` in the strobe's cycle; the write response waits while `reg_wbusy` is
 high (multi-cycle commands such as an SRAM access). WSTRB is ignored: registers
 are written whole (documented in docs/ISA.md (host register map)). Responses are always OKAY;
 refused accesses are reported in the STATUS register instead.
@@ -40,7 +41,7 @@ class AxiLiteSlave(wiring.Component):
     reg_addr, reg_wdata : Out
         the register address and the data written, valid with the strobes.
     reg_we, reg_re : Out(1)
-        one-cycle write / read strobes.
+        one-cycle write / read strobes, on the cycle after the handshake.
     reg_rdata : In(32)
         the addressed register's value, taken on the `reg_re` cycle.
     reg_wbusy : In(1)
@@ -56,16 +57,24 @@ class AxiLiteSlave(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The accepted address and data are registered and the strobe follows on the next cycle:
+        # the master (on a board, the UART bridge) and the register file's decode are then not
+        # one path, which on an FPGA spans the device.
+        addr, wdata = Signal.like(self.reg_addr), Signal.like(self.reg_wdata)
+        m.d.comb += [self.reg_addr.eq(addr), self.reg_wdata.eq(wdata)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.awvalid & self.wvalid):
-                    m.d.comb += [self.awready.eq(1), self.wready.eq(1), self.reg_we.eq(1),
-                                 self.reg_addr.eq(self.awaddr), self.reg_wdata.eq(self.wdata)]
-                    m.next = "WRITE_WAIT"
+                    m.d.comb += [self.awready.eq(1), self.wready.eq(1)]
+                    m.d.sync += [addr.eq(self.awaddr), wdata.eq(self.wdata)]
+                    m.next = "WRITE"
                 with m.Elif(self.arvalid):
-                    m.d.comb += [self.arready.eq(1), self.reg_re.eq(1), self.reg_addr.eq(self.araddr)]
-                    m.d.sync += [self.rdata.eq(self.reg_rdata), self.rvalid.eq(1)]
-                    m.next = "READ_RESP"
+                    m.d.comb += self.arready.eq(1)
+                    m.d.sync += addr.eq(self.araddr)
+                    m.next = "READ"
+            with m.State("WRITE"):
+                m.d.comb += self.reg_we.eq(1)
+                m.next = "WRITE_WAIT"
             with m.State("WRITE_WAIT"):
                 with m.If(~self.reg_wbusy):
                     m.d.sync += self.bvalid.eq(1)
@@ -74,6 +83,10 @@ class AxiLiteSlave(wiring.Component):
                 with m.If(self.bready):
                     m.d.sync += self.bvalid.eq(0)
                     m.next = "IDLE"
+            with m.State("READ"):
+                m.d.comb += self.reg_re.eq(1)
+                m.d.sync += [self.rdata.eq(self.reg_rdata), self.rvalid.eq(1)]
+                m.next = "READ_RESP"
             with m.State("READ_RESP"):
                 with m.If(self.rready):
                     m.d.sync += self.rvalid.eq(0)

@@ -112,14 +112,17 @@ class Decoded:
             index = index | Mux(self.match[op.mnemonic], Const(i + 1, n), Const(0, n))
         return Cat(index, self.known)
 
-    def unpacked(self, bits) -> list:
-        """Assignments loading this decode's `match`, `legal` and `err_code` from `packed()` bits."""
+    def unpacked(self, bits) -> tuple:
+        """(match, legal, err_code) as values computed from `packed()` bits."""
         n = len(self.ops).bit_length()
         index, known = bits[:n], bits[n]
-        return ([self.match[op.mnemonic].eq(index == i + 1) for i, op in enumerate(self.ops)]
-                + [self.legal.eq(index != 0),
-                   self.err_code.eq(Mux(index != 0, 0, Mux(known, spec.ErrorCode.BAD_FIELD,
-                                                           spec.ErrorCode.ILLEGAL_OPCODE)))])
+        match = {op.mnemonic: index == i + 1 for i, op in enumerate(self.ops)}
+        err_code = Mux(index != 0, 0, Mux(known, spec.ErrorCode.BAD_FIELD, spec.ErrorCode.ILLEGAL_OPCODE))
+        return match, index != 0, err_code
+
+    def load(self, match, legal, err_code) -> list:
+        """Assignments loading this (registered) decode's signals from values."""
+        return [self.match[k].eq(match[k]) for k in self.match] + [self.legal.eq(legal), self.err_code.eq(err_code)]
 
     @classmethod
     def registered(cls, m: Module, word, kind: SliceKind, config: ChipConfig) -> "Decoded":

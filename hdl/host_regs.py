@@ -105,11 +105,12 @@ class QueueLoad(wiring.Signature):
         Q_SEL: the position whose queue Q_LEN writes and the read-back are for (each slice
         compares it with its own).
     row_sel, row_we : Out
-        a ring row write, registered (it lands a cycle after the host's access, so no queue's
-        decoder sits behind the host bus; a START can only follow it, never share its cycle,
-        since stream beats wait while a register write is accepted): the position it is for and
-        the per-word enables of ring row `row_addr` (a Q_DATA_HI write sets one, a queue beat
-        all); already refused (zero) when the access is not allowed.
+        a ring row write (each queue registers it and writes its ring a cycle after the host's
+        access, so no queue's decoder sits behind a wire across the chip; a START can only
+        follow it, never share its cycle, since stream beats wait while a register write is
+        accepted): the position it is for and the per-word enables of ring row `row_addr` (a
+        Q_DATA_HI write sets one, a queue beat all); already refused (zero) when the access is
+        not allowed.
     row_addr, row_data : Out
         the ring row and its fetch_words words.
     len_we, len : Out
@@ -351,7 +352,7 @@ class HostRegs(wiring.Component):
         # ---- to the slices: the queue load (ring rows) and the SRAM access --------------------------
         one_word = Const(1, fw) << (q_addr[:col_bits] if col_bits else 0)
         fetch_bits = fw * spec.WORD_BITS
-        m.d.sync += [
+        m.d.comb += [
             q.row_sel.eq(q_sel),
             q.row_we.eq(Mux(q_beat & q_beat_ok, (1 << fw) - 1, Mux(q_data_write & q_data_ok, one_word, 0))),
             q.row_addr.eq(q_addr[col_bits:]),

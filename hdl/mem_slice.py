@@ -53,7 +53,8 @@ class MemSlice(wiring.Component):
     tap_stream, tap_dir : Out; tap : In(word_bits)
         the stream the write engine samples this cycle, and its value passing the slice.
     ecc_corrected, ecc_uncorrectable : Out(1)
-        a program read this cycle found a corrected / an uncorrectable error.
+        a program read on the previous cycle found a corrected / an uncorrectable error
+        (registered: run control counts them a cycle after the check).
     host_m_we, host_m_raw, host_m_addr, host_m_data, host_m_ecc : In
         the host's SRAM write (acts only while idle; `we` already qualified by M_SEL).
     host_m_rdata, host_m_recc : Out
@@ -114,7 +115,9 @@ class MemSlice(wiring.Component):
         m.submodules.ecc_dec = dec = SecdedDecoder(W)
         m.d.comb += [dec.data.eq(rd.data[:W]), dec.ecc.eq(rd.data[W:])]
         m.d.comb += [self.host_m_rdata.eq(rd.data[:W]), self.host_m_recc.eq(rd.data[W:])]
-        m.d.comb += [self.ecc_corrected.eq(self.running & s1_valid & dec.corrected),
+        # registered here, beside the decoder: run control (across the chip) counts them a cycle
+        # later, so the SRAM, the decoder and that wire are not one cycle
+        m.d.sync += [self.ecc_corrected.eq(self.running & s1_valid & dec.corrected),
                      self.ecc_uncorrectable.eq(self.running & s1_valid & dec.uncorrectable)]
         stages = [(s1_valid & self.running, s1_stream, s1_dir, dec.out)]
         for i in range(spec.TIMING["mem_read_drive"] - NATURAL["mem_read_drive"] + 1):

@@ -80,6 +80,11 @@ def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQ
     return q
 
 
+def _mux_decode(sel, a, b):
+    """(match, legal, err_code) of a when sel, else of b."""
+    return ({k: Mux(sel, a[0][k], b[0][k]) for k in a[0]}, Mux(sel, a[1], b[1]), Mux(sel, a[2], b[2]))
+
+
 class InstructionQueue(wiring.Component):
     """One slice's instruction queue: a ring of instruction words with an IFETCH engine.
 
@@ -97,7 +102,7 @@ class InstructionQueue(wiring.Component):
         at Q_LEN.
     host_we, host_addr, host_data, host_len_we, host_len : In
         the host's load port (acts only while idle): per-word enables of ring row `host_addr` and
-        its fetch_words words; `length` is Q_LEN.
+        its fetch_words words, written a cycle later (registered here); `length` is Q_LEN.
     fetch_stream, fetch_dir : Out; fetch_tap : In
         the stream IFETCH samples, and its value passing the slice.
     head : Out(64)
@@ -166,7 +171,8 @@ class InstructionQueue(wiring.Component):
         wr = mem.write_port(granularity=W) if fw > 1 else mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))     # a row landing now is read the next cycle
         w_row = Signal(fw * W)                         # the row written: the host's, or a fetched one
-        m.d.comb += wr.data.eq(Cat(w_row, Decoded(m, w_row, self.kind, cfg).packed()) if stored else w_row)
+        w_dec = Decoded(m, w_row, self.kind, cfg) if stored else None       # the row written, decoded
+        m.d.comb += wr.data.eq(Cat(w_row, w_dec.packed()) if stored else w_row)
 
         with m.If(self.host_len_we & ~self.running):
             m.d.sync += self.length.eq(self.host_len)
@@ -209,10 +215,14 @@ class InstructionQueue(wiring.Component):
         m.d.comb += overflow.eq(landing & Mux(advance, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
+        # the host's row write is registered here, beside the ring: it lands a cycle after the
+        # access (the host port's wires span the chip; the row's decode then starts at a register)
+        h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
+        m.d.sync += [h_we.eq(self.host_we), h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
         with m.If(self.running):
             m.d.comb += [wr.addr.eq(tail_row), w_row.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
         with m.Else():
-            m.d.comb += [wr.addr.eq(self.host_addr), w_row.eq(self.host_data), wr.en.eq(self.host_we)]
+            m.d.comb += [wr.addr.eq(h_addr), w_row.eq(h_data), wr.en.eq(h_we)]
 
         dec = Decoded.registered(m, head, self.kind, cfg)     # the head's decode, in flip-flops
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
@@ -276,7 +286,10 @@ class InstructionQueue(wiring.Component):
         with m.If(~self.running | advance | (landing & (avail == 0))):
             m.d.sync += head.eq(candidate[:W])
             if stored:
-                m.d.sync += dec.unpacked(candidate[W:])
+                # the word written this cycle takes its decode straight from the decoder (not
+                # through packed bits and back: that path is the queue's longest)
+                stored_dec = dec.unpacked(Mux(self.running, ahead[W:], word0[W:]))
+                m.d.sync += dec.load(*(_mux_decode(use_w, (w_dec.match, w_dec.legal, w_dec.err_code), stored_dec)))
             else:
                 pre = Decoded(m, candidate, self.kind, cfg)
                 m.d.sync += [dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]

@@ -36,7 +36,8 @@ class RunControl(wiring.Component):
         some slice raises an error this cycle; the ERROR_INFO of the previous cycle's errors (the
         westmost's), recorded on the cycle after the stop (a START or CLEAR then still wins).
     corrected, uncorrectable : In(MEM slices)
-        ECC events of program reads this cycle, one bit per MEM slice (counted a cycle later).
+        ECC events of program reads on the previous cycle, one bit per MEM slice (registered in
+        the slices).
     parked : In(1)
         some queue is parked at a SYNC.
     quiet : Out(1)
@@ -62,11 +63,11 @@ class RunControl(wiring.Component):
             m.d.sync += st.err_info.eq(self.err_info)
         with m.If(self.cmd.start):
             m.d.sync += [st.running.eq(1), st.cycles.eq(0), st.done.eq(0), st.error.eq(0), st.err_info.eq(0)]
-        # ECC events (already gated by `running` in the MEM slices) are counted a cycle after
-        # they happen, from registers: the sum over the slices and the 32-bit add are then not
-        # behind the SRAM's output and its decoder in one cycle. A CLEAR on that cycle still wins.
-        cor, unc = Signal.like(self.corrected), Signal.like(self.uncorrectable)
-        m.d.sync += [cor.eq(self.corrected), unc.eq(self.uncorrectable)]
+        # ECC events (gated by `running` in the MEM slices) arrive a cycle after they happen, from
+        # each slice's own registers: the sum over the slices and the 32-bit add are then not
+        # behind the SRAM's output, its decoder and a wire across the chip in one cycle. A CLEAR
+        # on that cycle still wins.
+        cor, unc = self.corrected, self.uncorrectable
         m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + sum(cor)),
                      st.ecc_uncorrectable.eq(st.ecc_uncorrectable + sum(unc))]
         with m.If(unc != 0):

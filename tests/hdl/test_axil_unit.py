@@ -9,7 +9,7 @@ writes to "slow" addresses) sits on the register side. Every run is checked by:
 
 * protocol monitors: a response (`bvalid`/`rvalid`) holds, with the same `bresp` / `rdata` /
   `rresp`, until accepted; `bresp` and `rresp` are OKAY (the code answers every access OKAY);
-  `reg_we` / `reg_re` are single strobes whose `reg_addr` / `reg_wdata` are the handshaken
+  `reg_we` / `reg_re` are single strobes, a cycle after the handshake, whose `reg_addr` / `reg_wdata` are the handshaken
   channel values;
 * a scoreboard: writes reach the register side in order, exactly once each, and every read
   returns what the register side held for that address when the read was performed;
@@ -70,6 +70,7 @@ def run_axil(program, slow=None, bready_delays=(), rready_delays=(), max_cycles=
         busy_left = 0
         b_wait = r_wait = 0                  # cycles the pending response has been valid
         prev_b = prev_r = None               # (valid, ready, payload) on the previous cycle
+        pending_w = pending_r = None         # accepted on the previous cycle: its strobe is due now
         for t in range(max_cycles):
             # ---- master outputs ----
             for c, (items, valid, _, payload) in chans.items():
@@ -107,17 +108,20 @@ def run_axil(program, slow=None, bready_delays=(), rready_delays=(), max_cycles=
                     assert cur[0] and cur[2] == prev[2], (
                         f"cycle {t}: {name} response {prev[2]} withdrawn or changed to {cur} before it was accepted")
             assert hs["aw"] == hs["w"], f"cycle {t}: AW and W accepted apart (the slave takes them together)"
-            if hs["aw"]:
-                assert we and not re_, f"cycle {t}: write accepted without a reg_we strobe"
-                assert (reg_addr, reg_wdata) == (aw[pos["aw"]].payload, w[pos["w"]].payload), (
+            # the strobe follows the handshake by one cycle, with the accepted address and data
+            if pending_w is not None:
+                assert we and not re_, f"cycle {t}: write accepted on {t - 1} without a reg_we strobe now"
+                assert (reg_addr, reg_wdata) == pending_w, (
                     f"cycle {t}: reg_addr/reg_wdata {reg_addr:#x}/{reg_wdata:#x} are not the accepted beats")
             else:
-                assert not we, f"cycle {t}: reg_we without a write handshake"
-            if hs["ar"]:
-                assert re_ and reg_addr == ar[pos["ar"]].payload, (
-                    f"cycle {t}: read accepted, reg_re={re_} reg_addr={reg_addr:#x}")
+                assert not we, f"cycle {t}: reg_we without a write handshake on the previous cycle"
+            if pending_r is not None:
+                assert re_ and reg_addr == pending_r, (
+                    f"cycle {t}: read accepted on {t - 1}, reg_re={re_} reg_addr={reg_addr:#x}")
             else:
-                assert not re_, f"cycle {t}: reg_re without a read handshake"
+                assert not re_, f"cycle {t}: reg_re without a read handshake on the previous cycle"
+            pending_w = (aw[pos["aw"]].payload, w[pos["w"]].payload) if hs["aw"] else None
+            pending_r = ar[pos["ar"]].payload if hs["ar"] else None
             # ---- bookkeeping ----
             if we:
                 log["we"].append((t, reg_addr, reg_wdata))
@@ -270,9 +274,11 @@ def test_back_to_back():
     reads = [R(4 * i) for i in reversed(range(8))]
     log = run_axil(writes + [SYNC] + reads)
     assert [d for _, d in log["r"]] == [p[2] for p in reversed(writes)]
-    # no transaction waits longer than the slave's own turnaround (the master never stalls)
+    # no transaction waits longer than the slave's own turnaround (the master never stalls):
+    # handshake, strobe, response (a write's after its wait cycle), then the next handshake
     starts = [t for t, _, _ in log["we"]] + [t for t, _, _ in log["re"]]
-    assert all(b - a <= 3 for a, b in zip(starts, starts[1:])), starts
+    assert all(b - a == 4 for a, b in zip(starts[:7], starts[1:8])), starts
+    assert all(b - a == 3 for a, b in zip(starts[8:], starts[9:])), starts
 
 
 @pytest.mark.parametrize("busy", [1, 2, 7])

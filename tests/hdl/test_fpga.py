@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from constraints import BOARDS, BoardError, get_board
-from hdl.fpga import check, parse_stat, pll_params, summary
+from hdl.fpga import check, parse_stat, placed_estimate, pll_params, summary
 from isa import bridge as bp
 from isa.config import get_config
 
@@ -65,6 +65,16 @@ def test_report_checks():
     bad = dict(ok, utilization={"DP16KD": {"used": 300, "available": 208}},
                fmax={"clk": {"achieved": 40.0, "constraint": 50.0}})
     assert check(bad) == ["DP16KD 300 of 208", "clock clk reaches 40.0 MHz, constrained 50.0"]
+
+
+def test_placed_only_report_takes_placements_estimate():
+    log = "Info: Max frequency for clock '$glbnet$clk': 31.96 MHz (FAIL at 50.00 MHz)\n"
+    est = placed_estimate(log)
+    assert est == {"$glbnet$clk": {"achieved": 31.96, "constraint": 50.0}}
+    rep = {"board": "ulx3s-85f", "config": "fpga", "build_seconds": 1.0, "routed": False, "fmax": {},
+           "utilization": {"TRELLIS_COMB": {"used": 100, "available": 83640}}, "fmax_placed_estimate": est}
+    assert "(placed only: estimates)" in summary(rep) and "32.0 MHz (constraint 50.0)" in summary(rep)
+    assert check(rep) == []
 
 
 def test_fusesoc_core_names_the_emitted_file_and_top():

@@ -111,7 +111,10 @@ def run_queue(program, cycles, q_len=None, ready=lambda op, t: True, tap=lambda 
         await ctx.tick()
         assert ctx.get(dut.length) == q_len
         if last_row0 is not None:
+            # the queue registers the host's write and writes its ring on the next cycle, the
+            # last idle one (as in the chip: a START follows a queue load by at least a cycle)
             await host_write(ctx, 0, {col: w for col, w in enumerate(last_row0)})
+            await ctx.tick()
         for _ in range(runs):
             assert not ctx.get(dut.busy), "busy while not running"
             ctx.set(dut.running, 1)

@@ -48,13 +48,37 @@ def test_worst_by_family_keeps_one_per_kind():
 
 
 def test_placed_nets_cost_their_distance():
-    """With nextpnr's placement (NEXTPNR_BEL), a net costs a base plus a per-tile delay."""
+    """With nextpnr's placement (NEXTPNR_BEL), a net costs what nextpnr's estimate gives its span."""
     cells = {"src": _cell("TRELLIS_FF", {"DI": [9], "CLK": [1]}, {"Q": [2]}),
              "l1": _cell("LUT4", {"A": [2]}, {"Z": [3]}),
              "dst": _cell("TRELLIS_FF", {"DI": [3], "CLK": [1]}, {"Q": [9]})}
-    for name, xy in (("src", "X1/Y1/SLICEA"), ("l1", "X3/Y1/SLICEA"), ("dst", "X3/Y7/SLICEB")):
+    for name, xy in (("src", "X1/Y1/SLICEA"), ("l1", "X3/Y1/SLICEA"), ("dst", "X3/Y17/SLICEB")):
         cells[name]["attributes"] = {"NEXTPNR_BEL": xy}
     paths = timing.longest_paths(_netlist(cells, {"a_q": 2, "b_d": 3, "b_q": 9, "clk": 1}))
-    net = lambda tiles: timing.NET_BASE_NS + timing.NET_PER_TILE_NS * tiles
-    want = timing.CLK_TO_Q_NS["TRELLIS_FF"] + net(2) + timing.CELL_NS["LUT4"] + net(6)
+    want = timing.CLK_TO_Q_NS["TRELLIS_FF"] + timing.placed_net_ns(2, 0) + timing.CELL_NS["LUT4"] \
+        + timing.placed_net_ns(0, 16)
     assert paths[0].ns == pytest.approx(want, abs=0.01)
+    # 130 ps units: 6, 2 per tile of the first 5 in each direction, 1 per tile beyond
+    assert timing.placed_net_ns(0, 16) == pytest.approx(0.13 * (6 + 11 + 10))
+
+
+def test_packed_cells_after_placement():
+    """nextpnr's packed netlist: a LUT half slice (TRELLIS_COMB, A..D -> F), then two carry halves
+    (MODE CCU2) chained over FCO -> FCI without a net, into a register; `via` names the way."""
+    def comb(mode, ins, outs, xy):
+        c = _cell("TRELLIS_COMB", ins, outs)
+        c["parameters"], c["attributes"] = {"MODE": mode}, {"NEXTPNR_BEL": xy}
+        return c
+    cells = {"src": _cell("TRELLIS_FF", {"DI": [9], "CLK": [1]}, {"Q": [2]}),
+             "lut": comb("LOGIC", {"A": [2], "B": ["0"]}, {"F": [3]}, "X1/Y1/SLICEA.K0"),
+             "c0": comb("CCU2", {"A": [3], "FCI": ["0"]}, {"F": [6], "FCO": [4]}, "X1/Y1/SLICEB.K0"),
+             "c1": comb("CCU2", {"A": ["0"], "FCI": [4]}, {"F": [5], "FCO": [8]}, "X1/Y1/SLICEB.K1"),
+             "dst": _cell("TRELLIS_FF", {"DI": [5], "CLK": [1]}, {"Q": [9]})}
+    cells["src"]["attributes"] = {"NEXTPNR_BEL": "X1/Y1/SLICEA.FF0"}
+    cells["dst"]["attributes"] = {"NEXTPNR_BEL": "X1/Y1/SLICEC.FF0"}
+    paths = timing.longest_paths(_netlist(cells, {"a_q": 2, "l": 3, "carry": 4, "sum": 5, "b_q": 9, "clk": 1}))
+    end = [p for p in paths if p.end == "sum"][0]
+    c, near = timing.CARRY_NS, timing.placed_net_ns(0, 0)
+    want = timing.CLK_TO_Q_NS["TRELLIS_FF"] + near + timing.CELL_NS["LUT4"] + near + c["in_cout"] + c["cin_sum"] + near
+    assert end.ns == pytest.approx(want, abs=0.01) and end.cells == 3
+    assert [name for name, _ in end.via] == ["a_q", "l", "carry", "sum"]
