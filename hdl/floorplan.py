@@ -20,6 +20,8 @@ from pathlib import Path
 
 from constraints import DSP_SITES
 
+from .timing import top_module
+
 DSP = "MULT18X18D"
 # an MXM column (`..MXM_W0_g0.col3.`) or a VXM lane (`..VXM_g0.lane5.`): slice, superlane, index
 _GROUP = re.compile(r"^(?P<unit>.*\.(?P<slice>(?P<kind>MXM|VXM)_?(?P<side>[EW]?)\d*)_g(?P<g>\d+)\."
@@ -95,7 +97,7 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
 
 def pin(netlist: dict, device: str) -> int:
     """Write the plan into a yosys JSON netlist (in place); returns how many cells were pinned."""
-    top = next(m for m in netlist["modules"].values() if m.get("attributes", {}).get("top"))
+    top = top_module(netlist)
     placed = plan(dsp_groups(top["cells"]), DSP_SITES[device])
     for cell, site in placed.items():
         top["cells"][cell].setdefault("attributes", {})["BEL"] = site

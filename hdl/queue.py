@@ -215,14 +215,13 @@ class InstructionQueue(wiring.Component):
         m.d.comb += overflow.eq(landing & Mux(advance, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
-        # the host's row write is registered here, beside the ring: it lands a cycle after the
-        # access (the host port's wires span the chip; the row's decode then starts at a register)
-        # (row and data load only with this queue's enables: registers every queue would load
-        # alike, synthesis would merge into one, wire across the chip again)
-        # The host's enables are taken only while idle, and a START never shares a cycle with a
-        # queue load, so a registered host row and a landing vector never meet: the registered
-        # enables choose the source, and `running` (a wire across the chip) is not in front of
-        # the row's decode.
+        # The host's row write is registered here, beside the ring, and lands a cycle after the
+        # access: the host port's wires span the chip, and the row's decode then starts at a
+        # register. Row and data load only under this queue's enables (registers every queue
+        # loaded alike, synthesis would merge into one across the chip). The enables are taken
+        # only while idle and a START never shares a cycle with a queue load, so a host row and
+        # a landing vector never meet: the registered enables choose the source, and `running`
+        # (a wire across the chip) is not in front of the row's decode.
         h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
         m.d.sync += h_we.eq(Mux(self.running, 0, self.host_we))
         with m.If(self.host_we.any()):
@@ -287,15 +286,15 @@ class InstructionQueue(wiring.Component):
         written0 = Cat(w_row[:W], wr.data[fw * W:])          # word 0 of the row written (and its decode)
         with m.If(w0_hit):
             m.d.sync += word0.eq(written0)
-        candidate = Signal(W + P)
+        candidate, kept = Signal(W + P), Signal(W + P)     # kept: the next head unless one is written now
         use_w = Mux(self.running, landing & (avail <= 1), w0_hit)
-        m.d.comb += candidate.eq(Mux(use_w, written0, Mux(self.running, ahead, word0)))
+        m.d.comb += [kept.eq(Mux(self.running, ahead, word0)), candidate.eq(Mux(use_w, written0, kept))]
         with m.If(~self.running | advance | (landing & (avail == 0))):
             m.d.sync += head.eq(candidate[:W])
             if stored:
                 # the word written this cycle takes its decode straight from the decoder (not
                 # through packed bits and back: that path is the queue's longest)
-                stored_dec = dec.unpacked(Mux(self.running, ahead[W:], word0[W:]))
+                stored_dec = dec.unpacked(kept[W:])
                 m.d.sync += dec.load(*(_mux_decode(use_w, (w_dec.match, w_dec.legal, w_dec.err_code), stored_dec)))
             else:
                 pre = Decoded(m, candidate, self.kind, cfg)

@@ -67,10 +67,9 @@ class RunControl(wiring.Component):
         # each slice's own registers: the sum over the slices and the 32-bit add are then not
         # behind the SRAM's output, its decoder and a wire across the chip in one cycle. A CLEAR
         # on that cycle still wins.
-        cor, unc = self.corrected, self.uncorrectable
-        m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + sum(cor)),
-                     st.ecc_uncorrectable.eq(st.ecc_uncorrectable + sum(unc))]
-        with m.If(unc != 0):
+        m.d.sync += [st.ecc_corrected.eq(st.ecc_corrected + sum(self.corrected)),
+                     st.ecc_uncorrectable.eq(st.ecc_uncorrectable + sum(self.uncorrectable))]
+        with m.If(self.uncorrectable != 0):
             m.d.sync += st.ecc_sticky.eq(1)
         with m.If(self.cmd.clear):
             m.d.sync += [st.done.eq(0), st.error.eq(0), st.ecc_sticky.eq(0), st.ecc_corrected.eq(0),

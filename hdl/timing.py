@@ -71,7 +71,8 @@ def _arcs(cell: dict):
                 yield i, o, CELL_NS[t]
 
 
-def _top(netlist: dict) -> dict:
+def top_module(netlist: dict) -> dict:
+    """The top module of a yosys or nextpnr JSON netlist."""
     mods = netlist["modules"]
     return next(m for m in mods.values() if m.get("attributes", {}).get("top")) if len(mods) > 1 \
         else next(iter(mods.values()))
@@ -90,7 +91,7 @@ def _positions(cells: dict) -> dict:
 def longest_paths(netlist: dict) -> list[Path]:
     """Every endpoint's latest arrival, latest first (one Path per endpoint bit). A placed netlist
     (nextpnr's --write after placement) gets each net's delay from the distance it spans."""
-    top = _top(netlist)
+    top = top_module(netlist)
     cells = top["cells"]
     pos = _positions(cells)
 
