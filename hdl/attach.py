@@ -34,10 +34,9 @@ def attach_queue(fab: Fabric, sl, ports, superlanes):
         ports.host_q_data.eq(q.row_data), ports.host_q_len_we.eq(q.len_we & hit), ports.host_q_len.eq(q.len),
         # IFETCH's tap: the named stream's low words as they pass
         ports.fetch_tap.eq(Cat(*(g.fetch_tap for g in superlanes))[:fab.fetch_bits]),
-        ports.sync_release.eq(fab.sync.release), ports.sync_timeout.eq(fab.sync.timeout),
+        ports.sync_release.eq(fab.sync.release),
     ]
-    fab.parked.append(ports.parked)
-    fab.report(p, ports.busy, ports.err, ports.err_code, ports.err_pc)
+    fab.report(p, ports.busy, ports.err, ports.err_code, ports.err_pc, ports.parked)
     fab.q_len = Mux(hit, ports.q_len, fab.q_len)
 
 

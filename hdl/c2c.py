@@ -228,7 +228,7 @@ class C2cSlice(wiring.Component):
 
         with m.If(~running):
             m.d.sync += [s_left.eq(0), s_busy.eq(0), r_left.eq(0)]
-        m.d.comb += self.busy.eq(running & (q.busy | (s_busy != 0) | (r_left != 0) | d_valid))
+        m.d.comb += self.busy.eq(q.busy | (s_busy != 0) | (r_left != 0) | d_valid)     # as if running (hdl/queue.py)
 
     # ---- TX (sync domain) -----------------------------------------------------------------------
     def _tx(self, m, txbuf):

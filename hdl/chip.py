@@ -99,6 +99,7 @@ class Chip(wiring.Component):
                      self.ecc.eq(run.status.ecc_sticky | (run.status.ecc_corrected != 0))]
         m.submodules.sync = sync = SyncUnit(cfg)
         m.d.comb += [sync.start.eq(host.cmd.start), sync.running.eq(run.status.running), sync.quiet.eq(run.quiet),
+                     sync.err.eq(run.err), run.timeout.eq(sync.timeout),
                      sync.cycles.eq(run.status.cycles), run.release.eq(sync.release), run.t_rel.eq(sync.t_rel),
                      sync.tree.eq(host.sync.tree), sync.children.eq(host.sync.children),
                      sync.margin.eq(host.sync.margin), sync.timeout_limit.eq(host.sync.timeout),
@@ -114,7 +115,7 @@ class Chip(wiring.Component):
             m.d.comb += [getattr(self, f"east_out_{s}").eq(fab.edge("east", s)),
                          getattr(self, f"west_out_{s}").eq(fab.edge("west", s))]
 
-        err, err_info = fab.first_error()
+        err, err_info = fab.first_error(sync.timeout)
         m.d.comb += [run.busy.eq(Cat(*fab.busy).any()), run.err.eq(err), run.err_info.eq(err_info),
                      run.parked.eq(Cat(*fab.parked).any()),
                      run.corrected.eq(Cat(*fab.corrected)), run.uncorrectable.eq(Cat(*fab.uncorrectable)),

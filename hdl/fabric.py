@@ -37,13 +37,12 @@ class Fabric:
     link_pins : dict
         per C2C slice name, the chip's link pins {"tx", "rx", "rx_clk"}.
     sync : SyncUnit
-        the chip's sync unit (hdl/sync.py): the queues' release and timeout, the links' HAC and messages.
+        the chip's sync unit (hdl/sync.py): the queues' release, the links' HAC and messages.
     """
 
     def __init__(self, m, config: ChipConfig, units: dict, host, running, cycle=None, link_pins=None, sync=None):
         self.m, self.config, self.units, self.host, self.running = m, config, units, host, running
         self.cycle, self.link_pins, self.sync = cycle, link_pins or {}, sync
-        self.parked = []                                   # every queue's "parked at a SYNC"
         # the L_SEL slice's L_STATUS, L_CORRECTED, L_UNCORRECTABLE (zero when it names no C2C slice)
         self.link_status, self.link_corrected, self.link_uncorrectable = reg_value("L_STATUS"), Const(0, 32), Const(0, 32)
         S, W, B = config.streams, config.word_bits, config.superlane_bits
@@ -53,7 +52,7 @@ class Fabric:
                      for sl in config.floorplan]
         self.west = [[Signal(S * B, name=f"west_{sl.name}_g{g}") for g in range(config.superlanes)]
                      for sl in config.floorplan]
-        self.busy, self.errs, self.corrected, self.uncorrectable = [], [], [], []
+        self.busy, self.errs, self.parked, self.corrected, self.uncorrectable = [], [], [], [], []
         qbits = (config.queue_depth - 1).bit_length()
         self.q_len = Const(0, qbits + 1)                   # the Q_SEL slice's Q_LEN
         self.m_rdata = Const(0, W)                         # the M_SEL slice's raw word and ECC bits
@@ -89,23 +88,30 @@ class Fabric:
         vectors = self.east[-1] if direction == "east" else self.west[0]
         return Cat(*(v[stream * B:(stream + 1) * B] for v in vectors))
 
-    def report(self, position, busy, err, err_code, err_pc):
-        """A slice's status for the run control."""
+    def report(self, position, busy, err, err_code, err_pc, parked):
+        """A slice's status for the run control (as if running: hdl/queue.py)."""
         self.busy.append(busy)
-        self.errs.append((position, err, err_code, err_pc))
+        self.parked.append(parked)
+        self.errs.append((position, err, err_code, err_pc, parked))
 
-    def first_error(self):
+    def first_error(self, timeout):
         """(any error this cycle, ERROR_INFO of the westmost slice that failed on the previous
         cycle). The stop needs the first at once; the second is taken a cycle later, from
-        registers, so the choice among the slices is not behind their error logic."""
+        registers, so the choice among the slices is not behind their error logic. `timeout`: the
+        chip's SYNC timeout, an error of every parked queue (whose record then is SYNC_TIMEOUT at
+        its SYNC: nothing else can fail on a cycle when nothing is busy)."""
         info = Signal(reg_layout("ERROR_INFO"), name="first_err_info")
+        timed_out = Signal(name="sync_timeout_r")
+        self.m.d.sync += timed_out.eq(timeout)
         nodes = []
-        for p, err, code, pc in sorted(self.errs, key=lambda e: e[0]):
-            was = (Signal(name=f"err_{p}_r"), Signal(4, name=f"err_{p}_code_r"), Signal(16, name=f"err_{p}_pc_r"))
-            self.m.d.sync += [was[0].eq(err), was[1].eq(code), was[2].eq(pc)]
-            nodes.append((was[0], reg_value("ERROR_INFO", code=was[1], position=Const(p, 8), pc=was[2])))
+        for p, err, code, pc, parked in sorted(self.errs, key=lambda e: e[0]):
+            was = (Signal(name=f"err_{p}_r"), Signal(4, name=f"err_{p}_code_r"), Signal(16, name=f"err_{p}_pc_r"),
+                   Signal(name=f"parked_{p}_r"))
+            self.m.d.sync += [was[0].eq(err), was[1].eq(code), was[2].eq(pc), was[3].eq(parked)]
+            nodes.append((was[0] | (timed_out & was[3]),
+                          reg_value("ERROR_INFO", code=was[1], position=Const(p, 8), pc=was[2])))
         # a balanced tree of (any error, its info) pairs, west half first
-        any_err = Cat(*(e[1] for e in self.errs)).any()
+        any_err = Cat(*(e[1] for e in self.errs)).any()      # (the timeout is run control's own)
         while len(nodes) > 1:
             pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
             nodes = [(a[0] | b[0], Mux(a[0], a[1], b[1])) if len(pr) == 2 else pr[0]

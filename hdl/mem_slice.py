@@ -166,7 +166,7 @@ class MemSlice(wiring.Component):
                          wr.en.eq(self.host_m_we)]
 
         busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + [s1_valid] + [s[0] for s in wstages[1:]]
-        m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
+        m.d.comb += self.busy.eq(Cat(*busy_terms).any())     # as if running (hdl/queue.py)
         return m
 
 

@@ -239,7 +239,7 @@ class MxmControl(wiring.Component):
         m.d.comb += [self.drive.eq(dv & self.running), self.out.eq(rd.data)]
 
         busy = [q.busy, cfg_pending, lw_active, mm_active, v1, v2, swap_pending, ar_active, dv]
-        m.d.comb += self.busy.eq(self.running & Cat(*busy).any())
+        m.d.comb += self.busy.eq(Cat(*busy).any())     # as if running (hdl/queue.py)
         return m
 
 

@@ -54,8 +54,8 @@ def slice_queue_ports(config: ChipConfig) -> dict:
         "fetch_stream": Out(range(config.streams)), "fetch_dir": Out(1),
         "fetch_tap": In(config.fetch_words * spec.WORD_BITS),
         "busy": Out(1), "err": Out(1), "err_code": Out(4), "err_pc": Out(16),
-        # SYNC (hdl/sync.py): this queue is parked at one; the chip's release; the chip held too long
-        "parked": Out(1), "sync_release": In(1), "sync_timeout": In(1),
+        # SYNC (hdl/sync.py): this queue is parked at one; the chip's release
+        "parked": Out(1), "sync_release": In(1),
     }
 
 
@@ -63,20 +63,22 @@ def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQ
     """Add the slice's InstructionQueue to `m`, wired to the ports of slice_queue_ports().
 
     `errors`: the slice's own errors, [(err, code, pc)] (pc None: the queue's), reported when the
-    queue itself has none this cycle, the first listed first."""
+    queue itself has none this cycle, the first listed first. Without either, a parked queue's
+    record (SYNC_TIMEOUT at its SYNC) is reported, for the chip's timeout (hdl/fabric.py)."""
     m.submodules.queue = q = InstructionQueue(slice_.config, kind)
     m.d.comb += [
         q.running.eq(slice_.running),
         q.host_we.eq(slice_.host_q_we), q.host_addr.eq(slice_.host_q_addr), q.host_data.eq(slice_.host_q_data),
         q.host_len_we.eq(slice_.host_q_len_we), q.host_len.eq(slice_.host_q_len), slice_.q_len.eq(q.length),
         slice_.fetch_stream.eq(q.fetch_stream), slice_.fetch_dir.eq(q.fetch_dir), q.fetch_tap.eq(slice_.fetch_tap),
-        slice_.parked.eq(q.parked), q.sync_release.eq(slice_.sync_release), q.sync_timeout.eq(slice_.sync_timeout),
+        slice_.parked.eq(q.parked), q.sync_release.eq(slice_.sync_release),
     ]
     err, code, pc = Const(0, 1), Const(0, 4), q.pc
     for e, c, p in reversed(errors):
         err, code, pc = err | e, Mux(e, c, code), Mux(e, q.pc if p is None else p, pc)
-    m.d.comb += [slice_.err.eq(q.err | err), slice_.err_code.eq(Mux(q.err, q.err_code, code)),
-                 slice_.err_pc.eq(Mux(q.err, q.pc, pc))]
+    own = q.err | (q.parked & ~err)
+    m.d.comb += [slice_.err.eq(q.err | err), slice_.err_code.eq(Mux(own, q.err_code, code)),
+                 slice_.err_pc.eq(Mux(own, q.pc, pc))]
     return q
 
 
@@ -111,12 +113,18 @@ class InstructionQueue(wiring.Component):
         per opcode the slice executes: issue strobe, and "the engine can take it this cycle".
     busy : Out(1)
         words remain (and the queue is not parked), a NOP is counting down or a fetch is in flight.
-    parked : Out(1); sync_release, sync_timeout : In(1)
+    parked : Out(1); sync_release : In(1)
         parked at a SYNC (from the cycle after it issues until the chip's release); the release
-        (the next word issues on the cycle after it); the chip held too long (SYNC_TIMEOUT).
+        (the next word issues on the cycle after it).
     err, err_code, pc : Out
         an error this cycle, its ErrorCode, and the index reported in ERROR_INFO (the head; for
-        QUEUE_OVERFLOW the IFETCH whose vector overflowed).
+        QUEUE_OVERFLOW the IFETCH whose vector overflowed). While parked without an error, the
+        record the chip's SYNC timeout reports: SYNC_TIMEOUT at the SYNC.
+
+    `busy` and `err` are what they would be if the chip were running, whether it is or not: they
+    depend on this queue's registers only, and run control applies `running` once. So the chip's
+    stop crosses the device once per cycle (out of the slices, through the ORs, into `running`),
+    not twice (`running` out to every slice and back through its logic).
     """
 
     def __init__(self, config: ChipConfig, kind: SliceKind):
@@ -142,7 +150,7 @@ class InstructionQueue(wiring.Component):
             "head": Out(spec.WORD_BITS),
             "busy": Out(1),          # instructions (or a NOP count, or a fetch) remain
             "err": Out(1), "err_code": Out(4), "pc": Out(16),
-            "parked": Out(1), "sync_release": In(1), "sync_timeout": In(1),
+            "parked": Out(1), "sync_release": In(1),
         }
         for op in self.ops:
             members[f"issue_{op.mnemonic.lower()}"] = Out(1)
@@ -183,7 +191,7 @@ class InstructionQueue(wiring.Component):
         tail_row = Signal(max(depth_bits - col_bits, 1))   # ring row the next fetched vector lands in
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
-        advance = Signal()
+        go, advance = Signal(), Signal()       # the head advances if running; it does (`running` applied)
         # The head word lives in flip-flops and the ring is read one word ahead (the word after
         # the next head), so what issues next never waits on the RAM: its output only feeds the
         # head register, and its address is a choice between two sums of registers.
@@ -211,8 +219,9 @@ class InstructionQueue(wiring.Component):
         inflight = f_active | s_valid
         landing = self.running & s_valid
         overflow = Signal()
-        # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes late)
-        m.d.comb += overflow.eq(landing & Mux(advance, avail > depth - fw + 1, avail > depth - fw))
+        # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes
+        # late; as if running, like every error here: s_valid is only set while running)
+        m.d.comb += overflow.eq(s_valid & Mux(go, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
         # The host's row write is registered here, beside the ring, and lands a cycle after the
@@ -234,21 +243,18 @@ class InstructionQueue(wiring.Component):
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
         head_err, head_code = Signal(), Signal(4)
         parked, sync_pc = self.parked, Signal(16)
-        m.d.comb += self.busy.eq(self.running & ((has_words & ~parked) | inflight))
+        m.d.comb += [self.busy.eq((has_words & ~parked) | inflight), advance.eq(go & self.running)]
         with m.If(self.sync_release):
             m.d.sync += parked.eq(0)
 
-        with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
-                         f_active.eq(0), parked.eq(0),
-                         tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
-        with m.Elif(parked):
-            with m.If(self.sync_timeout):
-                m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.SYNC_TIMEOUT)]
+        # What the head does this cycle, decided as if running: the errors leave the queue
+        # without `running` in front of them. The idle hold below comes last and so wins.
+        with m.If(parked):
+            m.d.comb += head_code.eq(spec.ErrorCode.SYNC_TIMEOUT)     # if the chip's timeout ends the wait
         with m.Elif(wait != 0):
             # inside a NOP: the head already issued; count down to the next issue
             m.d.sync += wait.eq(wait - 1)
-            m.d.comb += advance.eq(wait == 1)
+            m.d.comb += go.eq(wait == 1)
         with m.Elif(avail == 0):
             with m.If(inflight):            # the next word is needed before its fetch has landed
                 m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.QUEUE_UNDERRUN)]
@@ -258,16 +264,16 @@ class InstructionQueue(wiring.Component):
             with m.Elif(dec.match["NOP"]):
                 cycles = dec.field("cycles")
                 m.d.sync += wait.eq(cycles - 1)
-                m.d.comb += advance.eq(cycles == 1)
+                m.d.comb += go.eq(cycles == 1)
             with m.Elif(dec.match["SYNC"]):
-                m.d.comb += advance.eq(1)
+                m.d.comb += go.eq(1)
                 m.d.sync += [parked.eq(1), sync_pc.eq(pc)]
             with m.Elif(dec.match["IFETCH"]):
                 with m.If(~(f_active & (f_left > fw))):      # the previous fetch has sampled its last vector
                     with m.If(misaligned):
                         m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.FETCH_ALIGN)]
                     with m.Else():
-                        m.d.comb += advance.eq(1)
+                        m.d.comb += go.eq(1)
                         m.d.sync += [f_active.eq(1), f_left.eq(dec.field("count")), f_pc.eq(pc),
                                      f_stream.eq(dec.field("stream")), f_dir.eq(dec.field("dir"))]
                         if col_bits:
@@ -275,7 +281,11 @@ class InstructionQueue(wiring.Component):
             for op in self.ops:
                 with m.Elif(dec.match[op.mnemonic]):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
-                    m.d.comb += [advance.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready)]
+                    m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & self.running)]
+        with m.If(~self.running):
+            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
+                         f_active.eq(0), parked.eq(0),
+                         tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         # The next head, chosen without waiting on `advance` and decoded a cycle early: word 0
         # while idle (a run may start on any cycle, even right after a stop); the vector landing
         # now when at most the head is left (landings keep the fill point aligned, so it is the

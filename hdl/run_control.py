@@ -44,6 +44,12 @@ class RunControl(wiring.Component):
         running, nothing busy, some queue parked: the chip holds this cycle.
     release : In(1); t_rel : In(32)
         the SYNC releases this cycle; CYCLES becomes t_rel.
+    timeout : In(1)
+        the SYNC held too long: an error stop like a slice's (the parked queues name it in
+        ERROR_INFO).
+
+    `busy` and `err` come from the slices as if the chip were running (hdl/queue.py): `running`
+    is applied here, once, so the stop's loop crosses the device once per cycle.
     """
 
     def __init__(self, config: ChipConfig):
@@ -51,14 +57,16 @@ class RunControl(wiring.Component):
         super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
                           "err_info": In(reg_layout("ERROR_INFO")),
                           "corrected": In(n), "uncorrectable": In(n),
-                          "parked": In(1), "quiet": Out(1), "release": In(1), "t_rel": In(32)})
+                          "parked": In(1), "quiet": Out(1), "release": In(1), "t_rel": In(32),
+                          "timeout": In(1)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.status
         m.d.comb += self.quiet.eq(st.running & ~self.busy & self.parked)
+        err = self.err | self.timeout
         capture = Signal()           # the cycle after an error stop: ERROR_INFO arrives now
-        m.d.sync += capture.eq(st.running & self.err)
+        m.d.sync += capture.eq(st.running & err)
         with m.If(capture):
             m.d.sync += st.err_info.eq(self.err_info)
         with m.If(self.cmd.start):
@@ -75,7 +83,7 @@ class RunControl(wiring.Component):
             m.d.sync += [st.done.eq(0), st.error.eq(0), st.ecc_sticky.eq(0), st.ecc_corrected.eq(0),
                          st.ecc_uncorrectable.eq(0), st.err_info.eq(0)]
         with m.If(st.running):
-            with m.If(self.err):
+            with m.If(err):
                 m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1)]
             with m.Elif(self.release):
                 m.d.sync += st.cycles.eq(self.t_rel)

@@ -192,7 +192,7 @@ class SxmSlice(wiring.Component):
         m.d.sync += [v1.eq(sampling & (move != len(MOVES))), self.out.eq(Cat(*result)),
                      self.dst.eq(dst), self.ddir.eq(ddir), self.width.eq(width)]
         m.d.comb += [self.drive.eq(v1 & self.running),
-                     self.busy.eq(self.running & (q.busy | active | v1))]
+                     self.busy.eq(q.busy | active | v1)]     # as if running (hdl/queue.py)
         return m
 
 

@@ -69,14 +69,16 @@ class SyncUnit(wiring.Component):
     -------
     start : In(1)
         START: round and STALL start from 0.
-    running, quiet : In(1)
-        the chip runs; it is quiet (held at a SYNC) this cycle.
+    running, quiet, err : In(1)
+        the chip runs; it is quiet (held at a SYNC) this cycle; some slice raises an error.
     cycles : In(32)
         CYCLES (q while quiet).
     release : Out(1); t_rel : Out(32)
-        this cycle releases the SYNC; CYCLES becomes t_rel.
+        this cycle releases the SYNC; CYCLES becomes t_rel (`release` is a register: the parked
+        queues take it from a flip-flop).
     timeout : Out(1)
-        held longer than SYNC_TIMEOUT cycles.
+        held longer than SYNC_TIMEOUT cycles: an error stop, decided here (run control takes it
+        with the slices' errors; the parked queues report it in ERROR_INFO, hdl/fabric.py).
     tree, children, margin, timeout_limit : In(32)
         SYNC_TREE, SYNC_CHILDREN, SYNC_MARGIN and SYNC_TIMEOUT as the host wrote them.
     stall : Out(32); hac : Out(HAC_BITS); aligned : Out(1); offset : Out(HAC_BITS)
@@ -93,7 +95,7 @@ class SyncUnit(wiring.Component):
         self.config = config
         n = max(config.c2c_links, 1)
         super().__init__({
-            "start": In(1), "running": In(1), "quiet": In(1), "cycles": In(32),
+            "start": In(1), "running": In(1), "quiet": In(1), "err": In(1), "cycles": In(32),
             "release": Out(1), "t_rel": Out(32), "timeout": Out(1),
             "tree": In(32), "children": In(32), "margin": In(32), "timeout_limit": In(32),
             "stall": Out(32), "hac": Out(HAC_BITS), "aligned": Out(1), "offset": Out(HAC_BITS),
@@ -117,15 +119,16 @@ class SyncUnit(wiring.Component):
 
         # ---- the HAC: free running, or the parent's plus the measured offset as its frames arrive --
         hac, offset, settled = self.hac, self.offset, Signal()
-        m.d.comb += self.aligned.eq(is_root | settled)
-        m.d.sync += hac.eq(hac + 1)
+        hac_next = Signal(HAC_BITS)      # (the release is decided a cycle ahead, from next values)
+        m.d.comb += [self.aligned.eq(is_root | settled), hac_next.eq(hac + 1)]
+        m.d.sync += hac.eq(hac_next)
         settle = Signal(16)
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
         if n:
             sel = parent[:max(1, (n - 1).bit_length())]
             with m.If(~is_root & Array(self.rx_valid)[sel]):
-                m.d.sync += hac.eq(Array(self.rx_hac)[sel] + offset)
+                m.d.comb += hac_next.eq(Array(self.rx_hac)[sel] + offset)
                 with m.If(settle == 0):         # the parent measured frames sent with this offset
                     trip = Signal(DELTA_BITS)
                     m.d.comb += trip.eq(offset - 1 - Array(self.rx_delta)[sel])
@@ -136,6 +139,9 @@ class SyncUnit(wiring.Component):
 
         # ---- the barrier ----------------------------------------------------------------------------
         rnd, armed, at, t_rel = Signal(), Signal(), Signal(HAC_BITS), Signal(32)
+        armed_next, at_next, t_rel_next = Signal(), Signal(HAC_BITS), Signal(32)
+        m.d.sync += [armed.eq(armed_next), at.eq(at_next), t_rel.eq(t_rel_next)]
+        m.d.comb += [armed_next.eq(armed), at_next.eq(at), t_rel_next.eq(t_rel)]
         latched = [Signal(MESSAGE_BITS, name=f"msg_in{i}") for i in range(n)]
         for i in range(n):
             with m.If(self.rx_msg_valid[i]):
@@ -157,19 +163,26 @@ class SyncUnit(wiring.Component):
         m.d.comb += [sub_value.eq(value), sub_quiet.eq(self.quiet & self.aligned & children_quiet)]
 
         with m.If(is_root & sub_quiet & ~armed):
-            m.d.sync += [armed.eq(1), at.eq(hac + margin), t_rel.eq(sub_value)]
+            m.d.comb += [armed_next.eq(1), at_next.eq(hac + margin), t_rel_next.eq(sub_value)]
         for i in range(n):
             with m.If(~is_root & (parent == i) & self.quiet & ~armed & says(i, MsgKind.RELEASE)):
-                m.d.sync += [armed.eq(1), at.eq(_msg_field(latched[i], "at")), t_rel.eq(_msg_field(latched[i], "value"))]
+                m.d.comb += [armed_next.eq(1), at_next.eq(_msg_field(latched[i], "at")),
+                             t_rel_next.eq(_msg_field(latched[i], "value"))]
             up = Mux(sub_quiet, _msg(kind=Const(MsgKind.QUIET, 2), round=rnd, value=sub_value), 0)
             down = Mux(armed, _msg(kind=Const(MsgKind.RELEASE, 2), round=rnd, value=t_rel, at=at), 0)
             m.d.comb += self.tx_msg[i].eq(Mux(~is_root & (parent == i), up, Mux(self.children[i], down, 0)))
 
-        reached = Signal()
-        m.d.comb += reached.eq(~(hac - at)[HAC_BITS - 1])         # hac - at in [0, 2^15): at or past `at`
-        m.d.comb += [self.release.eq(self.running & self.quiet & armed & reached), self.t_rel.eq(t_rel)]
-        with m.If(self.release):
-            m.d.sync += [armed.eq(0), rnd.eq(~rnd)]
+        # The release is a register, decided on the cycle before it from next values. A chip is
+        # armed only while quiet and stays quiet until released or stopped (nothing is busy, so
+        # nothing can raise an error but the timeout), so a release on t+1 is: quiet on t, not
+        # stopping on t (an error or the timeout), armed on t+1 and its HAC at or past `at` on t+1.
+        # The release then reaches every queue from a flip-flop, not from the ORs of their state.
+        m.d.comb += self.t_rel.eq(t_rel)
+        m.d.sync += self.release.eq(self.quiet & ~self.err & ~self.timeout & armed_next
+                                    & ~(hac_next - at_next)[HAC_BITS - 1])
+        with m.If(self.release):            # (hac - at in [0, 2^15): at or past `at`)
+            m.d.comb += armed_next.eq(0)
+            m.d.sync += rnd.eq(~rnd)
 
         # ---- STALL and the timeout ------------------------------------------------------------------
         held = Signal(32)
@@ -179,5 +192,6 @@ class SyncUnit(wiring.Component):
             m.d.sync += held.eq(0)
         m.d.comb += self.timeout.eq(self.running & self.quiet & (held >= self.timeout_limit))
         with m.If(self.start):
-            m.d.sync += [rnd.eq(0), armed.eq(0), self.stall.eq(0), held.eq(0)]
+            m.d.comb += armed_next.eq(0)
+            m.d.sync += [rnd.eq(0), self.stall.eq(0), held.eq(0)]
         return m

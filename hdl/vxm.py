@@ -311,7 +311,7 @@ class VxmControl(wiring.Component):
                     with m.If(hit):
                         m.d.comb += [en[s].eq(1), sel_alu[ab * s:ab * s + ab].eq(k),
                                      sel_plane[2 * s:2 * s + 2].eq(plane[:2])]
-        m.d.comb += self.busy.eq(self.running & Cat(*busy_terms).any())
+        m.d.comb += self.busy.eq(Cat(*busy_terms).any())     # as if running (hdl/queue.py)
         return m
 
 
