@@ -14,6 +14,7 @@ from isa import spec
 from isa.config import ChipConfig
 from isa.ecc import code_for
 
+from .attrs import PER_INSTANCE
 from .host_regs import reg_layout, reg_value
 from .units import instance
 
@@ -66,7 +67,12 @@ class Fabric:
         """Instantiate emitted unit `unit` as submodule `name` (`ports`: an interface from `ports()`)."""
         if ports is not None:
             connections = {n: getattr(ports, n) for n in self.units[unit].signature.members} | connections
-        self.m.submodules[name] = instance(unit, self.units[unit], **connections)
+        # Each instance takes the reset from a register of its own (a reset tree one level deep):
+        # the synchronous reset then reaches a slice's flip-flops from beside it, not from one
+        # register across the device through the logic that also clears them while idle.
+        rst = Signal(name=f"rst_{name}", init=1, attrs=PER_INSTANCE)
+        self.m.d.sync += rst.eq(0)
+        self.m.submodules[name] = instance(unit, self.units[unit], rst=rst, **connections)
 
     def superlanes(self, unit: str, sl, **connections):
         """Instantiate `superlanes` units `unit` at slice `sl`, chained to the neighbouring positions;

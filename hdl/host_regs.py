@@ -232,7 +232,13 @@ class HostRegs(wiring.Component):
         W = cfg.word_bits
         code = code_for(W)
         bus, q, sram = self.bus, self.queue, self.sram
-        running = self.status.running
+        # Everything this file sends to the chip (START and CLEAR, queue rows, SRAM accesses) leaves
+        # from a register, one cycle after the access: the host's decode and the slices are then
+        # not one path, which on an FPGA spans the device. START taking the same cycle keeps the
+        # order (a word loaded before a START lands before the run's cycle 0); the host counts as
+        # running from the START on, so a beat in that cycle is refused, not lost.
+        running = Signal()
+        m.d.comb += running.eq(self.status.running | self.cmd.start)
 
         m.submodules.axil = axil = AxiLiteSlave(self.addr_bits)
         for name in axil_members(self.addr_bits, prefix=""):
@@ -249,7 +255,7 @@ class HostRegs(wiring.Component):
         m_data = Signal(W)
         m_ecc = Signal(code.stored_bits)
         m_busy = Signal(2)
-        m_capture = Signal()          # one cycle after a host READ: take the slice's data
+        m_read, m_capture = Signal(), Signal()    # two cycles after a host READ: take the slice's data
 
         def at(name, i=0):
             return axil.reg_addr == hm.addr(name, i)
@@ -267,7 +273,7 @@ class HostRegs(wiring.Component):
         m_count = Signal(range(cfg.mem_words + 1))
         m_ok = ~running & ~unloading & _or(m_sel == p for p in m_positions) & (m_addr < cfg.mem_words)
         m.d.comb += axil.reg_wbusy.eq(m_busy != 0)
-        m.d.sync += m_capture.eq(0)
+        m.d.sync += [m_read.eq(0), m_capture.eq(m_read)]
         with m.If(m_busy != 0):
             m.d.sync += m_busy.eq(m_busy - 1)
 
@@ -297,7 +303,7 @@ class HostRegs(wiring.Component):
             with m.Else():
                 m.d.sync += host_err.eq(1)
 
-        m.d.comb += [self.cmd.start.eq(we & at("CTRL") & ctrl.start & ~running & ~unloading),
+        m.d.sync += [self.cmd.start.eq(we & at("CTRL") & ctrl.start & ~running & ~unloading),
                      self.cmd.clear.eq(we & at("CTRL") & ctrl.clear)]
         with m.If(we):
             with m.If(at("CTRL")):
@@ -345,20 +351,20 @@ class HostRegs(wiring.Component):
                     with m.Else():
                         m.d.sync += host_err.eq(1)
                 with m.Elif(m_ok):
-                    m.d.sync += [m_addr.eq(m_addr + 1), m_busy.eq(2), m_capture.eq(cmd.read)]
+                    m.d.sync += [m_addr.eq(m_addr + 1), m_busy.eq(3), m_read.eq(cmd.read)]
                 with m.Else():
                     m.d.sync += host_err.eq(1)
 
         # ---- to the slices: the queue load (ring rows) and the SRAM access --------------------------
         one_word = Const(1, fw) << (q_addr[:col_bits] if col_bits else 0)
         fetch_bits = fw * spec.WORD_BITS
-        m.d.comb += [
+        m.d.sync += [
             q.row_sel.eq(q_sel),
             q.row_we.eq(Mux(q_beat & q_beat_ok, (1 << fw) - 1, Mux(q_data_write & q_data_ok, one_word, 0))),
             q.row_addr.eq(q_addr[col_bits:]),
             q.row_data.eq(Mux(q_beat, bus.s_axis_tdata[:fetch_bits], Cat(*[Cat(q_lo, wdata)] * fw))),
         ]
-        m.d.comb += [
+        m.d.sync += [
             q.sel.eq(q_sel),
             q.len_we.eq(q_len_write & q_len_ok), q.len.eq(wdata),
             sram.sel.eq(m_sel),
@@ -369,14 +375,16 @@ class HostRegs(wiring.Component):
         with m.If(m_capture):
             m.d.sync += [m_data.eq(sram.rdata), m_ecc.eq(sram.recc)]
 
-        # ---- AXI4-Stream unload: address on one cycle, data the next, hold until accepted --------
+        # ---- AXI4-Stream unload: address out, sampled, data; hold each beat until accepted ------
         left = Signal.like(m_count)
         with m.FSM(name="unload"):
             with m.State("IDLE"):
                 with m.If(unloading):
                     m.d.sync += left.eq(m_count)
                     m.next = "ADDRESS"
-            with m.State("ADDRESS"):            # the slice's read port samples m_addr now
+            with m.State("ADDRESS"):            # m_addr goes out to the slice ...
+                m.next = "SAMPLE"
+            with m.State("SAMPLE"):             # ... whose read port samples it now
                 m.next = "CAPTURE"
             with m.State("CAPTURE"):
                 m.d.sync += [bus.m_axis_tdata.eq(sram.rdata), bus.m_axis_tuser.eq(sram.recc),

@@ -224,9 +224,9 @@ class InstructionQueue(wiring.Component):
         m.d.comb += overflow.eq(s_valid & Mux(go, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
-        # The host's row write is registered here, beside the ring, and lands a cycle after the
-        # access: the host port's wires span the chip, and the row's decode then starts at a
-        # register. Row and data load only under this queue's enables (registers every queue
+        # The host's row write is registered here, beside the ring, as well as in the host port,
+        # and lands two cycles after the access: the host port's wires span the chip, and the
+        # row's decode then starts at a register. Row and data load only under this queue's enables (registers every queue
         # loaded alike, synthesis would merge into one across the chip). The enables are taken
         # only while idle and a START never shares a cycle with a queue load, so a host row and
         # a landing vector never meet: the registered enables choose the source, and `running`

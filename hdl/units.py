@@ -32,9 +32,10 @@ def units(config: ChipConfig) -> dict:
     return u
 
 
-def instance(module_name: str, component, **connections) -> Instance:
-    """An Instance of an emitted unit, connecting every port of its signature by name."""
-    kwargs = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+def instance(module_name: str, component, rst=None, **connections) -> Instance:
+    """An Instance of an emitted unit, connecting every port of its signature by name (`rst`: its
+    reset, the domain's unless given)."""
+    kwargs = {"i_clk": ClockSignal(), "i_rst": ResetSignal() if rst is None else rst}
     members = component.signature.members
     missing = set(members) - set(connections)
     extra = set(connections) - set(members)

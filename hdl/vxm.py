@@ -267,7 +267,7 @@ class VxmControl(wiring.Component):
 
         # ---- one engine per ALU ------------------------------------------------------------------
         ready = []
-        stages = []              # per ALU: [(valid, dst, ddir, dtype) at s1, s2, s3]
+        stages = []              # per ALU: (valid, dst, ddir, dtype) at s2
         busy_terms = [q.busy, rw]
         for k in range(NA):
             active = Signal(name=f"alu{k}_active")
@@ -293,24 +293,31 @@ class VxmControl(wiring.Component):
                 v0, d0, dir0, dt0 = pipe[-1]
                 m.d.sync += [v.eq(v0 & self.running), pd.eq(d0), pdir.eq(dir0), pdt.eq(dt0)]
                 pipe.append((v, pd, pdir, pdt))
-            stages.append(pipe[-1])
+            stages.append(pipe[-2])         # (the drive's choices are made from s2's and registered)
             busy_terms += [active] + [p[0] for p in pipe[1:]]
         ready_sel = Array(ready + [Const(1)] * ((1 << 4) - NA))[alu_sel]
         for a in spec.ALU_OPS:
             m.d.comb += getattr(q, f"ready_{a.mnemonic.lower()}").eq(ready_sel)
 
         # ---- drive: per destination stream, the highest-numbered ALU that targets it wins ----------
+        # Decided from s2's destination and registered beside s3 (which only copies it), so the
+        # compares are not in front of the stream registers.
         ab = _alu_bits(cfg)
         for d, dname in ((0, "e"), (1, "w")):
             en, sel_alu, sel_plane = getattr(self, f"{dname}_en"), getattr(self, f"{dname}_alu"), \
                 getattr(self, f"{dname}_plane")
+            en_r, alu_r, plane_r = Signal.like(en, name=f"{dname}_en_r"), Signal.like(sel_alu, name=f"{dname}_alu_r"), \
+                Signal.like(sel_plane, name=f"{dname}_plane_r")
+            m.d.comb += [en.eq(Mux(self.running, en_r, 0)), sel_alu.eq(alu_r), sel_plane.eq(plane_r)]
+            en_n, alu_n, plane_n = Signal.like(en_r), Signal.like(alu_r), Signal.like(plane_r)
+            m.d.sync += [en_r.eq(en_n), alu_r.eq(alu_n), plane_r.eq(plane_n)]
             for s in range(S):
                 for k, (v, dst, ddir, dt) in enumerate(stages):
                     plane = Const(s, 7) - dst
                     hit = v & self.running & (ddir == d) & (dst <= s) & (plane < (Const(1, 4) << dt))
                     with m.If(hit):
-                        m.d.comb += [en[s].eq(1), sel_alu[ab * s:ab * s + ab].eq(k),
-                                     sel_plane[2 * s:2 * s + 2].eq(plane[:2])]
+                        m.d.comb += [en_n[s].eq(1), alu_n[ab * s:ab * s + ab].eq(k),
+                                     plane_n[2 * s:2 * s + 2].eq(plane[:2])]
         m.d.comb += self.busy.eq(Cat(*busy_terms).any())     # as if running (hdl/queue.py)
         return m
 
