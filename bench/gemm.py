@@ -1,7 +1,7 @@
 """Hand-scheduled GEMM and GEMV programs for `make bench` (until the compiler issue lands).
 
 Both use the two MXMs of the standard floorplan with a fixed SRAM layout, and every
-instruction is placed on its cycle with isa.timed from spec.TIMING:
+instruction is placed on its cycle with isa.timed from spec.timing(config):
 
 * GEMM (M x K x N): MXM_W0 takes the even column tiles, MXM_E0 the odd ones. Each MXM is fed
   by the two MEM slices of its hemisphere: the one two positions away streams A (one row per
@@ -24,7 +24,6 @@ from isa.config import ChipConfig, SliceKind
 from isa.image import Program
 from isa.timed import TimedProgram
 
-T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 
 
@@ -45,7 +44,7 @@ def _readout_order(config, out_dir):
 
 def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray) -> tuple[Program, dict]:
     """C = A @ B for int8 A (M x K) and B (K x N); M <= mxm_acc_rows / 2."""
-    L = config.lanes
+    L, T = config.lanes, spec.timing(config)
     M, K = A.shape
     N = B.shape[1]
     kt_n, nt_n = K // L, N // L
@@ -93,6 +92,7 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray) -> tuple[Prog
 def _readout(tp, config, mx, earliest, acc, out, rows, order, addr) -> int:
     """ACCREAD `rows` rows and the four WRITEs that store their byte planes, on the first cycle
     from `earliest` whose queue slots are all free; returns that cycle."""
+    T = spec.timing(config)
     t_ar = earliest
 
     def slots(t):
@@ -108,7 +108,7 @@ def _readout(tp, config, mx, earliest, acc, out, rows, order, addr) -> int:
 
 def gemv_program(config: ChipConfig, x: np.ndarray, B: np.ndarray) -> tuple[Program, dict]:
     """y = x @ B for int8 x (1 x K) and B (K x N): weight loads two rows per cycle per MXM."""
-    L = config.lanes
+    L, T = config.lanes, spec.timing(config)
     K, N = B.shape
     kt_n, nt_n = K // L, N // L
     half = L // 2

@@ -28,7 +28,6 @@ from .graph import CompileError, Graph, Node
 from .layout import Copy, Layout, Placed
 from .reserve import DoubleBooking, NeverFits
 
-T = spec.TIMING
 NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
           np.dtype(np.int32): 4}
 VXM_TYPE = {spec.dtype_bytes(t): int(t) for t in spec.DType}        # element bytes -> VXM operand type
@@ -57,11 +56,13 @@ def mxm_utilization(macs: int, cycles: int, config: ChipConfig) -> float:
     return round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0
 
 
-def last_effect(mnemonic: str, ops: dict, cycle: int, config: ChipConfig) -> int:
-    """The last cycle on which an instruction issued on `cycle` does anything (from its latencies)."""
+def last_effect(mnemonic: str, ops: dict, cycle: int, config: ChipConfig, T: dict | None = None) -> int:
+    """The last cycle on which an instruction issued on `cycle` does anything (from its latencies;
+    T: spec.timing(config), when the caller has it already)."""
     op = spec.BY_MNEMONIC[mnemonic]
     if not op.latencies:
         return cycle
+    T = spec.timing(config) if T is None else T
     return cycle + max(T[k] for k in op.latencies) + spec.elements(mnemonic, ops, config) - 1
 
 
@@ -343,7 +344,7 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
 # ---- prediction and listing ----------------------------------------------------------------------
 def _predict(m, config: ChipConfig, macs: int) -> dict:
     placed = m.res.placed
-    cycles = max((last_effect(mn, ops, c, config) for _, c, mn, ops, _ in placed), default=-1) + 1
+    cycles = max((last_effect(mn, ops, c, config, m.T) for _, c, mn, ops, _ in placed), default=-1) + 1
     busy: dict[str, int] = {}
     for key, spans in m.res.intervals.items():
         if key[0] == "engine":

@@ -1,7 +1,8 @@
 """Kernels: one graph operation (or a fused group) turned into placed bundles.
 
-Every instruction offset inside a bundle is computed from spec.TIMING and slice positions;
-nothing here writes a latency as a number. Two kernels exist:
+Every instruction offset inside a bundle is computed from the configuration's latencies
+(spec.timing(config), kept as `Machine.T`) and slice positions; nothing here writes a latency
+as a number. Two kernels exist:
 
 * `gemm`: C = (A - a_zp) @ (B - b_zp) on the MXMs, with an optional epilogue on the VXM
   (int32 bias add, requantization to int8/uint8, ReLU as a clamp at the output zero point).
@@ -33,7 +34,6 @@ from .graph import CompileError
 from .layout import Copy, Layout, Placed, Sram
 from .reserve import AluVar, Bundle, Choice, DoubleBooking, Reservations
 
-T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 I8, I16, I32 = int(spec.DType.I8), int(spec.DType.I16), int(spec.DType.I32)
 
@@ -56,6 +56,7 @@ class Machine:
 
     def __init__(self, config: ChipConfig, dry: bool = False):
         self.config = config
+        self.T = spec.timing(config)    # the latencies every offset is computed from
         self.dry = dry                # True: allocate SRAM only, book nothing (the size check runs first)
         self.res = Reservations(config)
         self.temps: dict[tuple, Placed] = {}     # intermediates of cut epilogues (_chain_temp)
@@ -110,11 +111,11 @@ class Machine:
             return max(earliest, 0)
         reads = [i.rel for i in bd.instrs if i.mnemonic == "READ"]
         if reads and ins:
-            earliest = max(earliest, max(x.ready for x in ins) - min(reads) - T["mem_read_access"])
+            earliest = max(earliest, max(x.ready for x in ins) - min(reads) - self.T["mem_read_access"])
         t = self.res.place(bd, earliest, label)
         for i in bd.instrs:
             if i.mnemonic == "WRITE":
-                done = t + i.rel + T["mem_write_commit"] + i.operands["count"]
+                done = t + i.rel + self.T["mem_write_commit"] + i.operands["count"]
                 for o in outs:
                     o.ready = max(o.ready, done)
         return t
@@ -125,7 +126,7 @@ class Machine:
         d = toward(src, dst)
         drive = sample_rel - abs(dst - src)
         f = b.flow(d, 1, src, drive, count, dst)
-        b.at(src, drive - T["mem_read_drive"], "READ", note, stream=lambda: f.base, dir=d, addr=addr, stride=1,
+        b.at(src, drive - self.T["mem_read_drive"], "READ", note, stream=lambda: f.base, dir=d, addr=addr, stride=1,
              count=count)
         return f
 
@@ -137,7 +138,7 @@ class Machine:
             raise DoubleBooking(f"{note}: a WRITE at position {dst} catches a flow booked from {flow.driver} "
                                 f"to {flow.reach} only")
         arrive = flow.drive + abs(dst - flow.driver)
-        b.at(dst, arrive - T["mem_write_sample"], "WRITE", note, stream=lambda: flow.base + plane,
+        b.at(dst, arrive - self.T["mem_write_sample"], "WRITE", note, stream=lambda: flow.base + plane,
              dir=flow.direction, addr=addr, stride=1, count=count)
 
 
@@ -190,8 +191,8 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         bd = Bundle()
         bd.at(st.position, 0, "MXMCFG", f"{label}: zero points", xzp=a_cfg[0] & 0xFF, xsigned=a_cfg[1],
               wzp=b_cfg[0] & 0xFF, wsigned=b_cfg[1])
-        t = m.place(bd, max(0, st.last_sample - T["mxm_cfg_write"]), label)
-        cfg_done[s] = t + T["mxm_cfg_write"]
+        t = m.place(bd, max(0, st.last_sample - m.T["mxm_cfg_write"]), label)
+        cfg_done[s] = t + m.T["mxm_cfg_write"]
         st.busy_mm = max(st.busy_mm, cfg_done[s])
     count = {s: 0 for s in used}
     for it in items:
@@ -201,32 +202,33 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         hf = count[s] % 2
         count[s] += 1
         last_mm = None
-        rel_lw = T["mxm_install"] - T["mxm_sample"] - L      # the LW's last row is sampled before the install
+        rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L      # the LW's last row is sampled before the install
         for kt in range(kt_n):
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
             addr_b = b_copy[s].addr(bmat.layout, 0, bb, nt, kt * L)
-            fb = m.feed(bd, b_src[s], st.position, rel_lw + T["mxm_sample"], L, addr_b, f"{label}: B tile k{kt} n{nt}")
+            fb = m.feed(bd, b_src[s], st.position, rel_lw + m.T["mxm_sample"], L, addr_b,
+                        f"{label}: B tile k{kt} n{nt}")
             bd.at(st.position, rel_lw, "LW", f"{label}: B tile k{kt} n{nt}", stream=lambda f=fb: f.base,
                   dir=st.feed_dir, row=0, width=1, count=L)
             addr_a = a_src[s].addr(a.layout, 0, ab, kt, m0)
-            fa = m.feed(bd, a_src[s].planes[0][0], st.position, T["mxm_sample"], mc, addr_a,
+            fa = m.feed(bd, a_src[s].planes[0][0], st.position, m.T["mxm_sample"], mc, addr_a,
                         f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}")
             bd.at(st.position, 0, "MATMUL", f"{label}: rows {m0}..{m0 + mc - 1} x tile k{kt} n{nt}",
                   stream=lambda f=fa: f.base, dir=st.feed_dir, accumulate=int(kt > 0), acc=hf * half, swap=1,
                   count=mc)
-            bd.holds.append((("shadow", st.position), rel_lw + T["mxm_sample"], T["mxm_install"] - 1))
-            earliest = max(st.busy_mm, cfg_done[s] - rel_lw - T["mxm_sample"] + 1)
+            bd.holds.append((("shadow", st.position), rel_lw + m.T["mxm_sample"], m.T["mxm_install"] - 1))
+            earliest = max(st.busy_mm, cfg_done[s] - rel_lw - m.T["mxm_sample"] + 1)
             if kt == 0:
-                earliest = max(earliest, st.half_free[hf] - T["mxm_acc_write"] + 1)
+                earliest = max(earliest, st.half_free[hf] - m.T["mxm_acc_write"] + 1)
             last_mm = m.place(bd, earliest, label, [a, bmat])
             st.busy_mm = last_mm + 1
-            st.last_sample = max(st.last_sample, last_mm + T["mxm_sample"] + mc - 1)
+            st.last_sample = max(st.last_sample, last_mm + m.T["mxm_sample"] + mc - 1)
         t_ar = _readout(m, st, s, hf * half, mc, out, bi, nt, m0, epi, label,
-                        last_mm + T["mxm_acc_write"] - T["mxm_accread_access"])
+                        last_mm + m.T["mxm_acc_write"] - m.T["mxm_accread_access"])
         hfree = list(st.half_free)
-        hfree[hf] = t_ar + T["mxm_accread_access"] + mc - 1
+        hfree[hf] = t_ar + m.T["mxm_accread_access"] + mc - 1
         st.half_free = tuple(hfree)
 
 
@@ -279,11 +281,11 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
             bd = Bundle()
             if src is None:
                 reach = m.vxm if k else max((p for p, _ in copies[0].planes), key=lambda p: abs(p - st.position))
-                flow = bd.flow(out_dir, 4, st.position, T["mxm_accread_drive"], mc, reach)
+                flow = bd.flow(out_dir, 4, st.position, m.T["mxm_accread_drive"], mc, reach)
                 bd.at(st.position, 0, "ACCREAD", note, acc=acc, dst=lambda f=flow: f.base, ddir=out_dir, count=mc)
-                s0 = T["mxm_accread_drive"] + abs(m.vxm - st.position)
+                s0 = m.T["mxm_accread_drive"] + abs(m.vxm - st.position)
             else:
-                flow, s0 = _stream_back(m, bd, src, src_copy, mc, src_at, note), T["vxm_sample"]
+                flow, s0 = _stream_back(m, bd, src, src_copy, mc, src_at, note), m.T["vxm_sample"]
             if k:
                 _vxm_chain(m, bd, flow, s0, mc, ops[:k], epi, dst, copies, dst_at, nt, label, note)
             else:                                               # the accumulator straight to SRAM
@@ -297,7 +299,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
         t = m.place(bd, earliest, label, ins, [dst])           # raises NeverFits if even this part does not fit
         if src is not None:
             m.temp_free[(src.name, acc)] = t + max(i.rel + i.operands["count"] for i in bd.instrs
-                                                     if i.mnemonic == "READ") + T["mem_read_access"]
+                                                     if i.mnemonic == "READ") + m.T["mem_read_access"]
         t_acc = t if t_acc is None else t_acc
         src, src_copy, src_at, ops, earliest = dst, copies[0], dst_at, ops[k:], t
     return t_acc
@@ -331,10 +333,10 @@ def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops:
 
 def _stream_back(m: Machine, bd: Bundle, src: Placed, c: Copy, mc: int, at: tuple, note: str):
     """READs of one item of `src` from its byte planes, as one stream group reaching the VXM on
-    T['vxm_sample'] (rel): the flow of the first plane, the others riding on it."""
+    m.T['vxm_sample'] (rel): the flow of the first plane, the others riding on it."""
     lead = None
     for j, (p, _) in enumerate(c.planes):
-        f = m.feed(bd, p, m.vxm, T["vxm_sample"], mc, c.addr(src.layout, j, *at), f"{note}: {src.name} byte {j}")
+        f = m.feed(bd, p, m.vxm, m.T["vxm_sample"], mc, c.addr(src.layout, j, *at), f"{note}: {src.name} byte {j}")
         if lead is None:
             lead = f
         else:
@@ -368,28 +370,28 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
             chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
             sets.append((r_zp, zp))
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
-    slot = s0 - T["vxm_sample"] - 1
+    slot = s0 - m.T["vxm_sample"] - 1
     writes = {}
     if "bias" in ops:
         bc = epi.bias.whole_copy()
         for j, (p, _) in enumerate(bc.planes):
             issue = slot
             slot -= 1
-            f = m.feed(bd, p, pv, issue + T["vxm_sample"], 1, bc.addr(epi.bias.layout, j, 0, nt, 0),
+            f = m.feed(bd, p, pv, issue + m.T["vxm_sample"], 1, bc.addr(epi.bias.layout, j, 0, nt, 0),
                        f"{label}: bias tile n{nt} byte {j}")
             bd.at(pv, issue, "VLOADB", f"{label}: bias byte {j}", a=_operand(f), r=lambda c=r_bias: c.value, plane=j)
-            writes.setdefault(id(r_bias), []).append(issue + T["vxm_reg_write"])
+            writes.setdefault(id(r_bias), []).append(issue + m.T["vxm_reg_write"])
     for ch, imm in sets:
         issue = slot
         slot -= 1
         bd.at(pv, issue, "VSET", f"{label}: {ch.name}", r=lambda c=ch: c.value, imm=int(imm))
-        writes.setdefault(id(ch), []).append(issue + T["vxm_reg_write"])
+        writes.setdefault(id(ch), []).append(issue + m.T["vxm_reg_write"])
     s = s0
     bounce_dir = flow.direction                                # on past the VXM to the SXM beyond it
     uses = {}
     for i, (mn, fields, rtype, rchs) in enumerate(chain):
-        issue = s - T["vxm_sample"]
-        drive = issue + T["vxm_drive"]
+        issue = s - m.T["vxm_sample"]
+        drive = issue + m.T["vxm_drive"]
         for ch in rchs:
             uses[id(ch)] = s + mc - 1
         ops_f = {k: ((lambda c=v: spec.operand(c.value, 0, reg=True)) if isinstance(v, Choice) else v)
@@ -400,12 +402,12 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
             nf = bd.flow(bounce_dir, width, pv, drive, mc, ps)
             bd.at(pv, issue, mn, f"{note}: {mn}", a=_operand(flow), dst=lambda f=nf: f.base, ddir=bounce_dir,
                   alu=AluVar(), count=mc, **ops_f)
-            sx_issue = drive + abs(ps - pv) - T["sxm_sample"]
+            sx_issue = drive + abs(ps - pv) - m.T["sxm_sample"]
             back = 1 - bounce_dir
-            bf = bd.flow(back, width, ps, sx_issue + T["sxm_drive"], mc, pv)
+            bf = bd.flow(back, width, ps, sx_issue + m.T["sxm_drive"], mc, pv)
             bd.at(ps, sx_issue, "SHIFT", f"{note}: return to the VXM", stream=lambda f=nf: f.base, dir=bounce_dir,
                   arg=0, dst=lambda f=bf: f.base, ddir=back, width=width, count=mc)
-            flow, s = bf, sx_issue + T["sxm_drive"] + abs(ps - pv)
+            flow, s = bf, sx_issue + m.T["sxm_drive"] + abs(ps - pv)
             bounce_dir = back
         else:
             side_dir = E if copies[0].planes[0][0] > pv else W
@@ -471,7 +473,7 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         for name, x, c in zip("ab", ins, srcs):
             lead = None
             for j, (p, addr) in enumerate(c.planes):     # plane j on stream base + j of the operand group
-                f = m.feed(bd, p, pv, T["vxm_sample"], n, addr + w0, f"{label}: {x.name} byte {j}")
+                f = m.feed(bd, p, pv, m.T["vxm_sample"], n, addr + w0, f"{label}: {x.name} byte {j}")
                 if lead is None:
                     lead = f
                 else:
@@ -481,7 +483,7 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         if same:
             operands["b"] = operands["a"]
         reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
-        of = bd.flow(toward(pv, reach), nbytes, pv, T["vxm_drive"], n, reach)
+        of = bd.flow(toward(pv, reach), nbytes, pv, m.T["vxm_drive"], n, reach)
         bd.at(pv, 0, ELEMENTWISE[op], f"{label}: {op}", dst=lambda: of.base, ddir=of.direction, type=dtype,
               alu=AluVar(), count=n, **operands)
         for cp in out.copies:

@@ -30,7 +30,6 @@ from isa.config import ChipConfig
 from .graph import CompileError
 from .reserve import Bundle, Reservations
 
-T = spec.TIMING
 MARGIN = 32          # words: how far before its segment's first word a refill must have landed
 
 
@@ -101,7 +100,7 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
           after: int) -> Refill:
     """Book the refill of words s .. s+C-1 of queue q at the earliest cycle its window allows (and
     after the queue's previous refill, `after`: segments land in order)."""
-    res, depth, fw = m.res, config.queue_depth, config.fetch_words
+    res, depth, fw, T = m.res, config.queue_depth, config.fetch_words, m.T
     K = C // fw
     name = config.floorplan[q].name
     # room: when vector k lands (f + ifetch_write + k), s + (k+1)*fw - depth words must be released
@@ -120,7 +119,7 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
     sources = sorted((p for p in m.mems if p != q), key=lambda p: (abs(p - q), p))
     for t in range(max(lo, 0), hi + 1):
         for src in sources:
-            b, flow = _bundle(config, q, src, C, K)
+            b, flow = _bundle(T, q, src, C, K)
             if res.fits(b, t):
                 addr = m.sram.alloc(src, K)
                 n = len(res.placed)
@@ -132,7 +131,8 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
                        f"(every MEM read engine or stream path to it is taken); use a deeper queue")
 
 
-def _bundle(config: ChipConfig, q: int, src: int, C: int, K: int):
+def _bundle(T: dict[str, int], q: int, src: int, C: int, K: int):
+    """The IFETCH of C words at q and the READ of K vectors at src feeding it, under latencies T."""
     d = int(spec.Dir.EAST) if src < q else int(spec.Dir.WEST)
     rel = -(T["mem_read_drive"] + abs(q - src) - T["ifetch_sample"])      # the READ, relative to the IFETCH
     b = Bundle()
@@ -160,7 +160,7 @@ def finish(res: Reservations, config: ChipConfig, refills: list[Refill], lengths
 def check(config: ChipConfig, streams: dict[int, list[tuple[int, int]]], refills: list[Refill]) -> None:
     """Replay each refilled queue word by word: every word lands before it issues, no vector lands
     while the ring is full, every fetch starts at a multiple of fetch_words. Raises AssertionError."""
-    fw, depth = config.fetch_words, config.queue_depth
+    fw, depth, T = config.fetch_words, config.queue_depth, spec.timing(config)
     by_queue: dict[int, list[Refill]] = {}
     for r in refills:
         if r.words:

@@ -26,9 +26,6 @@ from typing import Callable
 from isa import spec
 from isa.config import ChipConfig
 
-T = spec.TIMING
-assert T["stream_hop"] == 1, "stream cells are booked along diagonals of one hop per cycle"
-
 
 class DoubleBooking(AssertionError):
     """Two uses of one resource on one cycle: an internal compiler error."""
@@ -130,6 +127,8 @@ def _overlap(a_lo, a_hi, b_lo, b_hi) -> bool:
 class Reservations:
     def __init__(self, config: ChipConfig):
         self.config = config
+        self.T = spec.timing(config)
+        assert self.T["stream_hop"] == 1, "stream cells are booked along diagonals of one hop per cycle"
         self.slots: dict[int, set[int]] = defaultdict(set)
         self.intervals: dict[tuple, list[tuple[int, int, str]]] = defaultdict(list)
         self.cells: dict[tuple[int, int], list[tuple[int, int, int, int, str]]] = defaultdict(list)
@@ -149,7 +148,7 @@ class Reservations:
         engine = spec.engine_of(op, operands)
         if engine is None:
             return None
-        first = cycle + T[spec.ENGINE_START[spec.ENGINE[mnemonic]]]
+        first = cycle + self.T[spec.ENGINE_START[spec.ENGINE[mnemonic]]]
         return engine, first, first + spec.elements(mnemonic, operands, self.config) - 1
 
     # ---- booking ---------------------------------------------------------------------

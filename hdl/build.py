@@ -113,7 +113,7 @@ def emit(config, out: Path, log=lambda s: print(s, flush=True), force: bool = Fa
         "top": TOP,
         "config": cfg.to_dict(),
         "isa_version": ".".join(map(str, spec.ISA_VERSION)),
-        "timing": spec.TIMING,
+        "timing": spec.timing(cfg),
         "units": list(chip.units),
         "ports": [{"name": n, "dir": "in" if mbr.flow == In else "out", "width": Shape.cast(mbr.shape).width}
                   for n, mbr in chip.signature.members.items()] + [

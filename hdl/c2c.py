@@ -51,10 +51,11 @@ KIND, STAMP, HAC, DELTA = link.HEADER
 COUNTER_BITS = 32
 
 
-def _check_timing():
+def _check_timing(config: ChipConfig):
+    T = spec.timing(config)
     for key, v in NATURAL.items():
-        if spec.TIMING[key] != v:
-            raise NotImplementedError(f"C2C RTL implements {key} = {v}, spec says {spec.TIMING[key]}")
+        if T[key] != v:
+            raise NotImplementedError(f"C2C RTL implements {key} = {v}, config {config.name!r} says {T[key]}")
 
 
 def link_ports(config: ChipConfig) -> dict:
@@ -100,7 +101,7 @@ class C2cSlice(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         self.fmt = LinkFormat.of(config)
         S, W = config.streams, config.word_bits
@@ -187,7 +188,7 @@ class C2cSlice(wiring.Component):
             with m.If(up):
                 m.d.sync += [s_left.eq(q.field("count")), s_busy.eq(q.field("count") * F),
                              s_stream.eq(q.field("stream")), s_dir.eq(q.field("dir")),
-                             tau.eq(self.cycle + spec.TIMING["c2c_send_sample"])]
+                             tau.eq(self.cycle + spec.timing(cfg)["c2c_send_sample"])]
             with m.Else():
                 m.d.comb += down_err.eq(1)
 

@@ -27,13 +27,15 @@ from .superlane import Superlane
 NATURAL = {"mem_read_access": 1, "mem_read_check": 2, "mem_read_drive": 3, "mem_write_sample": 1, "mem_write_commit": 2}
 
 
-def _check_timing():
+def _check_timing(config: ChipConfig):
+    T = spec.timing(config)
     for key in ("mem_read_access", "mem_read_check", "mem_write_sample"):
-        if spec.TIMING[key] != NATURAL[key]:
-            raise NotImplementedError(f"MEM RTL implements {key} = {NATURAL[key]}, spec says {spec.TIMING[key]}")
+        if T[key] != NATURAL[key]:
+            raise NotImplementedError(f"MEM RTL implements {key} = {NATURAL[key]}, config {config.name!r} says {T[key]}")
     for key in ("mem_read_drive", "mem_write_commit"):
-        if spec.TIMING[key] < NATURAL[key]:
-            raise NotImplementedError(f"MEM RTL cannot meet {key} = {spec.TIMING[key]} (minimum {NATURAL[key]})")
+        if T[key] < NATURAL[key]:
+            raise NotImplementedError(f"MEM RTL cannot meet {key} = {T[key]} of config {config.name!r} "
+                                      f"(minimum {NATURAL[key]})")
 
 
 class MemSlice(wiring.Component):
@@ -62,7 +64,7 @@ class MemSlice(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         self.code = code_for(config.word_bits)
         S, W = config.streams, config.word_bits
@@ -120,7 +122,7 @@ class MemSlice(wiring.Component):
         m.d.sync += [self.ecc_corrected.eq(self.running & s1_valid & dec.corrected),
                      self.ecc_uncorrectable.eq(self.running & s1_valid & dec.uncorrectable)]
         stages = [(s1_valid & self.running, s1_stream, s1_dir, dec.out)]
-        for i in range(spec.TIMING["mem_read_drive"] - NATURAL["mem_read_drive"] + 1):
+        for i in range(spec.timing(cfg)["mem_read_drive"] - NATURAL["mem_read_drive"] + 1):
             v, s, d, data = Signal(name=f"rs{i + 2}_valid"), Signal(range(S), name=f"rs{i + 2}_stream"), \
                 Signal(name=f"rs{i + 2}_dir"), Signal(W, name=f"rs{i + 2}_data")
             pv, ps, pd, pdata = stages[-1]
@@ -151,7 +153,7 @@ class MemSlice(wiring.Component):
         m.d.comb += [self.tap_stream.eq(w_stream), self.tap_dir.eq(w_dir)]
         tap = self.tap
         wstages = [(self.running & w_active, w_addr, tap)]
-        for i in range(spec.TIMING["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
+        for i in range(spec.timing(cfg)["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
             v, a, data = Signal(name=f"ws{i + 1}_valid"), Signal(A, name=f"ws{i + 1}_addr"), Signal(W, name=f"ws{i + 1}_data")
             pv, pa, pdata = wstages[-1]
             m.d.sync += [v.eq(pv & self.running), a.eq(pa), data.eq(pdata)]

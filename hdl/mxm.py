@@ -31,10 +31,11 @@ NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write
            "mxm_accread_access": 1, "mxm_accread_drive": 2}
 
 
-def _check_timing():
+def _check_timing(config: ChipConfig):
+    T = spec.timing(config)
     for k, v in NATURAL.items():
-        if spec.TIMING[k] != v:
-            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+        if T[k] != v:
+            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
 
 
 def operand9(byte, zp, is_signed):
@@ -71,7 +72,7 @@ class MxmColumn(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         L, S = config.lanes, config.streams
         super().__init__({
@@ -136,7 +137,7 @@ class MxmControl(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         L, S, W = config.lanes, config.streams, config.word_bits
         super().__init__(slice_queue_ports(config) | {

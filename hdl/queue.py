@@ -33,10 +33,11 @@ QUEUE_OPS = ("NOP", "IFETCH", "SYNC")  # executed by the queue itself, never han
 NATURAL = {"ifetch_sample": 1, "ifetch_write": 2}
 
 
-def _check_timing():
+def _check_timing(config: ChipConfig):
+    T = spec.timing(config)
     for key, v in NATURAL.items():
-        if spec.TIMING[key] != v:
-            raise NotImplementedError(f"queue RTL implements {key} = {v}, spec says {spec.TIMING[key]}")
+        if T[key] != v:
+            raise NotImplementedError(f"queue RTL implements {key} = {v}, config {config.name!r} says {T[key]}")
 
 
 def slice_queue_ports(config: ChipConfig) -> dict:
@@ -128,7 +129,7 @@ class InstructionQueue(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig, kind: SliceKind):
-        _check_timing()
+        _check_timing(config)
         self.config, self.kind = config, kind
         self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic not in QUEUE_OPS]
         self.fields: dict[str, spec.Field] = {}     # operand fields of this kind's opcodes, by name

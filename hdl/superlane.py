@@ -54,7 +54,7 @@ class Superlane(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig, members: dict):
-        if spec.TIMING["stream_hop"] != 1:
+        if spec.timing(config)["stream_hop"] != 1:
             raise NotImplementedError("the stream fabric implements stream_hop = 1")
         self.config = config
         super().__init__(superlane_members(config) | members)

@@ -97,9 +97,10 @@ class SxmSlice(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
+        T = spec.timing(config)
         for k, v in NATURAL.items():
-            if spec.TIMING[k] != v:
-                raise NotImplementedError(f"hdl/sxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+            if T[k] != v:
+                raise NotImplementedError(f"hdl/sxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
         self.config = config
         S, W, N = config.streams, config.word_bits, config.sxm_width
         super().__init__(slice_queue_ports(config) | {

@@ -32,10 +32,11 @@ FUNC_BITS = max(len(FUNC) - 1, 1).bit_length()
 I8, I16, I32 = (int(t) for t in (spec.DType.I8, spec.DType.I16, spec.DType.I32))
 
 
-def _check_timing():
+def _check_timing(config: ChipConfig):
+    T = spec.timing(config)
     for k, v in NATURAL.items():
-        if spec.TIMING[k] != v:
-            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}; the spec says {spec.TIMING[k]}")
+        if T[k] != v:
+            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
 
 
 def _alu_bits(config):
@@ -100,7 +101,7 @@ class VxmLane(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         members = {"reg_data": In(32)}
         for k in range(config.vxm_alus):
@@ -223,7 +224,7 @@ class VxmControl(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        _check_timing()
+        _check_timing(config)
         self.config = config
         S = config.streams
         super().__init__(slice_queue_ports(config) | {

@@ -36,6 +36,13 @@ class Slice:
 
 @dataclass(frozen=True)
 class ChipConfig:
+    """One machine: its sizes, and the latencies where they differ from isa/spec.py `TIMING`.
+
+    `latency` overrides TIMING entries for this configuration, as ((key, cycles), ...) pairs (a
+    tuple, so the config stays hashable): an implementation with more pipeline registers than
+    the base table (an FPGA, whose MXM and VXM need one more stage to close timing) is the same
+    ISA with longer latencies. Everything reads the result through `isa.spec.timing(config)`,
+    which also rejects unknown keys and latencies below 1."""
     name: str
     lanes: int            # bytes per stream vector
     streams: int          # streams per direction
@@ -52,6 +59,7 @@ class ChipConfig:
     c2c_lane_bits: int = 18   # bits each lane carries per cycle
     c2c_depth: int = 16       # vectors a link's send and receive buffers hold (most one SEND takes)
     c2c_skew: int = 7         # most cycles one lane of a link may lag another; training pads the rest
+    latency: tuple[tuple[str, int], ...] = ()   # overrides of isa/spec.py TIMING: ((key, cycles), ...)
     description: str = field(default="", compare=False)
 
     def __post_init__(self):
@@ -99,6 +107,13 @@ class ChipConfig:
         need(self.queue_depth >= 2 * self.fetch_words,
              f"queue_depth must be at least 2 x fetch_words ({2 * self.fetch_words}), got {self.queue_depth}")
         need(self.sxm_width <= self.streams, f"sxm_width must be <= streams ({self.streams}), got {self.sxm_width}")
+        need(isinstance(self.latency, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
+            and not isinstance(p[1], bool) for p in self.latency),
+            f"latency must be a tuple of (TIMING key, cycles) pairs, got {self.latency!r}")
+        keys = [k for k, _ in self.latency]
+        need(len(set(keys)) == len(keys),
+             f"latency overrides {sorted({k for k in keys if keys.count(k) > 1})} more than once")
 
     # ---- derived quantities -------------------------------------------------
     @property
@@ -168,9 +183,13 @@ class ChipConfig:
         return 2 * self.mem_slices * self.mem_words * self.lanes
 
     def to_dict(self) -> dict:
-        """Everything that defines the machine (the description is not part of it)."""
+        """Everything that defines the machine (the description is not part of it). Latency
+        overrides are part of it when there are any; without any the entry is left out, so the
+        fingerprint (isa/image.py) of a configuration on the base table is what it always was."""
         d = asdict(self)
         del d["description"]
+        if not self.latency:
+            del d["latency"]
         d["floorplan"] = [s.name for s in self.floorplan]
         return d
 

@@ -340,6 +340,13 @@ def _timing() -> list[str]:
              "Every latency of the machine. Cycle 0 is the first cycle after START; an instruction "
              "\"issued on t\" left its queue on cycle t.", ""]
     lines += _table(["name", "cycles", "meaning"], [[f"`{k}`", v, spec.TIMING_DOC[k]] for k, v in T.items()])
+    lines += ["",
+              "This is the base table (`isa.spec.TIMING`). A configuration may override entries of it "
+              "(`ChipConfig.latency`: an implementation with more pipeline registers, such as an FPGA, is "
+              "the same ISA with longer latencies); the compiler, the golden model, the stimuli and the RTL "
+              "units all read `spec.timing(config)`, the table with the configuration's overrides applied, "
+              "and the image fingerprint covers them. Overrides per preset:", ""]
+    lines += _table(["preset", "latency overrides"], [[c.name, _latency_text(c)] for c in PRESETS.values()])
     lines += [
         "",
         "Queue timing: every non-empty queue issues its first instruction on cycle 0. The next "
@@ -354,6 +361,12 @@ def _timing() -> list[str]:
         "",
     ]
     return lines
+
+
+def _latency_text(cfg: ChipConfig) -> str:
+    """A configuration's overrides of TIMING, each with its base value; "none" without any."""
+    t = spec.timing(cfg)
+    return ", ".join(f"`{k}` {t[k]} (base {spec.TIMING[k]})" for k, _ in cfg.latency) or "none"
 
 
 def _streams() -> list[str]:
@@ -475,7 +488,8 @@ def _presets() -> list[str]:
             meaning = "preset name (`--config`)"
         elif not f.compare:
             meaning = "free text; not part of the configuration's identity (image fingerprint)"
-        rows.append([f"`{f.name}`", meaning] + [getattr(c, f.name) for c in cfgs])
+        cell = _latency_text if f.name == "latency" else (lambda c, n=f.name: getattr(c, n))
+        rows.append([f"`{f.name}`", meaning] + [cell(c) for c in cfgs])
     derived = [
         ("positions", "stream positions (slices west to east)", lambda c: c.positions),
         ("word_bits", "bits per stream vector / SRAM data word", lambda c: c.word_bits),

@@ -17,13 +17,18 @@ Timing model (see docs/ARCHITECTURE.md for pictures):
   the last position are the chip's edge outputs; edge inputs are zero.
 * Each instruction has a fixed issue-relative latency for each of its
   effects, listed in `TIMING` and per opcode below.
+
+`TIMING` is the base table. A configuration may override entries of it
+(`ChipConfig.latency`, e.g. an FPGA build with an extra pipeline register in
+the MXM and VXM), so everything that needs a latency reads `timing(config)`,
+never `TIMING` itself.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .config import ChipConfig, SliceKind
+from .config import ChipConfig, ConfigError, SliceKind
 
 ISA_VERSION = (0, 6)
 WORD_BITS = 64          # one instruction word
@@ -107,6 +112,21 @@ TIMING_DOC: dict[str, str] = {
                      "at least `lat` cycles after that vector's link time",
     "c2c_recv_drive": "RECV issued on t: element k's vector is driven onto the stream on t+c2c_recv_drive+k",
 }
+
+
+def timing(config: ChipConfig | None = None) -> dict[str, int]:
+    """The latencies of `config`: a fresh copy of TIMING (read now: tests patch it) with the
+    configuration's overrides applied; the base table for None."""
+    out = dict(TIMING)
+    for key, cycles in config.latency if config is not None else ():
+        if key not in out:
+            raise ConfigError(f"config {config.name!r}: latency override {key!r} is not a TIMING entry "
+                              f"(entries: {', '.join(TIMING)})")
+        if cycles < 1:
+            raise ConfigError(f"config {config.name!r}: latency override {key} = {cycles} must be >= 1 "
+                              f"(every effect comes after its issue cycle)")
+        out[key] = cycles
+    return out
 
 
 class Dir(IntEnum):

@@ -7,7 +7,8 @@
 
 Each queue issues at most one instruction per cycle, and an instruction that needs an engine
 must find it free (spec.ENGINE / ENGINE_START), so that it really issues on its cycle; anything
-else raises ScheduleError naming the slice and the cycle. Timing facts come from isa/spec.py.
+else raises ScheduleError naming the slice and the cycle. Timing facts come from isa/spec.py
+(spec.timing of the configuration).
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class TimedProgram:
     def streams(self) -> dict[int, list[tuple[int, int]]]:
         """Per queue, every word with the cycle it issues on (the NOPs that keep time included), in
         issue order: the queue's whole instruction stream, however long."""
-        T = spec.TIMING
+        T = spec.timing(self.config)
         out = {}
         for position, items in sorted(self._items.items()):
             name = self.config.floorplan[position].name

@@ -26,7 +26,6 @@ from isa.link import LinkFormat, waiting
 
 from .lazy import Op
 
-T = spec.TIMING
 Err = spec.ErrorCode
 
 
@@ -78,6 +77,7 @@ class LinkEnd:
 class C2cSlice:
     def __init__(self, position: int, config: ChipConfig, fabric, timeline, end: LinkEnd | None = None):
         self.position = position
+        self.T = spec.timing(config)
         self.flits = LinkFormat.of(config).flits
         self.lanes = config.lanes
         self.fabric, self.timeline = fabric, timeline
@@ -89,19 +89,19 @@ class C2cSlice:
     def issue(self, t: int, mnemonic: str, ops: dict):
         if mnemonic == "SEND":
             op = SendOp(self, t, ops)
-            self.end.sent += [(op.key + k, t + T["c2c_send_sample"] + k * self.flits, op, k) for k in range(op.n)]
+            self.end.sent += [(op.key + k, t + self.T["c2c_send_sample"] + k * self.flits, op, k) for k in range(op.n)]
             self.timeline.add(op)
             return None
         op = RecvOp(self, t, ops, len(self.end.takes))
         self.end.takes += [op.key + k for k in range(op.n)]
-        self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["c2c_recv_drive"], op.n, op, None)
+        self.fabric.drive(ops["dir"], ops["stream"], self.position, t + self.T["c2c_recv_drive"], op.n, op, None)
         self.timeline.add(op)
         return op
 
 
 class SendOp(Op):
     def __init__(self, c2c: C2cSlice, t: int, ops: dict):
-        super().__init__(t, ops["count"], t + T["c2c_send_sample"])
+        super().__init__(t, ops["count"], t + c2c.T["c2c_send_sample"])
         self.c2c, self.d, self.stream = c2c, ops["dir"], ops["stream"]
         self.vals = np.zeros((self.n, c2c.lanes), np.uint8)
 
@@ -114,7 +114,7 @@ class RecvOp(Op):
     """Elements k = 0..n-1 take vectors base+k of what the peer sent; `check` decides them in order."""
 
     def __init__(self, c2c: C2cSlice, t: int, ops: dict, base: int):
-        super().__init__(t, ops["count"], t + T["c2c_recv_take"])
+        super().__init__(t, ops["count"], t + c2c.T["c2c_recv_take"])
         self.c2c, self.base, self.lat = c2c, base, ops["lat"]
         self.vals = np.zeros((self.n, c2c.lanes), np.uint8)
         self.checked = 0            # elements [0, checked) are known to take a due, good vector

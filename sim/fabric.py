@@ -21,8 +21,6 @@ import numpy as np
 from isa import spec
 from isa.config import ChipConfig
 
-assert spec.TIMING["stream_hop"] == 1, "the fabric's diagonal bookkeeping assumes one hop per cycle"
-
 EAST = int(spec.Dir.EAST)
 EDGE_BLOCK = 512        # cycles of edge output computed at once after a run
 
@@ -40,6 +38,7 @@ class _Track:
 
 class Fabric:
     def __init__(self, config: ChipConfig):
+        assert spec.timing(config)["stream_hop"] == 1, "the fabric's diagonal bookkeeping assumes one hop per cycle"
         self.lanes = config.lanes
         self.streams = config.streams
         self.positions = config.positions

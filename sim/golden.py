@@ -2,7 +2,7 @@
 
 It executes the same `Program` as the RTL and must agree with it on every SRAM word, every
 vector on every stream on every cycle, the final cycle count, the error status and the ECC
-counters. All latencies come from isa/spec.py.
+counters. All latencies come from isa/spec.py: spec.timing of the program's configuration.
 
 How it is fast: the queues are walked instruction by instruction (sim/queue.py); each issued
 instruction becomes one op whose element values are computed lazily, a numpy operation over

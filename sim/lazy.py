@@ -3,8 +3,9 @@
 Why: the model's cost must scale with instructions, not with elements. An instruction with
 count=n is one `Op`; its n element values are computed by numpy over whole ranges of elements
 when something asks for them (a downstream sample, a state query, the end of a window) and then
-memoized. Every latency in isa.spec.TIMING is >= 1, so an element decided on cycle c depends only
-on values of cycles < c: a demand recurses strictly backwards in time and always ends.
+memoized. Every latency (isa.spec.timing of the configuration) is >= 1, so an element decided on
+cycle c depends only on values of cycles < c: a demand recurses strictly backwards in time and
+always ends.
 
 State (SRAM words, VXM registers, MXM weights and accumulators) lives in `Store`s. A store holds
 the state as of the start of the current window [F, G) in plain arrays plus the ops whose writes

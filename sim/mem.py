@@ -20,14 +20,11 @@ from isa.ecc import code_for
 
 from .lazy import Op, Store
 
-T = spec.TIMING
-
-
-
 
 class MemSlice(Store):
     def __init__(self, position: int, config: ChipConfig, fabric, timeline):
         self.position = position
+        self.T = spec.timing(config)
         self.words = config.mem_words
         self.data = np.zeros((config.mem_words, config.lanes), np.uint8)
         self.ecc = np.zeros(config.mem_words, np.int64)
@@ -60,7 +57,7 @@ class MemSlice(Store):
         bounds = (min(addr, end), max(addr, end)) if 0 <= end < words else (0, words - 1)   # (no wrap: exact)
         if mnemonic == "READ":
             op = ReadOp(self, t, n, addrs, bounds)
-            self.fabric.drive(ops["dir"], ops["stream"], self.position, t + T["mem_read_drive"], n, op, None)
+            self.fabric.drive(ops["dir"], ops["stream"], self.position, t + self.T["mem_read_drive"], n, op, None)
             self.reads.append(op)
         else:
             op = WriteOp(self, t, n, addrs, bounds, period, ops["dir"], ops["stream"])
@@ -158,7 +155,7 @@ class MemSlice(Store):
         corr = unc = 0
         for op in self.reads:
             if op.status is not None:
-                s = op.status[:max(0, min(op.n, stop - op.t - T["mem_read_check"]))]
+                s = op.status[:max(0, min(op.n, stop - op.t - self.T["mem_read_check"]))]
                 corr += int(np.count_nonzero(s == 1))
                 unc += int(np.count_nonzero(s == 2))
         return corr, unc
@@ -166,7 +163,7 @@ class MemSlice(Store):
 
 class ReadOp(Op):
     def __init__(self, mem: MemSlice, t: int, n: int, addrs: np.ndarray, bounds: tuple[int, int]):
-        super().__init__(t, n, t + T["mem_read_access"])
+        super().__init__(t, n, t + mem.T["mem_read_access"])
         self.mem, self.addrs, self.bounds = mem, addrs, bounds
         self.vals = np.empty((n, mem.data.shape[1]), np.uint8)   # corrected words (filled as computed)
         self.status = None                                         # EccStatus per element, once any is not OK
@@ -192,9 +189,9 @@ class ReadOp(Op):
 class WriteOp(Op):
     def __init__(self, mem: MemSlice, t: int, n: int, addrs: np.ndarray, bounds: tuple[int, int], period: int,
                  d: int, stream: int):
-        super().__init__(t, n, t + T["mem_write_sample"])
+        super().__init__(t, n, t + mem.T["mem_write_sample"])
         self.mem, self.addrs, self.bounds, self.period, self.d, self.stream = mem, addrs, bounds, period, d, stream
-        self.commit = t + T["mem_write_commit"]     # element k is stored at the end of commit + k
+        self.commit = t + mem.T["mem_write_commit"]     # element k is stored at the end of commit + k
         self.applied = 0                             # elements already folded into the SRAM arrays
         self.vals = np.empty((n, mem.data.shape[1]), np.uint8)     # (only computed rows are ever read)
 

@@ -26,10 +26,6 @@ from isa.spec import DType
 from .lazy import Op, Store
 from .vxm import to_planes, wrap
 
-T = spec.TIMING
-assert T["mxm_acc_write"] - T["mxm_sample"] >= 2 and T["mxm_install"] == T["mxm_sample"], \
-    "the model multiplies one cycle after the sample and installs weights on the first sample cycle"
-
 _CFG0 = (0, 1, 0, 1)            # xzp byte, xsigned, wzp byte, wsigned at START
 I32 = int(DType.I32)
 
@@ -59,6 +55,9 @@ class MxmSlice(Store):
     at issue (MXMCFG has no data), weight matrices are snapshots taken at install cycles."""
 
     def __init__(self, position: int, config: ChipConfig, fabric, timeline):
+        T = self.T = spec.timing(config)
+        assert T["mxm_acc_write"] - T["mxm_sample"] >= 2 and T["mxm_install"] == T["mxm_sample"], \
+            "the model multiplies one cycle after the sample and installs weights on the first sample cycle"
         L = self.lanes = config.lanes
         self.position = position
         self.rows = config.mxm_acc_rows
@@ -73,7 +72,7 @@ class MxmSlice(Store):
 
     def issue(self, t: int, mnemonic: str, ops: dict) -> None:
         if mnemonic == "MXMCFG":
-            self.cfg_cycles.append(t + T["mxm_cfg_write"])
+            self.cfg_cycles.append(t + self.T["mxm_cfg_write"])
             self.cfgs.append((ops["xzp"], ops["xsigned"], ops["wzp"], ops["wsigned"]))
             return
         if mnemonic == "LW":
@@ -81,14 +80,14 @@ class MxmSlice(Store):
             self.lws.append(op)
         elif mnemonic == "MATMUL":
             if ops["swap"]:
-                self.weights = _Weights(self, t + T["mxm_install"])
+                self.weights = _Weights(self, t + self.T["mxm_install"])
                 self.timeline.add(self.weights)
             op = MatmulOp(self, t, ops, self.weights)
             self.mms.append(op)
         else:
             op = AccreadOp(self, t, ops)
             for j in range(spec.dtype_bytes(I32)):
-                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + T["mxm_accread_drive"],
+                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + self.T["mxm_accread_drive"],
                                   op.n, op, j)
         self.timeline.add(op)
 
@@ -227,7 +226,7 @@ class _Weights(Op):
 
 class LwOp(Op):
     def __init__(self, mxm: MxmSlice, t: int, ops: dict):
-        super().__init__(t, ops["count"], t + T["mxm_sample"])
+        super().__init__(t, ops["count"], t + mxm.T["mxm_sample"])
         self.mxm, self.ops = mxm, ops
         self.row, self.width = ops["row"], ops["width"]
         self.applied = 0                    # elements whose rows are folded into the shadow buffer
@@ -243,11 +242,11 @@ class LwOp(Op):
 
 class MatmulOp(Op):
     def __init__(self, mxm: MxmSlice, t: int, ops: dict, weights: _Weights):
-        super().__init__(t, ops["count"], t + T["mxm_sample"])
+        super().__init__(t, ops["count"], t + mxm.T["mxm_sample"])
         self.mxm, self.ops, self.weights = mxm, ops, weights
         self.accumulate = ops["accumulate"]
         self.rows = (ops["acc"] + np.arange(self.n)) % mxm.rows
-        self.write = t + T["mxm_acc_write"]    # element k's row is written at the end of write + k
+        self.write = t + mxm.T["mxm_acc_write"]    # element k's row is written at the end of write + k
         self.applied = 0
         self.vals = np.zeros((self.n, mxm.lanes), np.int64)     # x @ w per element
 
@@ -262,7 +261,7 @@ class MatmulOp(Op):
 
 class AccreadOp(Op):
     def __init__(self, mxm: MxmSlice, t: int, ops: dict):
-        super().__init__(t, ops["count"], t + T["mxm_accread_access"])
+        super().__init__(t, ops["count"], t + mxm.T["mxm_accread_access"])
         self.mxm = mxm
         self.rows = (ops["acc"] + np.arange(self.n)) % mxm.rows
         self.vals = np.zeros((self.n, spec.dtype_bytes(I32), mxm.lanes), np.uint8)

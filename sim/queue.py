@@ -31,13 +31,12 @@ from isa.image import unpack_words
 
 from .lazy import WINDOW, Timeline
 
-T = spec.TIMING
 Err = spec.ErrorCode
 
 
-def _last_effects() -> dict[str, int]:
-    """Cycle of each instruction's last effect, relative to its issue, for its last element
-    (built per run: tests change TIMING)."""
+def _last_effects(T: dict[str, int]) -> dict[str, int]:
+    """Cycle of each instruction's last effect, relative to its issue, for its last element,
+    under the latencies T (spec.timing of the chip's configuration)."""
     return {"READ": max(T["mem_read_access"], T["mem_read_check"], T["mem_read_drive"]),
             "WRITE": max(T["mem_write_sample"], T["mem_write_commit"]),
             "IFETCH": max(T["ifetch_sample"], T["ifetch_write"]),
@@ -70,9 +69,10 @@ class Queue:
         self.fill = len(self.words)
 
 
-def _decoded(word: int, kind, config: ChipConfig, last_effect: dict):
+def _decoded(word: int, kind, config: ChipConfig, T: dict[str, int], last_effect: dict):
     """spec.check's verdict on a word, with what issuing it needs: (mnemonic, operands, elements,
-    engine, engine start offset, offset of the last effect of its last element), or the error code."""
+    engine, engine start offset, offset of the last effect of its last element), or the error code.
+    T: the configuration's latencies."""
     try:
         op, ops = spec.check(word, kind, config)
     except spec.IllegalInstruction as e:
@@ -99,7 +99,8 @@ class ChipRun:
         self.sync_wait = 0                      # cycles between q and T, summed (the golden model's "stall")
         self.fabric, self.timeline = fabric, timeline
         self.on_stop = on_stop                  # called with the failing cycle when the chip halts
-        self.last_effect = _last_effects()
+        self.T = spec.timing(config)
+        self.last_effect = _last_effects(self.T)
         self.checked: dict[tuple, object] = {}
         self.busy: dict[tuple, int] = {}        # (position, engine) -> cycle of its last scheduled element
         self.errors = []                        # (position, priority, code, pc)
@@ -229,7 +230,7 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
     word = q.words[q.pc]
     res = chip.checked.get((pos, word))
     if res is None:
-        res = chip.checked[(pos, word)] = _decoded(word, chip.kinds[pos], config, chip.last_effect)
+        res = chip.checked[(pos, word)] = _decoded(word, chip.kinds[pos], config, chip.T, chip.last_effect)
     if not isinstance(res, tuple):
         chip.fail(t, pos, 1, res, q.pc)
         return
@@ -258,10 +259,10 @@ def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> No
     if mn == "IFETCH":
         count = ops["count"]
         q.fill += count
-        q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + T["ifetch_write"] + n - 1, q.pc
+        q.fetch_from, q.fetch_until, q.fetch_pc = t + 1, t + chip.T["ifetch_write"] + n - 1, q.pc
         for k in range(n):
-            push((t + T["ifetch_write"] + k, 1, i, pos,
-                  (ops["dir"], ops["stream"], min(fw, count - k * fw), t + T["ifetch_sample"] + k)))
+            push((t + chip.T["ifetch_write"] + k, 1, i, pos,
+                  (ops["dir"], ops["stream"], min(fw, count - k * fw), t + chip.T["ifetch_sample"] + k)))
     else:
         model = chip.models[pos]
         refused = model.refuse(mn, ops) if hasattr(model, "refuse") else None

@@ -17,9 +17,6 @@ from isa.spec import DType
 from .lazy import Op
 from .vxm import group_values
 
-T = spec.TIMING
-assert T["sxm_map_write"] == T["sxm_sample"], "the model writes the map on its sample cycle"
-
 
 def shift(x: np.ndarray, n: int) -> np.ndarray:
     """out[i] = x[i - n] where 0 <= i - n < lanes, else 0."""
@@ -58,6 +55,8 @@ def transpose(x: np.ndarray) -> np.ndarray:
 
 class SxmSlice:
     def __init__(self, position: int, config: ChipConfig, fabric, timeline):
+        T = self.T = spec.timing(config)
+        assert T["sxm_map_write"] == T["sxm_sample"], "the model writes the map on its sample cycle"
         self.position = position
         self.lanes = config.lanes
         self.fabric, self.timeline = fabric, timeline
@@ -69,13 +68,13 @@ class SxmSlice:
         else:
             op = MoveOp(self, t, mnemonic, ops, self.setmap)
             for j in range(ops["width"]):
-                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + T["sxm_drive"], op.n, op, j)
+                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + self.T["sxm_drive"], op.n, op, j)
         self.timeline.add(op)
 
 
 class _SetMap(Op):
     def __init__(self, sxm: SxmSlice, t: int, d: int, stream: int):
-        super().__init__(t, 1, t + T["sxm_sample"])
+        super().__init__(t, 1, t + sxm.T["sxm_sample"])
         self.sxm, self.d, self.stream = sxm, d, stream
         self.map = None
 
@@ -86,7 +85,7 @@ class _SetMap(Op):
 
 class MoveOp(Op):
     def __init__(self, sxm: SxmSlice, t: int, mnemonic: str, ops: dict, setmap: _SetMap | None):
-        super().__init__(t, ops["count"], t + T["sxm_sample"])
+        super().__init__(t, ops["count"], t + sxm.T["sxm_sample"])
         self.sxm, self.mnemonic, self.ops, self.setmap = sxm, mnemonic, ops, setmap
         self.vals = np.zeros((self.n, ops["width"], sxm.lanes), np.uint8)
 

@@ -22,10 +22,6 @@ from isa.spec import DType
 
 from .lazy import Op, Store
 
-T = spec.TIMING
-assert T["vxm_reg_write"] >= T["vxm_sample"], "VLOAD writes its register on or after its sample"
-assert T["vxm_reg_write"] == T["vxm_sample"], "the model writes VLOADB on its sample cycle"
-
 
 def wrap(x: np.ndarray, t: int) -> np.ndarray:
     """Low 8/16/32 bits of x, read as a signed value of type t."""
@@ -141,6 +137,9 @@ class VxmSlice(Store):
     register write is issue + vxm_reg_write and the queue issues one word per cycle)."""
 
     def __init__(self, position: int, config: ChipConfig, fabric, timeline):
+        T = self.T = spec.timing(config)
+        assert T["vxm_reg_write"] >= T["vxm_sample"], "VLOAD writes its register on or after its sample"
+        assert T["vxm_reg_write"] == T["vxm_sample"], "the model writes VLOADB on its sample cycle"
         self.position = position
         self.lanes = config.lanes
         self.regs = np.zeros((config.vxm_regs, config.lanes), np.int64)
@@ -150,20 +149,20 @@ class VxmSlice(Store):
 
     def issue(self, t: int, mnemonic: str, ops: dict) -> None:
         if mnemonic == "VSET":
-            self._write(t + T["vxm_reg_write"], ops["r"], "set", np.full(self.lanes, ops["imm"], np.int64), 0)
+            self._write(t + self.T["vxm_reg_write"], ops["r"], "set", np.full(self.lanes, ops["imm"], np.int64), 0)
         elif mnemonic in ("VLOAD", "VLOADB"):
             a = ops["a"]
             t_in = ops["type"] if mnemonic == "VLOAD" else int(DType.I8)
             op = _Load(self, t, (a >> 6) & 1, a & spec.OPERAND_INDEX, t_in)
             if mnemonic == "VLOAD":
-                self._write(t + T["vxm_reg_write"], ops["r"], "set", op, 0)
+                self._write(t + self.T["vxm_reg_write"], ops["r"], "set", op, 0)
             else:
-                self._write(t + T["vxm_sample"], ops["r"], "byte", op, 8 * ops["plane"])
+                self._write(t + self.T["vxm_sample"], ops["r"], "byte", op, 8 * ops["plane"])
             self.timeline.add(op)
         else:
             op = AluOp(self, t, mnemonic, ops)
             for j in range(spec.dtype_bytes(op.t_out)):
-                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + T["vxm_drive"], op.n, op, j,
+                self.fabric.drive(ops["ddir"], ops["dst"] + j, self.position, t + self.T["vxm_drive"], op.n, op, j,
                                   prio=ops["alu"])
             self.timeline.add(op)
 
@@ -212,7 +211,7 @@ class _Load(Op):
     """VLOAD / VLOADB: one vector sampled on t+vxm_sample (the group's values, or a byte plane)."""
 
     def __init__(self, vxm: VxmSlice, t: int, d: int, base: int, t_in: int):
-        super().__init__(t, 1, t + T["vxm_sample"])
+        super().__init__(t, 1, t + vxm.T["vxm_sample"])
         self.vxm, self.d, self.base, self.t_in = vxm, d, base, t_in
         self.val = None
 
@@ -227,7 +226,7 @@ class _Load(Op):
 
 class AluOp(Op):
     def __init__(self, vxm: VxmSlice, t: int, mnemonic: str, ops: dict):
-        super().__init__(t, ops["count"], t + T["vxm_sample"])
+        super().__init__(t, ops["count"], t + vxm.T["vxm_sample"])
         self.vxm, self.mnemonic, self.ops = vxm, mnemonic, ops
         self.t_in, self.t_out = operand_type(mnemonic, ops), result_type(mnemonic, ops)
         self.operands = [ops[n] for n in spec.ALU_BY_MNEMONIC[mnemonic].operands]

@@ -1,4 +1,5 @@
 """docs/ISA.md is generated from isa/ and must be committed up to date."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,21 @@ def test_every_opcode_and_field(text):
 def test_every_timing_key_with_its_value(text):
     for key, cycles in spec.TIMING.items():
         assert f"| `{key}` | {cycles} | {spec.TIMING_DOC[key]} |" in text
+
+
+def test_latency_overrides_per_preset(text, monkeypatch):
+    """Below the base table, one row per preset: "none" while it has no overrides; a preset with
+    overrides lists each with the configuration's value and the base one."""
+    assert "| preset | latency overrides |" in text
+    for cfg in PRESETS.values():
+        assert not cfg.latency and f"| {cfg.name} | none |" in text
+    base = spec.TIMING
+    slow = dataclasses.replace(PRESETS["tiny"], name="tiny_slow", latency=(("vxm_drive", base["vxm_drive"] + 1),
+                                                                           ("mxm_acc_write", base["mxm_acc_write"] + 2)))
+    monkeypatch.setitem(PRESETS, slow.name, slow)
+    want = (f"| tiny_slow | `vxm_drive` {base['vxm_drive'] + 1} (base {base['vxm_drive']}), "
+            f"`mxm_acc_write` {base['mxm_acc_write'] + 2} (base {base['mxm_acc_write']}) |")
+    assert want in docs.generate()
 
 
 def test_error_codes_registers_and_presets(text):

@@ -1,8 +1,8 @@
 """Programs for systems of chips (isa/system.py): vectors read from SRAM on one chip, sent over a
-link, received and written to SRAM on the other, at cycles worked out from isa/spec.py and
-isa/link.py. `transfer` places one such transfer; `random_transfers` chains many over every link
-of a system, in both directions, for the scoreboard (verif/tb_system.py) to compare with
-sim/system.py.
+link, received and written to SRAM on the other, at cycles worked out from isa/spec.py (each
+chip's spec.timing) and isa/link.py. `transfer` places one such transfer; `random_transfers`
+chains many over every link of a system, in both directions, for the scoreboard
+(verif/tb_system.py) to compare with sim/system.py.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from isa.config import SliceKind
 from isa.link import LinkFormat, waiting
 from isa.system import System
 from isa.timed import ScheduleError, TimedProgram
-
-T = spec.TIMING
 
 
 @dataclass
@@ -49,22 +47,23 @@ def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: 
     lk = system.links[link_index]
     src, dst = (lk.a, lk.b) if forward else (lk.b, lk.a)
     scfg, dcfg = system.config(src.chip), system.config(dst.chip)
+    Ts, Td = spec.timing(scfg), spec.timing(dcfg)      # the sender's and the receiver's latencies
     F = LinkFormat.of(scfg).flits
     s_out, s_in = streams
     # sender: READ drives so that SEND samples vector k on t_send + 1 + k
     d_out = _direction_towards(scfg, src_mem, src.link)
     dist = abs(scfg.slice_named(src.link).position - scfg.slice_named(src_mem).position)
-    t_read = t_send + T["c2c_send_sample"] - T["mem_read_drive"] - dist
+    t_read = t_send + Ts["c2c_send_sample"] - Ts["mem_read_drive"] - dist
     # receiver: element k takes on t_recv + 1 + k, at least latency after tau_k = t_send + 1 + k*F
     L = lat if lat is not None else lk.latency
-    t_recv = t_send + T["c2c_send_sample"] + L - T["c2c_recv_take"] + max(0, (count - 1) * (F - 1)) + slack
+    t_recv = t_send + Ts["c2c_send_sample"] + L - Td["c2c_recv_take"] + max(0, (count - 1) * (F - 1)) + slack
     d_in = _direction_towards(dcfg, dst.link, dst_mem)
     dist2 = abs(dcfg.slice_named(dst.link).position - dcfg.slice_named(dst_mem).position)
-    t_write = t_recv + T["c2c_recv_drive"] + dist2 - T["mem_write_sample"]
+    t_write = t_recv + Td["c2c_recv_drive"] + dist2 - Td["mem_write_sample"]
     if ledger is not None:                # the receive buffer must hold what waits (isa/link.py waiting)
         taus, takes = ledger.setdefault((dst.chip, dst.link), ([], []))
-        new_taus = [t_send + T["c2c_send_sample"] + k * F for k in range(count)]
-        new_takes = [t_recv + T["c2c_recv_take"] + k for k in range(count)]
+        new_taus = [t_send + Ts["c2c_send_sample"] + k * F for k in range(count)]
+        new_takes = [t_recv + Td["c2c_recv_take"] + k for k in range(count)]
         if waiting(taus + new_taus, takes + new_takes, dcfg)[0] > dcfg.c2c_depth:
             raise ScheduleError(f"{dst}: the receive buffer would overflow")
     trial = [copy.deepcopy(tps[src.chip]), copy.deepcopy(tps[dst.chip]) if dst.chip != src.chip else None]
@@ -81,7 +80,7 @@ def transfer(system: System, tps: list[TimedProgram], link_index: int, forward: 
         taus += new_taus
         takes += new_takes
     return (Transfer(src.chip, src_mem, src_addr, dst.chip, dst_mem, dst_addr, count), t_read,
-            t_write + T["mem_write_commit"] + count)
+            t_write + Td["mem_write_commit"] + count)
 
 
 def random_transfers(system: System, rng: np.random.Generator, min_cycles: int = 2000,
@@ -132,7 +131,7 @@ def random_transfers(system: System, rng: np.random.Generator, min_cycles: int =
 def stream_chunk(config, latency: int) -> int:
     """The most vectors per SEND / RECV pair of a stream sent back to back over a link of `latency`
     whose receive buffer holds all that waits (isa/link.py `waiting`, over a few chunks)."""
-    F = LinkFormat.of(config).flits
+    F, T = LinkFormat.of(config).flits, spec.timing(config)
     for n in range(config.c2c_depth, 0, -1):
         taus, takes = [], []
         for j in range(4):
@@ -158,6 +157,7 @@ def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = 
     if len(set(chain)) != len(chain):
         chain, hops = chain[:-1], hops[:-1]            # a ring: stop before coming back to chip 0
     tps = [TimedProgram(system.config(i)) for i in range(len(system.chips))]
+    Tc = [spec.timing(system.config(i)) for i in range(len(system.chips))]     # each chip's latencies
     rng = rng or np.random.default_rng(0)
     data = rng.integers(0, 256, (vectors, cfg.lanes), dtype=np.uint8)
     tps[chain[0]].load("MEM_E1", 0, data)
@@ -170,23 +170,25 @@ def ring_stream(system: System, vectors: int, rng: np.random.Generator | None = 
         lk0 = hops[0]
         src = cfg.slice_named("MEM_E1").position
         out = cfg.slice_named(lk0.a.link).position
-        tps[chain[0]].at("MEM_E1", t_send + T["c2c_send_sample"] - T["mem_read_drive"] - (out - src), "READ",
+        T0 = Tc[chain[0]]
+        tps[chain[0]].at("MEM_E1", t_send + T0["c2c_send_sample"] - T0["mem_read_drive"] - (out - src), "READ",
                          stream=0, dir=0, addr=base, stride=1, count=n)
         tps[chain[0]].at(lk0.a.link, t_send, "SEND", stream=0, dir=0, count=n)
         first_tau = t_send + 1 if first_tau is None else first_tau
         for h, lk in enumerate(hops):
             last_tau = max(last_tau, t_send + 1 + (n - 1) * F)
-            t_recv = t_send + T["c2c_send_sample"] + lk.latency - T["c2c_recv_take"] + (n - 1) * (F - 1)
+            Ta, Tb = Tc[lk.a.chip], Tc[lk.b.chip]
+            t_recv = t_send + Ta["c2c_send_sample"] + lk.latency - Tb["c2c_recv_take"] + (n - 1) * (F - 1)
             rx = cfg.slice_named(lk.b.link).position
             tps[lk.b.chip].at(lk.b.link, t_recv, "RECV", stream=0, dir=0, lat=lk.latency, count=n)
             if h + 1 < len(hops):                       # relay: the RECV's vectors reach the next SEND
                 nxt = hops[h + 1]
                 tx = cfg.slice_named(nxt.a.link).position
-                t_send = t_recv + T["c2c_recv_drive"] + (tx - rx) - T["c2c_send_sample"]
+                t_send = t_recv + Tb["c2c_recv_drive"] + (tx - rx) - Tb["c2c_send_sample"]
                 tps[nxt.a.chip].at(nxt.a.link, t_send, "SEND", stream=0, dir=0, count=n)
             else:
                 dst = cfg.slice_named("MEM_W1").position
-                tps[lk.b.chip].at("MEM_W1", t_recv + T["c2c_recv_drive"] + (dst - rx) - T["mem_write_sample"],
+                tps[lk.b.chip].at("MEM_W1", t_recv + Tb["c2c_recv_drive"] + (dst - rx) - Tb["mem_write_sample"],
                                   "WRITE", stream=0, dir=0, addr=base, stride=1, count=n)
     span = chunks[-1][0] * F + chunks[-1][1] * F        # link cycles of the first hop
     return [tp.program() for tp in tps], {"data": data, "chain": chain, "link_busy_cycles": vectors * F,
@@ -229,7 +231,7 @@ def send_only(system: System, frames: int) -> tuple[list, dict]:
     out = {}
     for (dchip, dlink), (schip, slink) in counts.items():
         cfg = system.config(schip)
-        F, depth = LinkFormat.of(cfg).flits, cfg.c2c_depth
+        F, depth, T = LinkFormat.of(cfg).flits, cfg.c2c_depth, spec.timing(cfg)
         mem = cfg.slices_of(SliceKind.MEM)[-1].name
         d = _direction_towards(cfg, mem, slink)
         dist = abs(cfg.slice_named(slink).position - cfg.slice_named(mem).position)

@@ -11,7 +11,6 @@ from isa import spec
 from isa.config import ChipConfig
 from isa.image import Program, pack_words
 
-T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 ERR = spec.ErrorCode
 
@@ -38,6 +37,7 @@ def refill(cfg: ChipConfig, slack: int = 0, rng=None) -> tuple[Program, dict]:
     cycle it may (slack=0: on the cycle after its vector lands; -1: one cycle too early, so the
     queue underruns). fetch_words must divide 4 (tiny 2, fpga 1)."""
     rng = rng or np.random.default_rng(0)
+    T = spec.timing(cfg)
     p = Program.empty(cfg)
     src, dst = cfg.slice_named("MEM_W1").position, cfg.slice_named("MEM_E1").position
     dist = dst - src
@@ -71,6 +71,7 @@ def overflow(cfg: ChipConfig, fits: bool) -> tuple[Program, dict]:
     when it comes up."""
     p = Program.empty(cfg)
     fw, depth = cfg.fetch_words, cfg.queue_depth
+    T = spec.timing(cfg)
     # nothing is sent on the stream: the vectors are zeros, which only matters once issued
     if not fits:
         # one word per vector (fw 1): the first vector takes the slot the IFETCH freed, the second overflows

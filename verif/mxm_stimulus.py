@@ -6,7 +6,7 @@ the weights into its shadow buffer (LW, `lw_width` streams per cycle) while the 
 computes, installs them with MATMUL swap=1 and streams the M activation rows, accumulating
 over K tiles in its accumulators. ACCREAD then drives each int32 row onto a 4-stream group
 that passes all four MEM slices of `tiny`, each of which WRITEs one byte plane. All timing
-comes from spec.TIMING; feeds are placed by verif.vxm_stimulus.Planner.
+comes from spec.timing(config); feeds are placed by verif.vxm_stimulus.Planner.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from isa.image import Program
 
 from .vxm_stimulus import Planner
 
-T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 
 
@@ -50,6 +49,7 @@ def gemm_program(config: ChipConfig, A: np.ndarray, B: np.ndarray, xzp: int = 0,
         raise ValueError(f"lw_width {lw_width} must divide lanes {L}")
     xs, ws = int(A.dtype == np.int8), int(B.dtype == np.int8)
     pl = Planner(config)
+    T = pl.T
     mxms = config.slices_of(SliceKind.MXM)
     mems = [s.position for s in config.slices_of(SliceKind.MEM)]
     if len(mems) < 4:

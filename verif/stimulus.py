@@ -12,7 +12,7 @@ what every transfer carries, what every SRAM holds at the end, what leaves the c
 how many cycles the program takes. `return_plan=True` hands that record back as a
 `TransferPlan`, whose `mismatches(golden)` compares it with a finished `sim.golden.Golden`.
 
-All latencies come from `isa.spec.TIMING`; nothing here hard-codes a timing number.
+All latencies come from `isa.spec.timing(config)`; nothing here hard-codes a timing number.
 """
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ def random_instruction_word(rng: np.random.Generator, config: ChipConfig | None 
     return word
 
 
-def issue_offsets() -> dict[str, int]:
-    """Derived latencies (all from spec.TIMING) the planner uses."""
-    T = spec.TIMING
+def issue_offsets(config: ChipConfig) -> dict[str, int]:
+    """Derived latencies (all from spec.timing(config)) the planner uses."""
+    T = spec.timing(config)
     return {
         "read_access": T["mem_read_access"],
         "read_busy": T["mem_read_access"],                      # engine busy through issue+this+count-1
@@ -318,7 +318,7 @@ class _Planner:
         self.cfg = config
         self.rng = rng
         self.max_count = int(max_count)
-        self.o = issue_offsets()
+        self.o = issue_offsets(config)
         self.mems = [s.position for s in config.slices_of(SliceKind.MEM)]
         self.P = config.positions
         self.Wd = config.mem_words

@@ -40,7 +40,7 @@ async def fabric_timing(dut):
         p.add("MEM_W1", spec.encode("READ", stream=s, dir=d, addr=8 * s, stride=1, count=3))
         p.add("MEM_E1", spec.encode("READ", stream=s, dir=1 - d, addr=8 * s + 4, stride=1, count=2))
     # MEM_E0 overwrites stream 0 eastward while MEM_W1's words pass (same cycle of arrival)
-    lat = spec.TIMING["mem_read_drive"]
+    lat = spec.timing(tb.config)["mem_read_drive"]
     p.add("MEM_E0", spec.encode("NOP", cycles=_pos(tb, "MEM_E0") - _pos(tb, "MEM_W1")))
     p.add("MEM_E0", spec.encode("READ", stream=0, dir=E, addr=0, stride=1, count=1))
     _, res, _, trace = await tb.run_and_compare(p)
@@ -61,7 +61,8 @@ async def mem_transfer_iterate(dut):
     words = random_words(cfg, rng(), 48)
     p = Program.empty(cfg)
     p.add_memory("MEM_W0", 0, words[:40]).add_memory("MEM_W0", cfg.mem_words - 8, words[40:])
-    t_w = spec.TIMING["mem_read_drive"] + dist - spec.TIMING["mem_write_sample"]   # WRITE issue cycle
+    T = spec.timing(cfg)
+    t_w = T["mem_read_drive"] + dist - T["mem_write_sample"]   # WRITE issue cycle
     plan = [(0, 1, 16, 100, 1), (16, 5, 4, 200, 5), (39, -1, 8, 300, -1), (cfg.mem_words - 8, 1, 16, 400, 2)]
     for addr, stride, count, daddr, dstride in plan:                # READs issue count+1 apart
         p.add("MEM_W0", spec.encode("READ", stream=2, dir=E, addr=addr, stride=stride, count=count))
@@ -113,7 +114,7 @@ async def nop_timing(dut):
         assert res.cycles == n
     _, res, _, _ = await tb.run_and_compare(assemble(
         ".queue MEM_W0\n NOP 10\n READ stream=0 dir=W addr=0 count=3\n.queue MEM_E1\n NOP 5\n NOP 6\n", tb.config))
-    assert res.cycles == 10 + 2 + spec.TIMING["mem_read_drive"] + 1
+    assert res.cycles == 10 + 2 + spec.timing(tb.config)["mem_read_drive"] + 1
 
 
 @cocotb.test()
@@ -156,7 +157,8 @@ async def ecc_single_bit_corrected(dut):
     p = Program.empty(cfg).add_memory("MEM_W1", 0, words)
     src, dst = _pos(tb, "MEM_W1"), _pos(tb, "MEM_E0")
     p.add("MEM_W1", spec.encode("READ", stream=3, dir=E, addr=0, stride=1, count=n))
-    t_w = spec.TIMING["mem_read_drive"] + (dst - src) - spec.TIMING["mem_write_sample"]
+    T = spec.timing(cfg)
+    t_w = T["mem_read_drive"] + (dst - src) - T["mem_write_sample"]
     p.add("MEM_E0", [spec.encode("NOP", cycles=t_w), spec.encode("WRITE", stream=3, dir=E, addr=0x1000, stride=1, count=n)])
     flips = [(src, a, int(r.integers(code_bits))) for a in range(n)]
     gold, res, st, _ = await tb.run_and_compare(p, flips=flips)

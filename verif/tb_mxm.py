@@ -64,7 +64,7 @@ def install_timing_program(cfg, r):
     expected B rows): A uses the old weights, B the new ones with row 0 from `late` (written a
     cycle before the install) and row 1 still new (written on the install cycle: not copied)."""
     from .vxm_stimulus import Planner
-    T = spec.TIMING
+    T = spec.timing(cfg)
     L = cfg.lanes
     Wd = int(spec.Dir.WEST)
     old, new, late = (mxm_values(r, (L, L), True) for _ in range(3))

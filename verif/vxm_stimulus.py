@@ -5,8 +5,9 @@ slice's queue issues one instruction per cycle, so a vector whose operand groups
 streams is assembled from READs on several slices (or several cycles) that line up at the
 consumer. `Planner` does that bookkeeping: a request "stream s in direction d must carry this
 row when it passes position p on cycle c" becomes a READ on a free queue slot of an upstream
-MEM slice, using only spec.TIMING. The generators here return a Program; the testbench runs
-it on the RTL and the golden model and compares everything (verif/chip_tb.py).
+MEM slice, using only the configuration's latencies (spec.timing). The generators here return a
+Program; the testbench runs it on the RTL and the golden model and compares everything
+(verif/chip_tb.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from isa.spec import DType
 from isa.timed import TimedProgram
 from sim import vxm
 
-T = spec.TIMING
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 
 
@@ -30,6 +30,7 @@ class Planner:
 
     def __init__(self, config: ChipConfig):
         self.config = config
+        self.T = spec.timing(config)
         self.tp = TimedProgram(config)
         self.mems = [s.position for s in config.slices_of(SliceKind.MEM)]
         self.reads: dict[int, list] = {p: [] for p in self.mems}     # position -> [(issue, d, stream, row)]
@@ -52,7 +53,7 @@ class Planner:
         reads = []
         for d, stream, position, cycle, row in feeds:
             for p in self.sources(d, position):
-                issue = cycle - abs(position - p) - T["mem_read_drive"]
+                issue = cycle - abs(position - p) - self.T["mem_read_drive"]
                 if issue >= 0 and (p, issue) not in self.slots and (p, issue) not in taken:
                     taken.add((p, issue))
                     reads.append((p, issue, d, stream, row))
@@ -166,6 +167,7 @@ def alu_program(config: ChipConfig, rng: np.random.Generator, mnemonic: str, t: 
     nb, nbo = spec.dtype_bytes(t_in), spec.dtype_bytes(t_out)
     S, L = config.streams, config.lanes
     pl = Planner(config)
+    T = pl.T
     vx = config.slice_named("VXM").position
     capacity = {d: len(pl.sources(d, vx)) for d in (E, W)}
     next_base = {E: 0, W: 0}
@@ -266,6 +268,7 @@ def sxm_program(config: ChipConfig, rng: np.random.Generator, ops_count: int = 1
     floorplan), its result goes to a random group in a random direction. SETMAP loads random
     maps (entries past the last lane included) before PERMUTEs."""
     pl = Planner(config)
+    T = pl.T
     S, L, N = config.streams, config.lanes, config.sxm_width
     cycle = 4
     moves = ["SHIFT", "ROTATE", "BCAST", "PERMUTE", "TRANSPOSE", "SETMAP"]
@@ -315,6 +318,7 @@ def chain_program(config: ChipConfig, rng: np.random.Generator, min_cycles: int 
     broadcasts it and drives it west to MEM_W0, whose WRITE stores it on the exact cycles.
     Random data, at least `min_cycles` cycles; each run is one instruction per slice."""
     pl = Planner(config)
+    T = pl.T
     S, L = config.streams, config.lanes
     vx = config.slice_named("VXM").position
     sx = config.slice_named("SXM_E").position

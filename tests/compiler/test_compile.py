@@ -9,7 +9,8 @@ from compiler.compile import compile_graph
 from compiler.graph import CompileError, Graph
 from compiler.reserve import Bundle, DoubleBooking, Reservations
 from compiler.runtime import InputError, run
-from isa.config import get_config
+from isa import spec
+from isa.config import PRESETS, get_config
 
 TINY = get_config("tiny")
 
@@ -227,3 +228,30 @@ def test_add_a_chip_result_to_itself(dtype):
     s = g.add("x", "z")
     g.outputs = [g.add(s, s)]
     _check(g, {"x": _rand(rng, dtype, (5, 40)), "z": _rand(rng, dtype, (5, 40))})
+
+
+def test_latency_overrides_reach_the_schedule(monkeypatch):
+    """A configuration whose VXM and MXM take one more cycle (ChipConfig.latency, as an FPGA build
+    with an extra pipeline register): the compiler schedules with its latencies and the golden model
+    runs with them, so results stay bit-exact and the prediction exact, and the schedule is another
+    one than on the base table. (Registered as a preset for the run: the runner finds a config by
+    the name in the image, and the image's fingerprint covers the overrides.)"""
+    base = spec.TIMING
+    slow = dataclasses.replace(TINY, name="tiny_slow", latency=(("vxm_drive", base["vxm_drive"] + 1),
+                                                                ("mxm_acc_write", base["mxm_acc_write"] + 1)))
+    monkeypatch.setitem(PRESETS, slow.name, slow)
+    assert spec.timing(slow)["vxm_drive"] == spec.timing(TINY)["vxm_drive"] + 1
+    rng = np.random.default_rng(11)
+    g = Graph()
+    g.input("a", np.int8, (20, 40))
+    g.input("z", np.int8, (20, 37))
+    g.constant("w", _rand(rng, np.int8, (40, 37)))
+    g.constant("bias", rng.integers(-900, 900, 37).astype(np.int32))
+    y = g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)
+    g.outputs = [y, g.add(y, "z")]
+    feeds = {"a": _rand(rng, np.int8, (20, 40)), "z": _rand(rng, np.int8, (20, 37))}
+    c_slow, rep_slow = _check(g, feeds, config=slow)
+    c_tiny, rep_tiny = _check(g, feeds)
+    assert rep_slow["config"] == "tiny_slow" and rep_tiny["config"] == "tiny"
+    assert rep_slow["cycles"] != rep_tiny["cycles"]
+    assert c_slow.program.queues != c_tiny.program.queues

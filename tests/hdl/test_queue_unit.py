@@ -8,7 +8,7 @@ k+1 issues on the cycle after k, `NOP n` puts the next issue exactly n cycles la
 the `ErrorCode` that `spec.check` gives and the word's index as `pc`, and IFETCH samples its
 stream on t + ifetch_sample + k and lets the words issue from t + ifetch_write + k + 1 (earlier is
 QUEUE_UNDERRUN; a full ring is QUEUE_OVERFLOW, a misaligned fill point FETCH_ALIGN; the ring wraps).
-Words are built with `spec.encode`; every latency comes from `spec.TIMING`. A restart after a
+Words are built with `spec.encode`; every latency comes from `spec.timing(CFG)`. A restart after a
 single idle cycle runs from word 0 (the head is word 0 whenever the queue is not running).
 Every test runs on a ring of two-word rows (`tiny`) and of one-word rows (`fpga`): the head is
 a register fed from the ring one word ahead, and the two shapes take different paths into it.
@@ -304,18 +304,18 @@ def test_ifetch(wait_extra):
     ifetch, fetched, n_vec = _fetch_program()
     t_if = 0
     # IFETCH on 0, NOP on 1 for n cycles: the next word is wanted on 1 + n
-    n = spec.TIMING["ifetch_write"] + wait_extra
+    n = spec.timing(CFG)["ifetch_write"] + wait_extra
     head = [ifetch, nop(n)]
     assert len(head) % FW == 0, "the fill point after the image is aligned"
     program = head + fetched
     vectors = _vectors(fetched)
     decoys = _vectors([read(addr=200 + i) for i in range(64)])
-    sample = {t_if + spec.TIMING["ifetch_sample"] + k: vectors[k] for k in range(n_vec)}
+    sample = {t_if + spec.timing(CFG)["ifetch_sample"] + k: vectors[k] for k in range(n_vec)}
     trace = run_queue(program, 14, q_len=len(head), tap=lambda t: sample.get(t, decoys[t % len(decoys)]))
     for t in sample:
         assert (trace[t]["fetch_stream"], trace[t]["fetch_dir"]) == (3, 1), f"cycle {t}: wrong stream tapped"
     first = 1 + n                      # cycle the first fetched word is needed
-    earliest = t_if + spec.TIMING["ifetch_write"] + 1
+    earliest = t_if + spec.timing(CFG)["ifetch_write"] + 1
     if first >= earliest:
         check_trace(trace, program)
         _, issue, _ = schedule(program)
@@ -353,7 +353,7 @@ def test_ifetch_overflow():
     second overflows.)"""
     depth = CFG.queue_depth
     program = [spec.encode("IFETCH", stream=2, dir=0, count=2 * FW), nop(5)] + [read(addr=3)] * (depth - 2)
-    t_land = spec.TIMING["ifetch_write"] + (1 if FW == 1 else 0)
+    t_land = spec.timing(CFG)["ifetch_write"] + (1 if FW == 1 else 0)
     trace = run_queue(program, t_land + 2, tap=lambda t: _vectors([write(addr=9)] * FW)[0])
     for t, c in enumerate(trace[:t_land]):
         assert not c["err"], f"cycle {t}: err={c['err']} code={c['err_code']}"
@@ -371,7 +371,7 @@ def test_ifetch_wraps_the_ring():
     image = [spec.encode("IFETCH", stream=1, dir=1, count=len(fetched))]
     image += [read(addr=i % CFG.mem_words) for i in range(1, depth - FW)]
     program = image + fetched
-    sample = {spec.TIMING["ifetch_sample"] + k: v for k, v in enumerate(_vectors(fetched))}
+    sample = {spec.timing(CFG)["ifetch_sample"] + k: v for k, v in enumerate(_vectors(fetched))}
     assert len(sample) == n_vec
     trace = run_queue(program, len(program) + 2, q_len=len(image), tap=lambda t: sample.get(t, 0))
     issue, end = check_trace(trace, program)

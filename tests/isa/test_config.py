@@ -38,6 +38,10 @@ def test_floorplan_is_mirrored(name):
     ("sxm_width", 9, r"sxm_width must be <= streams \(8\)"),
     ("mem_slices", 200, "at most 255 slice positions"),
     ("name", "no spaces", "ASCII identifier"),
+    ("latency", 3, r"latency must be a tuple of \(TIMING key, cycles\) pairs, got 3"),
+    ("latency", (("vxm_drive", "5"),), "latency must be a tuple of"),
+    ("latency", [("vxm_drive", 5)], "latency must be a tuple of"),
+    ("latency", (("vxm_drive", 5), ("vxm_drive", 6)), r"latency overrides \['vxm_drive'\] more than once"),
 ])
 def test_validation_errors(field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -53,3 +57,12 @@ def test_fingerprint_ignores_description():
     a = get_config("tiny")
     b = dataclasses.replace(a, description="changed")
     assert a.to_dict() == b.to_dict()
+
+
+def test_latency_overrides_are_part_of_the_identity():
+    """Without overrides the dict has no latency entry (fingerprints stay what they were); with
+    them it does, so a program scheduled for other latencies is refused (isa/image.py)."""
+    a = get_config("tiny")
+    b = dataclasses.replace(a, latency=(("vxm_drive", 7),))
+    assert "latency" not in a.to_dict()
+    assert b.to_dict() == {**a.to_dict(), "latency": (("vxm_drive", 7),)} and a != b

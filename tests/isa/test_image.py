@@ -248,6 +248,14 @@ def test_fingerprint_mismatch():
     raises(to_bytes(Program.empty(TINY)), "different config definition", config=changed)
 
 
+def test_fingerprint_covers_latency_overrides():
+    """A program scheduled for other latencies must not load on the base table, nor the reverse."""
+    slower = dataclasses.replace(TINY, latency=(("vxm_drive", spec.TIMING["vxm_drive"] + 1),))
+    assert config_fingerprint(slower) != config_fingerprint(TINY)
+    raises(to_bytes(Program.empty(slower)), "different config definition of 'tiny'")
+    raises(to_bytes(Program.empty(TINY)), "different config definition", config=slower)
+
+
 def test_config_name_errors():
     raises(to_bytes(sample_program()), r"^image offset 10: image was built for config 'tiny', not 'fpga'$", FPGA)
     raises(pack_image(TINY, name="nosuch"), r"^image offset 10: unknown config name 'nosuch'")

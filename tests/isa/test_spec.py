@@ -1,9 +1,11 @@
 """The ISA spec is self-consistent: fields fit and do not overlap, encode/decode/check agree."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from isa import spec
-from isa.config import SliceKind, get_config
+from isa.config import PRESETS, ConfigError, SliceKind, get_config
 
 
 @pytest.mark.parametrize("op", spec.OPCODES, ids=lambda o: o.mnemonic)
@@ -26,6 +28,42 @@ def test_every_latency_is_declared():
         for key in op.latencies:
             assert key in spec.TIMING and key in spec.TIMING_DOC
     assert set(spec.TIMING) == set(spec.TIMING_DOC)
+
+
+@pytest.mark.parametrize("name", [n for n, c in PRESETS.items() if not c.latency])
+def test_timing_without_overrides_is_the_base_table(name):
+    t = spec.timing(get_config(name))
+    assert t == spec.TIMING == spec.timing()
+    t["stream_hop"] += 1                    # a fresh dict: changing it leaves the table alone
+    assert spec.timing(get_config(name)) == spec.TIMING != t
+
+
+def test_timing_applies_overrides():
+    base = spec.TIMING
+    cfg = dataclasses.replace(get_config("tiny"), latency=(("vxm_drive", base["vxm_drive"] + 1),
+                                                           ("mxm_acc_write", base["mxm_acc_write"] + 2)))
+    t = spec.timing(cfg)
+    assert t["vxm_drive"] == base["vxm_drive"] + 1 and t["mxm_acc_write"] == base["mxm_acc_write"] + 2
+    assert {k: v for k, v in t.items() if k not in ("vxm_drive", "mxm_acc_write")} == \
+        {k: v for k, v in base.items() if k not in ("vxm_drive", "mxm_acc_write")}
+    assert spec.timing(get_config("tiny")) == base      # the preset itself is untouched
+
+
+def test_timing_reads_the_table_when_called(monkeypatch):
+    monkeypatch.setitem(spec.TIMING, "mem_read_drive", spec.TIMING["mem_read_drive"] + 3)
+    assert spec.timing(get_config("tiny"))["mem_read_drive"] == spec.TIMING["mem_read_drive"]
+
+
+@pytest.mark.parametrize("latency, message", [
+    ((("vxm_drvie", 5),), r"^config 'tiny': latency override 'vxm_drvie' is not a TIMING entry \(entries: stream_hop, "),
+    ((("mem_read_drive", 0),), r"^config 'tiny': latency override mem_read_drive = 0 must be >= 1 "),
+    ((("sxm_drive", -2),), r"^config 'tiny': latency override sxm_drive = -2 must be >= 1 "),
+])
+def test_timing_rejects_bad_overrides(latency, message):
+    cfg = dataclasses.replace(get_config("tiny"), latency=latency)
+    with pytest.raises(ConfigError, match=message) as e:
+        spec.timing(cfg)
+    assert "\n" not in str(e.value)
 
 
 def test_encode_decode_round_trip():

@@ -4,6 +4,7 @@ Every expectation here is written from the timing rules (isa/spec.py TIMING and
 docs/ARCHITECTURE.md) with numpy indexing and integer arithmetic; nothing is taken from the
 model's internals. The latencies are read from spec.TIMING, never written as numbers.
 """
+import dataclasses
 import zlib
 
 import numpy as np
@@ -620,6 +621,36 @@ def test_random_transfer_program_other_latencies(monkeypatch, drive, commit):
     prog, plan = random_transfer_program(CFG, np.random.default_rng(11), min_cycles=600, return_plan=True)
     g, res = run(prog)
     assert res.cycles >= 600 and plan.mismatches(g) == []
+
+
+@pytest.mark.parametrize("extra_drive, extra_commit", [(2, 0), (0, 2)])
+def test_other_latencies_through_the_config(extra_drive, extra_commit):
+    """The same as above with the longer latencies as the configuration's overrides
+    (ChipConfig.latency) and the base table left alone: generator and model both read
+    spec.timing(cfg); a READ's words and a caught WRITE's stores land on the cycles it gives."""
+    cfg = dataclasses.replace(CFG, latency=(("mem_read_drive", D + extra_drive), ("mem_write_commit", C + extra_commit)))
+    Tc = spec.timing(cfg)
+    assert (Tc["mem_read_drive"], Tc["mem_write_commit"]) == (D + extra_drive, C + extra_commit)
+    assert spec.timing(CFG) == T
+    prog, plan = random_transfer_program(cfg, np.random.default_rng(11), min_cycles=600, return_plan=True)
+    assert prog.config is cfg
+    g, res = run(prog)
+    assert res.cycles >= 600 and plan.mismatches(g) == []
+    # the worked example on cfg: READ at MEM_W0 on 0, its words caught at MEM_E1 and stored
+    words = np.arange(4 * cfg.lanes).reshape(4, -1)
+    pw, pe = cfg.slice_named("MEM_W0").position, cfg.slice_named("MEM_E1").position
+    t_w = Tc["mem_read_drive"] + (pe - pw) * Tc["stream_hop"] - Tc["mem_write_sample"]
+    p = Program.empty(cfg).add_memory("MEM_W0", 0, words)
+    p.add("MEM_W0", rd(1, E, 0, 4)).add("MEM_E1", at(t_w, wr(1, E, 0x10, 4)))
+    g, res = run(p)
+    read_end = max(Tc["mem_read_access"], Tc["mem_read_check"], Tc["mem_read_drive"])
+    assert res.cycles == max(read_end, t_w + max(Tc["mem_write_sample"], Tc["mem_write_commit"])) + 4
+    assert np.array_equal(g.memory(pe)[0x10:0x14], words)
+    # the READ's words leave the east edge exactly mem_read_drive (+ flight) after their issue
+    for k in range(4):
+        edge = Tc["mem_read_drive"] + k + (cfg.positions - pw) * Tc["stream_hop"]
+        assert np.array_equal(g.edge_out(E, edge)[1], words[k])
+    assert not g.edge_out(E, Tc["mem_read_drive"] - 1 + (cfg.positions - pw) * Tc["stream_hop"]).any()
 
 
 @pytest.mark.parametrize("min_cycles", [0, 1, 100])
