@@ -9,17 +9,22 @@ a balanced tree (log2 of their count deep, not a chain).
 from amaranth.hdl import Signal, signed
 
 
-def mul32_signed(m, a, b, name: str):
+def mul32_signed(m, a, b, name: str, registered: bool = False):
     """a * b for signed 32-bit a, b: a signed(64) signal, from three products of at most 18 x 18
     bits. With a = ah * 2**16 + al (ah signed, al unsigned, 16 bits each), likewise b:
-    a * b = ah*bh * 2**32 + ((ah+al)(bh+bl) - ah*bh - al*bl) * 2**16 + al*bl."""
+    a * b = ah*bh * 2**32 + ((ah+al)(bh+bl) - ah*bh - al*bl) * 2**16 + al*bl.
+    `registered`: the three products are registered and their sum is of the cycle after."""
     ah, al = a[16:32].as_signed(), a[:16]
     bh, bl = b[16:32].as_signed(), b[:16]
     hi, lo, mid = (Signal(signed(n), name=f"{name}_{s}") for n, s in ((32, "hi"), (33, "lo"), (36, "mid")))
     sa, sb = Signal(signed(18), name=f"{name}_sa"), Signal(signed(18), name=f"{name}_sb")
     out = Signal(signed(64), name=name)
-    m.d.comb += [hi.eq(ah * bh), lo.eq(al * bl), sa.eq(ah + al), sb.eq(bh + bl), mid.eq(sa * sb),
-                 out.eq((hi << 32) + ((mid - hi - lo) << 16) + lo)]
+    m.d.comb += [sa.eq(ah + al), sb.eq(bh + bl), out.eq((hi << 32) + ((mid - hi - lo) << 16) + lo)]
+    products = [hi.eq(ah * bh), lo.eq(al * bl), mid.eq(sa * sb)]
+    if registered:
+        m.d.sync += products
+    else:
+        m.d.comb += products
     return out
 
 

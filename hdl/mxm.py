@@ -11,6 +11,9 @@ element k sampled on c = t+1+k (spec.TIMING):
           accumulator row presented to a read port (transparent: sees a write this cycle)
     c+2   row = (accumulate ? row : 0) + y, written at the end of the cycle   (mxm_acc_write)
 
+A configuration with mxm_acc_write one higher (`product_stage`; the `fpga` preset) registers
+the products at c+1, sums them at c+2 and adds and writes at c+3.
+
 MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
 at the end of each sample cycle (a same-cycle install copies the rows as they were before).
 """
@@ -34,8 +37,17 @@ NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write
 def _check_timing(config: ChipConfig):
     T = spec.timing(config)
     for k, v in NATURAL.items():
-        if T[k] != v:
-            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
+        if T[k] != v and not (k == "mxm_acc_write" and T[k] == v + 1):
+            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}"
+                                      f"{' or ' + str(v + 1) if k == 'mxm_acc_write' else ''}; "
+                                      f"config {config.name!r} says {T[k]}")
+
+
+def product_stage(config: ChipConfig) -> int:
+    """1 when the configuration gives the MXM a cycle more (mxm_acc_write one above NATURAL): the
+    columns register their products before the sum (on an FPGA, registers after the DSP blocks,
+    which sit in rows apart from the logic around them)."""
+    return spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"]
 
 
 def operand9(byte, zp, is_signed):
@@ -104,7 +116,12 @@ class MxmColumn(wiring.Component):
                     with m.If((self.lw_row <= r) & (r < self.lw_row + self.lw_width) & (r < self.lw_row + S)):
                         m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
         x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
-        m.d.sync += self.y.eq(sum_tree(x[r] * active[r] for r in range(L)))
+        products = [x[r] * active[r] for r in range(L)]
+        if product_stage(self.config):
+            held = [Signal(signed(20), name=f"p{r}") for r in range(L)]
+            m.d.sync += [h.eq(p) for h, p in zip(held, products)]
+            products = held
+        m.d.sync += self.y.eq(sum_tree(products))
         return m
 
 
@@ -208,18 +225,23 @@ class MxmControl(wiring.Component):
         m.d.sync += self.x.eq(Cat(*(operand9(b, xzp, xsigned)[:10] for b in x_bytes)))
         v1, row1, acc1 = Signal(), Signal(rb), Signal()
         m.d.sync += [v1.eq(self.running & mm_active), row1.eq(mm_row), acc1.eq(mm_accum)]
-        # c+1: columns multiply; accumulator row read (transparent)
+        # c+1: columns multiply (and, with a product stage, register the products; c+2 sums);
+        # the accumulator row is read on the cycle before the add (transparent)
         m.submodules.acc = acc = Memory(shape=32 * L, depth=rows, init=[])
         wr = acc.write_port()
         rmw = acc.read_port(transparent_for=(wr,))
         rd = acc.read_port(transparent_for=(wr,))
-        v2, row2, acc2 = Signal(), Signal(rb), Signal()
-        m.d.sync += [v2.eq(v1 & self.running), row2.eq(row1), acc2.eq(acc1)]
-        m.d.comb += [rmw.addr.eq(row1), rmw.en.eq(1)]
-        # c+2: add and write
-        total = Cat(*((Mux(acc2, rmw.data[32 * c:32 * c + 32], 0) + self.y[32 * c:32 * c + 32])[:32]
+        pipe = [(v1, row1, acc1)]
+        for i in range(1 + product_stage(cfg)):
+            v, row, ac = Signal(name=f"v{i + 2}"), Signal(rb, name=f"row{i + 2}"), Signal(name=f"acc{i + 2}")
+            m.d.sync += [v.eq(pipe[-1][0] & self.running), row.eq(pipe[-1][1]), ac.eq(pipe[-1][2])]
+            pipe.append((v, row, ac))
+        (_, row_rd, _), (v_wr, row_wr, acc_wr) = pipe[-2], pipe[-1]
+        m.d.comb += [rmw.addr.eq(row_rd), rmw.en.eq(1)]
+        # the last stage: add and write (mxm_acc_write)
+        total = Cat(*((Mux(acc_wr, rmw.data[32 * c:32 * c + 32], 0) + self.y[32 * c:32 * c + 32])[:32]
                       for c in range(L)))
-        m.d.comb += [wr.addr.eq(row2), wr.data.eq(total), wr.en.eq(v2 & self.running)]
+        m.d.comb += [wr.addr.eq(row_wr), wr.data.eq(total), wr.en.eq(v_wr & self.running)]
 
         # ---- ACCREAD engine -------------------------------------------------------------------------
         ar_active, ar_left, ar_row = Signal(), Signal(16), Signal(rb)
@@ -239,7 +261,7 @@ class MxmControl(wiring.Component):
         m.d.sync += [dv.eq(self.running & ar_active), self.dst.eq(ar_dst), self.ddir.eq(ar_ddir)]
         m.d.comb += [self.drive.eq(dv & self.running), self.out.eq(rd.data)]
 
-        busy = [q.busy, cfg_pending, lw_active, mm_active, v1, v2, swap_pending, ar_active, dv]
+        busy = [q.busy, cfg_pending, lw_active, mm_active, swap_pending, ar_active, dv] + [p[0] for p in pipe]
         m.d.comb += self.busy.eq(Cat(*busy).any())     # as if running (hdl/queue.py)
         return m
 

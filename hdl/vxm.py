@@ -11,7 +11,10 @@ bytes at that lane, the registers, the ALU datapaths). The chip instantiates one
     t+3+k  requantize: arithmetic shift, zero point, saturation  -> s3 registers
     t+4+k  s3 bytes driven onto the destination group              (vxm_drive)
 
-Every ALU op takes the same path, so results never overtake each other on one ALU.
+A configuration with vxm_drive one higher (`product_stage`; the `fpga` preset) splits s2 in
+two: the three DSP products and every other op's result are registered (s2a), the products'
+sum and the choice of result the cycle after (s2b). Every ALU op takes the same path, so
+results never overtake each other on one ALU.
 """
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -35,8 +38,16 @@ I8, I16, I32 = (int(t) for t in (spec.DType.I8, spec.DType.I16, spec.DType.I32))
 def _check_timing(config: ChipConfig):
     T = spec.timing(config)
     for k, v in NATURAL.items():
-        if T[k] != v:
-            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
+        if T[k] != v and not (k == "vxm_drive" and T[k] == v + 1):
+            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}"
+                                      f"{' or ' + str(v + 1) if k == 'vxm_drive' else ''}; "
+                                      f"config {config.name!r} says {T[k]}")
+
+
+def product_stage(config: ChipConfig) -> int:
+    """1 when the configuration gives the VXM a cycle more (vxm_drive one above NATURAL): s2 is
+    split after the DSP blocks (on an FPGA they sit in rows apart from the lane's logic)."""
+    return spec.timing(config)["vxm_drive"] - NATURAL["vxm_drive"]
 
 
 def _alu_bits(config):
@@ -148,7 +159,17 @@ class VxmLane(wiring.Component):
             bits_m1 = Mux(ty1 == I8, 7, Mux(ty1 == I16, 15, 31))
             amount = (b1.as_unsigned() & bits_m1)[:5]
             zext = Mux(ty1 == I8, a1[:8], Mux(ty1 == I16, a1[:16], a1.as_unsigned()))
-            prod = mul32_signed(m, a1, b1, f"alu{k}_prod")        # three DSP blocks, not four
+            split = product_stage(cfg)
+            # three DSP blocks, not four; with a product stage their products are registered
+            prod = mul32_signed(m, a1, b1, f"alu{k}_prod", registered=bool(split))
+
+            def s2a(v, name, **kw):
+                """v as s2b sees it: itself, or registered (s2a) when s2 is split."""
+                if not split:
+                    return v
+                r = Signal.like(v, name=f"alu{k}_{name}_s2a", **kw)
+                m.d.sync += r.eq(v)
+                return r
             shift_s = c1[:5]
             r2 = Signal(32, name=f"alu{k}_r2")
             p2 = Signal(signed(64), name=f"alu{k}_p2")
@@ -185,12 +206,14 @@ class VxmLane(wiring.Component):
                     if name not in ("MUL", "MULW"):
                         with m.Case(FUNC[name]):
                             m.d.comb += other.eq(value[:32])
-            m.d.sync += r2.eq(Mux(is_mul1, prod[:32], other))
+            m.d.sync += r2.eq(Mux(s2a(is_mul1, "is_mul", attrs=PER_INSTANCE), prod[:32], s2a(other, "other")))
             # REQUANT rounds half up: floor((p + 2**(30+s)) / 2**(31+s)) + zp equals
             # floor((floor(p / 2**(30+s)) + 2*zp + 1) / 2), so s2 keeps the bare product and s3
             # adds the rounding bit with the zero point, in the one add it has anyway
-            m.d.sync += [p2.eq(prod), s2.eq(shift_s), zp2.eq(Cat(Const(1, 1), c1[16:32]).as_signed()), dt2.eq(dt1),
-                         fn2.eq(fn1)]
+            zp = Signal(signed(17), name=f"alu{k}_zp1")
+            m.d.comb += zp.eq(Cat(Const(1, 1), c1[16:32]).as_signed())
+            m.d.sync += [p2.eq(prod), s2.eq(s2a(shift_s, "shift")), zp2.eq(s2a(zp, "zp")),
+                         dt2.eq(s2a(dt1, "dtype", attrs=PER_INSTANCE)), fn2.eq(s2a(fn1, "func", attrs=PER_INSTANCE))]
             # s3: requantize's rounding shift, zero point and saturation
             r3 = getattr(self, f"r{k}")
             y = Signal(signed(40), name=f"alu{k}_y")
@@ -288,7 +311,7 @@ class VxmControl(wiring.Component):
             with m.If(~self.running):
                 m.d.sync += active.eq(0)
             pipe = [(self.running & active, dst, ddir, dt)]
-            for i in range(3):
+            for i in range(3 + product_stage(cfg)):
                 v, pd, pdir, pdt = (Signal(name=f"alu{k}_v{i + 1}"), Signal(6, name=f"alu{k}_dst{i + 1}"),
                                     Signal(name=f"alu{k}_ddir{i + 1}"), Signal(2, name=f"alu{k}_dt{i + 1}"))
                 v0, d0, dir0, dt0 = pipe[-1]

@@ -44,9 +44,9 @@ def _refused(build, cfg, match):
 
 UNITS = {  # name: (module with NATURAL, constructor, a latency the unit fixes, message start)
     "MemSlice": (mem_slice, mem_slice.MemSlice, "mem_read_access", "MEM RTL implements"),
-    "MxmColumn": (mxm, mxm.MxmColumn, "mxm_acc_write", "hdl/mxm.py implements"),
+    "MxmColumn": (mxm, mxm.MxmColumn, "mxm_sample", "hdl/mxm.py implements"),
     "MxmControl": (mxm, mxm.MxmControl, "mxm_accread_drive", "hdl/mxm.py implements"),
-    "VxmLane": (vxm, vxm.VxmLane, "vxm_drive", "hdl/vxm.py implements"),
+    "VxmLane": (vxm, vxm.VxmLane, "vxm_reg_write", "hdl/vxm.py implements"),
     "VxmControl": (vxm, vxm.VxmControl, "vxm_sample", "hdl/vxm.py implements"),
     "SxmSlice": (sxm, sxm.SxmSlice, "sxm_drive", "hdl/sxm.py implements"),
     "InstructionQueue": (queue, lambda c: queue.InstructionQueue(c, SliceKind.MEM), "ifetch_write",
@@ -63,6 +63,19 @@ def test_unit_refuses_a_latency_it_does_not_implement(name):
     assert spec.timing(TINY)[key] == natural
     _refused(build, _with(**{key: natural + 1}),
              rf"^{re.escape(start)} {key} = {natural}[,;] config 'tiny_lat' says {natural + 1}$")
+
+
+@pytest.mark.parametrize("module,build,key", [(mxm, mxm.MxmColumn, "mxm_acc_write"), (mxm, mxm.MxmControl, "mxm_acc_write"),
+                                              (vxm, vxm.VxmLane, "vxm_drive"), (vxm, vxm.VxmControl, "vxm_drive")])
+def test_product_stage_takes_one_cycle_more_not_two(module, build, key):
+    """The MXM and VXM can register their DSP products (`product_stage`): one cycle more than
+    NATURAL is built, two are refused naming both it implements."""
+    natural = module.NATURAL[key]
+    one_more = _with(**{key: natural + 1})
+    assert module.product_stage(one_more) == 1 and module.product_stage(TINY) == 0
+    _quiet(build(one_more))
+    _refused(build, _with(**{key: natural + 2}), rf"^{re.escape(module.__name__.replace('.', '/'))}.py implements "
+             rf"{key} = {natural} or {natural + 1}; config 'tiny_lat' says {natural + 2}$")
 
 
 def test_superlane_refuses_a_longer_hop():
