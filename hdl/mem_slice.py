@@ -8,7 +8,9 @@ issued on cycle t (element k), matching spec.TIMING:
     READ : t+1+k address to SRAM  -> t+2+k ECC decode, register -> t+3+k drive stream
     WRITE: t+1+k sample stream    -> t+2+k ECC encode, SRAM write (end of cycle)
 
-Extra pipeline registers are inserted if the spec asks for longer latencies.
+Extra pipeline registers are inserted if the configuration asks for longer latencies
+(`spec.timing`): mem_read_check one higher registers the SRAM's word before the ECC check,
+mem_read_drive and mem_write_commit above NATURAL add stages after the check / before the write.
 The host port reaches the bank only while the chip is idle.
 """
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -29,13 +31,17 @@ NATURAL = {"mem_read_access": 1, "mem_read_check": 2, "mem_read_drive": 3, "mem_
 
 def _check_timing(config: ChipConfig):
     T = spec.timing(config)
-    for key in ("mem_read_access", "mem_read_check", "mem_write_sample"):
+    for key in ("mem_read_access", "mem_write_sample"):
         if T[key] != NATURAL[key]:
             raise NotImplementedError(f"MEM RTL implements {key} = {NATURAL[key]}, config {config.name!r} says {T[key]}")
-    for key in ("mem_read_drive", "mem_write_commit"):
-        if T[key] < NATURAL[key]:
+    check = NATURAL["mem_read_check"]
+    if T["mem_read_check"] not in (check, check + 1):
+        raise NotImplementedError(f"MEM RTL implements mem_read_check = {check} or {check + 1}, "
+                                  f"config {config.name!r} says {T['mem_read_check']}")
+    for key, least in (("mem_read_drive", T["mem_read_check"] + 1), ("mem_write_commit", NATURAL["mem_write_commit"])):
+        if T[key] < least:
             raise NotImplementedError(f"MEM RTL cannot meet {key} = {T[key]} of config {config.name!r} "
-                                      f"(minimum {NATURAL[key]})")
+                                      f"(minimum {least})")
 
 
 class MemSlice(wiring.Component):
@@ -110,19 +116,30 @@ class MemSlice(wiring.Component):
         with m.If(~self.running):
             m.d.sync += r_active.eq(0)
 
-        # stage 1: SRAM data out; stage 2: corrected word, registered
+        # stage 1: SRAM data out; stage 2: corrected word, registered. With mem_read_check one
+        # higher (the `fpga` preset) the word out of the SRAM is registered first and checked
+        # the cycle after: on an FPGA the block RAM's output is slow and its site apart.
+        T = spec.timing(cfg)
         s1_valid, s1_stream, s1_dir = Signal(), Signal(range(S)), Signal()
         m.d.sync += [s1_valid.eq(self.running & r_active), s1_stream.eq(r_stream), s1_dir.eq(r_dir)]
         m.d.comb += [rd.addr.eq(Mux(self.running, r_addr, self.host_m_addr)), rd.en.eq(1)]
-        m.submodules.ecc_dec = dec = SecdedDecoder(W)
-        m.d.comb += [dec.data.eq(rd.data[:W]), dec.ecc.eq(rd.data[W:])]
         m.d.comb += [self.host_m_rdata.eq(rd.data[:W]), self.host_m_recc.eq(rd.data[W:])]
+        word, checks = rd.data, [s1_valid]
+        if T["mem_read_check"] > NATURAL["mem_read_check"]:
+            word, checks = Signal(W + E, name="sram_word"), checks + [Signal(name="rc_valid")]
+            m.d.sync += [word.eq(rd.data), checks[-1].eq(s1_valid & self.running)]
+            ck_stream, ck_dir = Signal(range(S), name="rc_stream"), Signal(name="rc_dir")
+            m.d.sync += [ck_stream.eq(s1_stream), ck_dir.eq(s1_dir)]
+        else:
+            ck_stream, ck_dir = s1_stream, s1_dir
+        m.submodules.ecc_dec = dec = SecdedDecoder(W)
+        m.d.comb += [dec.data.eq(word[:W]), dec.ecc.eq(word[W:])]
         # registered here, beside the decoder: run control (across the chip) counts them a cycle
         # later, so the SRAM, the decoder and that wire are not one cycle
-        m.d.sync += [self.ecc_corrected.eq(self.running & s1_valid & dec.corrected),
-                     self.ecc_uncorrectable.eq(self.running & s1_valid & dec.uncorrectable)]
-        stages = [(s1_valid & self.running, s1_stream, s1_dir, dec.out)]
-        for i in range(spec.timing(cfg)["mem_read_drive"] - NATURAL["mem_read_drive"] + 1):
+        m.d.sync += [self.ecc_corrected.eq(self.running & checks[-1] & dec.corrected),
+                     self.ecc_uncorrectable.eq(self.running & checks[-1] & dec.uncorrectable)]
+        stages = [(checks[-1] & self.running, ck_stream, ck_dir, dec.out)]
+        for i in range(T["mem_read_drive"] - T["mem_read_check"]):
             v, s, d, data = Signal(name=f"rs{i + 2}_valid"), Signal(range(S), name=f"rs{i + 2}_stream"), \
                 Signal(name=f"rs{i + 2}_dir"), Signal(W, name=f"rs{i + 2}_data")
             pv, ps, pd, pdata = stages[-1]
@@ -167,7 +184,7 @@ class MemSlice(wiring.Component):
                          wr.data.eq(Cat(self.host_m_data, Mux(self.host_m_raw, self.host_m_ecc, enc.ecc))),
                          wr.en.eq(self.host_m_we)]
 
-        busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + [s1_valid] + [s[0] for s in wstages[1:]]
+        busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + checks + [s[0] for s in wstages[1:]]
         m.d.comb += self.busy.eq(Cat(*busy_terms).any())     # as if running (hdl/queue.py)
         return m
 

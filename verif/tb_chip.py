@@ -156,14 +156,15 @@ async def ecc_single_bit_corrected(dut):
     code_bits = cfg.word_bits + tb.driver.code.stored_bits
     p = Program.empty(cfg).add_memory("MEM_W1", 0, words)
     src, dst = _pos(tb, "MEM_W1"), _pos(tb, "MEM_E0")
-    p.add("MEM_W1", spec.encode("READ", stream=3, dir=E, addr=0, stride=1, count=n))
+    s, out = min(3, cfg.streams - 1), min(0x1000, cfg.mem_words - n)      # (any configuration)
+    p.add("MEM_W1", spec.encode("READ", stream=s, dir=E, addr=0, stride=1, count=n))
     T = spec.timing(cfg)
     t_w = T["mem_read_drive"] + (dst - src) - T["mem_write_sample"]
-    p.add("MEM_E0", [spec.encode("NOP", cycles=t_w), spec.encode("WRITE", stream=3, dir=E, addr=0x1000, stride=1, count=n)])
+    p.add("MEM_E0", [spec.encode("NOP", cycles=t_w), spec.encode("WRITE", stream=s, dir=E, addr=out, stride=1, count=n)])
     flips = [(src, a, int(r.integers(code_bits))) for a in range(n)]
     gold, res, st, _ = await tb.run_and_compare(p, flips=flips)
     assert st.ecc_corrected == n and st.ecc_uncorrectable == 0
-    assert np.array_equal(gold.memory(dst)[0x1000:0x1000 + n], words)
+    assert np.array_equal(gold.memory(dst)[out:out + n], words)
 
 
 @cocotb.test()
@@ -175,7 +176,7 @@ async def ecc_double_bit_flagged(dut):
     n = 200
     code_bits = cfg.word_bits + tb.driver.code.stored_bits
     p = Program.empty(cfg).add_memory("MEM_E1", 0x200, random_words(cfg, r, n))
-    p.add("MEM_E1", spec.encode("READ", stream=7, dir=W, addr=0x200, stride=1, count=n))
+    p.add("MEM_E1", spec.encode("READ", stream=min(7, cfg.streams - 1), dir=W, addr=0x200, stride=1, count=n))
     flips = []
     for a in range(n):
         b1, b2 = r.choice(code_bits, 2, replace=False)

@@ -132,16 +132,18 @@ def _mem_run(cfg, program, preload, tap, cycles):
     return trace
 
 
-@pytest.mark.parametrize("extra_drive, extra_commit", [(0, 0), (2, 0), (0, 1)])
-def test_mem_slice_follows_the_configuration(extra_drive, extra_commit):
+@pytest.mark.parametrize("extra_check, extra_drive, extra_commit", [(0, 0, 0), (0, 2, 0), (0, 0, 1), (1, 1, 0), (1, 2, 1)])
+def test_mem_slice_follows_the_configuration(extra_check, extra_drive, extra_commit):
     """WRITE of `new` to address a on cycle 0; READ of a, stride 0, n elements on cycle 1. Element k
     is read on 1 + mem_read_access + k, sees `new` if that is after the commit cycle (WRITE on 0:
-    the end of mem_write_commit), and is driven on 1 + mem_read_drive + k."""
+    the end of mem_write_commit), and is driven on 1 + mem_read_drive + k (a later ECC check,
+    mem_read_check, registers the SRAM's word first)."""
     base = spec.timing(TINY)
-    cfg = TINY if not (extra_drive or extra_commit) else _with(
+    cfg = TINY if not (extra_check or extra_drive or extra_commit) else _with(
+        mem_read_check=base["mem_read_check"] + extra_check,
         mem_read_drive=base["mem_read_drive"] + extra_drive, mem_write_commit=base["mem_write_commit"] + extra_commit)
     T = spec.timing(cfg)
-    rng = np.random.default_rng(extra_drive * 10 + extra_commit)
+    rng = np.random.default_rng(extra_check * 100 + extra_drive * 10 + extra_commit)
     old, new, junk = (int.from_bytes(rng.bytes(cfg.lanes), "little") for _ in range(3))
     a, s, n = 0x33, 2, 6
     program = [spec.encode("WRITE", stream=0, dir=0, addr=a, stride=1, count=1),
@@ -157,3 +159,15 @@ def test_mem_slice_follows_the_configuration(extra_drive, extra_commit):
             assert en == 1 << s and data == drives[t], f"cycle {t}: en {en:#x}, data {data:#x}"
         else:
             assert en == 0, f"cycle {t}: drives {en:#x}, expected nothing"
+
+
+def test_mem_slice_checks_one_cycle_later_at_most():
+    """mem_read_check may be one above NATURAL (a register before the ECC check), not two; the
+    drive then comes at least a cycle after the check."""
+    n = mem_slice.NATURAL["mem_read_check"]
+    _refused(mem_slice.MemSlice, _with(mem_read_check=n + 2, mem_read_drive=n + 3),
+             rf"^MEM RTL implements mem_read_check = {n} or {n + 1}, config 'tiny_lat' says {n + 2}$")
+    drive = spec.timing(TINY)["mem_read_drive"]
+    assert drive == n + 1
+    _refused(mem_slice.MemSlice, _with(mem_read_check=n + 1),
+             rf"^MEM RTL cannot meet mem_read_drive = {drive} of config 'tiny_lat' \(minimum {n + 2}\)$")
