@@ -149,8 +149,10 @@ class MxmControl(wiring.Component):
         weight-load and install orders to every column.
     y : In(32 * lanes)
         the columns' dot products.
-    drive : Out(1); dst, ddir : Out; out : Out(32 * lanes)
-        drive the accumulator row read out (4 byte planes) onto streams dst .. dst + 3.
+    e_en, w_en : Out(streams); slot : Out(2 * streams); out : Out(32 * lanes)
+        the accumulator row read out (4 byte planes) and, per stream, whether it is driven east /
+        west and with which plane (ACCREAD's dst .. dst + 3), decided a cycle ahead and registered
+        so the superlanes' stream registers are not behind the compares.
     """
 
     def __init__(self, config: ChipConfig):
@@ -163,7 +165,7 @@ class MxmControl(wiring.Component):
             "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_we": Out(1), "lw_row": Out(16), "lw_width": Out(7),
             "wzp": Out(8), "wsigned": Out(1), "swap": Out(1),
             "y": In(32 * L),
-            "drive": Out(1), "dst": Out(range(S)), "ddir": Out(1), "out": Out(32 * L),
+            "e_en": Out(S), "w_en": Out(S), "slot": Out(2 * S), "out": Out(32 * L),
         })
 
     def elaborate(self, platform):
@@ -258,8 +260,12 @@ class MxmControl(wiring.Component):
             m.d.sync += ar_active.eq(0)
         m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]
         dv = Signal()
-        m.d.sync += [dv.eq(self.running & ar_active), self.dst.eq(ar_dst), self.ddir.eq(ar_ddir)]
-        m.d.comb += [self.drive.eq(dv & self.running), self.out.eq(rd.data)]
+        m.d.sync += dv.eq(self.running & ar_active)
+        e_n, w_n, slot_n = group_enables(m, "drive_next", cfg, self.running & ar_active, ar_dst, ar_ddir, 4)
+        e_r, w_r, slot_r = Signal(S, name="drive_e_r"), Signal(S, name="drive_w_r"), Signal(2 * S, name="drive_slot_r")
+        m.d.sync += [e_r.eq(e_n), w_r.eq(w_n), slot_r.eq(Cat(*(sl[:2] for sl in slot_n)))]
+        m.d.comb += [self.e_en.eq(Mux(self.running, e_r, 0)), self.w_en.eq(Mux(self.running, w_r, 0)),
+                     self.slot.eq(slot_r), self.out.eq(rd.data)]
 
         busy = [q.busy, cfg_pending, lw_active, mm_active, swap_pending, ar_active, dv] + [p[0] for p in pipe]
         m.d.comb += self.busy.eq(Cat(*busy).any())     # as if running (hdl/queue.py)
@@ -289,8 +295,9 @@ class MxmSuperlane(Superlane):
         the control's orders to every column (`MxmColumn`).
     y : Out(32 * superlane_lanes)
         these columns' dot products.
-    acc_out : In(32 * superlane_lanes); drive, dst, ddir : In
-        these columns of the accumulator row read out, driven onto streams dst .. dst + 3.
+    acc_out : In(32 * superlane_lanes); e_en, w_en : In(streams); slot : In(2 * streams)
+        these columns of the accumulator row read out, and per stream whether it is driven east /
+        west and with which of the 4 planes (the control's registered choices).
     """
 
     SHARED = ("x", "lw_we", "lw_row", "lw_width", "wzp", "wsigned", "swap", "clear")
@@ -301,7 +308,7 @@ class MxmSuperlane(Superlane):
         shared = {n: column.signature.members[n] for n in self.SHARED}
         super().__init__(config, shared | {
             "x_stream": In(range(S)), "x_dir": In(1), "x_tap": Out(B), "lw_stream": In(range(S)), "lw_dir": In(1),
-            "y": Out(32 * SL), "acc_out": In(32 * SL), "drive": In(1), "dst": In(range(S)), "ddir": In(1)})
+            "y": Out(32 * SL), "acc_out": In(32 * SL), "e_en": In(S), "w_en": In(S), "slot": In(2 * S)})
 
     def elaborate(self, platform):
         from .units import instance
@@ -317,7 +324,6 @@ class MxmSuperlane(Superlane):
                                                lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)),
                                                **{n: getattr(self, n) for n in self.SHARED})
         planes = [Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4)]
-        e_en, w_en, slot = group_enables(m, "drive", cfg, self.drive, self.dst, self.ddir, 4)
-        data = [mux_tree(planes, slot[s][:2]) for s in range(S)]
-        self.registers(m, e_en, w_en, data, data)
+        data = [mux_tree(planes, self.slot[2 * s:2 * s + 2]) for s in range(S)]
+        self.registers(m, self.e_en, self.w_en, data, data)
         return m

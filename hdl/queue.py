@@ -256,7 +256,7 @@ class InstructionQueue(wiring.Component):
             # inside a NOP: the head already issued; count down to the next issue
             m.d.sync += wait.eq(wait - 1)
             m.d.comb += go.eq(wait == 1)
-        with m.Elif(avail == 0):
+        with m.Elif(~has_words):            # (avail == 0, from a register)
             with m.If(inflight):            # the next word is needed before its fetch has landed
                 m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.QUEUE_UNDERRUN)]
         with m.Else():

@@ -82,8 +82,13 @@ class Superlane(wiring.Component):
         """The stream registers and the IFETCH tap: stream s takes e_data[s] when e_en[s] (likewise
         westward), else passes on."""
         e_in, w_in = self.streams_of(self.e_in), self.streams_of(self.w_in)
-        m.d.sync += [self.e_out.eq(Cat(*(Mux(e_en[s], e_data[s], e_in[s]) for s in range(self.config.streams)))),
-                     self.w_out.eq(Cat(*(Mux(w_en[s], w_data[s], w_in[s]) for s in range(self.config.streams))))]
+        # Without a reset: a stream register only carries data (after a run the edges' zeros
+        # flush it within `positions` cycles), and the reset would reach every one of them.
+        e_reg = Signal.like(self.e_out, name="e_stream", reset_less=True)
+        w_reg = Signal.like(self.w_out, name="w_stream", reset_less=True)
+        m.d.sync += [e_reg.eq(Cat(*(Mux(e_en[s], e_data[s], e_in[s]) for s in range(self.config.streams)))),
+                     w_reg.eq(Cat(*(Mux(w_en[s], w_data[s], w_in[s]) for s in range(self.config.streams))))]
+        m.d.comb += [self.e_out.eq(e_reg), self.w_out.eq(w_reg)]
         m.d.comb += self.fetch_tap.eq(self.pick(self.fetch_dir, self.fetch_stream))
 
 

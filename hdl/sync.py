@@ -177,9 +177,19 @@ class SyncUnit(wiring.Component):
         # nothing can raise an error but the timeout), so a release on t+1 is: quiet on t, not
         # stopping on t (an error or the timeout), armed on t+1 and its HAC at or past `at` on t+1.
         # The release then reaches every queue from a flip-flop, not from the ORs of their state.
+        # (`quiet` comes from the ORs across the chip, so it meets each term last: armed now and
+        # not released, or armed this cycle from a RELEASE message, each with its own compare;
+        # a root arming now cannot release next cycle, its margin being at least 2.)
+        assert cfg.positions >= 2, "a root's release comes at least two cycles after it arms"
+
+        def reached(at_value):               # the HAC at or past `at` next cycle: hac - at in [0, 2^15)
+            return ~(hac_next - at_value)[HAC_BITS - 1]
         m.d.comb += self.t_rel.eq(t_rel)
-        m.d.sync += self.release.eq(self.quiet & ~self.err & ~self.timeout & armed_next
-                                    & ~(hac_next - at_next)[HAC_BITS - 1])
+        stays = armed & ~self.release & reached(at)
+        for i in range(n):
+            stays = stays | (~is_root & (parent == i) & ~armed & says(i, MsgKind.RELEASE)
+                             & reached(_msg_field(latched[i], "at")))
+        m.d.sync += self.release.eq(self.quiet & ~self.err & ~self.timeout & ~self.start & stays)
         with m.If(self.release):            # (hac - at in [0, 2^15): at or past `at`)
             m.d.comb += armed_next.eq(0)
             m.d.sync += rnd.eq(~rnd)
