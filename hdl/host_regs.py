@@ -21,6 +21,7 @@ from isa.config import ChipConfig, SliceKind
 from isa.ecc import code_for
 
 from .axil import AxiLiteSlave, axil_members
+from .queue import host_load_cycles
 
 
 def reg_layout(name: str) -> StructLayout:
@@ -234,11 +235,13 @@ class HostRegs(wiring.Component):
         bus, q, sram = self.bus, self.queue, self.sram
         # Everything this file sends to the chip (START and CLEAR, queue rows, SRAM accesses) leaves
         # from a register, one cycle after the access: the host's decode and the slices are then
-        # not one path, which on an FPGA spans the device. START taking the same cycle keeps the
-        # order (a word loaded before a START lands before the run's cycle 0); the host counts as
-        # running from the START on, so a beat in that cycle is refused, not lost.
+        # not one path, which on an FPGA spans the device. START takes as many cycles as a queue
+        # row takes to land after that (hdl/queue.py `host_load_cycles`), so a word loaded before
+        # a START lands before the run's cycle 0; the host counts as running from the START on,
+        # so a beat in those cycles is refused, not lost.
+        starting = [Signal(name=f"start_{i}") for i in range(host_load_cycles(cfg) - 1)]
         running = Signal()
-        m.d.comb += running.eq(self.status.running | self.cmd.start)
+        m.d.comb += running.eq(self.status.running | self.cmd.start | Cat(*starting).any())
 
         m.submodules.axil = axil = AxiLiteSlave(self.addr_bits)
         for name in axil_members(self.addr_bits, prefix=""):
@@ -303,8 +306,9 @@ class HostRegs(wiring.Component):
             with m.Else():
                 m.d.sync += host_err.eq(1)
 
-        m.d.sync += [self.cmd.start.eq(we & at("CTRL") & ctrl.start & ~running & ~unloading),
-                     self.cmd.clear.eq(we & at("CTRL") & ctrl.clear)]
+        start_pipe = [we & at("CTRL") & ctrl.start & ~running & ~unloading] + starting + [self.cmd.start]
+        m.d.sync += [b.eq(a) for a, b in zip(start_pipe, start_pipe[1:])]
+        m.d.sync += self.cmd.clear.eq(we & at("CTRL") & ctrl.clear)
         with m.If(we):
             with m.If(at("CTRL")):
                 with m.If(ctrl.start & (running | unloading)):

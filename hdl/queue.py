@@ -36,8 +36,23 @@ NATURAL = {"ifetch_sample": 1, "ifetch_write": 2}
 def _check_timing(config: ChipConfig):
     T = spec.timing(config)
     for key, v in NATURAL.items():
-        if T[key] != v:
-            raise NotImplementedError(f"queue RTL implements {key} = {v}, config {config.name!r} says {T[key]}")
+        if T[key] != v and not (key == "ifetch_write" and T[key] == v + 1):
+            raise NotImplementedError(f"queue RTL implements {key} = {v}"
+                                      f"{' or ' + str(v + 1) if key == 'ifetch_write' else ''}, "
+                                      f"config {config.name!r} says {T[key]}")
+
+
+def decode_stage(config: ChipConfig) -> int:
+    """1 when the configuration gives a written row a cycle more (ifetch_write one above NATURAL):
+    the row and its decode are registered before the ring write, so no decoder sits in front of
+    the block RAM or the head's decode registers (an FPGA's block RAM is slow and sited apart)."""
+    return spec.timing(config)["ifetch_write"] - NATURAL["ifetch_write"]
+
+
+def host_load_cycles(config: ChipConfig) -> int:
+    """Cycles from the host port's registered row output to the ring write, less one: how many
+    cycles the host port delays START so that every word loaded before it lands before cycle 0."""
+    return 1 + decode_stage(config)
 
 
 def slice_queue_ports(config: ChipConfig) -> dict:
@@ -179,9 +194,11 @@ class InstructionQueue(wiring.Component):
         m.submodules.mem = mem = Memory(shape=fw * W + P, depth=depth // fw, init=[])
         wr = mem.write_port(granularity=W) if fw > 1 else mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))     # a row landing now is read the next cycle
-        w_row = Signal(fw * W)                         # the row written: the host's, or a fetched one
-        w_dec = Decoded(m, w_row, self.kind, cfg) if stored else None       # the row written, decoded
-        m.d.comb += wr.data.eq(Cat(w_row, w_dec.packed()) if stored else w_row)
+        staged = decode_stage(cfg)
+        w_row = Signal(fw * W)                         # the row to write: the host's, or a fetched one
+        w_dec = Decoded(m, w_row, self.kind, cfg) if stored else None       # ... decoded
+        w_data = Signal(fw * W + P)
+        m.d.comb += w_data.eq(Cat(w_row, w_dec.packed()) if stored else w_row)
 
         with m.If(self.host_len_we & ~self.running):
             m.d.sync += self.length.eq(self.host_len)
@@ -217,27 +234,43 @@ class InstructionQueue(wiring.Component):
                          f_left.eq(f_left - fw)]
             with m.If(f_left <= fw):
                 m.d.sync += f_active.eq(0)
-        inflight = f_active | s_valid
-        landing = self.running & s_valid
+        # with a decode stage the fetched row and its decode are registered once more (d_*) and
+        # land (are written, counted, may be bypassed to the head) a cycle later
+        if staged:
+            d_valid, d_words, d_pc = Signal(), Signal(range(fw + 1)), Signal(16)
+            m.d.sync += [d_valid.eq(self.running & s_valid), d_words.eq(s_words), d_pc.eq(s_pc)]
+            l_valid, l_words, l_pc, inflight = d_valid, d_words, d_pc, f_active | s_valid | d_valid
+        else:
+            l_valid, l_words, l_pc, inflight = s_valid, s_words, s_pc, f_active | s_valid
+        landing = self.running & l_valid
         overflow = Signal()
         # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes
-        # late; as if running, like every error here: s_valid is only set while running)
-        m.d.comb += overflow.eq(s_valid & Mux(go, avail > depth - fw + 1, avail > depth - fw))
+        # late; as if running, like every error here: the valid bits are only set while running)
+        m.d.comb += overflow.eq(l_valid & Mux(go, avail > depth - fw + 1, avail > depth - fw))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
         # The host's row write is registered here, beside the ring, as well as in the host port,
-        # and lands two cycles after the access: the host port's wires span the chip, and the
-        # row's decode then starts at a register. Row and data load only under this queue's enables (registers every queue
-        # loaded alike, synthesis would merge into one across the chip). The enables are taken
-        # only while idle and a START never shares a cycle with a queue load, so a host row and
-        # a landing vector never meet: the registered enables choose the source, and `running`
-        # (a wire across the chip) is not in front of the row's decode.
+        # and lands two cycles after the access (three with a decode stage): the host port's wires
+        # span the chip, and the row's decode then starts at a register. Row and data load only
+        # under this queue's enables (registers every queue loaded alike, synthesis would merge
+        # into one across the chip). The enables are taken only while idle and the host port
+        # delays START past the landing (`host_load_cycles`), so a host row and a landing vector
+        # never meet: the registered enables choose the source, and `running` (a wire across the
+        # chip) is not in front of the row's decode.
         h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
         m.d.sync += h_we.eq(Mux(self.running, 0, self.host_we))
         with m.If(self.host_we.any()):
             m.d.sync += [h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
         host_row = h_we.any()
-        m.d.comb += [wr.addr.eq(Mux(host_row, h_addr, tail_row)), w_row.eq(Mux(host_row, h_data, s_data)),
+        m.d.comb += w_row.eq(Mux(host_row, h_data, s_data))
+        if staged:
+            g_we, g_addr, g_data = Signal.like(h_we), Signal.like(h_addr), Signal.like(w_data)
+            m.d.sync += [g_we.eq(h_we), g_addr.eq(h_addr), g_data.eq(w_data)]
+            host_row, h_we, h_addr = g_we.any(), g_we, g_addr
+            m.d.comb += wr.data.eq(g_data)
+        else:
+            m.d.comb += wr.data.eq(w_data)
+        m.d.comb += [wr.addr.eq(Mux(host_row, h_addr, tail_row)),
                      wr.en.eq(Mux(host_row, h_we, Mux(landing, (1 << fw) - 1, 0)))]
 
         dec = Decoded.registered(m, head, self.kind, cfg)     # the head's decode, in flip-flops
@@ -294,7 +327,7 @@ class InstructionQueue(wiring.Component):
         # queue is idle, advances, or has run dry and a vector lands (with nothing left, nothing
         # advances).
         w0_hit = wr.en[0] & (wr.addr == 0)
-        written0 = Cat(w_row[:W], wr.data[fw * W:])          # word 0 of the row written (and its decode)
+        written0 = Cat(wr.data[:W], wr.data[fw * W:])        # word 0 of the row written (and its decode)
         with m.If(w0_hit):
             m.d.sync += word0.eq(written0)
         candidate, kept = Signal(W + P), Signal(W + P)     # kept: the next head unless one is written now
@@ -302,7 +335,10 @@ class InstructionQueue(wiring.Component):
         m.d.comb += [kept.eq(Mux(self.running, ahead, word0)), candidate.eq(Mux(use_w, written0, kept))]
         with m.If(~self.running | advance | (landing & (avail == 0))):
             m.d.sync += head.eq(candidate[:W])
-            if stored:
+            if stored and staged:
+                # the row written this cycle comes with its decode from a register
+                m.d.sync += dec.load(*dec.unpacked(candidate[W:]))
+            elif stored:
                 # the word written this cycle takes its decode straight from the decoder (not
                 # through packed bits and back: that path is the queue's longest)
                 stored_dec = dec.unpacked(kept[W:])
@@ -312,7 +348,7 @@ class InstructionQueue(wiring.Component):
                 m.d.sync += [dec.legal.eq(pre.legal), dec.err_code.eq(pre.err_code)]
                 m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
         with m.If(self.running):
-            avail_next = avail - advance + Mux(landing, s_words, 0)
+            avail_next = avail - advance + Mux(landing, l_words, 0)
             m.d.sync += [avail.eq(avail_next), has_words.eq(avail_next != 0)]
             with m.If(landing):
                 m.d.sync += tail_row.eq(tail_row + 1)
@@ -320,5 +356,5 @@ class InstructionQueue(wiring.Component):
             m.d.sync += pc.eq(pc + 1)
         m.d.comb += [self.err.eq(overflow | head_err),
                      self.err_code.eq(Mux(overflow, spec.ErrorCode.QUEUE_OVERFLOW, head_code)),
-                     self.pc.eq(Mux(overflow, s_pc, Mux(parked, sync_pc, pc)))]
+                     self.pc.eq(Mux(overflow, l_pc, Mux(parked, sync_pc, pc)))]
         return m

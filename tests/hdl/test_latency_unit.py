@@ -49,7 +49,7 @@ UNITS = {  # name: (module with NATURAL, constructor, a latency the unit fixes, 
     "VxmLane": (vxm, vxm.VxmLane, "vxm_reg_write", "hdl/vxm.py implements"),
     "VxmControl": (vxm, vxm.VxmControl, "vxm_sample", "hdl/vxm.py implements"),
     "SxmSlice": (sxm, sxm.SxmSlice, "sxm_drive", "hdl/sxm.py implements"),
-    "InstructionQueue": (queue, lambda c: queue.InstructionQueue(c, SliceKind.MEM), "ifetch_write",
+    "InstructionQueue": (queue, lambda c: queue.InstructionQueue(c, SliceKind.MEM), "ifetch_sample",
                          "queue RTL implements"),
     "C2cSlice": (c2c, c2c.C2cSlice, "c2c_recv_drive", "C2C RTL implements"),
 }
@@ -171,3 +171,15 @@ def test_mem_slice_checks_one_cycle_later_at_most():
     assert drive == n + 1
     _refused(mem_slice.MemSlice, _with(mem_read_check=n + 1),
              rf"^MEM RTL cannot meet mem_read_drive = {drive} of config 'tiny_lat' \(minimum {n + 2}\)$")
+
+
+def test_queue_decode_stage_takes_one_cycle_more_not_two():
+    """A queue can register a written row's decode before the ring (`decode_stage`): ifetch_write
+    one above NATURAL is built, and the host port then delays START by one more cycle."""
+    n = queue.NATURAL["ifetch_write"]
+    one_more = _with(ifetch_write=n + 1)
+    assert queue.decode_stage(one_more) == 1 and queue.decode_stage(TINY) == 0
+    assert queue.host_load_cycles(one_more) == queue.host_load_cycles(TINY) + 1
+    _quiet(queue.InstructionQueue(one_more, SliceKind.MEM))
+    _refused(lambda c: queue.InstructionQueue(c, SliceKind.MEM), _with(ifetch_write=n + 2),
+             rf"^queue RTL implements ifetch_write = {n} or {n + 1}, config 'tiny_lat' says {n + 2}$")

@@ -17,7 +17,7 @@ a register fed from the ring one word ahead, and the two shapes take different p
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.queue import InstructionQueue
+from hdl.queue import InstructionQueue, host_load_cycles
 from isa import spec
 from isa.config import SliceKind, get_config
 
@@ -111,10 +111,12 @@ def run_queue(program, cycles, q_len=None, ready=lambda op, t: True, tap=lambda 
         await ctx.tick()
         assert ctx.get(dut.length) == q_len
         if last_row0 is not None:
-            # the queue registers the host's write and writes its ring on the next cycle, the
-            # last idle one (as in the chip: a START follows a queue load by at least a cycle)
+            # the queue registers the host's write and writes its ring on the next cycle (the one
+            # after with a decode stage), the last idle one (as in the chip: the host port delays
+            # START by as much, hdl/queue.py `host_load_cycles`)
             await host_write(ctx, 0, {col: w for col, w in enumerate(last_row0)})
-            await ctx.tick()
+            for _ in range(host_load_cycles(CFG)):
+                await ctx.tick()
         for _ in range(runs):
             # idle, `busy` is what it would be if running (run control applies `running`)
             assert ctx.get(dut.busy) == (q_len > 0), "idle: busy should say whether Q_LEN words wait"
