@@ -26,6 +26,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .arith import sum_tree
+from .latency import check_latencies
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane, group_enables
@@ -35,12 +36,7 @@ NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write
 
 
 def _check_timing(config: ChipConfig):
-    T = spec.timing(config)
-    for k, v in NATURAL.items():
-        if T[k] != v and not (k == "mxm_acc_write" and T[k] == v + 1):
-            raise NotImplementedError(f"hdl/mxm.py implements {k} = {v}"
-                                      f"{' or ' + str(v + 1) if k == 'mxm_acc_write' else ''}; "
-                                      f"config {config.name!r} says {T[k]}")
+    check_latencies(config, NATURAL, "hdl/mxm.py", sep=";", stretch="mxm_acc_write")
 
 
 def product_stage(config: ChipConfig) -> int:

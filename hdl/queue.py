@@ -26,6 +26,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .decoder import Decoded
+from .latency import check_latencies
 
 NOP_FIELD = spec.BY_MNEMONIC["NOP"].field("cycles")
 QUEUE_OPS = ("NOP", "IFETCH", "SYNC")  # executed by the queue itself, never handed to the slice
@@ -34,12 +35,7 @@ NATURAL = {"ifetch_sample": 1, "ifetch_write": 2}
 
 
 def _check_timing(config: ChipConfig):
-    T = spec.timing(config)
-    for key, v in NATURAL.items():
-        if T[key] != v and not (key == "ifetch_write" and T[key] == v + 1):
-            raise NotImplementedError(f"queue RTL implements {key} = {v}"
-                                      f"{' or ' + str(v + 1) if key == 'ifetch_write' else ''}, "
-                                      f"config {config.name!r} says {T[key]}")
+    check_latencies(config, NATURAL, "queue RTL", stretch="ifetch_write")
 
 
 def decode_stage(config: ChipConfig) -> int:

@@ -16,9 +16,9 @@ from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from isa import spec
 from isa.config import ChipConfig, SliceKind
 
+from .latency import check_latencies
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane, group_enables
@@ -97,10 +97,7 @@ class SxmSlice(wiring.Component):
     """
 
     def __init__(self, config: ChipConfig):
-        T = spec.timing(config)
-        for k, v in NATURAL.items():
-            if T[k] != v:
-                raise NotImplementedError(f"hdl/sxm.py implements {k} = {v}; config {config.name!r} says {T[k]}")
+        check_latencies(config, NATURAL, "hdl/sxm.py", sep=";")
         self.config = config
         S, W, N = config.streams, config.word_bits, config.sxm_width
         super().__init__(slice_queue_ports(config) | {

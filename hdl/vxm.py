@@ -24,6 +24,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .arith import mul32_signed
+from .latency import check_latencies
 from .attrs import PER_INSTANCE
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
@@ -36,12 +37,7 @@ I8, I16, I32 = (int(t) for t in (spec.DType.I8, spec.DType.I16, spec.DType.I32))
 
 
 def _check_timing(config: ChipConfig):
-    T = spec.timing(config)
-    for k, v in NATURAL.items():
-        if T[k] != v and not (k == "vxm_drive" and T[k] == v + 1):
-            raise NotImplementedError(f"hdl/vxm.py implements {k} = {v}"
-                                      f"{' or ' + str(v + 1) if k == 'vxm_drive' else ''}; "
-                                      f"config {config.name!r} says {T[k]}")
+    check_latencies(config, NATURAL, "hdl/vxm.py", sep=";", stretch="vxm_drive")
 
 
 def product_stage(config: ChipConfig) -> int:

@@ -1,0 +1,13 @@
+"""What an RTL unit builds against what its configuration's latencies ask (`spec.timing`)."""
+from isa import spec
+from isa.config import ChipConfig
+
+
+def check_latencies(config: ChipConfig, natural: dict, who: str, sep: str = ",", stretch: str | None = None):
+    """Refuse `config` in one line if a latency differs from the one the unit builds (`natural`);
+    `stretch` names the one latency the unit also builds a cycle longer (an extra register)."""
+    T = spec.timing(config)
+    for key, v in natural.items():
+        if T[key] != v and not (key == stretch and T[key] == v + 1):
+            also = f" or {v + 1}" if key == stretch else ""
+            raise NotImplementedError(f"{who} implements {key} = {v}{also}{sep} config {config.name!r} says {T[key]}")
