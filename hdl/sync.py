@@ -164,8 +164,10 @@ class SyncUnit(wiring.Component):
 
         with m.If(is_root & sub_quiet & ~armed):
             m.d.comb += [armed_next.eq(1), at_next.eq(hac + margin), t_rel_next.eq(sub_value)]
+        # a child arms (while quiet) from its parent's RELEASE message on link i
+        told = [~is_root & (parent == i) & ~armed & says(i, MsgKind.RELEASE) for i in range(n)]
         for i in range(n):
-            with m.If(~is_root & (parent == i) & self.quiet & ~armed & says(i, MsgKind.RELEASE)):
+            with m.If(told[i] & self.quiet):
                 m.d.comb += [armed_next.eq(1), at_next.eq(_msg_field(latched[i], "at")),
                              t_rel_next.eq(_msg_field(latched[i], "value"))]
             up = Mux(sub_quiet, _msg(kind=Const(MsgKind.QUIET, 2), round=rnd, value=sub_value), 0)
@@ -187,8 +189,7 @@ class SyncUnit(wiring.Component):
         m.d.comb += self.t_rel.eq(t_rel)
         stays = armed & ~self.release & reached(at)
         for i in range(n):
-            stays = stays | (~is_root & (parent == i) & ~armed & says(i, MsgKind.RELEASE)
-                             & reached(_msg_field(latched[i], "at")))
+            stays = stays | (told[i] & reached(_msg_field(latched[i], "at")))
         m.d.sync += self.release.eq(self.quiet & ~self.err & ~self.timeout & ~self.start & stays)
         with m.If(self.release):            # (hac - at in [0, 2^15): at or past `at`)
             m.d.comb += armed_next.eq(0)
