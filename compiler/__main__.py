@@ -6,6 +6,12 @@
     python -m compiler compile MODEL.onnx -o PROGRAM.bin [--listing PROGRAM.s] [--config tiny]
         [--inputs IN.npz]     (binds scale / zero-point graph inputs, as the ONNX node tests have them)
 
+    With --system NAME (a preset such as pair or ring4, or a .json description): the model is
+    split over the system's chips (compiler/system.py; --parallel auto|one|pipeline|tensor), `run`
+    runs the chips together on golden, icarus or verilator, and `compile -o DIR` writes one image
+    and listing per chip and DIR/system.json (the system, the images, where inputs and outputs
+    live, the plan and the prediction).
+
 IN.npz / OUT.npz are keyed by the ONNX graph's input and output names. Errors print one line
 and exit 1 (2 for bad command-line usage); progress goes to stderr.
 """
@@ -20,11 +26,13 @@ import numpy as np
 
 from isa.config import DEFAULT, ConfigError, get_config
 from isa.image import save
+from isa.system import SystemSpecError
 
 from .compile import compile_graph
 from .graph import CompileError
 from .onnx_import import load
 from .runtime import run, stderr_log
+from .system import MODES
 
 TARGETS = ("golden", "icarus", "verilator", "fpga")
 
@@ -51,8 +59,59 @@ def _compile(args, feeds):
     return compiled
 
 
+def _compile_system(args, feeds):
+    from isa.system import get_system
+
+    from .system import compile_system
+    if not args.model.exists():
+        raise CompileError(f"{args.model}: no such file")
+    system = get_system(args.system)
+    graph = load(args.model, bind=feeds)
+    sc = compile_system(graph, system, args.parallel)
+    p = sc.predicted
+    stderr_log(f"compiled {args.model.name} for {system.name} ({len(system.chips)} chips, {sc.mode}) in "
+               f"{sc.compile_seconds:.2f} s: {p['cycles']} predicted cycles, MXM utilization {p['mxm_utilization']}")
+    for st in sc.plan_report():
+        stderr_log(f"  {st['stage']}: chips {st['chips']} ({st['kind']}): {st['why']}")
+    return sc
+
+
+def cmd_compile_system(args, feeds) -> int:
+    sc = _compile_system(args, feeds)
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    images = []
+    for part in sc.chips:
+        path = out / f"chip{part.index}.bin"
+        save(part.program, path)
+        (out / f"chip{part.index}.s").write_text(part.listing)
+        images.append(path.name)
+
+    def where(c, piece):
+        return [[sc.system.config(c).floorplan[pos].name, addr] for pos, addr in piece.whole_copy().planes]
+    inputs = {}
+    for part in sc.chips:
+        for placed, src, _ in part.host_loads:
+            if src in sc.graph.inputs and placed.copies:
+                inputs.setdefault(src, []).append({"chip": part.index, "copies": [
+                    [[part.config.floorplan[pos].name, addr] for pos, addr in c.planes] for c in placed.copies]})
+    names = dict(zip(sc.graph.outputs, getattr(sc.graph, "output_names", None) or sc.graph.outputs))
+    manifest = {"system": sc.system.name, "chips": list(sc.system.chips), "images": images, "parallel": sc.mode,
+                "plan": sc.plan_report(), "predicted": sc.predicted, "inputs": inputs,
+                "outputs": {names.get(v, v): [{"chip": c, "columns": list(cols), "shape": list(piece.layout.shape),
+                                 "dtype": str(piece.dtype), "offset": piece.offset, "planes": where(c, piece)}
+                                for c, cols, piece in pieces] for v, pieces in sc.outputs.items()},
+                "compile_seconds": round(sc.compile_seconds, 3)}
+    (out / "system.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"cycles={sc.predicted['cycles']} mxm_utilization={sc.predicted['mxm_utilization']} chips={len(sc.chips)} "
+          f"images={out}")
+    return 0
+
+
 def cmd_compile(args) -> int:
     feeds = _read_npz(args.inputs) if args.inputs else {}
+    if args.system:
+        return cmd_compile_system(args, feeds)
     compiled = _compile(args, feeds)
     save(compiled.program, args.output)
     if args.listing:
@@ -70,8 +129,27 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_run_system(args, feeds) -> int:
+    from .runtime import run_on_system
+    if args.target == "fpga":
+        raise CompileError("--target fpga runs one chip on one board; systems run on golden, icarus and verilator")
+    sc = _compile_system(args, feeds)
+    feeds = {k: v for k, v in feeds.items() if k in sc.graph.inputs}
+    if args.target in ("icarus", "verilator"):
+        stderr_log(f"{args.target}: the first run builds the system's simulator (minutes); later runs reuse it")
+    outputs, report = run_on_system(sc, feeds, args.target, log=stderr_log)
+    if args.outputs:
+        np.savez(args.outputs, **outputs)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+    print(" ".join(f"{k}={report[k]}" for k in ("target", "system", "cycles", "predicted_cycles", "mxm_utilization")))
+    return 0
+
+
 def cmd_run(args) -> int:
     feeds = _read_npz(args.inputs)
+    if args.system:
+        return cmd_run_system(args, feeds)
     compiled = _compile(args, feeds)
     g = compiled.graph
     feeds = {k: v for k, v in feeds.items() if k in g.inputs}
@@ -107,10 +185,15 @@ def main(argv=None) -> int:
     c.add_argument("--listing", type=Path)
     c.add_argument("--config", default=DEFAULT)
     c.add_argument("--inputs", type=Path, help="values for scale / zero-point graph inputs")
+    for p in (r, c):
+        p.add_argument("--system", help="split the model over a system of chips (pair, ring4, or a .json "
+                                        "description); `compile -o` then names a directory")
+        p.add_argument("--parallel", choices=MODES, default="auto",
+                       help="with --system: how stages go to chips (auto: the plan with the fewest predicted cycles)")
     args = ap.parse_args(argv)
     try:
         return cmd_run(args) if args.cmd == "run" else cmd_compile(args)
-    except (CompileError, ConfigError, OSError) as e:
+    except (CompileError, ConfigError, SystemSpecError, OSError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     except Exception as e:                              # noqa: BLE001 (a bug or a missing tool: still one line)

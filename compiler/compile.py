@@ -107,27 +107,8 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
         placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
     except NeverFits as e:
         raise CompileError(f"node {e}") from None
-    try:
-        refills = refill.plan(m, config)
-        m.sram.check()                 # instructions kept in SRAM count too
-        tp = _timed(m, config)
-        refill.finish(m.res, config, refills, {p: len(w) for p, w in tp.streams().items()})
-        tp = _timed(m, config)
-        streams = tp.streams()
-        refill.check(config, streams, refills)
-        chip_inputs = list(dict.fromkeys(src for _, src, _ in host_loads if src not in graph.constants))
-        for p, src, fn in host_loads:
-            if src in graph.constants and p.copies:
-                v = graph.constants[src]
-                for pos, addr, words in p.segments(fn(v) if fn else v):
-                    tp.load(pos, addr, words)
-        program = _program(config, tp, streams, refills)
-    except (DoubleBooking, ScheduleError) as e:
-        raise AssertionError(f"internal compiler error (schedule): {e}") from e
-    except ValueError as e:           # ProgramError: queue depth and the like
-        if isinstance(e, CompileError):
-            raise
-        raise CompileError(f"the scheduled program cannot be loaded: {e}") from None
+    program, streams, refills = finish_program(m, graph.constants, host_loads)
+    chip_inputs = list(dict.fromkeys(src for _, src, _ in host_loads if src not in graph.constants))
     predicted = _predict(m, config, macs)
     listing = _listing(m, config, program, graph)
     out = Compiled(config, graph, program, placed, host_loads, pre, post, chip_inputs, needed_out, predicted, listing)
@@ -140,6 +121,32 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
                                                if any((c.mem, c.addr) == (seg.position, seg.addr)
                                                       for c in program.code)) * config.lanes}
     return out
+
+
+def finish_program(m, constants: dict, host_loads: list) -> tuple[Program, dict, list]:
+    """A lowered machine's schedule as a program image: instruction refills planned and checked,
+    constant tensors loaded. Returns (program, queue streams, refills)."""
+    config = m.config
+    try:
+        refills = refill.plan(m, config)
+        m.sram.check()                 # instructions kept in SRAM count too
+        tp = _timed(m, config)
+        refill.finish(m.res, config, refills, {p: len(w) for p, w in tp.streams().items()})
+        tp = _timed(m, config)
+        streams = tp.streams()
+        refill.check(config, streams, refills)
+        for p, src, fn in host_loads:
+            if src in constants and p.copies:
+                v = constants[src]
+                for pos, addr, words in p.segments(fn(v) if fn else v):
+                    tp.load(pos, addr, words)
+        return _program(config, tp, streams, refills), streams, refills
+    except (DoubleBooking, ScheduleError) as e:
+        raise AssertionError(f"internal compiler error (schedule): {e}") from e
+    except ValueError as e:           # ProgramError: queue depth and the like
+        if isinstance(e, CompileError):
+            raise
+        raise CompileError(f"the scheduled program cannot be loaded: {e}") from None
 
 
 def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
@@ -231,7 +238,9 @@ def _fuse(mm: Node, consumers, keep) -> list[Node]:
     return group
 
 
-def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
+def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=None) -> int:
+    """Lower a fused GEMM group on machine m; `out_copies`: where its result goes (copies made by
+    the caller, e.g. a column range of a larger tensor: compiler/system.py), instead of new ones."""
     mm = group[0]
     label = mm.name
     a_name, b_name = mm.inputs
@@ -293,7 +302,9 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed) -> int:
     out = Placed(res, t_out.dtype, Layout(t_out.shape, NBYTES[t_out.dtype], L),
                  offset=128 if t_out.dtype == np.uint8 and epi.requant else 0)
     words = out.layout.words()
-    if epi.requant is None:
+    if out_copies is not None:
+        out.copies = out_copies
+    elif epi.requant is None:
         ps = m.side_mems[kernels.W][:2] + m.side_mems[kernels.E][:2]
         if len(ps) < 4:
             raise CompileError(f"node {label!r} (matmul): an int32 result needs 4 MEM slices, config "

@@ -99,3 +99,67 @@ def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port:
 
 def stderr_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[dict, dict]:
+    """A model compiled for a system (compiler/system.py) on a target: each chip's image with its
+    inputs, the chips run together (verif.run.run_system), the outputs read back piece by piece
+    from the chips that computed them. Returns ({output name: array}, report)."""
+    from verif.run import run_system as run_images
+
+    log = log or (lambda msg: None)
+    g = sc.graph
+    env = dict(g.constants)
+    env.update(check_feeds(g, feeds))
+    for n in sc.pre:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    dumps, where = [], {}
+    for v, pieces in sc.outputs.items():
+        for c, cols, piece in pieces:
+            n = piece.layout.words()
+            keys = []
+            for pos, addr in piece.whole_copy().planes:
+                dumps.append((c, pos, addr, n))
+                keys.append(f"chip{c}.{sc.system.config(c).floorplan[pos].name}@{addr:#x}")
+            where.setdefault(v, []).append((cols, piece, keys))
+    pred = sc.predicted
+    log(f"running {pred['cycles']} predicted cycles on {target} ({sc.system.name}, {len(sc.chips)} chips)")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for part in sc.chips:
+            p = Program(part.config, {k: list(v) for k, v in part.program.queues.items()}, list(part.program.memory))
+            for placed, src, fn in part.host_loads:
+                if src in sc.constants or not placed.copies:
+                    continue
+                v = env[src]
+                for pos, addr, words in placed.segments(fn(v) if fn else v):
+                    p.memory.append(MemSegment(pos, addr, np.ascontiguousarray(words, np.uint8)))
+            path = Path(tmp) / f"chip{part.index}.bin"
+            save(p, path)
+            paths.append(path)
+        report, words = run_images(paths, target, sc.system.name, dumps)
+    if report["error"] != "NONE":
+        bad = next(i for i, c in enumerate(report["chips"]) if c["error"] != "NONE")
+        c = report["chips"][bad]
+        raise RuntimeError(f"chip {bad} stopped with {c['error']} at position {c['error_position']} pc {c['error_pc']}")
+    for v, pieces in where.items():
+        parts = [piece.unpack([words[k] for k in keys]) for _, piece, keys in sorted(pieces, key=lambda x: x[0])]
+        env[v] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+    for n in sc.post:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    names = getattr(g, "output_names", None) or list(g.outputs)
+    outputs = {name: env[v] for name, v in zip(names, g.outputs)}
+    chips = []
+    for part, got, want in zip(sc.chips, report["chips"], pred["chips"]):
+        chips.append({"chip": part.index, "cycles": got["cycles"], "predicted_cycles": want["cycles"],
+                      "mxm_utilization": mxm_utilization(part.macs, got["cycles"], part.config),
+                      "links": want["links"]})
+    cycles = report["cycles"]
+    n_mxm = sum(2 if p.config.mxm else 0 for p in sc.chips)
+    rep = {"target": target, "system": sc.system.name, "config": sc.chips[0].config.name, "cycles": cycles,
+           "predicted_cycles": pred["cycles"], "prediction_exact": cycles == pred["cycles"] and
+           all(c["cycles"] == c["predicted_cycles"] for c in chips),
+           "mxm_utilization": round(pred["macs"] / (cycles * n_mxm * sc.chips[0].config.lanes ** 2), 4) if cycles else 0.0,
+           "macs": pred["macs"], "parallel": sc.mode, "plan": sc.plan_report(), "chips": chips,
+           "wall_seconds": report["wall_seconds"]}
+    return outputs, rep

@@ -1,0 +1,167 @@
+"""The compiler over a system of chips (compiler/system.py) on the golden system model: results
+equal the graph's integer reference bit for bit, and every chip's predicted cycle count equals
+the measured one exactly; plans keep transfers between neighbours; bad requests get one line."""
+import json
+
+import numpy as np
+import pytest
+
+from compiler.__main__ import main
+from compiler.compile import compile_graph
+from compiler.graph import CompileError, Graph
+from compiler.runtime import run_on_system
+from compiler.system import compile_system, plan_stages, _groups
+from compiler.compile import _partition
+from isa.config import get_config
+from isa.system import get_system
+
+
+def mlp(rng, m: int, dims: list[int], relu=True) -> Graph:
+    g = Graph()
+    g.input("x", np.int8, (m, dims[0]))
+    y = "x"
+    for i, (k, n) in enumerate(zip(dims, dims[1:])):
+        g.constant(f"w{i}", rng.integers(-128, 128, (k, n)).astype(np.int8))
+        g.constant(f"b{i}", rng.integers(-3000, 3000, n).astype(np.int32))
+        y = g.add(g.matmul(y, f"w{i}", 0, 0), f"b{i}")
+        if relu:
+            y = g.relu(y)
+        y = g.requantize(y, 1 / 2048, 0, np.int8)
+    g.outputs.append(y)
+    return g
+
+
+def _check(g: Graph, system: str, mode: str, m: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    feeds = {"x": rng.integers(-128, 128, g.types["x"].shape).astype(np.int8)}
+    sc = compile_system(g, get_system(system), mode)
+    out, rep = run_on_system(sc, feeds, "golden")
+    want = g.evaluate(feeds)
+    for k in g.outputs:
+        assert out[k].dtype == want[k].dtype and np.array_equal(out[k], want[k]), k
+    assert rep["prediction_exact"] and rep["cycles"] == sc.predicted["cycles"]
+    assert [c["cycles"] for c in rep["chips"]] == [c["cycles"] for c in sc.predicted["chips"]]
+    return sc, rep
+
+
+CASES = [  # system, mode, batch, dims, chips every stage must use
+    ("pair", "pipeline", 8, [64, 48, 32], [(0,), (1,)]),
+    ("pair", "tensor", 8, [64, 48, 40], [(0, 1), (0, 1)]),
+    ("ring4", "pipeline", 3, [40, 48, 32, 24], [(0,), (1,), (2,)]),
+    ("ring4", "tensor", 20, [64, 96, 64], None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_mlp_over_a_system(case):
+    system, mode, m, dims, chips = case
+    g = mlp(np.random.default_rng(len(dims) * 7 + m), m, dims)
+    sc, rep = _check(g, system, mode, m)
+    if chips is not None:
+        assert [s.chips for s in sc.plan] == chips
+    sysm = get_system(system)
+    neighbours = {(lk.a.chip, lk.b.chip) for lk in sysm.links} | {(lk.b.chip, lk.a.chip) for lk in sysm.links}
+    assert sc.transfers and all((t.src, t.dst) in neighbours for t in sc.transfers)
+    senders = {t.src for t in sc.transfers}
+    assert all(any(v > 0 for v in rep["chips"][c]["links"].values()) for c in senders)
+
+
+def test_split_columns_are_whole_tiles_and_cover_the_output():
+    g = mlp(np.random.default_rng(5), 4, [32, 100, 16])
+    pre, post, nodes = _partition(g)
+    plan = plan_stages(g, _groups(g, nodes, set(g.outputs)), get_system("pair"), "tensor")
+    lanes = get_config("tiny").lanes
+    for st in plan:
+        n = g.types[st.nodes[-1].outputs[0]].shape[-1]
+        assert st.cols[0][0] == 0 and st.cols[-1][1] == n
+        assert all(a % lanes == 0 and a < b for a, b in st.cols)
+        assert all(b == c for (_, b), (c, _) in zip(st.cols, st.cols[1:]))
+
+
+def test_auto_keeps_one_chip_when_it_is_fastest_and_matches_compile_graph():
+    """A small model: 'auto' weighs one chip against pipeline and tensor plans by prediction; on
+    one chip the schedule is compile_graph's, cycle for cycle."""
+    g = mlp(np.random.default_rng(3), 2, [32, 32])
+    sc, _ = _check(g, "pair", "auto", 2)
+    modes = {md: compile_system(g, get_system("pair"), md).predicted["cycles"] for md in ("one", "pipeline", "tensor")}
+    assert sc.predicted["cycles"] == min(modes.values())
+    assert modes["one"] == compile_graph(g, get_config("tiny")).predicted["cycles"]
+
+
+def test_same_programs_twice():
+    g = mlp(np.random.default_rng(9), 8, [64, 48, 32])
+    a = compile_system(g, get_system("pair"), "tensor")
+    b = compile_system(g, get_system("pair"), "tensor")
+    assert [p.program.queues for p in a.chips] == [p.program.queues for p in b.chips]
+    assert a.predicted == b.predicted
+
+
+def test_model_too_large_for_the_system_names_bytes():
+    g = Graph()
+    g.input("x", np.int8, (1, 2048))
+    g.constant("w", np.zeros((2048, 1024), np.int8))
+    g.outputs.append(g.requantize(g.matmul("x", "w"), 1 / 256, 0, np.int8))
+    with pytest.raises(CompileError, match=r"^the model does not fit system 'pair': its weights take 2097152 bytes, "
+                                           r"the system has 1048576 bytes of SRAM \(2 chips\)"):
+        compile_system(g, get_system("pair"))
+
+
+def test_unknown_mode_is_refused():
+    g = mlp(np.random.default_rng(1), 1, [16, 16])
+    with pytest.raises(CompileError, match=r"^--parallel 'both': one of auto, one, pipeline, tensor$"):
+        compile_system(g, get_system("pair"), "both")
+
+
+def _onnx_mlp(path, rng, m, dims):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits = [], []
+    x = helper.make_tensor_value_info("x", TensorProto.INT8, [m, dims[0]])
+    prev = "x"
+    for i, (k, n) in enumerate(zip(dims, dims[1:])):
+        inits += [numpy_helper.from_array(rng.integers(-128, 128, (k, n)).astype(np.int8), f"w{i}"),
+                  numpy_helper.from_array(np.array(0.02, np.float32), f"sa{i}"),
+                  numpy_helper.from_array(np.array(0, np.int8), f"za{i}"),
+                  numpy_helper.from_array(np.array(0.01, np.float32), f"sw{i}"),
+                  numpy_helper.from_array(np.array(0, np.int8), f"zw{i}"),
+                  numpy_helper.from_array(np.array(0.5, np.float32), f"sy{i}"),
+                  numpy_helper.from_array(np.array(0, np.int8), f"zy{i}")]
+        out = f"h{i}" if i < len(dims) - 2 else "y"
+        nodes.append(helper.make_node("QLinearMatMul", [prev, f"sa{i}", f"za{i}", f"w{i}", f"sw{i}", f"zw{i}",
+                                                        f"sy{i}", f"zy{i}"], [out], name=f"q{i}"))
+        prev = out
+    y = helper.make_tensor_value_info("y", TensorProto.INT8, [m, dims[-1]])
+    graph = helper.make_graph(nodes, "mlp", [x], [y], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), path)
+
+
+def test_cli_run_and_compile_on_a_system(tmp_path):
+    rng = np.random.default_rng(4)
+    _onnx_mlp(tmp_path / "m.onnx", rng, 4, [48, 64, 32])
+    x = rng.integers(-128, 128, (4, 48)).astype(np.int8)
+    np.savez(tmp_path / "in.npz", x=x)
+    assert main(["run", str(tmp_path / "m.onnx"), "--system", "pair", "--parallel", "pipeline", "--inputs",
+                 str(tmp_path / "in.npz"), "--outputs", str(tmp_path / "out.npz"), "--report", str(tmp_path / "r.json")]) == 0
+    assert main(["run", str(tmp_path / "m.onnx"), "--inputs", str(tmp_path / "in.npz"), "--outputs",
+                 str(tmp_path / "one.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "out.npz")["y"], np.load(tmp_path / "one.npz")["y"])
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["system"] == "pair" and r["cycles"] == r["predicted_cycles"] and r["prediction_exact"]
+    assert [c["chip"] for c in r["chips"]] == [0, 1] and r["plan"][0]["chips"] == [0]
+    assert all({"cycles", "predicted_cycles", "mxm_utilization", "links"} <= c.keys() for c in r["chips"])
+    assert main(["compile", str(tmp_path / "m.onnx"), "--system", "pair", "--parallel", "tensor",
+                 "-o", str(tmp_path / "out")]) == 0
+    man = json.loads((tmp_path / "out" / "system.json").read_text())
+    assert man["images"] == ["chip0.bin", "chip1.bin"] and man["system"] == "pair"
+    assert all((tmp_path / "out" / f"chip{i}.s").exists() for i in range(2))
+    assert [o["columns"] for o in man["outputs"]["y"]] == [[0, 16], [16, 32]]
+
+
+def test_cli_refuses_fpga_target_for_a_system(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    _onnx_mlp(tmp_path / "m.onnx", rng, 1, [16, 16])
+    np.savez(tmp_path / "in.npz", x=np.zeros((1, 16), np.int8))
+    assert main(["run", str(tmp_path / "m.onnx"), "--system", "pair", "--target", "fpga", "--inputs",
+                 str(tmp_path / "in.npz")]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --target fpga runs one chip on one board; systems run on "
+                                               "golden, icarus and verilator")
