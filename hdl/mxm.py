@@ -11,8 +11,10 @@ element k sampled on c = t+1+k (spec.TIMING):
           accumulator row presented to a read port (transparent: sees a write this cycle)
     c+2   row = (accumulate ? row : 0) + y, written at the end of the cycle   (mxm_acc_write)
 
-A configuration with mxm_acc_write one higher (`product_stage`; the `fpga` preset) registers
-the products at c+1, sums them at c+2 and adds and writes at c+3.
+A configuration with mxm_acc_write one higher (`product_stage`) registers the products at c+1,
+sums them at c+2 and adds and writes at c+3; two higher (`landing_stage` too; the `fpga` preset)
+registers the columns' sums once more in the control, beside the accumulator memory, and adds
+and writes at c+4.
 
 MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
 at the end of each sample cycle (a same-cycle install copies the rows as they were before).
@@ -37,14 +39,21 @@ NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write
 
 
 def _check_timing(config: ChipConfig):
-    check_latencies(config, NATURAL, "hdl/mxm.py", sep=";", stretch="mxm_acc_write")
+    check_latencies(config, NATURAL, "hdl/mxm.py", sep=";", stretch="mxm_acc_write", most=2)
 
 
 def product_stage(config: ChipConfig) -> int:
-    """1 when the configuration gives the MXM a cycle more (mxm_acc_write one above NATURAL): the
+    """1 when the configuration gives the MXM a cycle more (mxm_acc_write above NATURAL): the
     columns register their products before the sum (on an FPGA, registers after the DSP blocks,
     which sit in rows apart from the logic around them)."""
-    return spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"]
+    return min(spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"], 1)
+
+
+def landing_stage(config: ChipConfig) -> int:
+    """1 when the configuration gives the MXM two cycles more (mxm_acc_write two above NATURAL):
+    the columns' sums land in a register of the control before the add (the columns sit by
+    their DSP blocks, across the device from the accumulator's block RAM)."""
+    return max(spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"] - 1, 0)
 
 
 def operand9(byte, zp, is_signed):
@@ -235,14 +244,18 @@ class MxmControl(wiring.Component):
         rmw = acc.read_port(transparent_for=(wr,))
         rd = acc.read_port(transparent_for=(wr,))
         pipe = [(v1, row1, acc1)]
-        for i in range(1 + product_stage(cfg)):
+        for i in range(1 + product_stage(cfg) + landing_stage(cfg)):
             v, row, ac = Signal(name=f"v{i + 2}"), Signal(rb, name=f"row{i + 2}"), Signal(name=f"acc{i + 2}")
             m.d.sync += [v.eq(pipe[-1][0] & self.running), row.eq(pipe[-1][1]), ac.eq(pipe[-1][2])]
             pipe.append((v, row, ac))
         (_, row_rd, _), (v_wr, row_wr, acc_wr) = pipe[-2], pipe[-1]
         m.d.comb += [rmw.addr.eq(row_rd), rmw.en.eq(1)]
         # the last stage: add and write (mxm_acc_write)
-        total = Cat(*((Mux(acc_wr, rmw.data[32 * c:32 * c + 32], 0) + self.y[32 * c:32 * c + 32])[:32]
+        y = self.y
+        if landing_stage(cfg):
+            y = Signal(32 * L, name="y_landed")
+            m.d.sync += y.eq(self.y)
+        total = Cat(*((Mux(acc_wr, rmw.data[32 * c:32 * c + 32], 0) + y[32 * c:32 * c + 32])[:32]
                       for c in range(L)))
         m.d.comb += [wr.addr.eq(row_wr), wr.data.eq(total), wr.en.eq(v_wr & self.running)]
 
@@ -317,7 +330,8 @@ class MxmSuperlane(Superlane):
         for v, g in zip(lw, self.pick_group(self.lw_dir, self.lw_stream, S)):
             m.d.comb += v.eq(g)
         for c in range(SL):
-            m.submodules[f"col{c}"] = instance("mxm_column", self.column, y=self.y[32 * c:32 * c + 32],
+            # no reset: a column holds data only (its weights clear while the chip is idle)
+            m.submodules[f"col{c}"] = instance("mxm_column", self.column, rst=Const(0), y=self.y[32 * c:32 * c + 32],
                                                lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)),
                                                **{n: getattr(self, n) for n in self.SHARED})
         planes = [Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4)]

@@ -384,7 +384,11 @@ class VxmSuperlane(Superlane):
             outs = {f"r{k}": Signal(32, name=f"lane{i}_r{k}") for k in range(NA)}
             for k in range(NA):
                 results[k].append(outs[f"r{k}"])
-            m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, **{n: v[i] for n, v in per_lane.items()},
+            # no reset: a lane holds data only (its registers clear while the chip is idle, the
+            # control's valid bits say when a result is driven), and a reset net to every one of
+            # its flip-flops would be the widest net of the superlane
+            m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, rst=Const(0),
+                                                **{n: v[i] for n, v in per_lane.items()},
                                                 **{n: getattr(self, n) for n in to_lane}, **outs)
         # byte plane j of ALU k's result at these lanes: what a stream driven from it carries
         choices = [Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4)]
