@@ -22,8 +22,15 @@ class HdlRules:
         return Cat(a, b).all() if not (isinstance(a, bool) or isinstance(b, bool)) else _bool_and(a, b)
 
     @staticmethod
-    def shl1(t):
-        return Const(1, 8) << t
+    def group_fits(first, t, limit):
+        """first + 2**t <= limit, as compares of `first` with constants chosen by t (no adder in
+        front of a compare: this sits in the decode, ahead of the queue's ring)."""
+        if isinstance(t, int):
+            return _le_const(first, limit - (1 << t))
+        fits = Const(0, 1)
+        for v in range(1 << len(t)):
+            fits = Mux(t == v, _le_const(first, limit - (1 << v)), fits)
+        return fits
 
     @staticmethod
     def mul_le(a, b, limit, cap):
@@ -39,6 +46,24 @@ class HdlRules:
     @staticmethod
     def pow2_divides(w, n):
         return (Const(n, max(n.bit_length(), 1)) & (w - 1)[:max(n.bit_length(), 1)]) == 0
+
+
+def _le_const(x, c: int):
+    """x <= c for an unsigned x and a constant c."""
+    return Const(0, 1) if c < 0 else x <= c
+
+
+def at_least(x, lo: int):
+    """x >= lo for an unsigned field: x != 0 when lo is 1 (an OR, not a carry chain)."""
+    return Const(1, 1) if lo <= 0 else x.any() if lo == 1 else x >= lo
+
+
+def below(x, hi: int):
+    """x < hi for an unsigned field: its high bits zero when hi is a power of two."""
+    if hi > 0 and hi & (hi - 1) == 0:
+        k = hi.bit_length() - 1
+        return Const(1, 1) if len(x) <= k else x[k:] == 0
+    return x < hi
 
 
 def _bool_and(a, b):
@@ -72,9 +97,9 @@ class Decoded:
             m.d.comb += is_op.eq(code == op.code)
             conds = [(word & op.reserved_mask) == 0]
             for name, lo in op.min_values:
-                conds.append(self.fields[name][1] >= lo)
+                conds.append(at_least(self.fields[name][1], lo))
             for name, hi in spec.field_limits(op, config):
-                conds.append(self.fields[name][1] < hi)
+                conds.append(below(self.fields[name][1], hi))
             mine = {f.name: self.fields[f.name][1] for f in op.fields}
             for _, rule in op.constraints:
                 c = rule(mine, config, HdlRules)

@@ -23,6 +23,7 @@ from isa.config import ChipConfig, SliceKind
 from isa.ecc import code_for
 
 from .ecc import SecdedDecoder, SecdedEncoder
+from .engine import Countdown
 from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane
 
@@ -101,20 +102,16 @@ class MemSlice(wiring.Component):
         wr = bank.write_port()
 
         # ---- read engine -------------------------------------------------------
-        r_active = Signal()
+        reader = Countdown(m, "r", self.running, q.issue_read, q.field("count"), q.fields["count"].width)
+        r_active = reader.active
         r_addr, r_stride = Signal(A), Signal(A)
-        r_left = Signal(q.fields["count"].width)
         r_stream, r_dir = Signal(range(S)), Signal()
-        m.d.comb += q.ready_read.eq(~(r_active & (r_left > 1)))
-        with m.If(self.running & r_active):
-            m.d.sync += [r_addr.eq(r_addr + r_stride), r_left.eq(r_left - 1)]
-            with m.If(r_left == 1):
-                m.d.sync += r_active.eq(0)
+        m.d.comb += q.ready_read.eq(reader.ready)
+        with m.If(reader.step):
+            m.d.sync += r_addr.eq(r_addr + r_stride)
         with m.If(q.issue_read):
-            m.d.sync += [r_active.eq(1), r_addr.eq(q.field("addr")), r_stride.eq(q.field("stride")),
-                         r_left.eq(q.field("count")), r_stream.eq(q.field("stream")), r_dir.eq(q.field("dir"))]
-        with m.If(~self.running):
-            m.d.sync += r_active.eq(0)
+            m.d.sync += [r_addr.eq(q.field("addr")), r_stride.eq(q.field("stride")),
+                         r_stream.eq(q.field("stream")), r_dir.eq(q.field("dir"))]
 
         # stage 1: SRAM data out; stage 2: corrected word, registered. With mem_read_check one
         # higher (the `fpga` preset) the word out of the SRAM is registered first and checked
@@ -152,20 +149,16 @@ class MemSlice(wiring.Component):
             m.d.comb += [self.drive_e_en[i].eq(dv & (ds == i) & ~dd), self.drive_w_en[i].eq(dv & (ds == i) & dd)]
 
         # ---- write engine ------------------------------------------------------
-        w_active = Signal()
+        writer = Countdown(m, "w", self.running, q.issue_write, q.field("count"), q.fields["count"].width)
+        w_active = writer.active
         w_addr, w_stride = Signal(A), Signal(A)
-        w_left = Signal(q.fields["count"].width)
         w_stream, w_dir = Signal(range(S)), Signal()
-        m.d.comb += q.ready_write.eq(~(w_active & (w_left > 1)))
-        with m.If(self.running & w_active):
-            m.d.sync += [w_addr.eq(w_addr + w_stride), w_left.eq(w_left - 1)]
-            with m.If(w_left == 1):
-                m.d.sync += w_active.eq(0)
+        m.d.comb += q.ready_write.eq(writer.ready)
+        with m.If(writer.step):
+            m.d.sync += w_addr.eq(w_addr + w_stride)
         with m.If(q.issue_write):
-            m.d.sync += [w_active.eq(1), w_addr.eq(q.field("addr")), w_stride.eq(q.field("stride")),
-                         w_left.eq(q.field("count")), w_stream.eq(q.field("stream")), w_dir.eq(q.field("dir"))]
-        with m.If(~self.running):
-            m.d.sync += w_active.eq(0)
+            m.d.sync += [w_addr.eq(q.field("addr")), w_stride.eq(q.field("stride")),
+                         w_stream.eq(q.field("stream")), w_dir.eq(q.field("dir"))]
 
         m.d.comb += [self.tap_stream.eq(w_stream), self.tap_dir.eq(w_dir)]
         tap = self.tap

@@ -11,8 +11,10 @@ element k sampled on c = t+1+k (spec.TIMING):
           accumulator row presented to a read port (transparent: sees a write this cycle)
     c+2   row = (accumulate ? row : 0) + y, written at the end of the cycle   (mxm_acc_write)
 
-A configuration with mxm_acc_write one higher (`product_stage`; the `fpga` preset) registers
-the products at c+1, sums them at c+2 and adds and writes at c+3.
+A configuration with mxm_acc_write one higher (`product_stage`) registers the products at c+1,
+sums them at c+2 and adds and writes at c+3; two higher (`landing_stage` too; the `fpga` preset)
+registers the columns' sums once more in the control, beside the accumulator memory, and adds
+and writes at c+4.
 
 MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
 at the end of each sample cycle (a same-cycle install copies the rows as they were before).
@@ -26,6 +28,7 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .arith import sum_tree
+from .engine import Countdown
 from .latency import check_latencies
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
@@ -36,14 +39,21 @@ NATURAL = {"mxm_sample": 1, "mxm_cfg_write": 1, "mxm_install": 1, "mxm_acc_write
 
 
 def _check_timing(config: ChipConfig):
-    check_latencies(config, NATURAL, "hdl/mxm.py", sep=";", stretch="mxm_acc_write")
+    check_latencies(config, NATURAL, "hdl/mxm.py", sep=";", stretch="mxm_acc_write", most=2)
 
 
 def product_stage(config: ChipConfig) -> int:
-    """1 when the configuration gives the MXM a cycle more (mxm_acc_write one above NATURAL): the
+    """1 when the configuration gives the MXM a cycle more (mxm_acc_write above NATURAL): the
     columns register their products before the sum (on an FPGA, registers after the DSP blocks,
     which sit in rows apart from the logic around them)."""
-    return spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"]
+    return min(spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"], 1)
+
+
+def landing_stage(config: ChipConfig) -> int:
+    """1 when the configuration gives the MXM two cycles more (mxm_acc_write two above NATURAL):
+    the columns' sums land in a register of the control before the add (the columns sit by
+    their DSP blocks, across the device from the accumulator's block RAM)."""
+    return max(spec.timing(config)["mxm_acc_write"] - NATURAL["mxm_acc_write"] - 1, 0)
 
 
 def operand9(byte, zp, is_signed):
@@ -64,13 +74,15 @@ class MxmColumn(wiring.Component):
     Members
     -------
     clear : In(1)
-        zero every weight (the chip is idle).
+        the chip is idle: zero every weight a cycle later (registered here, so `running`, a wire
+        across the chip, only reaches a flip-flop per column; a run writes no weight on its
+        first cycle, and a stopped chip's weights are unread until they are zero).
     x : In(10 * lanes)
         the activation lanes, signed 10-bit each (zero point removed, registered by the control).
-    lw_we, lw_row, lw_width : In
-        write shadow rows lw_row .. lw_row + lw_width - 1 at the end of this cycle...
+    lw_rows, lw_row : In
+        write the shadow rows set in the mask `lw_rows` at the end of this cycle, row r ...
     lw_bytes : In(8 * streams)
-        ... from these bytes (this column's byte of each weight stream).
+        ... from byte r - lw_row (this column's byte of weight stream r - lw_row).
     wzp, wsigned : In
         the weights' zero point and signedness.
     swap : In(1)
@@ -86,7 +98,7 @@ class MxmColumn(wiring.Component):
         super().__init__({
             "clear": In(1),
             "x": In(10 * L),                 # activation lanes, signed 10-bit each (registered by the control)
-            "lw_we": In(1), "lw_row": In(16), "lw_width": In(7), "lw_bytes": In(8 * S),   # byte of this column
+            "lw_rows": In(L), "lw_row": In(16), "lw_bytes": In(8 * S),   # byte of this column
             "wzp": In(8), "wsigned": In(1),
             "swap": In(1),
             "y": Out(32),
@@ -97,20 +109,20 @@ class MxmColumn(wiring.Component):
         L, S = self.config.lanes, self.config.streams
         shadow = [Signal(signed(10), name=f"shadow{r}") for r in range(L)]
         active = [Signal(signed(10), name=f"w{r}") for r in range(L)]
-        with m.If(self.clear):
+        clear = Signal()
+        m.d.sync += clear.eq(self.clear)
+        with m.If(clear):
             m.d.sync += [w.eq(0) for w in active] + [w.eq(0) for w in shadow]
         with m.Else():
             with m.If(self.swap):
                 m.d.sync += [a.eq(sh) for a, sh in zip(active, shadow)]
-            with m.If(self.lw_we):
-                # row r takes stream j = r - lw_row when lw_row <= r < lw_row + min(lw_width, streams)
-                # (LW's legality keeps lw_row + lw_width <= lanes); one S-way choice per row, not a
-                # lanes-way write per stream, so a wide column emits small
-                vals = [operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned) for j in range(S)]
-                jb = max(S - 1, 1).bit_length()
-                for r in range(L):
-                    with m.If((self.lw_row <= r) & (r < self.lw_row + self.lw_width) & (r < self.lw_row + S)):
-                        m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
+            # row r takes stream r - lw_row: one S-way choice per row, not a lanes-way write per
+            # stream, so a wide column emits small (the control decides which rows write)
+            vals = [operand9(self.lw_bytes[8 * j:8 * j + 8], self.wzp, self.wsigned) for j in range(S)]
+            jb = max(S - 1, 1).bit_length()
+            for r in range(L):
+                with m.If(self.lw_rows[r]):
+                    m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
         x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
         products = [x[r] * active[r] for r in range(L)]
         if product_stage(self.config):
@@ -141,8 +153,9 @@ class MxmControl(wiring.Component):
         the activations, zero point removed, to every column.
     lw_stream, lw_dir : Out
         the first weight stream and direction the chip selects for the columns.
-    lw_we, lw_row, lw_width, wzp, wsigned, swap : Out
-        weight-load and install orders to every column.
+    lw_rows, lw_row, wzp, wsigned, swap : Out
+        weight-load and install orders to every column (registers: the rows written this cycle
+        as a mask, decided a cycle ahead).
     y : In(32 * lanes)
         the columns' dot products.
     e_en, w_en : Out(streams); slot : Out(2 * streams); out : Out(32 * lanes)
@@ -158,7 +171,7 @@ class MxmControl(wiring.Component):
         super().__init__(slice_queue_ports(config) | {
             "clear": Out(1),
             "x_stream": Out(range(S)), "x_dir": Out(1), "x_in": In(W), "x": Out(10 * L),
-            "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_we": Out(1), "lw_row": Out(16), "lw_width": Out(7),
+            "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_rows": Out(L), "lw_row": Out(16),
             "wzp": Out(8), "wsigned": Out(1), "swap": Out(1),
             "y": In(32 * L),
             "e_en": Out(S), "w_en": Out(S), "slot": Out(2 * S), "out": Out(32 * L),
@@ -188,36 +201,37 @@ class MxmControl(wiring.Component):
                          self.wsigned.eq(new_cfg[17])]
 
         # ---- LW engine ----------------------------------------------------------------------------
-        lw_active, lw_left = Signal(), Signal(16)
-        m.d.comb += q.ready_lw.eq(~(lw_active & (lw_left > 1)))
+        lw = Countdown(m, "lw", self.running, q.issue_lw, q.field("count"), 16)
+        lw_active, lw_width = lw.active, Signal(7)
+        m.d.comb += q.ready_lw.eq(lw.ready)
         # the element counter steps first; an issue on the same cycle (back to back) overrides it
-        with m.If(self.running & lw_active):
-            m.d.sync += [lw_left.eq(lw_left - 1), self.lw_row.eq(self.lw_row + self.lw_width)]
-            with m.If(lw_left == 1):
-                m.d.sync += lw_active.eq(0)
+        with m.If(lw.step):
+            m.d.sync += self.lw_row.eq(self.lw_row + lw_width)
         with m.If(q.issue_lw):
-            m.d.sync += [lw_active.eq(1), lw_left.eq(q.field("count")), self.lw_row.eq(q.field("row")),
-                         self.lw_width.eq(q.field("width")), self.lw_stream.eq(q.field("stream")), self.lw_dir.eq(q.field("dir"))]
-        with m.If(~self.running):
-            m.d.sync += lw_active.eq(0)
-        m.d.comb += self.lw_we.eq(self.running & lw_active)
+            m.d.sync += [self.lw_row.eq(q.field("row")), lw_width.eq(q.field("width")),
+                         self.lw_stream.eq(q.field("stream")), self.lw_dir.eq(q.field("dir"))]
+        # the rows the next cycle writes, from the next values of the registers above: rows
+        # row .. row + min(width, streams) - 1 (LW's legality keeps them below lanes). After a
+        # stop the mask may write once more; the columns clear the weights the cycle after.
+        row_n = Mux(q.issue_lw, q.field("row"), Mux(lw.step, self.lw_row + lw_width, self.lw_row))
+        width_n = Mux(q.issue_lw, q.field("width"), lw_width)
+        going = q.issue_lw | (lw.step & (lw.left != 1))
+        m.d.sync += self.lw_rows.eq(Cat(*(going & (row_n <= r) & (r < row_n + width_n) & (r < row_n + S)
+                                          for r in range(L))))
 
         # ---- MATMUL engine and the accumulator pipeline ---------------------------------------------
-        mm_active, mm_left = Signal(), Signal(16)
+        mm = Countdown(m, "mm", self.running, q.issue_matmul, q.field("count"), 16)
+        mm_active = mm.active
         mm_row, mm_accum = Signal(rb), Signal()
-        m.d.comb += q.ready_matmul.eq(~(mm_active & (mm_left > 1)))
+        m.d.comb += q.ready_matmul.eq(mm.ready)
         swap_pending = Signal()
         m.d.sync += swap_pending.eq(q.issue_matmul & q.field("swap"))
-        m.d.comb += self.swap.eq(swap_pending & self.running)
-        with m.If(self.running & mm_active):
-            m.d.sync += [mm_left.eq(mm_left - 1), mm_row.eq(mm_row + 1)]
-            with m.If(mm_left == 1):
-                m.d.sync += mm_active.eq(0)
+        m.d.comb += self.swap.eq(swap_pending)      # (after a stop, unread: the weights clear next)
+        with m.If(mm.step):
+            m.d.sync += mm_row.eq(mm_row + 1)
         with m.If(q.issue_matmul):
-            m.d.sync += [mm_active.eq(1), mm_left.eq(q.field("count")), mm_row.eq(q.field("acc")),
-                         mm_accum.eq(q.field("accumulate")), self.x_stream.eq(q.field("stream")), self.x_dir.eq(q.field("dir"))]
-        with m.If(~self.running):
-            m.d.sync += mm_active.eq(0)
+            m.d.sync += [mm_row.eq(q.field("acc")), mm_accum.eq(q.field("accumulate")),
+                         self.x_stream.eq(q.field("stream")), self.x_dir.eq(q.field("dir"))]
         # c: sample
         x_bytes = [self.x_in[8 * r:8 * r + 8] for r in range(L)]
         m.d.sync += self.x.eq(Cat(*(operand9(b, xzp, xsigned)[:10] for b in x_bytes)))
@@ -230,30 +244,30 @@ class MxmControl(wiring.Component):
         rmw = acc.read_port(transparent_for=(wr,))
         rd = acc.read_port(transparent_for=(wr,))
         pipe = [(v1, row1, acc1)]
-        for i in range(1 + product_stage(cfg)):
+        for i in range(1 + product_stage(cfg) + landing_stage(cfg)):
             v, row, ac = Signal(name=f"v{i + 2}"), Signal(rb, name=f"row{i + 2}"), Signal(name=f"acc{i + 2}")
             m.d.sync += [v.eq(pipe[-1][0] & self.running), row.eq(pipe[-1][1]), ac.eq(pipe[-1][2])]
             pipe.append((v, row, ac))
         (_, row_rd, _), (v_wr, row_wr, acc_wr) = pipe[-2], pipe[-1]
         m.d.comb += [rmw.addr.eq(row_rd), rmw.en.eq(1)]
         # the last stage: add and write (mxm_acc_write)
-        total = Cat(*((Mux(acc_wr, rmw.data[32 * c:32 * c + 32], 0) + self.y[32 * c:32 * c + 32])[:32]
+        y = self.y
+        if landing_stage(cfg):
+            y = Signal(32 * L, name="y_landed")
+            m.d.sync += y.eq(self.y)
+        total = Cat(*((Mux(acc_wr, rmw.data[32 * c:32 * c + 32], 0) + y[32 * c:32 * c + 32])[:32]
                       for c in range(L)))
         m.d.comb += [wr.addr.eq(row_wr), wr.data.eq(total), wr.en.eq(v_wr & self.running)]
 
         # ---- ACCREAD engine -------------------------------------------------------------------------
-        ar_active, ar_left, ar_row = Signal(), Signal(16), Signal(rb)
+        ar = Countdown(m, "ar", self.running, q.issue_accread, q.field("count"), 16)
+        ar_active, ar_row = ar.active, Signal(rb)
         ar_dst, ar_ddir = Signal(range(S)), Signal()
-        m.d.comb += q.ready_accread.eq(~(ar_active & (ar_left > 1)))
-        with m.If(self.running & ar_active):
-            m.d.sync += [ar_left.eq(ar_left - 1), ar_row.eq(ar_row + 1)]
-            with m.If(ar_left == 1):
-                m.d.sync += ar_active.eq(0)
+        m.d.comb += q.ready_accread.eq(ar.ready)
+        with m.If(ar.step):
+            m.d.sync += ar_row.eq(ar_row + 1)
         with m.If(q.issue_accread):
-            m.d.sync += [ar_active.eq(1), ar_left.eq(q.field("count")), ar_row.eq(q.field("acc")),
-                         ar_dst.eq(q.field("dst")), ar_ddir.eq(q.field("ddir"))]
-        with m.If(~self.running):
-            m.d.sync += ar_active.eq(0)
+            m.d.sync += [ar_row.eq(q.field("acc")), ar_dst.eq(q.field("dst")), ar_ddir.eq(q.field("ddir"))]
         m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]
         dv = Signal()
         m.d.sync += dv.eq(self.running & ar_active)
@@ -287,7 +301,7 @@ class MxmSuperlane(Superlane):
         the activation stream the control samples, and this superlane of it.
     lw_stream, lw_dir : In
         the first weight stream: column c takes byte c of streams lw_stream, lw_stream + 1, ...
-    x, lw_we, lw_row, lw_width, wzp, wsigned, swap, clear : In
+    x, lw_rows, lw_row, wzp, wsigned, swap, clear : In
         the control's orders to every column (`MxmColumn`).
     y : Out(32 * superlane_lanes)
         these columns' dot products.
@@ -296,7 +310,7 @@ class MxmSuperlane(Superlane):
         west and with which of the 4 planes (the control's registered choices).
     """
 
-    SHARED = ("x", "lw_we", "lw_row", "lw_width", "wzp", "wsigned", "swap", "clear")
+    SHARED = ("x", "lw_rows", "lw_row", "wzp", "wsigned", "swap", "clear")
 
     def __init__(self, config: ChipConfig, column: MxmColumn):
         self.column = column
@@ -316,7 +330,8 @@ class MxmSuperlane(Superlane):
         for v, g in zip(lw, self.pick_group(self.lw_dir, self.lw_stream, S)):
             m.d.comb += v.eq(g)
         for c in range(SL):
-            m.submodules[f"col{c}"] = instance("mxm_column", self.column, y=self.y[32 * c:32 * c + 32],
+            # no reset: a column holds data only (its weights clear while the chip is idle)
+            m.submodules[f"col{c}"] = instance("mxm_column", self.column, rst=Const(0), y=self.y[32 * c:32 * c + 32],
                                                lw_bytes=Cat(*(v[8 * c:8 * c + 8] for v in lw)),
                                                **{n: getattr(self, n) for n in self.SHARED})
         planes = [Cat(*(self.acc_out[32 * c + 8 * j:32 * c + 8 * j + 8] for c in range(SL))) for j in range(4)]

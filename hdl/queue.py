@@ -205,6 +205,7 @@ class InstructionQueue(wiring.Component):
         tail_row = Signal(max(depth_bits - col_bits, 1))   # ring row the next fetched vector lands in
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
+        waiting = Signal()                 # wait != 0, as a register (it gates `go`, so the stop)
         go, advance = Signal(), Signal()       # the head advances if running; it does (`running` applied)
         # The head word lives in flip-flops and the ring is read one word ahead (the word after
         # the next head), so what issues next never waits on the RAM: its output only feeds the
@@ -225,9 +226,10 @@ class InstructionQueue(wiring.Component):
         s_valid, s_data, s_words, s_pc = Signal(), Signal(fw * W), Signal(range(fw + 1)), Signal(16)
         m.d.comb += [self.fetch_stream.eq(f_stream), self.fetch_dir.eq(f_dir)]
         m.d.sync += s_valid.eq(self.running & f_active)
+        f_more = Signal()                  # f_active & (f_left > fw), as a register
         with m.If(self.running & f_active):
             m.d.sync += [s_data.eq(self.fetch_tap), s_words.eq(Mux(f_left > fw, fw, f_left)), s_pc.eq(f_pc),
-                         f_left.eq(f_left - fw)]
+                         f_left.eq(f_left - fw), f_more.eq(f_left > 2 * fw)]
             with m.If(f_left <= fw):
                 m.d.sync += f_active.eq(0)
         # with a decode stage the fetched row and its decode are registered once more (d_*) and
@@ -281,9 +283,9 @@ class InstructionQueue(wiring.Component):
         # without `running` in front of them. The idle hold below comes last and so wins.
         with m.If(parked):
             m.d.comb += head_code.eq(spec.ErrorCode.SYNC_TIMEOUT)     # if the chip's timeout ends the wait
-        with m.Elif(wait != 0):
+        with m.Elif(waiting):
             # inside a NOP: the head already issued; count down to the next issue
-            m.d.sync += wait.eq(wait - 1)
+            m.d.sync += [wait.eq(wait - 1), waiting.eq(wait != 1)]
             m.d.comb += go.eq(wait == 1)
         with m.Elif(~has_words):            # (avail == 0, from a register)
             with m.If(inflight):            # the next word is needed before its fetch has landed
@@ -293,18 +295,18 @@ class InstructionQueue(wiring.Component):
                 m.d.comb += [head_err.eq(1), head_code.eq(dec.err_code)]
             with m.Elif(dec.match["NOP"]):
                 cycles = dec.field("cycles")
-                m.d.sync += wait.eq(cycles - 1)
+                m.d.sync += [wait.eq(cycles - 1), waiting.eq(cycles != 1)]
                 m.d.comb += go.eq(cycles == 1)
             with m.Elif(dec.match["SYNC"]):
                 m.d.comb += go.eq(1)
                 m.d.sync += [parked.eq(1), sync_pc.eq(pc)]
             with m.Elif(dec.match["IFETCH"]):
-                with m.If(~(f_active & (f_left > fw))):      # the previous fetch has sampled its last vector
+                with m.If(~f_more):      # the previous fetch has sampled its last vector
                     with m.If(misaligned):
                         m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.FETCH_ALIGN)]
                     with m.Else():
                         m.d.comb += go.eq(1)
-                        m.d.sync += [f_active.eq(1), f_left.eq(dec.field("count")), f_pc.eq(pc),
+                        m.d.sync += [f_active.eq(1), f_left.eq(dec.field("count")), f_more.eq(dec.field("count") > fw), f_pc.eq(pc),
                                      f_stream.eq(dec.field("stream")), f_dir.eq(dec.field("dir"))]
                         if col_bits:
                             m.d.sync += fill_low.eq(fill_low + dec.field("count"))
@@ -313,8 +315,8 @@ class InstructionQueue(wiring.Component):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
                     m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & self.running)]
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
-                         f_active.eq(0), parked.eq(0),
+            m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
+                         f_active.eq(0), f_more.eq(0), parked.eq(0),
                          tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         # The next head, chosen without waiting on `advance` and decoded a cycle early: word 0
         # while idle (a run may start on any cycle, even right after a stop); the vector landing

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from isa.config import ChipConfig, SliceKind
 
+from .engine import Countdown
 from .latency import check_latencies
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
@@ -113,30 +114,25 @@ class SxmSlice(wiring.Component):
         q = attach_queue(m, self, SliceKind.SXM)
 
         # ---- the engine ---------------------------------------------------------------------
-        active, left = Signal(), Signal(16)
         move = Signal(range(len(MOVES) + 1))        # index into MOVES; len(MOVES) = SETMAP
         arg = Signal(signed(16))
         stream, sdir, dst, ddir, width = Signal(range(S)), Signal(), Signal(range(S)), Signal(), Signal(range(N + 1))
         issues = [getattr(q, f"issue_{n.lower()}") for n in MOVES + ("SETMAP",)]
         issue = Cat(*issues).any()
+        engine = Countdown(m, "sxm", self.running, issue, Mux(q.issue_setmap, 1, q.field("count")), 16)
+        active = engine.active
         for name in MOVES + ("SETMAP",):
-            m.d.comb += getattr(q, f"ready_{name.lower()}").eq(~(active & (left > 1)))
-        with m.If(self.running & active):
-            m.d.sync += left.eq(left - 1)
-            with m.If(left == 1):
-                m.d.sync += active.eq(0)
+            m.d.comb += getattr(q, f"ready_{name.lower()}").eq(engine.ready)
         with m.If(issue):
-            m.d.sync += [active.eq(1), stream.eq(q.field("stream")), sdir.eq(q.field("dir"))]
+            m.d.sync += [stream.eq(q.field("stream")), sdir.eq(q.field("dir"))]
             with m.If(q.issue_setmap):
-                m.d.sync += [left.eq(1), move.eq(len(MOVES))]
+                m.d.sync += move.eq(len(MOVES))
             with m.Else():
-                m.d.sync += [left.eq(q.field("count")), arg.eq(Mux(q.issue_permute | q.issue_transpose, 0, q.field("arg"))),
+                m.d.sync += [arg.eq(Mux(q.issue_permute | q.issue_transpose, 0, q.field("arg"))),
                              dst.eq(q.field("dst")), ddir.eq(q.field("ddir")), width.eq(q.field("width"))]
                 for i, name in enumerate(MOVES):
                     with m.If(getattr(q, f"issue_{name.lower()}")):
                         m.d.sync += move.eq(i)
-        with m.If(~self.running):
-            m.d.sync += active.eq(0)
         m.d.comb += [self.tap_stream.eq(stream), self.tap_dir.eq(sdir)]
         sampling = self.running & active
 

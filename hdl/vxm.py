@@ -24,8 +24,9 @@ from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .arith import mul32_signed
-from .latency import check_latencies
 from .attrs import PER_INSTANCE
+from .engine import Countdown
+from .latency import check_latencies
 from .mux import mux_tree
 from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane
@@ -290,22 +291,15 @@ class VxmControl(wiring.Component):
         stages = []              # per ALU: (valid, dst, ddir, dtype) at s2
         busy_terms = [q.busy, rw]
         for k in range(NA):
-            active = Signal(name=f"alu{k}_active")
-            left = Signal(16, name=f"alu{k}_left")
+            engine = Countdown(m, f"alu{k}", self.running, issue_any & (alu_sel == k), q.field("count"), 16)
+            active = engine.active
             a, b, c = getattr(self, f"a{k}"), getattr(self, f"b{k}"), getattr(self, f"c{k}")
             ty, dt, fn = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
             dst, ddir = Signal(6, name=f"alu{k}_dst"), Signal(name=f"alu{k}_ddir")
-            ready.append(~(active & (left > 1)))
-            with m.If(self.running & active):
-                m.d.sync += left.eq(left - 1)
-                with m.If(left == 1):
-                    m.d.sync += active.eq(0)
+            ready.append(engine.ready)
             with m.If(issue_any & (alu_sel == k)):
-                m.d.sync += [active.eq(1), left.eq(q.field("count")),
-                             a.eq(q.field("a")), b.eq(Mux(has["b"], q.field("b"), 0)), c.eq(Mux(has["c"], q.field("c"), 0)),
+                m.d.sync += [a.eq(q.field("a")), b.eq(Mux(has["b"], q.field("b"), 0)), c.eq(Mux(has["c"], q.field("c"), 0)),
                              ty.eq(t_in), dt.eq(t_out), fn.eq(func), dst.eq(q.field("dst")), ddir.eq(q.field("ddir"))]
-            with m.If(~self.running):
-                m.d.sync += active.eq(0)
             pipe = [(self.running & active, dst, ddir, dt)]
             for i in range(3 + product_stage(cfg)):
                 v, pd, pdir, pdt = (Signal(name=f"alu{k}_v{i + 1}"), Signal(6, name=f"alu{k}_dst{i + 1}"),
@@ -390,7 +384,11 @@ class VxmSuperlane(Superlane):
             outs = {f"r{k}": Signal(32, name=f"lane{i}_r{k}") for k in range(NA)}
             for k in range(NA):
                 results[k].append(outs[f"r{k}"])
-            m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, **{n: v[i] for n, v in per_lane.items()},
+            # no reset: a lane holds data only (its registers clear while the chip is idle, the
+            # control's valid bits say when a result is driven), and a reset net to every one of
+            # its flip-flops would be the widest net of the superlane
+            m.submodules[f"lane{i}"] = instance("vxm_lane", self.lane, rst=Const(0),
+                                                **{n: v[i] for n, v in per_lane.items()},
                                                 **{n: getattr(self, n) for n in to_lane}, **outs)
         # byte plane j of ALU k's result at these lanes: what a stream driven from it carries
         choices = [Cat(*(r[8 * j:8 * j + 8] for r in results[k])) for k in range(NA) for j in range(4)]

@@ -300,7 +300,7 @@ def _operand_ok(name: str, type_of):
         x = v[name]
         idx, is_reg, d = x & OPERAND_INDEX, (x >> 7) & 1, (x >> 6) & 1
         as_reg = X.both(idx < cfg.vxm_regs, d == 0)
-        as_group = idx + X.shl1(type_of(v)) <= cfg.streams
+        as_group = X.group_fits(idx, type_of(v), cfg.streams)
         return X.mux(is_reg, as_reg, as_group)
     return (f"operand {name}: a register must be < vxm_regs with the dir bit clear, and a stream group "
             f"must fit below the last stream", rule)
@@ -324,7 +324,7 @@ def _result_type(v):
 
 def _dst_ok():
     return ("destination group must fit below the last stream",
-            lambda v, cfg, X: v["dst"] + X.shl1(_result_type(v)) <= cfg.streams)
+            lambda v, cfg, X: X.group_fits(v["dst"], _result_type(v), cfg.streams))
 
 
 _ALU_OK = ("alu must be < vxm_alus", lambda v, cfg, X: v["alu"] < cfg.vxm_alus)
@@ -585,8 +585,9 @@ class IntRules:
         return bool(a) and bool(b)
 
     @staticmethod
-    def shl1(t):
-        return 1 << t
+    def group_fits(first, t, limit):
+        """A group of 2**t streams from `first` ends at or before `limit`."""
+        return first + (1 << t) <= limit
 
     @staticmethod
     def mul_le(a, b, limit, cap):

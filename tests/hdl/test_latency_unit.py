@@ -65,17 +65,25 @@ def test_unit_refuses_a_latency_it_does_not_implement(name):
              rf"^{re.escape(start)} {key} = {natural}[,;] config 'tiny_lat' says {natural + 1}$")
 
 
-@pytest.mark.parametrize("module,build,key", [(mxm, mxm.MxmColumn, "mxm_acc_write"), (mxm, mxm.MxmControl, "mxm_acc_write"),
-                                              (vxm, vxm.VxmLane, "vxm_drive"), (vxm, vxm.VxmControl, "vxm_drive")])
-def test_product_stage_takes_one_cycle_more_not_two(module, build, key):
-    """The MXM and VXM can register their DSP products (`product_stage`): one cycle more than
-    NATURAL is built, two are refused naming both it implements."""
+@pytest.mark.parametrize("module,build,key,most", [(mxm, mxm.MxmColumn, "mxm_acc_write", 2),
+                                                   (mxm, mxm.MxmControl, "mxm_acc_write", 2),
+                                                   (vxm, vxm.VxmLane, "vxm_drive", 1), (vxm, vxm.VxmControl, "vxm_drive", 1)])
+def test_extra_stages_up_to_what_is_built(module, build, key, most):
+    """The MXM and VXM can register their DSP products (`product_stage`: one cycle more than
+    NATURAL) and the MXM its columns' sums beside the accumulators (`landing_stage`: two more);
+    one cycle beyond is refused naming what it implements."""
     natural = module.NATURAL[key]
     one_more = _with(**{key: natural + 1})
     assert module.product_stage(one_more) == 1 and module.product_stage(TINY) == 0
+    if most == 2:
+        two_more = _with(**{key: natural + 2})
+        assert module.product_stage(two_more) == 1 and module.landing_stage(two_more) == 1
+        assert module.landing_stage(one_more) == 0 and module.landing_stage(TINY) == 0
+        _quiet(build(two_more))
     _quiet(build(one_more))
-    _refused(build, _with(**{key: natural + 2}), rf"^{re.escape(module.__name__.replace('.', '/'))}.py implements "
-             rf"{key} = {natural} or {natural + 1}; config 'tiny_lat' says {natural + 2}$")
+    also = f"or {natural + 1}" if most == 1 else f"to {natural + most}"
+    _refused(build, _with(**{key: natural + most + 1}), rf"^{re.escape(module.__name__.replace('.', '/'))}.py implements "
+             rf"{key} = {natural} {also}; config 'tiny_lat' says {natural + most + 1}$")
 
 
 def test_superlane_refuses_a_longer_hop():
