@@ -66,3 +66,24 @@ def test_refilled_mlp_rtl(sim):
     want = g.evaluate(feeds)
     assert all(np.array_equal(out[k], want[k]) for k in g.outputs)
     assert rep["cycles"] == c.predicted["cycles"]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("mode", ["pipeline", "tensor"])
+def test_model_over_a_pair_of_chips(sim, mode):
+    """A model compiled for the `pair` system (compiler/system.py) on the emitted system: outputs
+    bit-exact, and every chip's cycles equal to golden's and to the prediction."""
+    from compiler.runtime import run_on_system
+    from compiler.system import compile_system
+    from isa.system import get_system
+    from tests.compiler.test_system import mlp
+    g = mlp(np.random.default_rng(2), 4, [48, 64, 32])
+    feeds = {"x": np.random.default_rng(0).integers(-128, 128, (4, 48)).astype(np.int8)}
+    sc = compile_system(g, get_system("pair"), mode)
+    assert sc.transfers
+    gold_out, gold = run_on_system(sc, feeds, "golden")
+    out, rep = run_on_system(sc, feeds, sim)
+    want = g.evaluate(feeds)
+    for k in g.outputs:
+        assert np.array_equal(out[k], want[k]) and np.array_equal(gold_out[k], want[k])
+    assert rep["prediction_exact"] and [c["cycles"] for c in rep["chips"]] == [c["cycles"] for c in gold["chips"]]
