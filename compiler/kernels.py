@@ -179,10 +179,7 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
 
     # sources: A from a copy per MXM, B tiles from another slice; four distinct read engines
     a_src, b_src = _gemm_sources(m, a, used, label)
-    b_copy = {}
-    for s in used:
-        lo, hi = ranges[s]
-        b_copy[s] = m.host_copy(bmat, [b_src[s]], lo, hi if hi != nt_n else None)
+    b_parts = {s: _weight_copies(m, bmat, ranges[s], nt_n, b_src[s], a_src[s].planes[0][0]) for s in used}
 
     # MXMCFG per MXM: after the previous kernel's last sample
     cfg_done = {}
@@ -207,8 +204,9 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
-            addr_b = b_copy[s].addr(bmat.layout, 0, bb, nt, kt * L)
-            fb = m.feed(bd, b_src[s], st.position, rel_lw + m.T["mxm_sample"], L, addr_b,
+            b_pos, b_copy = next((p, c) for p, c in b_parts[s] if c.tile_lo <= nt < c.tiles(bmat.layout)[1])
+            addr_b = b_copy.addr(bmat.layout, 0, bb, nt, kt * L)
+            fb = m.feed(bd, b_pos, st.position, rel_lw + m.T["mxm_sample"], L, addr_b,
                         f"{label}: B tile k{kt} n{nt}")
             bd.at(st.position, rel_lw, "LW", f"{label}: B tile k{kt} n{nt}", stream=lambda f=fb: f.base,
                   dir=st.feed_dir, row=0, width=1, count=L)
@@ -230,6 +228,41 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         hfree = list(st.half_free)
         hfree[hf] = t_ar + m.T["mxm_accread_access"] + mc - 1
         st.half_free = tuple(hfree)
+
+
+WEIGHT_MARGIN = 16      # 1/16 of a slice left free when weights spill into the next (for later tensors)
+
+
+def _weight_copies(m: Machine, bmat: Placed, rng: tuple, nt_n: int, first: int, a_pos: int) -> list[tuple[int, Copy]]:
+    """Where one MXM's weight tiles (column tiles rng) live: all in slice `first` when they fit
+    there, else as many whole tiles as fit, then the next slices with the most room (never the
+    slice the MXM's activations stream from: its LW and MATMUL read at once). [(slice, Copy)]."""
+    lo, hi = rng[0], nt_n if rng[1] is None else rng[1]
+    per_tile = bmat.layout.words(1)
+    cap = m.config.mem_words
+
+    def room(p):
+        return cap - m.sram.top[p]
+    if room(first) >= (hi - lo) * per_tile or hi - lo <= 1:
+        return [(first, m.host_copy(bmat, [first], lo, rng[1]))]
+    for c in bmat.copies:          # this weight split before (another MXM, an earlier matmul): reuse
+        if c.tile_lo == lo and len(bmat.copies) > 1:
+            parts = [(c2.planes[0][0], c2) for c2 in bmat.copies if lo <= c2.tile_lo and c2.tiles(bmat.layout)[1] <= hi]
+            if sum(c2.tiles(bmat.layout)[1] - c2.tile_lo for _, c2 in parts) == hi - lo:
+                return parts
+    order = [first] + sorted((p for p in m.mems if p not in (first, a_pos)), key=room, reverse=True)
+    parts, t = [], lo
+    for p in order:
+        fit = (room(p) - (cap // WEIGHT_MARGIN if p != order[-1] else 0)) // per_tile
+        n = min(hi - t, max(fit, 0))
+        if n <= 0:
+            continue
+        parts.append((p, m.host_copy(bmat, [p], t, t + n if t + n < nt_n else None)))
+        t += n
+        if t == hi:
+            return parts
+    parts.append((order[-1], m.host_copy(bmat, [order[-1]], t, rng[1])))   # over: the SRAM check names it
+    return parts
 
 
 def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):

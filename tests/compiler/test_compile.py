@@ -255,3 +255,20 @@ def test_latency_overrides_reach_the_schedule(monkeypatch):
     assert rep_slow["config"] == "tiny_slow" and rep_tiny["config"] == "tiny"
     assert rep_slow["cycles"] != rep_tiny["cycles"]
     assert c_slow.program.queues != c_tiny.program.queues
+
+
+def test_weights_larger_than_a_slice_spill_into_the_next():
+    """An MXM's weight tiles fill its weight slice, then the slices with the most room (never the one
+    its activations stream from): the chip holds weights beyond two slices' worth, exactly."""
+    rng = np.random.default_rng(21)
+    K, N = 1024, 288                      # 9 column tiles per MXM x 1024 words > one slice's 8192
+    g = Graph()
+    g.input("a", np.int8, (4, K))
+    g.constant("w", _rand(rng, np.int8, (K, N)))
+    g.outputs = [g.requantize(g.matmul("a", "w"), 1 / 4096, 0, np.int8)]
+    c, _ = _check(g, {"a": _rand(rng, np.int8, (4, K))})
+    w = next(p for k, p in c.placed.items() if isinstance(k, tuple) and k[0] == "weight")
+    slices = {cp.planes[0][0] for cp in w.copies}
+    assert len(w.copies) > 2 and len(slices) > 2
+    tiles = sorted((cp.tile_lo, cp.tiles(w.layout)[1]) for cp in w.copies)
+    assert tiles[0][0] == 0 and tiles[-1][1] == w.layout.tiles and all(b == c2 for (_, b), (c2, _) in zip(tiles, tiles[1:]))

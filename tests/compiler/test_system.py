@@ -165,3 +165,16 @@ def test_cli_refuses_fpga_target_for_a_system(tmp_path, capsys):
                  str(tmp_path / "in.npz")]) == 1
     assert capsys.readouterr().err.strip() == ("error: --target fpga runs one chip on one board; systems run on "
                                                "golden, icarus and verilator")
+
+
+def test_a_model_larger_than_one_chip_on_ring4():
+    """The 512-1024-512 MLP (1,054,720 bytes of weights and biases; a `tiny` chip has 524,288):
+    refused on one chip, split by columns over ring4 (the first layer on two chips, the second on
+    the other two, each fed by both of the first over its two links), bit-exact on golden with
+    every chip's cycles as predicted."""
+    g = mlp(np.random.default_rng(12), 1, [512, 1024, 512])
+    with pytest.raises(CompileError, match="does not fit in SRAM"):
+        compile_graph(g, get_config("tiny"))
+    sc, rep = _check(g, "ring4", "pipeline", 1)
+    assert [set(s.chips) for s in sc.plan] == [{0, 2}, {1, 3}]
+    assert {(t.src, t.dst) for t in sc.transfers} == {(0, 1), (0, 3), (2, 1), (2, 3)}
