@@ -29,6 +29,8 @@
 * gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
 * compiled_gemm256_*, digits_*: the compiler's figures (bench/compiler.py; `python -m bench.compiler`)
 * c2c_*, ring4_stream_*:   chip-to-chip link figures (bench/c2c.py; `python -m bench.c2c`)
+* gemm_*_pair_*, gemm_*_ring4_*, mlp_*: models compiled over systems of chips (bench/multichip.py;
+                           `python -m bench.multichip`)
 * bridge_*:                the UART host bridge's rates at 1 Mbaud (bench/bridge.py; `python -m bench.bridge`)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +
@@ -236,6 +238,9 @@ def main(argv=None) -> int:
         return 1
     from .c2c import main as c2c_figures
     if c2c_figures(["--sims", ",".join(s for s in args.sims.split(",") if s == "verilator")]):
+        return 1
+    from .multichip import main as multichip_figures
+    if multichip_figures([]):
         return 1
     if "verilator" in args.sims.split(","):
         from .bridge import main as bridge_figures

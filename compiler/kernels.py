@@ -230,7 +230,7 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         st.half_free = tuple(hfree)
 
 
-WEIGHT_MARGIN = 16      # 1/16 of a slice left free when weights spill into the next (for later tensors)
+WEIGHT_MARGIN = 16      # 1/16 of each slice left free when weights spill (later tensors, instructions kept in SRAM)
 
 
 def _weight_copies(m: Machine, bmat: Placed, rng: tuple, nt_n: int, first: int, a_pos: int) -> list[tuple[int, Copy]]:
@@ -253,7 +253,7 @@ def _weight_copies(m: Machine, bmat: Placed, rng: tuple, nt_n: int, first: int, 
     order = [first] + sorted((p for p in m.mems if p not in (first, a_pos)), key=room, reverse=True)
     parts, t = [], lo
     for p in order:
-        fit = (room(p) - (cap // WEIGHT_MARGIN if p != order[-1] else 0)) // per_tile
+        fit = (room(p) - cap // WEIGHT_MARGIN) // per_tile
         n = min(hi - t, max(fit, 0))
         if n <= 0:
             continue

@@ -117,6 +117,8 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
         raise CompileError(f"queue {name}: queue_depth {depth} is too small to refill words {s}.. in time "
                            f"(room for them from cycle {lo}, needed by cycle {hi}); use a deeper queue")
     sources = sorted((p for p in m.mems if p != q), key=lambda p: (abs(p - q), p))
+    sources = [p for p in sources if m.sram.top[p] + K <= config.mem_words] or sources   # (a full slice: the
+    # SRAM check names it)
     for t in range(max(lo, 0), hi + 1):
         for src in sources:
             b, flow = _bundle(T, q, src, C, K)

@@ -1,0 +1,98 @@
+"""Figures of models compiled over systems of chips (compiler/system.py), one `name: value` per line.
+
+    python -m bench.multichip
+
+Each model is compiled for a system, run on the golden system model (outputs checked against the
+graph's integer reference, every chip's cycles against the prediction) and reported:
+
+* gemm_<M>x<K>x<N>_<system>_*: an int8 GEMM (with a requantize) whose weights do not fit one
+  `tiny` chip: cycles (from the common start to the last chip's done), MAC utilization of the
+  system (MACs / (cycles x every MXM's MACs per cycle)) and of each chip, and the busiest link
+  end's utilization (SEND engine cycles / cycles)
+* mlp_<dims>_<system>_pipeline_cycles vs mlp_<dims>_one_chip_cycles: a batch-1 MLP with a stage
+  per chip, against the best single-chip schedule (compile_graph on `tiny`)
+* mlp_512_1024_512_ring4_*: the 512-1024-512 MLP of issue 14 at batch 1 (two chips per layer)
+* *_compile_s: compile time, wall clock
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from compiler.compile import compile_graph
+from compiler.graph import Graph
+from compiler.runtime import run, run_on_system
+from compiler.system import compile_system
+from isa.config import get_config
+from isa.system import get_system
+
+
+def mlp(rng, m: int, dims: list[int]) -> Graph:
+    g = Graph()
+    g.input("x", np.int8, (m, dims[0]))
+    y = "x"
+    for i, (k, n) in enumerate(zip(dims, dims[1:])):
+        g.constant(f"w{i}", rng.integers(-128, 128, (k, n)).astype(np.int8))
+        g.constant(f"b{i}", rng.integers(-3000, 3000, n).astype(np.int32))
+        y = g.requantize(g.relu(g.add(g.matmul(y, f"w{i}", 0, 0), f"b{i}")), 1 / 2048, 0, np.int8)
+    g.outputs.append(y)
+    return g
+
+
+def _run(name: str, g: Graph, system: str, mode: str) -> dict | None:
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.integers(-128, 128, g.types["x"].shape).astype(np.int8)}
+    t0 = time.perf_counter()
+    sc = compile_system(g, get_system(system), mode)
+    print(f"{name}_compile_s: {time.perf_counter() - t0:.1f}")
+    out, rep = run_on_system(sc, feeds, "golden")
+    want = g.evaluate(feeds)
+    if not all(np.array_equal(out[k], want[k]) for k in g.outputs) or not rep["prediction_exact"]:
+        print(f"error: {name}: outputs or cycles differ from the reference / prediction", file=sys.stderr)
+        return None
+    print(f"{name}_cycles: {rep['cycles']}")
+    print(f"{name}_mac_utilization: {rep['mxm_utilization']}")
+    for c in rep["chips"]:
+        print(f"{name}_chip{c['chip']}_mac_utilization: {c['mxm_utilization']}")
+    links = [v for c in sc.predicted["chips"] for v in c["links"].values()]
+    print(f"{name}_busiest_link_utilization: {max(links, default=0.0)}")
+    print(f"{name}_plan: {' '.join('+'.join(map(str, s.chips)) for s in sc.plan)}")
+    return rep
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.multichip")
+    ap.parse_args(argv)
+    tiny = get_config("tiny")
+    rng = np.random.default_rng(2026)
+    M, K, N = 32, 1024, 576            # 589,824 bytes of weights: more than a tiny chip's SRAM (524,288)
+    g = Graph()
+    g.input("x", np.int8, (M, K))
+    g.constant("w", rng.integers(-128, 128, (K, N)).astype(np.int8))
+    g.outputs.append(g.requantize(g.matmul("x", "w"), 1 / 8192, 0, np.int8))
+    for system in ("pair", "ring4"):
+        if _run(f"gemm_{M}x{K}x{N}_{system}", g, system, "auto") is None:
+            return 1
+
+    dims = [256, 256, 256, 128]
+    g = mlp(np.random.default_rng(7), 1, dims)
+    tag = "_".join(map(str, dims))
+    feeds = {"x": np.random.default_rng(0).integers(-128, 128, (1, dims[0])).astype(np.int8)}
+    one = compile_graph(g, tiny)
+    _, rep = run(one, feeds, "golden")
+    print(f"mlp_{tag}_one_chip_cycles: {rep['cycles']}")
+    r = _run(f"mlp_{tag}_ring4_pipeline", g, "ring4", "pipeline")
+    if r is None:
+        return 1
+    print(f"mlp_{tag}_ring4_pipeline_latency_vs_one_chip: {r['cycles'] / rep['cycles']:.3f}")
+
+    if _run("mlp_512_1024_512_ring4", mlp(np.random.default_rng(12), 1, [512, 1024, 512]), "ring4", "auto") is None:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
