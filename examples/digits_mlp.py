@@ -52,6 +52,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -136,8 +137,27 @@ def quantize(mlp, x_calib, percentile: float = 100.0) -> Quantized:
 
 
 # ---- 4. ONNX export ---------------------------------------------------------------------------
+class Layer(NamedTuple):
+    """One QDQ Gemm layer: int8 weights [out, in] with scale s_w, int32 bias at s_in * s_w, the
+    output quantized with (s_out, z_out) (uint8 zero point 0 after a ReLU, int8 for logits)."""
+    w: np.ndarray
+    s_w: np.float32
+    b: np.ndarray
+    s_in: np.float32
+    s_out: np.float32
+    z_out: np.integer
+    relu: bool
+
+
 def export_onnx(q: Quantized, batch: int, path: Path):
     """The QDQ model with a fixed batch, checked with onnx.checker and saved to `path`."""
+    return export_layers([Layer(q.w1, q.s_w1, q.b1, q.s_x, q.s_h, np.uint8(0), True),
+                          Layer(q.w2, q.s_w2, q.b2, q.s_h, q.s_o, q.z_o, False)], q.s_x, batch, path)
+
+
+def export_layers(layers: list[Layer], s_x, batch: int, path: Path, name: str = "digits_mlp"):
+    """x float32 [batch, in] -> QuantizeLinear(s_x, uint8) -> DequantizeLinear -> one QDQ Gemm
+    layer per entry (`fc1`, `fc2`, ...) -> logits float32; checked and saved to `path`."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -154,30 +174,31 @@ def export_onnx(q: Quantized, batch: int, path: Path):
         return out
 
     u8_zero, i8_zero, i32_zero = np.uint8(0), np.int8(0), np.int32(0)
-    x = node("QuantizeLinear", ["x", const("s_x", q.s_x), const("z_x", u8_zero)], "x_q")
+    x = node("QuantizeLinear", ["x", const("s_x", s_x), const("z_x", u8_zero)], "x_q")
     x = node("DequantizeLinear", [x, "s_x", "z_x"], "x_dq")
 
-    def layer(name, x, w, s_w, b, s_in, s_out, z_out, relu, out):
+    def layer(name, x, ly: Layer, out):
         """DequantizeLinear(W), DequantizeLinear(b) -> Gemm [-> Relu] -> QuantizeLinear -> DequantizeLinear."""
-        wd = node("DequantizeLinear", [const(f"{name}.w", w), const(f"{name}.s_w", s_w),
+        wd = node("DequantizeLinear", [const(f"{name}.w", ly.w), const(f"{name}.s_w", ly.s_w),
                                        const(f"{name}.z_w", i8_zero)], f"{name}.w_dq")
-        bd = node("DequantizeLinear", [const(f"{name}.b", b), const(f"{name}.s_b", np.float32(s_in * s_w)),
+        bd = node("DequantizeLinear", [const(f"{name}.b", ly.b), const(f"{name}.s_b", np.float32(ly.s_in * ly.s_w)),
                                        const(f"{name}.z_b", i32_zero)], f"{name}.b_dq")
         y = node("Gemm", [x, wd, bd], f"{name}.gemm", transB=1)
-        if relu:
+        if ly.relu:
             y = node("Relu", [y], f"{name}.relu")
-        y = node("QuantizeLinear", [y, const(f"{name}.s_y", s_out), const(f"{name}.z_y", z_out)], f"{name}.q")
+        y = node("QuantizeLinear", [y, const(f"{name}.s_y", ly.s_out), const(f"{name}.z_y", ly.z_out)], f"{name}.q")
         return node("DequantizeLinear", [y, f"{name}.s_y", f"{name}.z_y"], out)
 
-    h = layer("fc1", x, q.w1, q.s_w1, q.b1, q.s_x, q.s_h, u8_zero, True, "fc1.dq")
-    layer("fc2", h, q.w2, q.s_w2, q.b2, q.s_h, q.s_o, q.z_o, False, "logits")
+    for i, ly in enumerate(layers):
+        last = i == len(layers) - 1
+        x = layer(f"fc{i + 1}", x, ly, "logits" if last else f"fc{i + 1}.dq")
     graph = helper.make_graph(
-        nodes, "digits_mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 64])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        nodes, name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, layers[0].w.shape[1]])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, layers[-1].w.shape[0]])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="streamchip examples/digits_mlp.py")
+                              producer_name=f"streamchip examples ({name})")
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
