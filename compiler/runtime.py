@@ -40,6 +40,16 @@ def check_feeds(graph, feeds: dict) -> dict:
     return out
 
 
+def host_before(graph, pre: list, feeds: dict) -> dict:
+    """The values the host has before the chip runs: constants, the checked inputs and what the
+    host nodes before the chip compute from them."""
+    env = dict(graph.constants)
+    env.update(check_feeds(graph, feeds))
+    for n in pre:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    return env
+
+
 def program_with_inputs(compiled: Compiled, env: dict) -> Program:
     p = Program(compiled.config, {k: list(v) for k, v in compiled.program.queues.items()},
                 list(compiled.program.memory))
@@ -60,10 +70,7 @@ def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port:
 
     log = log or (lambda msg: None)
     g = compiled.graph
-    env = dict(g.constants)
-    env.update(check_feeds(g, feeds))
-    for n in compiled.pre:
-        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    env = host_before(g, compiled.pre, feeds)
     program = program_with_inputs(compiled, env)
     dumps, where = [], {}
     for v in compiled.chip_outputs:
@@ -109,10 +116,7 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
 
     log = log or (lambda msg: None)
     g = sc.graph
-    env = dict(g.constants)
-    env.update(check_feeds(g, feeds))
-    for n in sc.pre:
-        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    env = host_before(g, sc.pre, feeds)
     dumps, where = [], {}
     for v, pieces in sc.outputs.items():
         for c, cols, piece in pieces:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.multichip import mlp
 from compiler.__main__ import main
 from compiler.compile import compile_graph
 from compiler.graph import CompileError, Graph
@@ -14,21 +15,6 @@ from compiler.system import compile_system, plan_stages, _groups
 from compiler.compile import _partition
 from isa.config import get_config
 from isa.system import get_system
-
-
-def mlp(rng, m: int, dims: list[int], relu=True) -> Graph:
-    g = Graph()
-    g.input("x", np.int8, (m, dims[0]))
-    y = "x"
-    for i, (k, n) in enumerate(zip(dims, dims[1:])):
-        g.constant(f"w{i}", rng.integers(-128, 128, (k, n)).astype(np.int8))
-        g.constant(f"b{i}", rng.integers(-3000, 3000, n).astype(np.int32))
-        y = g.add(g.matmul(y, f"w{i}", 0, 0), f"b{i}")
-        if relu:
-            y = g.relu(y)
-        y = g.requantize(y, 1 / 2048, 0, np.int8)
-    g.outputs.append(y)
-    return g
 
 
 def _check(g: Graph, system: str, mode: str, m: int, seed: int = 0):

@@ -76,7 +76,7 @@ def test_model_over_a_pair_of_chips(sim, mode):
     from compiler.runtime import run_on_system
     from compiler.system import compile_system
     from isa.system import get_system
-    from tests.compiler.test_system import mlp
+    from bench.multichip import mlp
     g = mlp(np.random.default_rng(2), 4, [48, 64, 32])
     feeds = {"x": np.random.default_rng(0).integers(-128, 128, (4, 48)).astype(np.int8)}
     sc = compile_system(g, get_system("pair"), mode)
