@@ -19,6 +19,7 @@ placer itself only proposes cycles and operand choices (stream groups, registers
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -124,6 +125,27 @@ def _overlap(a_lo, a_hi, b_lo, b_hi) -> bool:
     return a_lo <= b_hi and b_lo <= a_hi
 
 
+class _Spans:
+    """Booked spans [lo, hi] of one resource (with what else they carry), kept sorted by lo with
+    the longest span's length, so a query looks only at spans that start within reach of it: the
+    placer asks many times per bundle, and a long program books thousands of spans per stream."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.items: list[tuple] = []
+        self.longest = 0
+
+    def add(self, item: tuple) -> None:            # item = (lo, hi, ...)
+        i = bisect_right(self.starts, item[0])
+        self.starts.insert(i, item[0])
+        self.items.insert(i, item)
+        self.longest = max(self.longest, item[1] - item[0])
+
+    def near(self, lo: int, hi: int):
+        """The spans that may overlap [lo, hi] (a superset; the caller tests each)."""
+        return self.items[bisect_left(self.starts, lo - self.longest):bisect_right(self.starts, hi)]
+
+
 class Reservations:
     def __init__(self, config: ChipConfig):
         self.config = config
@@ -132,16 +154,20 @@ class Reservations:
         self.slots: dict[int, set[int]] = defaultdict(set)
         self.intervals: dict[tuple, list[tuple[int, int, str]]] = defaultdict(list)
         self.cells: dict[tuple[int, int], list[tuple[int, int, int, int, str]]] = defaultdict(list)
+        self._interval_index: dict[tuple, _Spans] = defaultdict(_Spans)     # the same, indexed
+        self._cell_index: dict[tuple[int, int], _Spans] = defaultdict(_Spans)
         self.placed: list[tuple[int, int, str, dict, str]] = []    # (position, cycle, mnemonic, operands, note)
 
     # ---- queries ---------------------------------------------------------------------
     def _interval_free(self, key, lo, hi) -> bool:
-        return not any(_overlap(lo, hi, a, b) for a, b, _ in self.intervals.get(key, ()))
+        idx = self._interval_index.get(key)
+        return idx is None or not any(_overlap(lo, hi, a, b) for a, b, _ in idx.near(lo, hi))
 
     def _cells_free(self, direction, stream, rect) -> bool:
         d0, d1, p0, p1 = rect
-        return not any(_overlap(d0, d1, a0, a1) and _overlap(p0, p1, q0, q1)
-                       for a0, a1, q0, q1, _ in self.cells.get((direction, stream), ()))
+        idx = self._cell_index.get((direction, stream))
+        return idx is None or not any(_overlap(d0, d1, a0, a1) and _overlap(p0, p1, q0, q1)
+                                      for a0, a1, q0, q1, _ in idx.near(d0, d1))
 
     def engine_interval(self, mnemonic: str, operands: dict, cycle: int):
         op = spec.BY_MNEMONIC[mnemonic]
@@ -160,15 +186,17 @@ class Reservations:
         self.slots[position].add(cycle)
 
     def book_interval(self, key, lo, hi, who: str) -> None:
-        for a, b, other in self.intervals[key]:
+        for a, b, other in self._interval_index[key].near(lo, hi):
             if _overlap(lo, hi, a, b):
                 raise DoubleBooking(f"{who}: {key} cycles {lo}..{hi} overlap {other} ({a}..{b})")
         self.intervals[key].append((lo, hi, who))
+        self._interval_index[key].add((lo, hi, who))
 
     def book_cells(self, direction, stream, rect, who: str) -> None:
         if not self._cells_free(direction, stream, rect):
             raise DoubleBooking(f"{who}: stream {'EW'[direction]}{stream} cells {rect} booked twice")
         self.cells[(direction, stream)].append((*rect, who))
+        self._cell_index[(direction, stream)].add((*rect, who))
 
     # ---- the placer ------------------------------------------------------------------
     def fits(self, b: Bundle, t: int) -> bool:
