@@ -193,11 +193,16 @@ def plan_stages(graph: Graph, groups: list[list[Node]], system: System, mode: st
         elif widths and gi in widths:
             ks, reason = [widths[gi]], f"split over {widths[gi]} chips: fewer did not fit their SRAM"
         elif mode == "tensor" and why_not is None:
-            ks, reason = list(range(n_chips, 0, -1)), "--parallel tensor: columns over as many chips as have links to its inputs"
+            tiles = -(-graph.types[g[-1].outputs[0]].shape[-1] // lanes)      # every chip at least a tile
+            ks, reason = list(range(min(n_chips, tiles), 0, -1)), "--parallel tensor: columns over as many chips as have links to its inputs"
         elif need > 1:
             ks, reason = [need], f"weights {wb} B exceed {cap} B ({int(WEIGHT_SHARE * 100)} % of a chip's SRAM): split over {need} chips"
         else:
             ks, reason = [1], ("weights fit one chip: a pipeline stage" if wb else "elementwise: on the chip of its input")
+        out_tiles = -(-graph.types[g[-1].outputs[0]].shape[-1] // lanes)
+        if ks[0] > out_tiles and mode != "tensor":
+            raise CompileError(f"node {g[0].name!r} ({g[0].op}): its weights ({wb} B) need {ks[0]} chips, but its "
+                               f"{out_tiles} column tile(s) of {lanes} split over {out_tiles} at most")
         if ks[0] > 1 and why_not is not None and mode != "tensor":
             raise CompileError(f"node {g[0].name!r} ({g[0].op}): needs {ks[0]} chips' SRAM but cannot be split ({why_not})")
         if ks[0] > n_chips:
@@ -380,7 +385,9 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
                     view, nodes, out_name = _piece_group(graph, constants, st.nodes, n0, n1)
                 out_copies = None
                 if not whole and c in consumers.get(res, ()):
-                    full = _whole(part, res, t_res, st.nodes)
+                    # stored as the pieces will be: uint8 after a requantize with offset 128 (_lower_matmul)
+                    requant = any(n.op == "requantize" for n in st.nodes)
+                    full = _whole(part, res, t_res, 128 if t_res.dtype == np.uint8 and requant else 0)
                     t0 = n0 // part.config.lanes
                     out_copies = [Copy([(p, a + t0 * full.layout.rows_p) for p, a in cp.planes]) for cp in full.copies]
                 try:
@@ -400,7 +407,7 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
         # the result to every chip that needs it whole and lacks a piece of it
         for c in sorted(consumers.get(res, ())):
             part = parts[c]
-            full = part.placed.get(res) or _whole(part, res, t_res, st.nodes)
+            full = part.placed.get(res) or _whole(part, res, t_res, where[res][0][2].offset)
             for p, (n0, n1), piece in where[res]:
                 if p != c:
                     transfers += _transfer(system, parts, res, piece, p, c, full, n0 // part.config.lanes, ledger, dry)
@@ -422,14 +429,13 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
     return SystemCompiled(system, graph, mode, plan, parts, transfers, constants, pre, post, outputs, predicted)
 
 
-def _whole(part: ChipPart, name: str, t: TensorType, group: list[Node]) -> Placed:
-    """The whole value `name` on this chip: two copies by the VXM, as a chip result."""
+def _whole(part: ChipPart, name: str, t: TensorType, offset: int) -> Placed:
+    """The whole value `name` on this chip: two copies by the VXM, as a chip result, its bytes
+    stored with `offset` (the producer's: pieces are copied, not converted)."""
     if name in part.placed:
         return part.placed[name]
     nbytes = NBYTES[t.dtype]
-    requant = any(n.op == "requantize" for n in group)
-    p = Placed(name, t.dtype, Layout(t.shape, nbytes, part.config.lanes),
-               offset=128 if t.dtype == np.uint8 and requant else 0)
+    p = Placed(name, t.dtype, Layout(t.shape, nbytes, part.config.lanes), offset=offset)
     m = part.m
     words = p.layout.words()
     side = min((kernels.W, kernels.E), key=lambda s: sum(m.sram.top[q] for q in m.side_mems[s][:2]))
@@ -471,6 +477,9 @@ def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p
     F = LinkFormat.of(cp_).flits
     words = piece.layout.words()
     src = piece.whole_copy()
+    if piece.offset != full.offset or piece.layout.nbytes != full.layout.nbytes:
+        raise AssertionError(f"internal compiler error: {name} is stored with offset {piece.offset} on chip {p} "
+                             f"and {full.offset} on chip {c}")
     offset = tile0 * full.layout.rows_p
     if dry:
         return []
