@@ -138,11 +138,16 @@ def cmd_run_system(args, feeds) -> int:
     if args.target in ("icarus", "verilator"):
         stderr_log(f"{args.target}: the first run builds the system's simulator (minutes); later runs reuse it")
     outputs, report = run_on_system(sc, feeds, args.target, log=stderr_log)
+    return _write_run(args, outputs, report, ("target", "system", "cycles", "predicted_cycles", "mxm_utilization"))
+
+
+def _write_run(args, outputs: dict, report: dict, keys: tuple) -> int:
+    """--outputs, --report and the one summary line of a run."""
     if args.outputs:
         np.savez(args.outputs, **outputs)
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(" ".join(f"{k}={report[k]}" for k in ("target", "system", "cycles", "predicted_cycles", "mxm_utilization")))
+    print(" ".join(f"{k}={report[k]}" for k in keys))
     return 0
 
 
@@ -157,13 +162,7 @@ def cmd_run(args) -> int:
         stderr_log(f"{args.target}: the first run builds the simulator for {compiled.config.name} (minutes); "
                    f"later runs reuse it")
     outputs, report = run(compiled, feeds, args.target, log=stderr_log, port=args.port, baud=args.baud)
-    if args.outputs:
-        np.savez(args.outputs, **outputs)
-    if args.report:
-        args.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(" ".join(f"{k}={report[k]}" for k in ("target", "config", "cycles", "predicted_cycles",
-                                                   "mxm_utilization")))
-    return 0
+    return _write_run(args, outputs, report, ("target", "config", "cycles", "predicted_cycles", "mxm_utilization"))
 
 
 def main(argv=None) -> int:

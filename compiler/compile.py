@@ -149,13 +149,10 @@ def finish_program(m, constants: dict, host_loads: list) -> tuple[Program, dict,
         raise CompileError(f"the scheduled program cannot be loaded: {e}") from None
 
 
-def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
-    """Run every chip node's kernel on machine m; m.result = (placed, host loads, MACs)."""
-    config = m.config
-    placed: dict = {}
-    host_loads: list = []
-    macs = 0
-
+def host_values(graph: Graph, host_vals: set, placed: dict, loads: list, lanes: int):
+    """value(name): a value's Placed on a chip; a host value (input, constant, host node's result)
+    gets one the first time, with no copies yet (the kernel that reads it places them), and is
+    listed in `loads` (also value.loads) for the host to write."""
     def value(name: str) -> Placed:
         if name not in placed:
             if name not in host_vals:
@@ -163,10 +160,19 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
             t = graph.types[name]
             if t.dtype not in NBYTES:
                 raise CompileError(f"value {name!r} is {t.dtype}; the chip holds int8, uint8, int16 and int32 tensors")
-            placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], config.lanes), host=True)
-            host_loads.append((placed[name], name, None))
+            placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], lanes), host=True)
+            loads.append((placed[name], name, None))
         return placed[name]
-    value.loads = host_loads
+    value.loads = loads
+    return value
+
+
+def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
+    """Run every chip node's kernel on machine m; m.result = (placed, host loads, MACs)."""
+    placed: dict = {}
+    host_loads: list = []
+    macs = 0
+    value = host_values(graph, host_vals, placed, host_loads, m.config.lanes)
 
     done: set[str] = set()
     for n in chip:
@@ -311,8 +317,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
                                f"{m.config.name!r} has {len(ps)}")
         out.copies = [Copy([(p, m.sram.alloc(p, words)) for p in ps])]
     else:
-        side = min((kernels.W, kernels.E), key=lambda s: sum(m.sram.top[p] for p in m.side_mems[s][:2]))
-        out.copies = m.byte_result_copies(words, side)
+        out.copies = m.byte_result_copies(words, m.lighter_side())
     placed[res] = out
     kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label)
     M = ta.shape[-2]

@@ -95,6 +95,10 @@ class Machine:
                                f"on one side of the VXM, there are {len(s)}")
         return s[:nbytes]
 
+    def lighter_side(self) -> int:
+        """The side whose two slices nearest the VXM hold fewer words: where a result goes."""
+        return min((W, E), key=lambda s: sum(self.sram.top[p] for p in self.side_mems[s][:2]))
+
     def byte_result_copies(self, words: int, side: int) -> list[Copy]:
         """Where an 8-bit result computed on the chip goes: a copy in each of the two slices of
         `side` nearest the VXM (one stream passes both), so two read engines can stream it."""

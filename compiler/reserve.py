@@ -19,7 +19,7 @@ placer itself only proposes cycles and operand choices (stream groups, registers
 """
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -287,15 +287,20 @@ class Reservations:
                 self.book_interval(("engine", i.position, iv[0]), iv[1], iv[2], who)
             self.placed.append((i.position, c, i.mnemonic, ops, i.note or who))
 
-    def place(self, b: Bundle, earliest: int, who: str, limit: int = 1 << 22) -> int:
-        """Book bundle b at the first cycle >= earliest where it fits; returns that cycle."""
+    def first_fit(self, b: Bundle, earliest: int, who: str, limit: int = 1 << 22) -> int:
+        """The first cycle >= earliest where bundle b fits (its choices set for it), booking nothing."""
         t = max(earliest, -min((i.rel for i in b.instrs), default=0))
-        if not Reservations(self.config).fits(b, t):
-            raise NeverFits(f"{who!r}: one step needs more of the chip than config {self.config.name!r} has "
-                            f"({_needs(b, self.config)})")
         while not self.fits(b, t):
             t += 1
             if t - earliest > limit:
                 raise DoubleBooking(f"{who}: no cycle within {limit} of {earliest} fits (resources never free)")
+        return t
+
+    def place(self, b: Bundle, earliest: int, who: str, limit: int = 1 << 22) -> int:
+        """Book bundle b at the first cycle >= earliest where it fits; returns that cycle."""
+        if not Reservations(self.config).fits(b, max(earliest, -min((i.rel for i in b.instrs), default=0))):
+            raise NeverFits(f"{who!r}: one step needs more of the chip than config {self.config.name!r} has "
+                            f"({_needs(b, self.config)})")
+        t = self.first_fit(b, earliest, who, limit)
         self.commit(b, t, who)
         return t

@@ -50,16 +50,30 @@ def host_before(graph, pre: list, feeds: dict) -> dict:
     return env
 
 
-def program_with_inputs(compiled: Compiled, env: dict) -> Program:
-    p = Program(compiled.config, {k: list(v) for k, v in compiled.program.queues.items()},
-                list(compiled.program.memory))
-    for placed, src, fn in compiled.host_loads:
-        if src in compiled.graph.constants or not placed.copies:
+def host_after(graph, post: list, env: dict) -> dict:
+    """The model's outputs by name, once the chip's values are in `env`: the host nodes after the
+    chip run on them."""
+    for n in post:
+        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
+    names = getattr(graph, "output_names", None) or list(graph.outputs)
+    return {name: env[v] for name, v in zip(names, graph.outputs)}
+
+
+def with_inputs(program: Program, host_loads: list, constants: dict, env: dict) -> Program:
+    """A copy of `program` with the run-time host values (not the constants it holds already)
+    written where the compiler placed them."""
+    p = Program(program.config, {k: list(v) for k, v in program.queues.items()}, list(program.memory))
+    for placed, src, fn in host_loads:
+        if src in constants or not placed.copies:
             continue
         v = env[src]
         for pos, addr, words in placed.segments(fn(v) if fn else v):
             p.memory.append(MemSegment(pos, addr, np.ascontiguousarray(words, np.uint8)))
     return p
+
+
+def program_with_inputs(compiled: Compiled, env: dict) -> Program:
+    return with_inputs(compiled.program, compiled.host_loads, compiled.graph.constants, env)
 
 
 def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port: str | None = None,
@@ -90,10 +104,7 @@ def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port:
                            f"pc {report['error_pc']}")
     for v in compiled.chip_outputs:
         env[v] = compiled.placed[v].unpack([words[k] for k in where[v]])
-    for n in compiled.post:
-        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
-    names = getattr(g, "output_names", None) or list(g.outputs)
-    outputs = {name: env[v] for name, v in zip(names, g.outputs)}
+    outputs = host_after(g, compiled.post, env)
     pred = compiled.predicted
     cycles = report["cycles"]
     rep = {"target": target, "config": compiled.config.name, "cycles": cycles,
@@ -114,6 +125,8 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
     from the chips that computed them. Returns ({output name: array}, report)."""
     from verif.run import run_system as run_images
 
+    from .system import system_mxm_utilization
+
     log = log or (lambda msg: None)
     g = sc.graph
     env = host_before(g, sc.pre, feeds)
@@ -131,15 +144,8 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for part in sc.chips:
-            p = Program(part.config, {k: list(v) for k, v in part.program.queues.items()}, list(part.program.memory))
-            for placed, src, fn in part.host_loads:
-                if src in sc.constants or not placed.copies:
-                    continue
-                v = env[src]
-                for pos, addr, words in placed.segments(fn(v) if fn else v):
-                    p.memory.append(MemSegment(pos, addr, np.ascontiguousarray(words, np.uint8)))
             path = Path(tmp) / f"chip{part.index}.bin"
-            save(p, path)
+            save(with_inputs(part.program, part.host_loads, sc.constants, env), path)
             paths.append(path)
         report, words = run_images(paths, target, sc.system.name, dumps)
     if report["error"] != "NONE":
@@ -149,21 +155,17 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
     for v, pieces in where.items():
         parts = [piece.unpack([words[k] for k in keys]) for _, piece, keys in sorted(pieces, key=lambda x: x[0])]
         env[v] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-    for n in sc.post:
-        env[n.outputs[0]] = _EVAL[n.op](n, *[env[i] for i in n.inputs])
-    names = getattr(g, "output_names", None) or list(g.outputs)
-    outputs = {name: env[v] for name, v in zip(names, g.outputs)}
+    outputs = host_after(g, sc.post, env)
     chips = []
     for part, got, want in zip(sc.chips, report["chips"], pred["chips"]):
         chips.append({"chip": part.index, "cycles": got["cycles"], "predicted_cycles": want["cycles"],
                       "mxm_utilization": mxm_utilization(part.macs, got["cycles"], part.config),
                       "links": want["links"]})
     cycles = report["cycles"]
-    n_mxm = sum(2 if p.config.mxm else 0 for p in sc.chips)
     rep = {"target": target, "system": sc.system.name, "config": sc.chips[0].config.name, "cycles": cycles,
            "predicted_cycles": pred["cycles"], "prediction_exact": cycles == pred["cycles"] and
            all(c["cycles"] == c["predicted_cycles"] for c in chips),
-           "mxm_utilization": round(pred["macs"] / (cycles * n_mxm * sc.chips[0].config.lanes ** 2), 4) if cycles else 0.0,
+           "mxm_utilization": system_mxm_utilization(pred["macs"], cycles, [p.config for p in sc.chips]),
            "macs": pred["macs"], "parallel": sc.mode, "plan": sc.plan_report(), "chips": chips,
            "wall_seconds": report["wall_seconds"]}
     return outputs, rep

@@ -34,17 +34,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa import spec
 from isa.config import ChipConfig
 from isa.image import Program
 from isa.link import LinkFormat, waiting
 from isa.system import System
 
 from . import kernels
-from .compile import NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict, finish_program
+from .compile import (NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict,
+                      finish_program, host_values)
 from .graph import CompileError, Graph, Node, TensorType
 from .layout import Copy, Layout, Placed
-from .reserve import Bundle, DoubleBooking
+from .reserve import Bundle, NeverFits
 
 MODES = ("auto", "one", "pipeline", "tensor")
 WEIGHT_SHARE = 0.75      # of a chip's SRAM a stage's weights may take (the rest: activations, code)
@@ -74,8 +74,8 @@ class Transfer:
     src: int
     dst: int
     link: str                     # "chip0.C2C_E0 -> chip1.C2C_W0"
-    words: int                    # vectors (per byte plane)
-    planes: int
+    words: int                    # vectors
+    plane: int                    # the byte plane they carry
     first_send: int
     last_take: int
 
@@ -355,28 +355,15 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
                     consumers.setdefault(i, set()).update(st.chips)
     where: dict[str, list] = {}                    # value -> [(chip, (n0, n1), Placed piece)]
     transfers: list[Transfer] = []
-    ledger: dict = {}                              # receiving end -> (taus, takes, last take)
-
-    def host_value(part: ChipPart):
-        def value(name: str) -> Placed:
-            if name not in part.placed:
-                if name not in host_vals:
-                    raise AssertionError(f"value {name!r} used on chip {part.index} before it is there")
-                t = graph.types[name]
-                if t.dtype not in NBYTES:
-                    raise CompileError(f"value {name!r} is {t.dtype}; the chip holds int8, uint8, int16 and int32 tensors")
-                part.placed[name] = Placed(name, t.dtype, Layout(t.shape, NBYTES[t.dtype], part.config.lanes), host=True)
-                part.host_loads.append((part.placed[name], name, None))
-            return part.placed[name]
-        value.loads = part.host_loads
-        return value
+    ledger: dict = {}                              # receiving end -> (link times, take cycles)
+    values = [host_values(graph, host_vals, p.placed, p.host_loads, p.config.lanes) for p in parts]
 
     for st in plan:
         res = st.nodes[-1].outputs[0]
         t_res = graph.types[res]
         for c, (n0, n1) in zip(st.chips, st.cols):
             part = parts[c]
-            value = host_value(part)
+            value = values[c]
             whole = (n0, n1) == (0, t_res.shape[-1])
             if st.nodes[0].op == "matmul":
                 if whole:
@@ -392,11 +379,8 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
                     out_copies = [Copy([(p, a + t0 * full.layout.rows_p) for p, a in cp.planes]) for cp in full.copies]
                 try:
                     part.macs += _lower_matmul(part.m, view, nodes, value, part.placed, out_copies)
-                except Exception as e:
-                    from .reserve import NeverFits
-                    if isinstance(e, NeverFits):
-                        raise CompileError(f"node {e}") from None
-                    raise
+                except NeverFits as e:
+                    raise CompileError(f"node {e}") from None
                 piece = part.placed[out_name]
             else:
                 _lower_elementwise(part.m, graph, st.nodes[0], value, part.placed)
@@ -417,7 +401,7 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
         except CompileError as e:
             raise _SramFull(part.index, f"chip {part.index}: {e}") from None
     if dry:
-        return True
+        return None
     outputs = {v: where[v] for v in needed_out}
     for part in parts:
         part.program, streams, _ = finish_program(part.m, constants, part.host_loads)
@@ -425,7 +409,7 @@ def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry
         part.listing = _listing(part.m, part.config, part.program, graph)
         part.stats = {"sram_bytes_used": part.m.sram.used_bytes(), "sram_bytes": part.config.sram_bytes,
                       "instructions": len(part.m.res.placed)}
-    predicted = _system_prediction(system, parts, transfers)
+    predicted = _system_prediction(parts)
     return SystemCompiled(system, graph, mode, plan, parts, transfers, constants, pre, post, outputs, predicted)
 
 
@@ -438,7 +422,7 @@ def _whole(part: ChipPart, name: str, t: TensorType, offset: int) -> Placed:
     p = Placed(name, t.dtype, Layout(t.shape, nbytes, part.config.lanes), offset=offset)
     m = part.m
     words = p.layout.words()
-    side = min((kernels.W, kernels.E), key=lambda s: sum(m.sram.top[q] for q in m.side_mems[s][:2]))
+    side = m.lighter_side()
     if nbytes == 1:
         p.copies = m.byte_result_copies(words, side)
     else:
@@ -455,15 +439,6 @@ def _link(system: System, src: int, dst: int):
             if a.chip == src and b.chip == dst:
                 return a.link, b.link, lk.latency
     raise AssertionError(f"no link from chip {src} to chip {dst} (the plan keeps transfers between neighbours)")
-
-
-def _first_fit(m: kernels.Machine, bd: Bundle, earliest: int, who: str) -> int:
-    t = max(earliest, -min(i.rel for i in bd.instrs))
-    while not m.res.fits(bd, t):
-        t += 1
-        if t - earliest > 1 << 22:
-            raise DoubleBooking(f"{who}: no cycle fits")
-    return t
 
 
 def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p: int, c: int, full: Placed,
@@ -498,7 +473,7 @@ def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p
                             f"{who}: words {w0}..{w0 + n - 1} plane {j}")
                 sb.at(tx, 0, "SEND", f"{who}: send", stream=lambda f=f: f.base, dir=f.direction, count=n)
                 read_rel = min(i.rel for i in sb.instrs if i.mnemonic == "READ")
-                ts = _first_fit(mp, sb, max(earliest, piece.ready - read_rel - Tp["mem_read_access"]), who)
+                ts = mp.res.first_fit(sb, max(earliest, piece.ready - read_rel - Tp["mem_read_access"]), who)
                 new_taus = [ts + Tp["c2c_send_sample"] + k * F for k in range(n)]
                 rb = Bundle()
                 dsts = [cp.planes[j] for cp in full.copies]
@@ -507,7 +482,7 @@ def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p
                 rb.at(rx, 0, "RECV", f"{who}: receive", stream=lambda f=rf: f.base, dir=rf.direction, lat=L, count=n)
                 for q, a in dsts:
                     mc.catch(rb, rf, 0, q, n, a + offset + w0, f"{who}: store plane {j}")
-                tr = _first_fit(mc, rb, new_taus[-1] + L - Tc["c2c_recv_take"] - (n - 1), who)
+                tr = mc.res.first_fit(rb, new_taus[-1] + L - Tc["c2c_recv_take"] - (n - 1), who)
                 new_takes = [tr + Tc["c2c_recv_take"] + k for k in range(n)]
                 if waiting(taus + new_taus, takes + new_takes, cc_)[0] <= cc_.c2c_depth:
                     break
@@ -520,26 +495,34 @@ def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p
             full.ready = max(full.ready, done)
             first_send = ts if first_send is None else first_send
             last_take = new_takes[-1]
-        out.append(Transfer(name, p, c, f"chip{p}.{src_end} -> chip{c}.{dst_end}", words, 1, first_send, last_take))
+        out.append(Transfer(name, p, c, f"chip{p}.{src_end} -> chip{c}.{dst_end}", words, j, first_send, last_take))
     return out
 
 
 # ---- prediction ------------------------------------------------------------------------------
-def _system_prediction(system: System, parts: list[ChipPart], transfers: list[Transfer]) -> dict:
+def system_mxm_utilization(macs: int, cycles: int, configs) -> float:
+    """Useful MACs over what every chip's MXMs (both per chip, as compile.mxm_utilization counts
+    them) could do in `cycles`."""
+    per_cycle = sum((2 if c.mxm else 0) * c.lanes ** 2 for c in configs)
+    return round(macs / (cycles * per_cycle), 4) if cycles and per_cycle else 0.0
+
+
+def _link_use(part: ChipPart, cycles: int) -> dict[str, float]:
+    """Per sending link end (C2C slice) of a chip: its SEND engine's cycles over `cycles`."""
+    F = LinkFormat.of(part.config).flits
+    busy: dict[str, int] = {}
+    for pos, _, mn, ops, _ in part.m.res.placed:
+        if mn == "SEND":
+            name = part.config.floorplan[pos].name
+            busy[name] = busy.get(name, 0) + ops["count"] * F
+    return {k: round(v / cycles, 4) for k, v in busy.items()}
+
+
+def _system_prediction(parts: list[ChipPart]) -> dict:
     cycles = max(p.predicted["cycles"] for p in parts)
     macs = sum(p.macs for p in parts)
-    links: dict[str, int] = {}
-    for part in parts:
-        F = LinkFormat.of(part.config).flits
-        for pos, c, mn, ops, _ in part.m.res.placed:
-            if mn == "SEND":
-                key = f"chip{part.index}.{part.config.floorplan[pos].name}"
-                links[key] = links.get(key, 0) + ops["count"] * F
-    n_mxm = sum(2 if p.config.mxm else 0 for p in parts)
-    lanes = parts[0].config.lanes
     return {"cycles": cycles, "macs": macs,
-            "mxm_utilization": round(macs / (cycles * n_mxm * lanes ** 2), 4) if cycles and n_mxm else 0.0,
+            "mxm_utilization": system_mxm_utilization(macs, cycles, [p.config for p in parts]),
             "chips": [{"chip": p.index, "cycles": p.predicted["cycles"], "macs": p.macs,
-                       "mxm_utilization": p.predicted["mxm_utilization"],
-                       "links": {k.split(".", 1)[1]: round(v / cycles, 4) for k, v in links.items()
-                                 if k.startswith(f"chip{p.index}.")}} for p in parts]}
+                       "mxm_utilization": p.predicted["mxm_utilization"], "links": _link_use(p, cycles)}
+                      for p in parts]}
