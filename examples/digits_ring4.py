@@ -164,13 +164,12 @@ def main(argv=None) -> int:
     from verif.tools import ToolMissing
     try:
         hidden = [int(h) for h in args.hidden.split(",")]
-        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out)
-    except ValueError as e:
-        if not isinstance(e, (CompileError, SystemSpecError, base.UsageError, RunError)):
-            e = base.UsageError(f"--hidden {args.hidden!r}: comma-separated layer sizes")
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    except ValueError:
+        print(f"error: --hidden {args.hidden!r}: comma-separated layer sizes", file=sys.stderr)
         return 1
-    except ToolMissing as e:
+    try:
+        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out)
+    except (CompileError, SystemSpecError, base.UsageError, RunError, ToolMissing) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     print_summary(s)

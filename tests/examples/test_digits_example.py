@@ -4,24 +4,19 @@ The example is imported from its file (examples/ is not a package). The full-spl
 acceptance figure: the chip's logits equal the integer graph's numpy reference bit for bit, the
 measured cycles equal the prediction, and int8 accuracy is within 1 point of the float model.
 """
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "digits_mlp.py"
+from tests.examples import load_example
+
 
 
 @pytest.fixture(scope="module")
 def digits():
-    spec = importlib.util.spec_from_file_location("digits_mlp_example", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("digits_mlp", "digits_mlp_example")
 
 
 def test_full_test_split_on_golden(digits, tmp_path):

@@ -1,22 +1,17 @@
 """examples/digits_ring4.py: a digits MLP larger than one chip, compiled for ring4 and classified
 batch by batch; logits bit-exact against the integer reference, every chip's cycles as predicted
 (golden here; Verilator in tests/rtl/test_digits_example.py)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "digits_ring4.py"
+from tests.examples import load_example
+
 
 
 @pytest.fixture(scope="module")
 def ring4():
-    spec = importlib.util.spec_from_file_location("digits_ring4_example", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("digits_ring4", "digits_ring4_example")
 
 
 def test_two_batches_on_golden(ring4, tmp_path):

@@ -1,20 +1,17 @@
 """The digits example on the RTL: the whole test split, bit-exact against the integer reference,
 accuracy within a point of the float model, cycles equal to the prediction, twice."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "digits_mlp.py"
+from tests.examples import load_example
+
 
 
 @pytest.mark.rtl
 @pytest.mark.default_sims("verilator")
 def test_digits_example_rtl(sim, tmp_path):
-    spec = importlib.util.spec_from_file_location("digits_mlp_rtl", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("digits_mlp", "digits_mlp_rtl")
     assert mod.main(["--target", sim, "--runs", "2", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["target"] == sim and summary["test_samples"] == 450
@@ -28,9 +25,7 @@ def test_digits_example_rtl(sim, tmp_path):
 def test_digits_ring4_example_rtl(sim, tmp_path):
     """examples/digits_ring4.py (a model larger than one chip) on the emitted ring4 system: one
     batch, bit-exact, every chip's cycles as predicted."""
-    spec = importlib.util.spec_from_file_location("digits_ring4_rtl", EXAMPLE.with_name("digits_ring4.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("digits_ring4", "digits_ring4_rtl")
     assert mod.main(["--target", sim, "--samples", "4", "--out", str(tmp_path)]) == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["target"] == sim and s["bit_exact"] and s["prediction_exact"]
