@@ -8,7 +8,8 @@
 
     With --system NAME (a preset such as pair or ring4, or a .json description): the model is
     split over the system's chips (compiler/system.py; --parallel auto|one|pipeline|tensor), `run`
-    runs the chips together on golden, icarus or verilator, and `compile -o DIR` writes one image
+    runs the chips together on golden, icarus or verilator (golden with --workers N or --scheduler
+    ADDRESS: a Dask worker per chip, sim/scaleout.py), and `compile -o DIR` writes one image
     and listing per chip and DIR/system.json (the system, the images, where inputs and outputs
     live, the plan and the prediction).
 
@@ -27,6 +28,7 @@ import numpy as np
 from isa.config import DEFAULT, ConfigError, get_config
 from isa.image import save
 from isa.system import SystemSpecError
+from verif.run import RunError
 
 from .compile import compile_graph
 from .graph import CompileError
@@ -137,7 +139,8 @@ def cmd_run_system(args, feeds) -> int:
     feeds = {k: v for k, v in feeds.items() if k in sc.graph.inputs}
     if args.target in ("icarus", "verilator"):
         stderr_log(f"{args.target}: the first run builds the system's simulator (minutes); later runs reuse it")
-    outputs, report = run_on_system(sc, feeds, args.target, log=stderr_log)
+    outputs, report = run_on_system(sc, feeds, args.target, log=stderr_log, workers=args.workers,
+                                    scheduler=args.scheduler)
     return _write_run(args, outputs, report, ("target", "system", "cycles", "predicted_cycles", "mxm_utilization"))
 
 
@@ -152,6 +155,11 @@ def _write_run(args, outputs: dict, report: dict, keys: tuple) -> int:
 
 
 def cmd_run(args) -> int:
+    if (args.workers is not None or args.scheduler) and not args.system:
+        raise CompileError("--workers / --scheduler run the chips of a system (--system) in Dask workers")
+    if (args.workers is not None or args.scheduler) and args.target != "golden":
+        raise CompileError(f"--workers / --scheduler scale out the golden model; {args.target} runs the whole "
+                           f"system in one simulator process")
     feeds = _read_npz(args.inputs)
     if args.system:
         return cmd_run_system(args, feeds)
@@ -178,6 +186,10 @@ def main(argv=None) -> int:
     r.add_argument("--port", help="--target fpga: the board's serial port (sim:icarus / sim:verilator: the board "
                                   "top in a simulator)")
     r.add_argument("--baud", type=int, help="--target fpga: the bridge's baud rate")
+    r.add_argument("--workers", type=int, metavar="N", help="with --system on golden: each chip's golden model in a "
+                                                            "Dask worker, N worker processes here (sim/scaleout.py)")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="with --system on golden: the chips' workers on the "
+                                                          "running Dask cluster at ADDRESS (tcp://host:8786)")
     c = sub.add_parser("compile", help="compile a model to a program image")
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True)
@@ -192,7 +204,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         return cmd_run(args) if args.cmd == "run" else cmd_compile(args)
-    except (CompileError, ConfigError, SystemSpecError, OSError) as e:
+    except (CompileError, ConfigError, SystemSpecError, RunError, OSError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
     except Exception as e:                              # noqa: BLE001 (a bug or a missing tool: still one line)

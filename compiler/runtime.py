@@ -119,10 +119,12 @@ def stderr_log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[dict, dict]:
+def run_on_system(sc, feeds: dict, target: str = "golden", log=None, workers: int | None = None,
+                  scheduler: str | None = None) -> tuple[dict, dict]:
     """A model compiled for a system (compiler/system.py) on a target: each chip's image with its
-    inputs, the chips run together (verif.run.run_system), the outputs read back piece by piece
-    from the chips that computed them. Returns ({output name: array}, report)."""
+    inputs, the chips run together (verif.run.run_system; on golden with `workers` / `scheduler`, a
+    Dask worker per chip), the outputs read back piece by piece from the chips that computed them.
+    Returns ({output name: array}, report)."""
     from verif.run import run_system as run_images
 
     from .system import system_mxm_utilization
@@ -147,7 +149,7 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
             path = Path(tmp) / f"chip{part.index}.bin"
             save(with_inputs(part.program, part.host_loads, sc.constants, env), path)
             paths.append(path)
-        report, words = run_images(paths, target, sc.system.name, dumps)
+        report, words = run_images(paths, target, sc.system.name, dumps, workers, scheduler)
     if report["error"] != "NONE":
         bad = next(i for i, c in enumerate(report["chips"]) if c["error"] != "NONE")
         c = report["chips"][bad]
@@ -168,4 +170,6 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None) -> tuple[di
            "mxm_utilization": system_mxm_utilization(pred["macs"], cycles, [p.config for p in sc.chips]),
            "macs": pred["macs"], "parallel": sc.mode, "plan": sc.plan_report(), "chips": chips,
            "wall_seconds": report["wall_seconds"]}
+    if "scale_out" in report:
+        rep["scale_out"] = report["scale_out"]
     return outputs, rep

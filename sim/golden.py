@@ -93,6 +93,12 @@ class Golden:
         m = self.mems[position]
         return m.data[addr].copy(), int(m.ecc[addr])
 
+    def read_words(self, position: int, addr: int, n: int) -> np.ndarray:
+        """n words from addr on (wrapping), ECC-corrected as the host port reads them: uint8 [n, lanes]."""
+        m = self.mems[position]
+        rows = (addr + np.arange(n)) % self.config.mem_words
+        return self.code.decode_bytes(m.data[rows], m.ecc[rows])[0]
+
     def sram_state(self) -> dict:
         """{position: (data, ecc)} copies, to start another model where this one stopped."""
         return {p: (m.data.copy(), m.ecc.copy()) for p, m in self.mems.items()}

@@ -131,19 +131,40 @@ class ChipRun:
 
 def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
     """Issue the queues of several chips in one cycle order (a system: sim/system.py), so that
-    whatever one chip sends another is registered before the cycle the receiver looks for it.
-    Heap entries: (cycle, kind, chip, position, payload); kind 0 a queue looks at its head, 1 an
-    IFETCH vector lands at the end of the cycle, 2 a slice model's pending check (`check(t)`)."""
-    heap = []
-    for i, chip in enumerate(chips):
-        for pos in sorted(chip.queues):
-            if chip.queues[pos].words:
-                heap.append((0, 0, i, pos, None))
-                chip.queues[pos].scheduled = True
-                chip.pending += 1
-    heapq.heapify(heap)
-    while True:
-        while heap:
+    whatever one chip sends another is registered before the cycle the receiver looks for it."""
+    loop = IssueLoop(chips, max_cycles)
+    loop.run()
+    loop.time_out()
+
+
+class IssueLoop:
+    """The event heap of one or more chips. Entries: (cycle, kind, chip, position, payload); kind 0
+    a queue looks at its head, 1 an IFETCH vector lands at the end of the cycle, 2 a slice model's
+    pending check (`check(t)`).
+
+    `run(until)` issues the events before `until`, so a chip of a system can also advance alone,
+    a batch of cycles at a time (sim/scaleout.py). With `releases=False` the loop leaves SYNC
+    releases to its caller (`release`), who sees the chips of the group this loop does not hold."""
+
+    def __init__(self, chips: list[ChipRun], max_cycles: int, releases: bool = True):
+        self.chips, self.max_cycles, self.releases = chips, max_cycles, releases
+        self.heap = []
+        for i, chip in enumerate(chips):
+            for pos in sorted(chip.queues):
+                if chip.queues[pos].words:
+                    self.heap.append((0, 0, i, pos, None))
+                    chip.queues[pos].scheduled = True
+                    chip.pending += 1
+        heapq.heapify(self.heap)
+
+    def next_event(self) -> int | None:
+        """The cycle of the earliest event not yet issued (None: none left)."""
+        return self.heap[0][0] if self.heap else None
+
+    def run(self, until: int | None = None) -> None:
+        """Issue every event of a cycle before `until` (all of them if None)."""
+        heap, chips, max_cycles = self.heap, self.chips, self.max_cycles
+        while heap and (until is None or heap[0][0] < until):
             t, kind, i, pos, land = heapq.heappop(heap)
             chip = chips[i]
             chip.pending -= 1
@@ -156,26 +177,22 @@ def run_chips(chips: list[ChipRun], max_cycles: int) -> None:
             _event(chip, heap, t, kind, i, pos, land)
             if chip.pending == 0 and chip.t_err is None and any(q.parked is not None for q in chip.queues.values()):
                 chip.quiet_at = chip.idle_from()
-                _release(chips, chip.group, heap)
-        held = [c for c in chips if c.quiet_at is not None]
-        if not held:
+                if self.releases:
+                    self._release_group(chip.group)
+
+    def _release_group(self, group: int) -> None:
+        """Release the SYNC of `group` if every chip of it is quiet: parked queues issue on T."""
+        members = [c for c in self.chips if c.group == group]
+        if any(c.quiet_at is None for c in members):
             return
-        for c in held:                          # no release can come any more
-            for pos, q in sorted(c.queues.items()):
-                if q.parked is not None:
-                    c.fail(c.quiet_at, pos, 1, Err.SYNC_TIMEOUT, q.parked)
-            c.quiet_at = None
+        t_rel = release_cycle([(c.quiet_at, c.config) for c in members])
+        for i, c in enumerate(self.chips):
+            if c.group == group:
+                self.release(i, t_rel)
 
-
-def _release(chips: list[ChipRun], group: int, heap) -> None:
-    """Release the SYNC of `group` if every chip of it is quiet: parked queues issue on T."""
-    members = [c for c in chips if c.group == group]
-    if any(c.quiet_at is None for c in members):
-        return
-    t_rel = max(c.quiet_at + spec.sync_release(c.config) for c in members)
-    for i, c in enumerate(chips):
-        if c.group != group:
-            continue
+    def release(self, i: int, t_rel: int) -> None:
+        """Chip i's parked queues issue on t_rel (its group's release)."""
+        c = self.chips[i]
         c.syncs += 1
         c.sync_wait += t_rel - c.quiet_at
         c.quiet_at = None
@@ -183,9 +200,23 @@ def _release(chips: list[ChipRun], group: int, heap) -> None:
             if q.parked is not None:
                 q.parked, q.next_issue = None, t_rel
                 if q.pc < len(q.words):
-                    heapq.heappush(heap, (t_rel, 0, i, pos, None))
+                    heapq.heappush(self.heap, (t_rel, 0, i, pos, None))
                     q.scheduled = True
                     c.pending += 1
+
+    def time_out(self) -> None:
+        """No release can come any more: chips still held at a SYNC stop with SYNC_TIMEOUT."""
+        for c in self.chips:
+            if c.quiet_at is not None:
+                for pos, q in sorted(c.queues.items()):
+                    if q.parked is not None:
+                        c.fail(c.quiet_at, pos, 1, Err.SYNC_TIMEOUT, q.parked)
+                c.quiet_at = None
+
+
+def release_cycle(quiet: list[tuple[int, ChipConfig]]) -> int:
+    """T of a SYNC group whose chips are all quiet, given (q, configuration) per chip: max of q + sync_release."""
+    return max(q + spec.sync_release(config) for q, config in quiet)
 
 
 def _event(chip: ChipRun, heap, t: int, kind: int, i: int, pos: int, land) -> None:

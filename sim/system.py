@@ -47,27 +47,15 @@ class SystemGolden:
                 raise SystemSpecError(f"system {system.name!r}: chip {i} is {system.chips[i]!r}, its program is for "
                                       f"{p.config.name!r}")
         self.system = system
-        ends: dict[tuple[int, str], LinkEnd] = {}
-        for i in range(len(programs)):
-            for s in system.config(i).slices_of(SliceKind.C2C):
-                ends[(i, s.name)] = LinkEnd(i, s.name, s.position)
-        for k, link in enumerate(system.links):
-            if k in down:
-                continue
-            a, b = ends[(link.a.chip, link.a.link)], ends[(link.b.chip, link.b.link)]
-            a.peer, b.peer, a.latency, b.latency = b, a, link.latency, link.latency
-        for (chip, name), frames in (faults or {}).items():
-            if (chip, name) not in ends:
-                raise SystemSpecError(f"fault on chip{chip}.{name}: no such link end")
-            ends[(chip, name)].faults = {int(j): [tuple(f) for f in fl] for j, fl in frames.items()}
+        ends = link_ends(system, faults, down)
         self.ends = ends
         for i, p in enumerate(programs):
-            _check_recv_latency(system, i, p, ends)
+            check_recv_latency(system, i, p, ends)
         memories = memories or [None] * len(programs)
         self.chips = [Golden(p, memories[i], {e.position: e for (c, _), e in ends.items() if c == i})
                       for i, p in enumerate(programs)]
         for i, g in enumerate(self.chips):      # one SYNC group per tree, named by its root
-            g.sync_group = _sync_root(system, i)
+            g.sync_group = sync_root(system, i)
         self.result: SystemResult | None = None
 
     def run(self, max_cycles: int = 1 << 32) -> SystemResult:
@@ -75,18 +63,42 @@ class SystemGolden:
         issue.run_chips(runs, max_cycles)
         outcomes = [r.outcome(max_cycles) for r in runs]
         for (chip, name), e in self.ends.items():
-            cfg = self.system.config(chip)
-            most, at = e.most_waiting(cfg, outcomes[chip][0])
-            if most > cfg.c2c_depth:
-                raise SystemSpecError(f"chip{chip}.{name}: {most} vectors wait in the receive buffer at cycle {at}, "
-                                      f"more than it holds (c2c_depth {cfg.c2c_depth}; isa/link.py waiting)")
+            check_buffer(self.system, e, outcomes[chip][0])
         # a chip may take vectors another sent after that one's own end: settle every chip's
         # issue decisions first (above), then the values
         self.result = SystemResult([g.finish(*o) for g, o in zip(self.chips, outcomes)])
         return self.result
 
 
-def _sync_root(system: System, chip: int) -> int:
+def link_ends(system: System, faults: dict | None = None, down: set | frozenset = frozenset()) -> dict:
+    """{(chip, C2C slice name): LinkEnd} of every chip, joined over the links that trained (not in
+    `down`), with the given faults on arriving frames (SystemGolden's arguments)."""
+    ends: dict[tuple[int, str], LinkEnd] = {}
+    for i in range(len(system.chips)):
+        for s in system.config(i).slices_of(SliceKind.C2C):
+            ends[(i, s.name)] = LinkEnd(i, s.name, s.position)
+    for k, link in enumerate(system.links):
+        if k in down:
+            continue
+        a, b = ends[(link.a.chip, link.a.link)], ends[(link.b.chip, link.b.link)]
+        a.peer, b.peer, a.latency, b.latency = b, a, link.latency, link.latency
+    for (chip, name), frames in (faults or {}).items():
+        if (chip, name) not in ends:
+            raise SystemSpecError(f"fault on chip{chip}.{name}: no such link end")
+        ends[(chip, name)].faults = {int(j): [tuple(f) for f in fl] for j, fl in frames.items()}
+    return ends
+
+
+def check_buffer(system: System, end: LinkEnd, until: int) -> None:
+    """A receive buffer that would have to hold more vectors than c2c_depth is the program's error."""
+    cfg = system.config(end.chip)
+    most, at = end.most_waiting(cfg, until)
+    if most > cfg.c2c_depth:
+        raise SystemSpecError(f"chip{end.chip}.{end.name}: {most} vectors wait in the receive buffer at cycle {at}, "
+                              f"more than it holds (c2c_depth {cfg.c2c_depth}; isa/link.py waiting)")
+
+
+def sync_root(system: System, chip: int) -> int:
     tree = system.sync_tree()
     while tree[chip][0] is not None:
         lk = tree[chip][0]
@@ -94,7 +106,7 @@ def _sync_root(system: System, chip: int) -> int:
     return chip
 
 
-def _check_recv_latency(system: System, chip: int, program: Program, ends) -> None:
+def check_recv_latency(system: System, chip: int, program: Program, ends) -> None:
     """Every RECV must assume at least its link's latency: a shorter `lat` could take a vector before
     the hardware guarantees it has arrived."""
     cfg = program.config

@@ -94,9 +94,7 @@ def run(program_path: Path, target: str, config_name: str, dumps: list[tuple[int
                   "ecc_corrected": res.ecc_corrected, "ecc_uncorrectable": res.ecc_uncorrectable}
         words = {}
         for pos, addr, n in dumps:
-            rows = (addr + np.arange(n)) % config.mem_words
-            data, _ = gold.code.decode_bytes(gold.mems[pos].data[rows], gold.mems[pos].ecc[rows])
-            words[(pos, addr, n)] = data
+            words[(pos, addr, n)] = gold.read_words(pos, addr, n)
     elif target == "fpga":
         status, words = _run_board(program, program_path, config_name, dumps, port, baud)
     elif target == "verilator":
@@ -172,9 +170,11 @@ def _run_board(program, program_path: Path, config_name: str, dumps, port: str |
         raise RunError(str(e)) from None
 
 
-def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tuple[int, int, int, int]]
-               ) -> tuple[dict, dict]:
-    """One image per chip of a system on a target; returns (report, {key: words}), equal on every target."""
+def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tuple[int, int, int, int]],
+               workers: int | None = None, scheduler: str | None = None) -> tuple[dict, dict]:
+    """One image per chip of a system on a target; returns (report, {key: words}), equal on every target.
+    `workers` / `scheduler`: the golden model with a Dask worker per chip (sim/scaleout.py), on a local
+    cluster of that many processes (0: the same protocol in this process) or on a running cluster."""
     from isa.system import SYSTEMS, SystemSpecError, get_system
     try:
         sysm = get_system(system_name)
@@ -188,17 +188,29 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
         gold = SystemGolden(sysm, programs)     # every target refuses what the golden model refuses
     except SystemSpecError as e:
         raise RunError(str(e)) from None
+    scaled = workers is not None or scheduler is not None
+    if scaled and target != "golden":
+        raise RunError(f"--workers / --scheduler scale out the golden model; {target} runs the whole system in one "
+                       f"simulator process")
+    if workers is not None and workers < 0:
+        raise RunError(f"--workers {workers}: 1 or more Dask worker processes (0: the lockstep in this process)")
+    stats = None
     t0 = time.perf_counter()
-    if target == "golden":
+    if target == "golden" and scaled:
+        from sim.scaleout import run_scaled
+        try:
+            res, words, stats = run_scaled(sysm, programs, dumps, workers=workers or 0, scheduler=scheduler)
+        except SystemSpecError as e:
+            raise RunError(str(e)) from None
+        chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
+                  "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
+                 for r in res.chips]
+    elif target == "golden":
         res = gold.run()
         chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
                   "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
                  for r in res.chips]
-        words = {}
-        for c, pos, addr, n in dumps:
-            g = gold.chips[c]
-            rows = (addr + np.arange(n)) % g.config.mem_words
-            words[(c, pos, addr, n)] = g.code.decode_bytes(g.mems[pos].data[rows], g.mems[pos].ecc[rows])[0]
+        words = {(c, pos, addr, n): gold.chips[c].read_words(pos, addr, n) for c, pos, addr, n in dumps}
     else:
         from .rtl_build import run_cocotb
         if system_name not in SYSTEMS:
@@ -218,6 +230,8 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
     first = next((c for c in per if c["error"] != "NONE"), per[0])
     report = {"target": target, "system": sysm.name, "cycles": max(c["cycles"] for c in per),
               "error": first["error"], "chips": per, "wall_seconds": round(wall, 3)}
+    if stats is not None:
+        report["scale_out"] = stats.as_dict()
     return report, {f"chip{c}.{sysm.config(c).floorplan[p].name}@{a:#x}": w for (c, p, a, n), w in words.items()}
 
 
@@ -236,8 +250,14 @@ def main(argv=None) -> int:
     ap.add_argument("--port", help="--target fpga: the board's serial port (sim:icarus / sim:verilator: the board "
                                    "top in a simulator)")
     ap.add_argument("--baud", type=int, help="--target fpga: the bridge's baud rate (default: isa/bridge.py DEFAULT_BAUD)")
+    ap.add_argument("--workers", type=int, metavar="N", help="with --system on golden: a Dask worker process per "
+                                                            "chip, N processes on this machine (sim/scaleout.py)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", help="with --system on golden: the chips' workers on the "
+                                                           "running Dask cluster at ADDRESS (tcp://host:8786)")
     args = ap.parse_args(argv)
     try:
+        if (args.workers is not None or args.scheduler) and not args.system:
+            raise RunError("--workers / --scheduler run the chips of a system (--system) in Dask workers")
         for p in args.program:
             if not p.exists():
                 raise RunError(f"{p}: no such file")
@@ -255,7 +275,7 @@ def main(argv=None) -> int:
                 if not chip.isdigit() or not 0 <= int(chip) < len(sysm.chips):
                     raise RunError(f"--dump {d!r}: with --system, CHIP:SLICE:ADDR:COUNT (chips 0..{len(sysm.chips) - 1})")
                 dumps.append((int(chip), *parse_dump(rest, sysm.config(int(chip)))))
-            report, words = run_system(args.program, args.target, args.system, dumps)
+            report, words = run_system(args.program, args.target, args.system, dumps, args.workers, args.scheduler)
             return _finish(args, report, words)
         if len(args.program) != 1:
             raise RunError(f"{len(args.program)} images given: several need --system")

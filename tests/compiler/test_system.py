@@ -143,6 +143,33 @@ def test_cli_run_and_compile_on_a_system(tmp_path):
     assert [o["columns"] for o in man["outputs"]["y"]] == [[0, 16], [16, 32]]
 
 
+@pytest.mark.xdist_group("dask")
+def test_cli_runs_a_system_on_dask_workers(tmp_path, capsys):
+    """--workers 2: a chip's golden model per Dask worker (sim/scaleout.py); the outputs, cycles and
+    per-chip figures of the single-process run, and the lockstep's figures in the report."""
+    rng = np.random.default_rng(6)
+    _onnx_mlp(tmp_path / "m.onnx", rng, 2, [48, 64, 32])
+    np.savez(tmp_path / "in.npz", x=rng.integers(-128, 128, (2, 48)).astype(np.int8))
+    runs = {}
+    for name, extra in (("one", []), ("dask", ["--workers", "2"])):
+        assert main(["run", str(tmp_path / "m.onnx"), "--system", "pair", "--parallel", "tensor", "--inputs",
+                     str(tmp_path / "in.npz"), "--outputs", str(tmp_path / f"{name}.npz"), "--report",
+                     str(tmp_path / f"{name}.json"), *extra]) == 0
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert np.array_equal(np.load(tmp_path / "one.npz")["y"], np.load(tmp_path / "dask.npz")["y"])
+    assert runs["one"]["chips"] == runs["dask"]["chips"] and runs["dask"]["prediction_exact"]
+    assert runs["dask"]["scale_out"]["workers"] == 2 and runs["dask"]["scale_out"]["rounds"] > 0
+    assert "scale_out" not in runs["one"]
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "m.onnx"), "--workers", "2", "--inputs", str(tmp_path / "in.npz")]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --workers / --scheduler run the chips of a system (--system) "
+                                               "in Dask workers")
+    assert main(["run", str(tmp_path / "m.onnx"), "--system", "pair", "--workers", "2", "--target", "icarus",
+                 "--inputs", str(tmp_path / "in.npz")]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --workers / --scheduler scale out the golden model; icarus "
+                                               "runs the whole system in one simulator process")
+
+
 def test_cli_refuses_fpga_target_for_a_system(tmp_path, capsys):
     rng = np.random.default_rng(4)
     _onnx_mlp(tmp_path / "m.onnx", rng, 1, [16, 16])
@@ -163,4 +190,8 @@ def test_a_model_larger_than_one_chip_on_ring4():
         compile_graph(g, get_config("tiny"))
     sc, rep = _check(g, "ring4", "pipeline", 1)
     assert [set(s.chips) for s in sc.plan] == [{0, 2}, {1, 3}]
+    feeds = {"x": np.random.default_rng(0).integers(-128, 128, (1, 512)).astype(np.int8)}
+    out, scaled = run_on_system(sc, feeds, "golden", workers=0)       # the Dask workers' lockstep, in process
+    assert np.array_equal(out[g.outputs[0]], g.evaluate(feeds)[g.outputs[0]])
+    assert [c["cycles"] for c in scaled["chips"]] == [c["cycles"] for c in rep["chips"]]
     assert {(t.src, t.dst) for t in sc.transfers} == {(0, 1), (0, 3), (2, 1), (2, 3)}
