@@ -31,6 +31,8 @@
 * c2c_*, ring4_stream_*:   chip-to-chip link figures (bench/c2c.py; `python -m bench.c2c`)
 * gemm_*_pair_*, gemm_*_ring4_*, mlp_*: models compiled over systems of chips (bench/multichip.py;
                            `python -m bench.multichip`)
+* scaleout_*:              the golden system model with a Dask worker per chip, 1 / 2 / 4 workers
+                           against one process: wall time, rounds, exchange per round (bench/multichip.py)
 * bridge_*:                the UART host bridge's rates at 1 Mbaud (bench/bridge.py; `python -m bench.bridge`)
 * yosys_cells_vxm_<cfg>:   VXM unit cells (vxm_ctrl + lanes x vxm_lane) for tiny and fpga, and
   yosys_cells_sxm_<cfg>:   one SXM unit (sxm_slice), yosys_cells_mxm_<cfg>: one MXM (mxm_ctrl +

@@ -13,10 +13,18 @@ graph's integer reference, every chip's cycles against the prediction) and repor
   per chip, against the best single-chip schedule (compile_graph on `tiny`)
 * mlp_512_1024_512_ring4_*: the 512-1024-512 MLP of issue 14 at batch 1 (two chips per layer)
 * *_compile_s: compile time, wall clock
+* scaleout_<workload>_*: the golden system model with a Dask worker per chip (sim/scaleout.py):
+  `single_process_s` is SystemGolden in this process; `workers<N>_s` the lockstep's wall time on a
+  local cluster of N worker processes (cluster start and actor creation not included; they are
+  `workers<N>_start_s`), with its `rounds` and `exchange_ms_per_round` (wall time beyond the
+  busiest worker's steps, per round). Results are checked equal to the single-process run.
+  Workloads: the GEMM above on ring4 (every chip computes at once), the 512-1024-512 MLP at batch
+  4 (a pipeline: the chips take turns), and random transfers over every ring4 link (many rounds)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -24,10 +32,13 @@ import numpy as np
 
 from compiler.compile import compile_graph
 from compiler.graph import Graph
-from compiler.runtime import run, run_on_system
+from compiler.runtime import host_before, run, run_on_system, with_inputs
 from compiler.system import compile_system
 from isa.config import get_config
 from isa.system import get_system
+from sim.scaleout import run_scaled
+from sim.system import SystemGolden
+from verif.c2c_stimulus import random_transfers
 
 
 def mlp(rng, m: int, dims: list[int]) -> Graph:
@@ -90,6 +101,55 @@ def main(argv=None) -> int:
     print(f"mlp_{tag}_ring4_pipeline_latency_vs_one_chip: {r['cycles'] / rep['cycles']:.3f}")
 
     if _run("mlp_512_1024_512_ring4", mlp(np.random.default_rng(12), 1, [512, 1024, 512]), "ring4", "auto") is None:
+        return 1
+    return scale_out()
+
+
+def _programs(sc, feeds) -> list:
+    env = host_before(sc.graph, sc.pre, feeds)
+    return [with_inputs(p.program, p.host_loads, sc.constants, env) for p in sc.chips]
+
+
+def _scale_out_one(name: str, system, programs: list, workers: tuple[int, ...]) -> bool:
+    t0 = time.perf_counter()
+    gold = SystemGolden(system, programs)
+    want = gold.run()
+    print(f"scaleout_{name}_single_process_s: {time.perf_counter() - t0:.3f}")
+    print(f"scaleout_{name}_cycles: {want.cycles}")
+    for n in workers:
+        t0 = time.perf_counter()
+        got, _, st = run_scaled(system, programs, workers=n)
+        if got.chips != want.chips:
+            print(f"error: scaleout_{name}: {n} workers differ from the single-process run", file=sys.stderr)
+            return False
+        print(f"scaleout_{name}_workers{n}_s: {st.wall_seconds:.3f}")
+        print(f"scaleout_{name}_workers{n}_start_s: {time.perf_counter() - t0 - st.wall_seconds:.3f}")
+        print(f"scaleout_{name}_workers{n}_rounds: {st.rounds}")
+        print(f"scaleout_{name}_workers{n}_exchange_ms_per_round: {1e3 * st.exchange_seconds / st.rounds:.2f}")
+    return True
+
+
+def scale_out() -> int:
+    """The scale-out figures (module docstring)."""
+    cores = os.cpu_count()
+    print(f"scaleout_cores: {cores}")
+    workers = (1, 2, 4)
+    rng = np.random.default_rng(2026)
+    M, K, N = 32, 1024, 576
+    g = Graph()
+    g.input("x", np.int8, (M, K))
+    g.constant("w", rng.integers(-128, 128, (K, N)).astype(np.int8))
+    g.outputs.append(g.requantize(g.matmul("x", "w"), 1 / 8192, 0, np.int8))
+    ring4 = get_system("ring4")
+    sc = compile_system(g, ring4, "auto")
+    if not _scale_out_one(f"gemm_{M}x{K}x{N}_ring4", ring4, _programs(sc, {"x": rng.integers(-128, 128, (M, K)).astype(np.int8)}), workers):
+        return 1
+    g = mlp(np.random.default_rng(12), 4, [512, 1024, 512])
+    sc = compile_system(g, ring4, "pipeline")
+    if not _scale_out_one("mlp_512_1024_512_b4_ring4", ring4, _programs(sc, {"x": rng.integers(-128, 128, (4, 512)).astype(np.int8)}), workers):
+        return 1
+    progs, _ = random_transfers(ring4, np.random.default_rng(3), min_cycles=12000)
+    if not _scale_out_one("transfers_ring4", ring4, progs, workers):
         return 1
     return 0
 

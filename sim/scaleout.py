@@ -137,28 +137,40 @@ class ChipWorker:
     def time_out(self) -> None:
         self.loop.time_out()
 
-    def finish(self, inbox: dict, dumps: list) -> tuple[RunResult, dict]:
-        """Settle the run; returns its result and the SRAM words of `dumps` [(position, addr, n)]."""
+    def finish(self, inbox: dict, dumps: list) -> tuple[RunResult, dict, float]:
+        """Settle the run; returns its result, the SRAM words of `dumps` [(position, addr, n)] and the
+        seconds it took."""
+        t0 = time.perf_counter()
         self._receive(inbox)
         outcome = self.issuer.outcome(self.loop.max_cycles)
         for e in self.own.values():
             check_buffer(self.system, e, outcome[0])
         res = self.golden.finish(*outcome)
-        return res, {(pos, addr, n): self.golden.read_words(pos, addr, n) for pos, addr, n in dumps}
+        words = {(pos, addr, n): self.golden.read_words(pos, addr, n) for pos, addr, n in dumps}
+        return res, words, time.perf_counter() - t0
 
 
 @dataclass
 class ScaleOutStats:
-    """How a run went: rounds of the lockstep, wall time, and the part of it the chips computed."""
+    """How a run went: rounds of the lockstep, wall time, and the part of it the chips computed.
+    A worker process runs its chips' steps one after the other, so a round (and the final settling
+    of every chip) lasts at least its busiest worker's time; the rest of the wall time is the
+    exchange: messages, waiting, the coordinator."""
     workers: int
     rounds: int = 0
     wall_seconds: float = 0.0
-    compute_seconds: float = 0.0        # per round the slowest chip's step, summed
+    compute_seconds: float = 0.0        # per round (and the finish) the busiest worker's step time, summed
     steps: int = 0                      # chip steps over all rounds
+
+    def add_round(self, seconds: list[float], where: list[int]) -> None:
+        """One round's step times, chip k's on worker where[k]."""
+        per: dict[int, float] = {}
+        for sec, w in zip(seconds, where):
+            per[w] = per.get(w, 0.0) + sec
+        self.compute_seconds += max(per.values(), default=0.0)
 
     @property
     def exchange_seconds(self) -> float:
-        """Wall time not spent in the slowest chip's step: messages, waiting, the coordinator."""
         return max(0.0, self.wall_seconds - self.compute_seconds)
 
     def as_dict(self) -> dict:
@@ -202,25 +214,23 @@ def run_scaled(system: System, programs: list[Program], dumps: list = (), worker
                                   f"{p.config.name!r}")
     memories = memories or [None] * len(programs)
     args = [(system, i, p, faults, memories[i], down, max_cycles) for i, p in enumerate(programs)]
-    t0 = time.perf_counter()
     if workers == 0 and scheduler is None:
         handles = [_InProcess(ChipWorker(*a)) for a in args]
-        stats = ScaleOutStats(0)
-        res, words = _coordinate(system, handles, dumps, stats)
-    else:
-        with dask_client(workers, scheduler) as client:
-            addrs = sorted(client.scheduler_info()["workers"])
-            futures = [client.submit(ChipWorker, *a, workers=[addrs[i % len(addrs)]], actor=True, pure=False)
-                       for i, a in enumerate(args)]
-            handles = [f.result() for f in futures]
-            stats = ScaleOutStats(len(addrs))
-            t0 = time.perf_counter()
-            res, words = _coordinate(system, handles, dumps, stats)
-    stats.wall_seconds = time.perf_counter() - t0
-    return res, words, stats
+        return _coordinate(system, handles, [0] * len(handles), dumps, ScaleOutStats(0))
+    with dask_client(workers, scheduler) as client:
+        addrs = sorted(client.scheduler_info()["workers"])
+        # contiguous blocks of chips per worker: neighbours in a chain or ring mostly share a process
+        where = [i * len(addrs) // len(args) for i in range(len(args))]
+        futures = [client.submit(ChipWorker, *a, workers=[addrs[w]], actor=True, pure=False)
+                   for a, w in zip(args, where)]
+        handles = [f.result() for f in futures]
+        return _coordinate(system, handles, where, dumps, ScaleOutStats(len(addrs)))
 
 
-def _coordinate(system: System, handles: list, dumps, stats: ScaleOutStats) -> tuple[SystemResult, dict]:
+def _coordinate(system: System, handles: list, where: list[int], dumps, stats: ScaleOutStats
+                ) -> tuple[SystemResult, dict, ScaleOutStats]:
+    """The rounds (module docstring); chip k's worker runs on worker process where[k]."""
+    t_start = time.perf_counter()
     n = len(handles)
     peer_of = {}            # (chip, link end) -> (chip, link end) it sends to
     near = [[] for _ in range(n)]       # per chip: (peer chip, latency)
@@ -253,10 +263,10 @@ def _coordinate(system: System, handles: list, dumps, stats: ScaleOutStats) -> t
             inbox[i] = {}
         stats.rounds += 1
         stats.steps += len(todo)
-        slowest = 0.0
+        seconds = []
         for (i, lim), call in zip(todo, calls):
             r = call.result()
-            slowest = max(slowest, r["seconds"])
+            seconds.append(r["seconds"])
             ran[i] = lim if lim is not None else ran[i]
             horizon[i], quiet[i], ended[i] = r["horizon"], r["quiet_at"], r["ended"]
             for name, (s, t, v) in r["out"].items():
@@ -265,7 +275,7 @@ def _coordinate(system: System, handles: list, dumps, stats: ScaleOutStats) -> t
                     s0, t0, v0 = inbox[j][there]
                     s, t, v = np.concatenate([s0, s]), np.concatenate([t0, t]), np.concatenate([v0, v])
                 inbox[j][there] = (s, t, v)
-        stats.compute_seconds += slowest
+        stats.add_round(seconds, [where[i] for i, _ in todo])
         for members in groups.values():
             if all(quiet[c] is not None for c in members):
                 t_rel = release_cycle([(quiet[c], system.config(c)) for c in members])
@@ -275,12 +285,15 @@ def _coordinate(system: System, handles: list, dumps, stats: ScaleOutStats) -> t
         if quiet[i] is not None:
             handles[i].time_out().result()
     calls = [h.finish(inbox[i], [d[1:] for d in dumps if d[0] == i]) for i, h in enumerate(handles)]
-    results, words = [], {}
+    results, words, seconds = [], {}, []
     for i, call in enumerate(calls):
-        res, got = call.result()
+        res, got, sec = call.result()
         results.append(res)
+        seconds.append(sec)
         words.update({(i, *k): w for k, w in got.items()})
-    return SystemResult(results), words
+    stats.add_round(seconds, where)
+    stats.wall_seconds = time.perf_counter() - t_start
+    return SystemResult(results), words, stats
 
 
 @contextmanager

@@ -148,3 +148,15 @@ def test_dask_workers_give_the_single_process_run():
     progs, _ = random_transfers(RING4, np.random.default_rng(11), min_cycles=600)
     got, stats = same_as_one_process(RING4, progs, workers=2)
     assert stats.workers == 2 and all(c.error == E.NONE for c in got.chips)
+
+
+@pytest.mark.xdist_group("dask")
+def test_a_running_cluster_by_address():
+    """--scheduler ADDRESS: the chips' workers on a cluster started elsewhere."""
+    import logging
+
+    from distributed import LocalCluster
+    progs, _ = random_transfers(PAIR, np.random.default_rng(12), min_cycles=400)
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        got, stats = same_as_one_process(PAIR, progs, scheduler=cluster.scheduler_address)
+    assert stats.workers == 2
