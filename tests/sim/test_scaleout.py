@@ -28,12 +28,12 @@ def _every_word(system):
             for i in range(len(system.chips)) for s in system.config(i).slices_of(SliceKind.MEM)]
 
 
-def same_as_one_process(system, programs, workers=0, faults=None, **kw):
+def same_as_one_process(system, programs, workers=0, faults=None, scheduler=None, **kw):
     """Run both ways; assert equal results and SRAM; return the scaled run's (result, stats)."""
     gold = SystemGolden(system, programs, faults, **kw)
     want = gold.run()
     dumps = _every_word(system)
-    got, words, stats = run_scaled(system, programs, dumps, workers=workers, faults=faults, **kw)
+    got, words, stats = run_scaled(system, programs, dumps, workers=workers, scheduler=scheduler, faults=faults, **kw)
     assert got.chips == want.chips
     for c, pos, addr, n in dumps:
         assert np.array_equal(words[(c, pos, addr, n)], gold.chips[c].read_words(pos, addr, n)), (c, pos)
