@@ -3,7 +3,7 @@ for a system of chips (ring4 by default) and run on the golden system model or t
 
     .venv/bin/python examples/digits_ring4.py [--target golden|icarus|verilator] [--system ring4]
                                               [--hidden 1024,480,480] [--batch 4] [--samples N]
-                                              [--out DIR]
+                                              [--out DIR] [--workers N]
 
 The steps are examples/digits_mlp.py's (same data, quantization conventions and QDQ export), with
 more hidden layers: 64 -> 1024 -> 480 -> 480 -> 10 holds 800,232 bytes of int8 weights and int32
@@ -12,7 +12,8 @@ the chips (the plan it prints: the 480 KiB layer over two chips' columns, the ot
 prediction says). The model is compiled once for a batch of --batch samples and the test split
 classified batch by batch (the last one padded); every batch's logits must equal the integer
 graph's numpy reference bit for bit and every chip's measured cycles the prediction. It prints
-the accuracy against the float model, cycles per inference and each chip's utilization.
+the accuracy against the float model, cycles per inference and each chip's utilization. With
+--workers N each chip's golden model runs in a Dask worker (sim/scaleout.py), same results.
 
 The batch is small because the compiler plans instruction refills after the kernels: a larger
 batch keeps every MEM read engine busy through the big layers and leaves a refill no cycle
@@ -72,7 +73,19 @@ def quantize(mlp, x_calib) -> tuple[np.float32, list]:
 
 
 def run_example(target="golden", system="ring4", hidden=HIDDEN, batch=BATCH, samples=None, out=DEFAULT_OUT,
-                log=print) -> dict:
+                log=print, workers=None) -> dict:
+    """`workers`: on golden, each chip's golden model in a Dask worker, one local cluster of that many
+    processes for every batch (sim/scaleout.py; 0: the same lockstep in this process)."""
+    if workers is not None and target != "golden":
+        raise base.UsageError(f"--workers scales out the golden model; {target} runs the system in one simulator")
+    if not workers:
+        return _run_example(target, system, hidden, batch, samples, out, log, workers)
+    from sim.scaleout import dask_client
+    with dask_client(workers) as client:
+        return _run_example(target, system, hidden, batch, samples, out, log, None, client.scheduler.address)
+
+
+def _run_example(target, system, hidden, batch, samples, out, log, workers, scheduler=None) -> dict:
     from compiler.onnx_import import load
     from compiler.runtime import run_on_system
     from compiler.system import compile_system
@@ -108,7 +121,8 @@ def run_example(target="golden", system="ring4", hidden=HIDDEN, batch=BATCH, sam
     for b0 in range(0, n, batch):
         x = np.zeros((batch, x_test.shape[1]), np.float32)
         x[:min(batch, n - b0)] = x_test[b0:b0 + batch]
-        outputs, report = run_on_system(sc, {"x": x}, target, log=log if b0 == 0 else (lambda m: None))
+        outputs, report = run_on_system(sc, {"x": x}, target, log=log if b0 == 0 else (lambda m: None),
+                                        workers=workers, scheduler=scheduler)
         ref = dict(zip(graph.output_names, graph.evaluate({"x": x}).values()))["logits"]
         bit_exact &= bool(np.array_equal(outputs["logits"], ref))
         exact &= bool(report["prediction_exact"])
@@ -126,7 +140,7 @@ def run_example(target="golden", system="ring4", hidden=HIDDEN, batch=BATCH, sam
         "chips": [{k: c[k] for k in ("chip", "cycles", "predicted_cycles", "mxm_utilization", "links")}
                   for c in report["chips"]],
         "plan": [{"stage": s["stage"], "chips": s["chips"]} for s in report["plan"]],
-        "compile_seconds": round(sc.compile_seconds, 2),
+        "compile_seconds": round(sc.compile_seconds, 2), "scale_out": report.get("scale_out"),
         "prediction_exact": exact, "bit_exact": bit_exact,
     }
     summary["ok"] = summary["prediction_exact"] and summary["bit_exact"]
@@ -157,6 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=BATCH, help=f"samples per run (compiled batch; default {BATCH})")
     ap.add_argument("--samples", type=int, help="classify the first N test samples (default: the whole test split)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--workers", type=int, metavar="N", help="golden: a Dask worker per chip on N local processes")
     args = ap.parse_args(argv)
     from compiler.graph import CompileError
     from isa.system import SystemSpecError
@@ -168,7 +183,7 @@ def main(argv=None) -> int:
         print(f"error: --hidden {args.hidden!r}: comma-separated layer sizes", file=sys.stderr)
         return 1
     try:
-        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out)
+        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out, workers=args.workers)
     except (CompileError, SystemSpecError, base.UsageError, RunError, ToolMissing) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
