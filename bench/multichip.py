@@ -12,6 +12,8 @@ graph's integer reference, every chip's cycles against the prediction) and repor
 * mlp_<dims>_<system>_pipeline_cycles vs mlp_<dims>_one_chip_cycles: a batch-1 MLP with a stage
   per chip, against the best single-chip schedule (compile_graph on `tiny`)
 * mlp_512_1024_512_ring4_*: the 512-1024-512 MLP of issue 14 at batch 1 (two chips per layer)
+* mlp_128x128x3_b128_*: a batch of 128 rows through a 3-stage pipeline on ring4, whole and in
+  micro-batches (compiler/microbatch.py; `_micro_batches` is the count chosen), and on one chip
 * *_compile_s: compile time, wall clock
 * scaleout_<workload>_*: the golden system model with a Dask worker per chip (sim/scaleout.py):
   `single_process_s` is SystemGolden in this process; `workers<N>_s` the lockstep's wall time on a
@@ -53,11 +55,11 @@ def mlp(rng, m: int, dims: list[int]) -> Graph:
     return g
 
 
-def _run(name: str, g: Graph, system: str, mode: str) -> dict | None:
+def _run(name: str, g: Graph, system: str, mode: str, micro_batches: int | None = None) -> dict | None:
     rng = np.random.default_rng(0)
     feeds = {"x": rng.integers(-128, 128, g.types["x"].shape).astype(np.int8)}
     t0 = time.perf_counter()
-    sc = compile_system(g, get_system(system), mode)
+    sc = compile_system(g, get_system(system), mode, micro_batches)
     print(f"{name}_compile_s: {time.perf_counter() - t0:.1f}")
     out, rep = run_on_system(sc, feeds, "golden")
     want = g.evaluate(feeds)
@@ -71,6 +73,7 @@ def _run(name: str, g: Graph, system: str, mode: str) -> dict | None:
     links = [v for c in sc.predicted["chips"] for v in c["links"].values()]
     print(f"{name}_busiest_link_utilization: {max(links, default=0.0)}")
     print(f"{name}_plan: {' '.join('+'.join(map(str, s.chips)) for s in sc.plan)}")
+    print(f"{name}_micro_batches: {sc.micro_batches}")
     return rep
 
 
@@ -102,6 +105,17 @@ def main(argv=None) -> int:
 
     if _run("mlp_512_1024_512_ring4", mlp(np.random.default_rng(12), 1, [512, 1024, 512]), "ring4", "auto") is None:
         return 1
+
+    # a batch streamed through a pipeline in micro-batches of rows, against it whole and one chip
+    g = mlp(np.random.default_rng(9), 128, [128, 128, 128, 128])
+    _, rep = run(compile_graph(g, tiny), {"x": np.random.default_rng(0).integers(-128, 128, (128, 128)).astype(np.int8)},
+                 "golden")
+    print(f"mlp_128x128x3_b128_one_chip_cycles: {rep['cycles']}")
+    whole = _run("mlp_128x128x3_b128_ring4_pipeline_whole", g, "ring4", "pipeline", micro_batches=1)
+    streamed = _run("mlp_128x128x3_b128_ring4_pipeline_micro", g, "ring4", "pipeline")
+    if whole is None or streamed is None:
+        return 1
+    print(f"mlp_128x128x3_b128_ring4_micro_speedup: {whole['cycles'] / streamed['cycles']:.2f}")
     return scale_out()
 
 

@@ -69,9 +69,10 @@ def _compile_system(args, feeds):
         raise CompileError(f"{args.model}: no such file")
     system = get_system(args.system)
     graph = load(args.model, bind=feeds)
-    sc = compile_system(graph, system, args.parallel)
+    sc = compile_system(graph, system, args.parallel, args.micro_batches)
     p = sc.predicted
-    stderr_log(f"compiled {args.model.name} for {system.name} ({len(system.chips)} chips, {sc.mode}) in "
+    micro = f", {sc.micro_batches} micro-batches" if sc.micro_batches > 1 else ""
+    stderr_log(f"compiled {args.model.name} for {system.name} ({len(system.chips)} chips, {sc.mode}{micro}) in "
                f"{sc.compile_seconds:.2f} s: {p['cycles']} predicted cycles, MXM utilization {p['mxm_utilization']}")
     for st in sc.plan_report():
         stderr_log(f"  {st['stage']}: chips {st['chips']} ({st['kind']}): {st['why']}")
@@ -91,19 +92,34 @@ def cmd_compile_system(args, feeds) -> int:
 
     def where(c, piece):
         return [[sc.system.config(c).floorplan[pos].name, addr] for pos, addr in piece.whole_copy().planes]
+    # a micro-batch's value is rows lo..hi of the batch's (compiler/microbatch.py)
+    rows_of = {n.outputs[0]: (n.inputs[0], n.attrs["lo"], n.attrs["hi"]) for n in sc.pre if n.op == "rows"}
+    for n in sc.post:
+        if n.op == "concat":
+            lo = 0
+            for v in n.inputs:
+                hi = lo + sc.graph.types[v].shape[0]
+                rows_of[v], lo = (n.outputs[0], lo, hi), hi
     inputs = {}
     for part in sc.chips:
         for placed, src, _ in part.host_loads:
-            if src in sc.graph.inputs and placed.copies:
-                inputs.setdefault(src, []).append({"chip": part.index, "copies": [
-                    [[part.config.floorplan[pos].name, addr] for pos, addr in c.planes] for c in placed.copies]})
+            if src not in sc.constants and placed.copies:
+                v, lo, hi = rows_of.get(src, (src, None, None))
+                inputs.setdefault(v, []).append({"chip": part.index, **({"rows": [lo, hi]} if lo is not None else {}),
+                                                 "copies": [[[part.config.floorplan[pos].name, addr]
+                                                             for pos, addr in c.planes] for c in placed.copies]})
     names = dict(zip(sc.graph.outputs, getattr(sc.graph, "output_names", None) or sc.graph.outputs))
+    outputs = {}
+    for v, pieces in sc.outputs.items():
+        whole, lo, hi = rows_of.get(v, (v, None, None))
+        for c, cols, piece in pieces:
+            outputs.setdefault(names.get(whole, whole), []).append(
+                {"chip": c, "columns": list(cols), **({"rows": [lo, hi]} if lo is not None else {}),
+                 "shape": list(piece.layout.shape), "dtype": str(piece.dtype), "offset": piece.offset,
+                 "planes": where(c, piece)})
     manifest = {"system": sc.system.name, "chips": list(sc.system.chips), "images": images, "parallel": sc.mode,
-                "plan": sc.plan_report(), "predicted": sc.predicted, "inputs": inputs,
-                "outputs": {names.get(v, v): [{"chip": c, "columns": list(cols), "shape": list(piece.layout.shape),
-                                 "dtype": str(piece.dtype), "offset": piece.offset, "planes": where(c, piece)}
-                                for c, cols, piece in pieces] for v, pieces in sc.outputs.items()},
-                "compile_seconds": round(sc.compile_seconds, 3)}
+                "micro_batches": sc.micro_batches, "plan": sc.plan_report(), "predicted": sc.predicted,
+                "inputs": inputs, "outputs": outputs, "compile_seconds": round(sc.compile_seconds, 3)}
     (out / "system.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"cycles={sc.predicted['cycles']} mxm_utilization={sc.predicted['mxm_utilization']} chips={len(sc.chips)} "
           f"images={out}")
@@ -201,8 +217,13 @@ def main(argv=None) -> int:
                                         "description); `compile -o` then names a directory")
         p.add_argument("--parallel", choices=MODES, default="auto",
                        help="with --system: how stages go to chips (auto: the plan with the fewest predicted cycles)")
+        p.add_argument("--micro-batches", type=int, metavar="N",
+                       help="with --system: cut the batch into N row slices that stream through the stages "
+                            "(default: by prediction, compiler/microbatch.py)")
     args = ap.parse_args(argv)
     try:
+        if args.micro_batches is not None and not args.system:
+            raise CompileError("--micro-batches streams a batch through the stages of a system (--system)")
         return cmd_run(args) if args.cmd == "run" else cmd_compile(args)
     except (CompileError, ConfigError, SystemSpecError, RunError, OSError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)

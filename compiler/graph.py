@@ -14,6 +14,9 @@ import numpy as np
 from isa import quant
 
 INT_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)
+# run by the host around the chip's work: float boundaries, and a batch's rows sliced and joined
+# for micro-batches (compiler/microbatch.py)
+HOST_OPS = ("quantize", "dequantize", "rows", "concat")
 
 
 class CompileError(ValueError):
@@ -28,7 +31,7 @@ class TensorType:
 
 @dataclass
 class Node:
-    op: str                      # matmul, add, relu, requantize, reshape, transpose, quantize, dequantize
+    op: str                      # matmul, add, relu, requantize; on the host: quantize, dequantize, rows, concat
     name: str
     inputs: list[str]
     outputs: list[str]
@@ -36,7 +39,7 @@ class Node:
 
     @property
     def on_host(self) -> bool:
-        return self.op in ("quantize", "dequantize")
+        return self.op in HOST_OPS
 
 
 @dataclass
@@ -151,4 +154,6 @@ _EVAL = {
     "requantize": lambda n, x: _saturate(_requantize(n, x), np.dtype(n.attrs["dtype"])),
     "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),
     "dequantize": lambda n, x, s, z: ((x.astype(np.int64) - z.astype(np.int64)) * s).astype(np.float32),
+    "rows": lambda n, x: x[n.attrs["lo"]:n.attrs["hi"]],
+    "concat": lambda n, *xs: np.concatenate(xs, axis=-2),
 }

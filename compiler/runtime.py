@@ -168,7 +168,8 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None, workers: in
            "predicted_cycles": pred["cycles"], "prediction_exact": cycles == pred["cycles"] and
            all(c["cycles"] == c["predicted_cycles"] for c in chips),
            "mxm_utilization": system_mxm_utilization(pred["macs"], cycles, [p.config for p in sc.chips]),
-           "macs": pred["macs"], "parallel": sc.mode, "plan": sc.plan_report(), "chips": chips,
+           "macs": pred["macs"], "parallel": sc.mode, "micro_batches": sc.micro_batches, "plan": sc.plan_report(),
+           "chips": chips,
            "wall_seconds": report["wall_seconds"]}
     if "scale_out" in report:
         rep["scale_out"] = report["scale_out"]

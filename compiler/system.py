@@ -44,6 +44,7 @@ from .compile import (NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul
                       finish_program, host_values)
 from .graph import CompileError, Graph, Node, TensorType
 from .layout import Copy, Layout, Placed
+from .microbatch import batch_rows, split_rows
 from .reserve import Bundle, NeverFits
 
 MODES = ("auto", "one", "pipeline", "tensor")
@@ -109,6 +110,7 @@ class SystemCompiled:
     outputs: dict                   # chip output value -> [(chip, (n0, n1), Placed piece)]
     predicted: dict
     compile_seconds: float = 0.0
+    micro_batches: int = 1          # the batch's row slices streaming through the stages
 
     def plan_report(self) -> list[dict]:
         return [{"stage": s.name, "nodes": [n.name for n in s.nodes], "kind": s.kind, "chips": list(s.chips),
@@ -288,31 +290,48 @@ def _piece_group(graph: Graph, constants: dict, group: list[Node], n0: int, n1: 
 
 
 # ---- the compiler -----------------------------------------------------------------------------
-def compile_system(graph: Graph, system: System, mode: str = "auto") -> SystemCompiled:
+def compile_system(graph: Graph, system: System, mode: str = "auto", micro_batches: int | None = None
+                   ) -> SystemCompiled:
     """Compile `graph` for `system`. mode 'auto' compiles the candidate plans the model allows (one
     chip when it fits, pipeline, tensor parallel) and keeps the one with the fewest predicted
-    cycles; 'one', 'pipeline' and 'tensor' force one."""
+    cycles; 'one', 'pipeline' and 'tensor' force one. `micro_batches`: cut the batch into that many
+    row slices that stream through the stages (compiler/microbatch.py); None tries 1, 2, 4 and 8
+    where the plan has several stages and keeps the fewest predicted cycles."""
     if mode not in MODES:
         raise CompileError(f"--parallel {mode!r}: one of {', '.join(MODES)}")
     t0 = time.perf_counter()
     pre, post, chip_nodes = _partition(graph)
-    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
-    needed_out = [v for v in graph.outputs if v not in host_vals] + \
-                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
-    needed_out = list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip_nodes)))
+    host_vals, needed_out = _boundary(graph, pre, post, chip_nodes)
     groups = _groups(graph, chip_nodes, set(needed_out))
+    rows = batch_rows(graph, chip_nodes)
+    if micro_batches is not None and micro_batches != 1:
+        if micro_batches < 1 or rows is None or rows % micro_batches:
+            raise CompileError(f"--micro-batches {micro_batches}: " + (
+                "the chip work is not row-wise over one batch (2-D activations, constant weights)" if rows is None
+                else f"must divide the batch of {rows} rows"))
     tries = [mode] if mode != "auto" else ["one", "pipeline", "tensor"]
     best, errors = None, []
     for md in tries:
-        try:
-            sc = _compile_plan(graph, system, md, groups, pre, post, host_vals, needed_out)
-        except CompileError as e:
-            if mode != "auto":
-                raise
-            errors.append(f"{md}: {e}")
-            continue
-        if best is None or sc.predicted["cycles"] < best.predicted["cycles"]:
-            best = sc
+        if micro_batches is not None:
+            counts = [micro_batches]
+        elif md == "one" or rows is None or len(groups) < 2:
+            counts = [1]
+        else:       # a micro-batch shorter than a weight tile's load (lanes rows) only adds loads
+            counts = [c for c in (1, 2, 4, 8) if rows % c == 0 and (c == 1 or rows // c >= system.config(0).lanes)]
+        mode_best = None
+        for c in counts:
+            try:
+                sc = _compile_plan(graph, system, md, groups, pre, post, chip_nodes, c)
+            except CompileError as e:
+                if mode != "auto" and len(counts) == 1:
+                    raise
+                errors.append(f"{md}: {e}")
+                continue
+            if mode_best is not None and sc.predicted["cycles"] >= mode_best.predicted["cycles"]:
+                break                       # more micro-batches stopped paying
+            mode_best = sc
+        if mode_best is not None and (best is None or mode_best.predicted["cycles"] < best.predicted["cycles"]):
+            best = mode_best
     if best is None:
         sram = system.config(0).sram_bytes * len(system.chips)
         total = sum(_weight_bytes(graph, g, system.config(0).lanes) for g in groups)
@@ -323,13 +342,39 @@ def compile_system(graph: Graph, system: System, mode: str = "auto") -> SystemCo
     return best
 
 
-def _compile_plan(graph, system, mode, groups, pre, post, host_vals, needed_out) -> SystemCompiled:
+def _boundary(graph: Graph, pre: list[Node], post: list[Node], chip_nodes: list[Node]) -> tuple[set, list[str]]:
+    """(the values the host has before the run, the chip results the host reads after it)."""
+    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
+    needed_out = [v for v in graph.outputs if v not in host_vals] + \
+                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
+    return host_vals, list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip_nodes)))
+
+
+def _micro(graph, plan: list[Stage], pre, post, chip_nodes, c: int):
+    """The graph and plan to lower for c micro-batches: each stage once per micro-batch, stage by
+    stage, on the stage's chips and columns. Returns (graph, plan, pre, post, host values, outputs)."""
+    if c == 1:
+        return (graph, plan, pre, post, *_boundary(graph, pre, post, chip_nodes))
+    g = split_rows(graph, pre, chip_nodes, post, c)
+    pre2, post2, chip2 = _partition(g)
+    host_vals, needed_out = _boundary(g, pre2, post2, chip2)
+    groups = _groups(g, chip2, set(needed_out))
+    assert len(groups) == c * len(plan), "micro-batches fuse as the whole batch does"
+    stages = [Stage(groups[j * len(plan) + i], st.chips, st.cols, st.weight_bytes, st.reason)
+              for i, st in enumerate(plan) for j in range(c)]
+    return g, stages, pre2, post2, host_vals, needed_out
+
+
+def _compile_plan(graph, system, mode, groups, pre, post, chip_nodes, micro: int) -> SystemCompiled:
     widths: dict[int, int] = {}
     while True:
         plan = plan_stages(graph, groups, system, mode, widths)
+        low = _micro(graph, plan, pre, post, chip_nodes, micro)
         try:
-            _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry=True)   # SRAM only
-            return _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out)
+            _lower_plan(system, mode, *low, dry=True)   # SRAM only
+            sc = _lower_plan(system, mode, *low)
+            sc.plan, sc.micro_batches = plan, micro
+            return sc
         except _SramFull as e:
             gi = max((i for i, s in enumerate(plan) if e.chip in s.chips and _splittable(graph, s.nodes, system.config(0).lanes) is None),
                      key=lambda i: plan[i].weight_bytes // len(plan[i].chips), default=None)
@@ -344,7 +389,7 @@ class _SramFull(CompileError):
         self.chip = chip
 
 
-def _lower_plan(graph, system, mode, plan, pre, post, host_vals, needed_out, dry=False):
+def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry=False):
     constants = dict(graph.constants)
     parts = [ChipPart(i, system.config(i), kernels.Machine(system.config(i), dry=dry)) for i in range(len(system.chips))]
     consumers: dict[str, set[int]] = {}            # value -> chips that need it whole

@@ -69,17 +69,22 @@ def test_refilled_mlp_rtl(sim):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("mode", ["pipeline", "tensor"])
+@pytest.mark.parametrize("mode", ["pipeline", "tensor", "micro-batches"])
 def test_model_over_a_pair_of_chips(sim, mode):
     """A model compiled for the `pair` system (compiler/system.py) on the emitted system: outputs
-    bit-exact, and every chip's cycles equal to golden's and to the prediction."""
+    bit-exact, and every chip's cycles equal to golden's and to the prediction. micro-batches: a
+    batch of 32 rows streamed through a two-stage pipeline as two micro-batches."""
     from compiler.runtime import run_on_system
     from compiler.system import compile_system
     from isa.system import get_system
     from bench.multichip import mlp
-    g = mlp(np.random.default_rng(2), 4, [48, 64, 32])
-    feeds = {"x": np.random.default_rng(0).integers(-128, 128, (4, 48)).astype(np.int8)}
-    sc = compile_system(g, get_system("pair"), mode)
+    m = 32 if mode == "micro-batches" else 4
+    g = mlp(np.random.default_rng(2), m, [48, 64, 32])
+    feeds = {"x": np.random.default_rng(0).integers(-128, 128, (m, 48)).astype(np.int8)}
+    if mode == "micro-batches":
+        sc = compile_system(g, get_system("pair"), "pipeline", micro_batches=2)
+    else:
+        sc = compile_system(g, get_system("pair"), mode)
     assert sc.transfers
     gold_out, gold = run_on_system(sc, feeds, "golden")
     out, rep = run_on_system(sc, feeds, sim)
