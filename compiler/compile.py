@@ -69,7 +69,10 @@ def last_effect(mnemonic: str, ops: dict, cycle: int, config: ChipConfig, T: dic
 def _timed(m, config: ChipConfig) -> TimedProgram:
     tp = TimedProgram(config)
     for pos, cyc, mn, ops, note in m.res.placed:
-        tp.at(pos, cyc, mn, **ops)
+        if mn == "SYNC":                # a system's start (compiler/system.py): the queue resumes on m.sync_resume
+            tp.sync(pos, cyc, m.sync_resume)
+        else:
+            tp.at(pos, cyc, mn, **ops)
     return tp
 
 
@@ -361,6 +364,8 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
 def _predict(m, config: ChipConfig, macs: int) -> dict:
     placed = m.res.placed
     cycles = max((last_effect(mn, ops, c, config, m.T) for _, c, mn, ops, _ in placed), default=-1) + 1
+    if m.sync_resume is not None:       # a queue parked at the start SYNC is idle from its release on
+        cycles = max(cycles, m.sync_resume)
     busy: dict[str, int] = {}
     for key, spans in m.res.intervals.items():
         if key[0] == "engine":

@@ -62,6 +62,7 @@ class Machine:
         self.temps: dict[tuple, Placed] = {}     # intermediates of cut epilogues (_chain_temp)
         self.temp_free: dict[tuple, int] = {}    # (intermediate, half): cycle its last item was read back
         self.sram = Sram(config)
+        self.sync_resume: int | None = None      # a system's program: the cycle its start SYNC releases
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
         sx = config.slices_of(SliceKind.SXM)
         self.sxm = {W: sx[0].position, E: sx[-1].position}
@@ -75,6 +76,22 @@ class Machine:
             west = max(s.position for s in mx if s.position < self.vxm)      # nearest the fabric's centre
             east = min(s.position for s in mx if s.position > self.vxm)
             self.mxm = {W: MxmState(west, W), E: MxmState(east, E)}
+
+    def start_in_step(self, resume: int) -> None:
+        """A chip of a system: every queue's first word is a SYNC on cycle 0 (added by `add_start_syncs`)
+        and nothing else issues before `resume`, the system's release, so the chips run on one program
+        time however the host started them (isa/spec.py SYNC)."""
+        self.sync_resume = resume
+        for s in self.config.floorplan:
+            for c in range(resume):
+                self.res.book_slot(s.position, c, "system start SYNC")
+
+    def add_start_syncs(self) -> None:
+        """The SYNCs `start_in_step` reserved room for: in every queue that has words, or in the first
+        queue of a chip that has none (every chip of a SYNC group must take part in its release)."""
+        used = sorted({pos for pos, *_ in self.res.placed}) or [self.config.floorplan[0].position]
+        self.res.placed[:0] = [(pos, 0, "SYNC", {}, "system start: the chips' queues resume together")
+                               for pos in used]
 
     # ---- placement helpers ---------------------------------------------------------------
     def host_copy(self, t: Placed, positions: list[int], tile_lo=0, tile_hi=None) -> Copy:

@@ -59,17 +59,18 @@ def chunk_words(config: ChipConfig) -> int:
     return max(fw, min(VECTORS * fw, config.queue_depth // 8 // fw * fw))
 
 
-def timeline(res: Reservations, position: int) -> tuple[list[int], list[int]]:
+def timeline(res: Reservations, position: int, sync_resume: int | None = None) -> tuple[list[int], list[int]]:
     """(issue cycles, release cycles) of every word of a queue's stream, the time-keeping NOPs
-    included; a NOP is released on its last cycle (the queue keeps it until then)."""
+    included; a NOP is released on its last cycle (the queue keeps it until then). A SYNC's next
+    word issues on `sync_resume` at the earliest (a system's start, isa/timed.py `sync`)."""
     issue, release, now = [], [], 0
-    for c in sorted(c for p, c, *_ in res.placed if p == position):
+    for c, mn in sorted((c, mn) for p, c, mn, *_ in res.placed if p == position):
         if c > now:
             issue.append(now)
             release.append(c - 1)
         issue.append(c)
         release.append(c)
-        now = c + 1
+        now = sync_resume if mn == "SYNC" else c + 1
     return issue, release
 
 
@@ -85,7 +86,7 @@ def plan(m, config: ChipConfig) -> list[Refill]:
         queues = sorted({p for p, *_ in res.placed}, key=lambda p: (config.floorplan[p].kind.value == "MEM", p))
         for q in queues:
             while True:
-                issue, release = timeline(res, q)
+                issue, release = timeline(res, q, m.sync_resume)
                 have = covered.get(q, depth)
                 if len(issue) <= depth or have >= len(issue) + margin(config):
                     break

@@ -120,7 +120,7 @@ def stderr_log(msg: str) -> None:
 
 
 def run_on_system(sc, feeds: dict, target: str = "golden", log=None, workers: int | None = None,
-                  scheduler: str | None = None) -> tuple[dict, dict]:
+                  scheduler: str | None = None, start_offsets: list[int] | None = None) -> tuple[dict, dict]:
     """A model compiled for a system (compiler/system.py) on a target: each chip's image with its
     inputs, the chips run together (verif.run.run_system; on golden with `workers` / `scheduler`, a
     Dask worker per chip), the outputs read back piece by piece from the chips that computed them.
@@ -149,7 +149,7 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None, workers: in
             path = Path(tmp) / f"chip{part.index}.bin"
             save(with_inputs(part.program, part.host_loads, sc.constants, env), path)
             paths.append(path)
-        report, words = run_images(paths, target, sc.system.name, dumps, workers, scheduler)
+        report, words = run_images(paths, target, sc.system.name, dumps, workers, scheduler, start_offsets)
     if report["error"] != "NONE":
         bad = next(i for i, c in enumerate(report["chips"]) if c["error"] != "NONE")
         c = report["chips"][bad]

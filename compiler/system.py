@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from isa import spec
 from isa.config import ChipConfig
 from isa.image import Program
 from isa.link import LinkFormat, waiting
@@ -392,6 +393,12 @@ class _SramFull(CompileError):
 def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry=False):
     constants = dict(graph.constants)
     parts = [ChipPart(i, system.config(i), kernels.Machine(system.config(i), dry=dry)) for i in range(len(system.chips))]
+    # the chips start on one program time: a SYNC first in every queue, released on max(q + sync_release)
+    # with every chip quiet on cycle 1 (sim/queue.py)
+    resume = max(1 + spec.sync_release(p.config) for p in parts)
+    if not dry:
+        for p in parts:
+            p.m.start_in_step(resume)
     consumers: dict[str, set[int]] = {}            # value -> chips that need it whole
     for st in plan:
         for n in st.nodes:
@@ -449,6 +456,7 @@ def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry
         return None
     outputs = {v: where[v] for v in needed_out}
     for part in parts:
+        part.m.add_start_syncs()
         part.program, streams, _ = finish_program(part.m, constants, part.host_loads)
         part.predicted = _predict(part.m, part.config, part.macs)
         part.listing = _listing(part.m, part.config, part.program, graph)

@@ -29,6 +29,7 @@ class TimedProgram:
         self._items: dict[int, list[tuple[int, int, str]]] = defaultdict(list)   # position -> (cycle, word, text)
         self.memory: list[MemSegment] = []
         self._slots: set[tuple[int, int]] = set()
+        self._resume: dict[tuple[int, int], int] = {}     # (position, cycle of a SYNC) -> its release
 
     def slice(self, which: str | int) -> Slice:
         if isinstance(which, int):
@@ -50,6 +51,15 @@ class TimedProgram:
         self._slots.add((s.position, cycle))
         self._items[s.position].append((cycle, word, mnemonic))
         return word
+
+    def sync(self, which: str | int, cycle: int, resume: int) -> None:
+        """Place a SYNC on `cycle`; the queue's next instruction issues on `resume` or later (the
+        system's release: spec.sync_release, which the caller works out for the whole system)."""
+        s = self.slice(which)
+        if resume <= cycle:
+            raise ScheduleError(f"{s.name}: SYNC on cycle {cycle} resumes on {resume}, not after it")
+        self.at(which, cycle, "SYNC")
+        self._resume[(s.position, cycle)] = resume
 
     def occupied(self, which: str | int, cycle: int) -> bool:
         """Whether the slice's queue already issues an instruction on `cycle`."""
@@ -86,7 +96,7 @@ class TimedProgram:
                                             f"busy until cycle {busy[engine]}")
                     busy[engine] = first + spec.elements(op.mnemonic, ops, self.config) - 1
                 words.append((cycle, word))
-                now = cycle + 1
+                now = self._resume.get((position, cycle), cycle + 1)
             out[position] = words
         return out
 

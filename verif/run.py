@@ -171,10 +171,13 @@ def _run_board(program, program_path: Path, config_name: str, dumps, port: str |
 
 
 def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tuple[int, int, int, int]],
-               workers: int | None = None, scheduler: str | None = None) -> tuple[dict, dict]:
+               workers: int | None = None, scheduler: str | None = None,
+               start_offsets: list[int] | None = None) -> tuple[dict, dict]:
     """One image per chip of a system on a target; returns (report, {key: words}), equal on every target.
     `workers` / `scheduler`: the golden model with a Dask worker per chip (sim/scaleout.py), on a local
-    cluster of that many processes (0: the same protocol in this process) or on a running cluster."""
+    cluster of that many processes (0: the same protocol in this process) or on a running cluster.
+    `start_offsets` (RTL targets): the host starts chip i that many of its cycles after the first,
+    as a host with one port per chip would; a program that starts with SYNC runs the same anyway."""
     from isa.system import SYSTEMS, SystemSpecError, get_system
     try:
         sysm = get_system(system_name)
@@ -218,7 +221,7 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
         out = Path(tempfile.mkdtemp()) / "run.npz"
         run_cocotb(target, "verif.tb_system", testcase="run_images", config=system_name, private_dir=True,
                    env={"SYS_IMAGES": json.dumps([str(Path(p).resolve()) for p in paths]), "SYS_OUT": str(out),
-                        "SYS_DUMPS": json.dumps(dumps)})
+                        "SYS_DUMPS": json.dumps(dumps), "SYS_OFFSETS": json.dumps(start_offsets)})
         npz = np.load(out)
         chips = json.loads(str(npz["status"]))
         words = {(c, pos, addr, n): npz[f"{c}:{pos}:{addr}:{n}"] for c, pos, addr, n in dumps}

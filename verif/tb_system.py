@@ -473,7 +473,8 @@ async def sync_timeout(dut):
 @cocotb.test()
 async def run_images(dut):
     """The cocotb side of `python -m verif.run --system`: load one image per chip (SYS_IMAGES, a JSON
-    list of paths), start them together, and write to SYS_OUT (.npz) each chip's status, its links'
+    list of paths), start them together (or chip i SYS_OFFSETS[i] cycles after the first, a JSON list),
+    and write to SYS_OUT (.npz) each chip's status, its links'
     FEC counters and the SRAM ranges of SYS_DUMPS (JSON [[chip, position, addr, count], ...])."""
     import json
 
@@ -484,7 +485,7 @@ async def run_images(dut):
     await tb.wait_trained()
     programs = [load(p, tb.configs[i]) for i, p in enumerate(json.loads(os.environ["SYS_IMAGES"]))]
     before = await tb.link_states()
-    st = await tb.run(programs)
+    st = await tb.run(programs, json.loads(os.environ.get("SYS_OFFSETS", "null")))
     after = await tb.link_states()
     chips = []
     for i, s in enumerate(st):

@@ -13,6 +13,7 @@ from compiler.graph import CompileError, Graph
 from compiler.runtime import run_on_system
 from compiler.system import compile_system, plan_stages, _groups
 from compiler.compile import _partition
+from isa import spec
 from isa.config import get_config
 from isa.system import get_system
 
@@ -89,12 +90,30 @@ def test_split_columns_are_whole_tiles_and_cover_the_output():
 
 def test_auto_keeps_one_chip_when_it_is_fastest_and_matches_compile_graph():
     """A small model: 'auto' weighs one chip against pipeline and tensor plans by prediction; on
-    one chip the schedule is compile_graph's, cycle for cycle."""
+    one chip the schedule is compile_graph's, cycle for cycle, after the system's start SYNC
+    (released 1 + sync_release cycles in, every chip quiet on cycle 1)."""
     g = mlp(np.random.default_rng(3), 2, [32, 32])
     sc, _ = _check(g, "pair", "auto", 2)
     modes = {md: compile_system(g, get_system("pair"), md).predicted["cycles"] for md in ("one", "pipeline", "tensor")}
     assert sc.predicted["cycles"] == min(modes.values())
-    assert modes["one"] == compile_graph(g, get_config("tiny")).predicted["cycles"]
+    start = 1 + spec.sync_release(get_config("tiny"))
+    assert modes["one"] == compile_graph(g, get_config("tiny")).predicted["cycles"] + start
+
+
+def test_every_chip_starts_with_a_sync():
+    """The chips of a system run on one program time however the host started them: every queue
+    with words begins with SYNC, a chip with no work holds one SYNC, and nothing issues before the
+    release (the golden system model's release, so the prediction is exact)."""
+    g = mlp(np.random.default_rng(3), 4, [32, 32])
+    sc, rep = _check(g, "ring4", "pipeline", 4)
+    sync = spec.encode("SYNC")
+    start = 1 + spec.sync_release(get_config("tiny"))
+    for part in sc.chips:
+        used = [q for q in part.program.queues.values() if q]
+        assert used and all(q[0] == sync for q in used)
+        assert all(c >= start for pos, c, mn, *_ in part.m.res.placed if mn != "SYNC")
+    idle = [c for c in rep["chips"] if c["chip"] not in {ch for st in sc.plan for ch in st.chips}]
+    assert idle and all(c["cycles"] == start for c in idle)
 
 
 def test_same_programs_twice():

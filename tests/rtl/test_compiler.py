@@ -73,7 +73,8 @@ def test_refilled_mlp_rtl(sim):
 def test_model_over_a_pair_of_chips(sim, mode):
     """A model compiled for the `pair` system (compiler/system.py) on the emitted system: outputs
     bit-exact, and every chip's cycles equal to golden's and to the prediction. micro-batches: a
-    batch of 32 rows streamed through a two-stage pipeline as two micro-batches."""
+    batch of 32 rows streamed through a two-stage pipeline as two micro-batches, with the host
+    starting chip 1 300 cycles after chip 0 (the programs' start SYNC puts them on one time)."""
     from compiler.runtime import run_on_system
     from compiler.system import compile_system
     from isa.system import get_system
@@ -87,7 +88,7 @@ def test_model_over_a_pair_of_chips(sim, mode):
         sc = compile_system(g, get_system("pair"), mode)
     assert sc.transfers
     gold_out, gold = run_on_system(sc, feeds, "golden")
-    out, rep = run_on_system(sc, feeds, sim)
+    out, rep = run_on_system(sc, feeds, sim, start_offsets=[0, 300] if mode == "micro-batches" else None)
     want = g.evaluate(feeds)
     for k in g.outputs:
         assert np.array_equal(out[k], want[k]) and np.array_equal(gold_out[k], want[k])
