@@ -316,6 +316,6 @@ def dask_client(workers: int, scheduler: str | None = None):
         return
     if workers < 1:
         raise SystemSpecError(f"--workers {workers}: needs at least 1")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client

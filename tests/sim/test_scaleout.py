@@ -157,6 +157,6 @@ def test_a_running_cluster_by_address():
 
     from distributed import LocalCluster
     progs, _ = random_transfers(PAIR, np.random.default_rng(12), min_cycles=400)
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
         got, stats = same_as_one_process(PAIR, progs, scheduler=cluster.scheduler_address)
     assert stats.workers == 2
