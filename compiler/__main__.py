@@ -5,6 +5,7 @@
         [--port /dev/ttyUSB0 [--baud N]]      (fpga: a board through its UART bridge, docs/FPGA.md)
     python -m compiler compile MODEL.onnx -o PROGRAM.bin [--listing PROGRAM.s] [--config tiny]
         [--inputs IN.npz]     (binds scale / zero-point graph inputs, as the ONNX node tests have them)
+        [--gantt FILE.png|.svg|.html]   (the schedule's picture, compiler/gantt.py)
 
     With --system NAME (a preset such as pair or ring4, or a .json description): the model is
     split over the system's chips (compiler/system.py; --parallel auto|one|pipeline|tensor), `run`
@@ -31,6 +32,7 @@ from isa.system import SystemSpecError
 from verif.run import RunError
 
 from .compile import compile_graph
+from .gantt import FORMATS as GANTT_FORMATS
 from .graph import CompileError
 from .onnx_import import load
 from .runtime import run, stderr_log
@@ -81,6 +83,7 @@ def _compile_system(args, feeds):
 
 def cmd_compile_system(args, feeds) -> int:
     sc = _compile_system(args, feeds)
+    _gantt(args, sc)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     images = []
@@ -126,7 +129,16 @@ def cmd_compile_system(args, feeds) -> int:
     return 0
 
 
+def _gantt(args, compiled) -> None:
+    if args.gantt:
+        from .gantt import picture
+        picture(compiled, args.gantt)
+        stderr_log(f"wrote the schedule picture {args.gantt}")
+
+
 def cmd_compile(args) -> int:
+    if args.gantt and args.gantt.suffix not in GANTT_FORMATS:
+        raise CompileError(f"--gantt {args.gantt}: the picture is {', '.join(GANTT_FORMATS)}")
     feeds = _read_npz(args.inputs) if args.inputs else {}
     if args.system:
         return cmd_compile_system(args, feeds)
@@ -134,6 +146,7 @@ def cmd_compile(args) -> int:
     save(compiled.program, args.output)
     if args.listing:
         args.listing.write_text(compiled.listing)
+    _gantt(args, compiled)
     io = {v: {"shape": list(p.layout.shape), "dtype": str(p.dtype), "offset": p.offset,
               "copies": [[[compiled.config.floorplan[pos].name, addr] for pos, addr in c.planes]
                          for c in p.copies]}
@@ -212,6 +225,8 @@ def main(argv=None) -> int:
     c.add_argument("--listing", type=Path)
     c.add_argument("--config", default=DEFAULT)
     c.add_argument("--inputs", type=Path, help="values for scale / zero-point graph inputs")
+    c.add_argument("--gantt", type=Path, metavar="FILE", help="draw the schedule: every engine and stream segment "
+                                                              "by cycle, coloured by graph node (.png, .svg, .html)")
     for p in (r, c):
         p.add_argument("--system", help="split the model over a system of chips (pair, ring4, or a .json "
                                         "description); `compile -o` then names a directory")

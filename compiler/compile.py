@@ -26,6 +26,7 @@ from isa.timed import ScheduleError, TimedProgram
 from . import kernels, refill
 from .graph import CompileError, Graph, Node
 from .layout import Copy, Layout, Placed
+from .progress import progress
 from .reserve import DoubleBooking, NeverFits
 
 NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
@@ -48,6 +49,7 @@ class Compiled:
     listing: str
     compile_seconds: float = 0.0
     stats: dict = field(default_factory=dict)
+    machine: object = None              # the kernels.Machine it was scheduled on (compiler/gantt.py draws it)
 
 
 def mxm_utilization(macs: int, cycles: int, config: ChipConfig) -> float:
@@ -116,6 +118,7 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     listing = _listing(m, config, program, graph)
     out = Compiled(config, graph, program, placed, host_loads, pre, post, chip_inputs, needed_out, predicted, listing)
     out.compile_seconds = time.perf_counter() - t0
+    out.machine = m
     out.stats = {"sram_bytes_used": m.sram.used_bytes(), "sram_bytes": config.sram_bytes,
                  "instructions": len(m.res.placed),
                  "queue_words": {config.floorplan[p].name: len(w) for p, w in streams.items()},
@@ -178,7 +181,7 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
     value = host_values(graph, host_vals, placed, host_loads, m.config.lanes)
 
     done: set[str] = set()
-    for n in chip:
+    for n in progress(chip, "scheduling", unit="node") if not m.dry else chip:
         if n.name in done:
             continue
         if n.op == "matmul":

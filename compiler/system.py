@@ -46,6 +46,7 @@ from .compile import (NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul
 from .graph import CompileError, Graph, Node, TensorType
 from .layout import Copy, Layout, Placed
 from .microbatch import batch_rows, split_rows
+from .progress import progress
 from .reserve import Bundle, NeverFits
 
 MODES = ("auto", "one", "pipeline", "tensor")
@@ -410,7 +411,7 @@ def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry
     ledger: dict = {}                              # receiving end -> (link times, take cycles)
     values = [host_values(graph, host_vals, p.placed, p.host_loads, p.config.lanes) for p in parts]
 
-    for st in plan:
+    for st in (plan if dry else progress(plan, f"scheduling {mode}", unit="stage")):
         res = st.nodes[-1].outputs[0]
         t_res = graph.types[res]
         for c, (n0, n1) in zip(st.chips, st.cols):

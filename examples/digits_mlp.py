@@ -226,8 +226,9 @@ def accuracy(logits, labels) -> float:
 
 
 def run_example(target="golden", config="tiny", batch=None, out=DEFAULT_OUT, runs=1,
-                percentile=100.0, log=print, port=None) -> dict:
-    """Steps 1-5; returns the figures (also written to OUT/summary.json)."""
+                percentile=100.0, log=print, port=None, gantt=None) -> dict:
+    """Steps 1-5; returns the figures (also written to OUT/summary.json). `gantt`: a path to draw
+    the schedule to (compiler/gantt.py: .png, .svg or .html)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_data()
@@ -254,6 +255,10 @@ def run_example(target="golden", config="tiny", batch=None, out=DEFAULT_OUT, run
         log(f"{target}: the first run builds the simulator for {config} (minutes); later runs reuse it")
 
     graph, compiled, results = compile_and_run(model_path, feeds, target, config, runs, port)
+    if gantt:
+        from compiler.gantt import picture
+        picture(compiled, gantt)
+        log(f"wrote the schedule picture {gantt}")
     ref = dict(zip(graph.output_names, graph.evaluate(feeds).values()))["logits"]
     outputs, report = results[0]
     logits = outputs["logits"]
@@ -313,6 +318,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=1, help="run N times and check identical outputs and cycles")
     ap.add_argument("--calibration", type=float, default=100.0, metavar="PERCENTILE",
                     help="hidden activation range: this percentile of the training activations (100 = max)")
+    ap.add_argument("--gantt", type=Path, metavar="FILE", help="draw the schedule (.png, .svg or .html)")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
@@ -322,7 +328,8 @@ def main(argv=None) -> int:
     from verif.run import RunError
     from verif.tools import ToolMissing
     try:
-        s = run_example(args.target, args.config, args.batch, args.out, args.runs, args.calibration, port=args.port)
+        s = run_example(args.target, args.config, args.batch, args.out, args.runs, args.calibration, port=args.port,
+                        gantt=args.gantt)
     except (CompileError, ConfigError, ToolMissing, UsageError, RunError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -73,20 +73,21 @@ def quantize(mlp, x_calib) -> tuple[np.float32, list]:
 
 
 def run_example(target="golden", system="ring4", hidden=HIDDEN, batch=BATCH, samples=None, out=DEFAULT_OUT,
-                log=print, workers=None) -> dict:
+                log=print, workers=None, gantt=None) -> dict:
     """`workers`: on golden, each chip's golden model in a Dask worker, one local cluster of that many
     processes for every batch (sim/scaleout.py; 0: the same lockstep in this process)."""
     if workers is not None and target != "golden":
         raise base.UsageError(f"--workers scales out the golden model; {target} runs the system in one simulator")
     if not workers:
-        return _run_example(target, system, hidden, batch, samples, out, log, workers)
+        return _run_example(target, system, hidden, batch, samples, out, log, workers, gantt=gantt)
     from sim.scaleout import dask_client
     with dask_client(workers) as client:
-        return _run_example(target, system, hidden, batch, samples, out, log, None, client.scheduler.address)
+        return _run_example(target, system, hidden, batch, samples, out, log, None, client.scheduler.address, gantt)
 
 
-def _run_example(target, system, hidden, batch, samples, out, log, workers, scheduler=None) -> dict:
+def _run_example(target, system, hidden, batch, samples, out, log, workers, scheduler=None, gantt=None) -> dict:
     from compiler.onnx_import import load
+    from compiler.progress import progress
     from compiler.runtime import run_on_system
     from compiler.system import compile_system
     from isa.system import get_system
@@ -117,8 +118,12 @@ def _run_example(target, system, hidden, batch, samples, out, log, workers, sche
     sc = compile_system(graph, get_system(system))
     for st in sc.plan_report():
         log(f"  {st['stage']}: chips {st['chips']} ({st['kind']}): {st['why']}")
+    if gantt:
+        from compiler.gantt import picture
+        picture(sc, gantt)
+        log(f"wrote the schedule picture {gantt}")
     logits, exact, bit_exact = [], True, True
-    for b0 in range(0, n, batch):
+    for b0 in progress(range(0, n, batch), f"{target} batches", unit="batch"):
         x = np.zeros((batch, x_test.shape[1]), np.float32)
         x[:min(batch, n - b0)] = x_test[b0:b0 + batch]
         outputs, report = run_on_system(sc, {"x": x}, target, log=log if b0 == 0 else (lambda m: None),
@@ -172,6 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, help="classify the first N test samples (default: the whole test split)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--workers", type=int, metavar="N", help="golden: a Dask worker per chip on N local processes")
+    ap.add_argument("--gantt", type=Path, metavar="FILE", help="draw the schedule (.png, .svg or .html)")
     args = ap.parse_args(argv)
     from compiler.graph import CompileError
     from isa.system import SystemSpecError
@@ -183,7 +189,8 @@ def main(argv=None) -> int:
         print(f"error: --hidden {args.hidden!r}: comma-separated layer sizes", file=sys.stderr)
         return 1
     try:
-        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out, workers=args.workers)
+        s = run_example(args.target, args.system, hidden, args.batch, args.samples, args.out, workers=args.workers,
+                        gantt=args.gantt)
     except (CompileError, SystemSpecError, base.UsageError, RunError, ToolMissing) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1
