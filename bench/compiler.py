@@ -11,6 +11,12 @@
   of constructing the model and running it
 * digits_*: the examples/digits_mlp.py model (int8 MLP on scikit-learn's digits test split):
   compile time, cycles, cycles per inference, accuracy of the chip against the float model
+* compiled_gemv256_sram_bandwidth_fraction: the compiled batch-1 GEMV 1x256 . 256x256: SRAM words
+  read / (cycles x MEM slices), as bench's hand-scheduled gemv256_sram_bandwidth_fraction counts
+  (target >= 0.9); also on each simulator (cycles equal)
+* compiled_mlp784_b1_*: a batch-1 784-128-10 int8 MLP (QLinearMatMul-like: matmul + requantize,
+  101,632 bytes of weights): cycles, the weight-read bound (weight bytes / the MEM slices' bytes per
+  cycle) and cycles over it (target <= 1.25)
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from onnx import TensorProto, helper
 from compiler.compile import compile_graph
 from compiler.onnx_import import load
 from compiler.runtime import program_with_inputs, run
-from isa.config import get_config
+from isa.config import SliceKind, get_config
 from sim.golden import Golden
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,12 +111,50 @@ def digits_figures(sims: list[str]) -> int:
     return rc
 
 
+def batch1_figures(sims: list[str]) -> int:
+    """The two batch-1 figures of the module docstring."""
+    from compiler.graph import Graph
+    cfg = get_config("tiny")
+    rng = np.random.default_rng(0)
+    rc = 0
+    g = Graph()
+    g.input("x", np.int8, (1, 256))
+    g.constant("w", rng.integers(-128, 128, (256, 256)).astype(np.int8))
+    g.outputs.append(g.matmul("x", "w"))
+    c = compile_graph(g, cfg)
+    feeds = {"x": rng.integers(-128, 128, (1, 256)).astype(np.int8)}
+    reads = sum(ops["count"] for _, _, mn, ops, _ in c.machine.res.placed if mn == "READ")
+    slices = len(cfg.slices_of(SliceKind.MEM))
+    for target in ["golden", *sims]:
+        out, rep = run(c, feeds, target)
+        ok = np.array_equal(out[g.outputs[0]], g.evaluate(feeds)[g.outputs[0]]) and rep["prediction_exact"]
+        rc |= not ok
+        print(f"compiled_gemv256_cycles_{target}: {rep['cycles']}" + ("" if ok else "  (MISMATCH)"))
+    print(f"compiled_gemv256_sram_bandwidth_fraction: {reads / (c.predicted['cycles'] * slices):.3f}")
+    g = Graph()
+    g.input("x", np.int8, (1, 784))
+    g.constant("w0", rng.integers(-128, 128, (784, 128)).astype(np.int8))
+    g.constant("w1", rng.integers(-128, 128, (128, 10)).astype(np.int8))
+    h = g.requantize(g.matmul("x", "w0"), 1 / 4096, 0, np.int8)
+    g.outputs.append(g.requantize(g.matmul(h, "w1"), 1 / 1024, 0, np.int8))
+    c = compile_graph(g, cfg)
+    feeds = {"x": rng.integers(-128, 128, (1, 784)).astype(np.int8)}
+    out, rep = run(c, feeds)
+    ok = np.array_equal(out[g.outputs[0]], g.evaluate(feeds)[g.outputs[0]]) and rep["prediction_exact"]
+    rc |= not ok
+    bound = (784 * 128 + 128 * 10) / (slices * cfg.lanes)
+    print(f"compiled_mlp784_b1_cycles: {rep['cycles']}" + ("" if ok else "  (MISMATCH)"))
+    print(f"compiled_mlp784_b1_weight_read_bound: {bound:.0f}")
+    print(f"compiled_mlp784_b1_vs_bound: {rep['cycles'] / bound:.3f}")
+    return rc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.compiler", description=__doc__.split("\n")[0])
     ap.add_argument("--sims", default="verilator", help="comma-separated simulators to measure on too")
     args = ap.parse_args(argv)
     sims = [s for s in args.sims.split(",") if s]
-    return gemm_figures(sims) | digits_figures(sims)
+    return gemm_figures(sims) | batch1_figures(sims) | digits_figures(sims)
 
 
 if __name__ == "__main__":

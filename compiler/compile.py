@@ -27,6 +27,7 @@ from . import kernels, refill
 from .graph import CompileError, Graph, Node
 from .layout import Copy, Layout, Placed
 from .progress import progress
+from .refill import RefillError
 from .reserve import DoubleBooking, NeverFits
 
 NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
@@ -107,12 +108,19 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     needed_out = list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip)))
     keep = set(needed_out)
     _lower(kernels.Machine(config, dry=True), graph, chip, consumers, keep, host_vals).sram.check()
-    m = kernels.Machine(config)
+
+    def schedule(pair_weights: bool):
+        m = kernels.Machine(config, pair_weights=pair_weights)
+        try:
+            placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
+        except NeverFits as e:
+            raise CompileError(f"node {e}") from None
+        return m, placed, host_loads, macs, finish_program(m, graph.constants, host_loads)
     try:
-        placed, host_loads, macs = _lower(m, graph, chip, consumers, keep, host_vals).result
-    except NeverFits as e:
-        raise CompileError(f"node {e}") from None
-    program, streams, refills = finish_program(m, graph.constants, host_loads)
+        m, placed, host_loads, macs, (program, streams, refills) = schedule(True)
+    except RefillError:
+        # paired weight loads keep every read engine busy; a long program needs some for its refills
+        m, placed, host_loads, macs, (program, streams, refills) = schedule(False)
     chip_inputs = list(dict.fromkeys(src for _, src, _ in host_loads if src not in graph.constants))
     predicted = _predict(m, config, macs)
     listing = _listing(m, config, program, graph)
@@ -281,6 +289,22 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
         bmat = Placed(b_name, tb.dtype, Layout(tb.shape, 1, L, kt_n * L), pad=b_zp, host=True)
         placed[("weight", b_name, b_zp)] = bmat
         value.loads.append((bmat, b_name, None))
+    pairs = None
+    if m.pair_weights and ta.shape[-2] < L and nb == 1 and len(tb.shape) == 2 and L % 2 == 0:
+        # weight-load bound: B's even and odd rows in two slices, loaded two rows a cycle (LW width 2)
+        pairs = placed.get(("weight rows", b_name, b_zp))
+        if pairs is None:
+            kp, n = kt_n * L, tb.shape[-1]
+
+            def rows_of(v, j, kp=kp, zp=b_zp):
+                v = np.asarray(v)
+                full = np.concatenate([v, np.full((kp - v.shape[0], v.shape[1]), zp, v.dtype)])
+                return full[j::2]
+            pairs = tuple(Placed(f"{b_name}#rows{j}", tb.dtype, Layout((kp // 2, n), 1, L), pad=b_zp, host=True)
+                          for j in (0, 1))
+            placed[("weight rows", b_name, b_zp)] = pairs
+            for j, pp in enumerate(pairs):
+                value.loads.append((pp, b_name, lambda v, j=j: rows_of(v, j)))
     a_cfg = _mxm_cfg(a, mm.attrs["a_zp"])
     b_cfg = _mxm_cfg(bmat, b_zp)
     epi = kernels.Epilogue()
@@ -325,7 +349,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     else:
         out.copies = m.byte_result_copies(words, m.lighter_side())
     placed[res] = out
-    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label)
+    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs)
     M = ta.shape[-2]
     return nb * M * K * tb.shape[-1]
 

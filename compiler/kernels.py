@@ -23,7 +23,7 @@ cannot hold at once (too few ALUs or streams) is cut through SRAM (`_readout`, d
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from isa.config import ChipConfig, SliceKind
 
 from .graph import CompileError
 from .layout import Copy, Layout, Placed, Sram
-from .reserve import AluVar, Bundle, Choice, DoubleBooking, Reservations
+from .reserve import AluVar, Bundle, Choice, DoubleBooking, Flow, Reservations
 
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 I8, I16, I32 = int(spec.DType.I8), int(spec.DType.I16), int(spec.DType.I32)
@@ -54,8 +54,9 @@ class MxmState:
 class Machine:
     """The compiler's view of one chip while it schedules: floorplan, SRAM, reservations."""
 
-    def __init__(self, config: ChipConfig, dry: bool = False):
+    def __init__(self, config: ChipConfig, dry: bool = False, pair_weights: bool = True):
         self.config = config
+        self.pair_weights = pair_weights      # weight-bound GEMMs load two rows a cycle (gemm `pairs`)
         self.T = spec.timing(config)    # the latencies every offset is computed from
         self.dry = dry                # True: allocate SRAM only, book nothing (the size check runs first)
         self.res = Reservations(config)
@@ -151,6 +152,21 @@ class Machine:
              count=count)
         return f
 
+    def feed_pair(self, b: Bundle, srcs: tuple[int, int], dst: int, sample_rel: int, count: int,
+                  addrs: tuple[int, int], note: str):
+        """Two READs (at srcs[0] and srcs[1], on the same side of dst) whose words pass dst on two
+        adjacent streams, base and base + 1, on sample_rel .. sample_rel + count - 1; returns the
+        first flow (its base names the pair)."""
+        first = self.feed(b, srcs[0], dst, sample_rel, count, addrs[0], f"{note} even rows")
+        d = toward(srcs[1], dst)
+        assert d == first.direction, "both halves of a pair come from one side"
+        drive = sample_rel - abs(dst - srcs[1])
+        second = Flow(d, 1, srcs[1], drive, count, dst)
+        first.follow(second, 1)
+        b.at(srcs[1], drive - self.T["mem_read_drive"], "READ", f"{note} odd rows", stream=lambda: second.base,
+             dir=d, addr=addrs[1], stride=1, count=count)
+        return first
+
     def catch(self, b: Bundle, flow, plane: int, dst: int, count: int, addr: int, note: str) -> None:
         """A WRITE at `dst` of plane `plane` of a flow as it passes. The flow must be booked up
         to `dst`: a consumer beyond its reach would read cells another flow may hold."""
@@ -173,12 +189,17 @@ def _operand(flow):
 @dataclass
 class Epilogue:
     bias: Placed | None = None          # int32 [N]
+    bias_at: dict = field(default_factory=dict)     # MXM side -> the bias copy its read-outs take
     requant: tuple | None = None        # (multiplier, shift, stored zero point)
     relu: bool = False
 
 
 def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],
-         epi: Epilogue, label: str) -> None:
+         epi: Epilogue, label: str, pairs: tuple[Placed, Placed] | None = None) -> None:
+    """C = A @ B on the MXMs (column tiles split between the two), with the epilogue on the
+    read-out. `pairs`: B's even and odd rows as two tensors; when given and both fit, each MXM
+    loads its weight tiles two rows a cycle (LW width 2) from its B slice (even rows) and its A
+    slice (odd rows), halving the load of a weight-bound (few rows) product."""
     cfg, L = m.config, m.config.lanes
     if not m.mxm:
         raise CompileError(f"node {label!r} (matmul): config {cfg.name!r} has no MXM")
@@ -200,7 +221,21 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
 
     # sources: A from a copy per MXM, B tiles from another slice; four distinct read engines
     a_src, b_src = _gemm_sources(m, a, used, label)
-    b_parts = {s: _weight_copies(m, bmat, ranges[s], nt_n, b_src[s], a_src[s].planes[0][0]) for s in used}
+    paired = {}
+    if pairs is not None:
+        for s in used:
+            lo, hi = ranges[s][0], nt_n if ranges[s][1] is None else ranges[s][1]
+            words = (hi - lo) * pairs[0].layout.words(1)
+            homes = (b_src[s], a_src[s].planes[0][0])
+            if all(m.sram.top[p] + words <= m.config.mem_words - m.config.mem_words // WEIGHT_MARGIN for p in homes):
+                paired[s] = tuple(m.host_copy(pp, [p], lo, ranges[s][1]) for pp, p in zip(pairs, homes))
+    b_parts = {s: _weight_copies(m, bmat, ranges[s], nt_n, b_src[s], a_src[s].planes[0][0])
+               for s in used if s not in paired}
+    if epi.bias is not None and M < L and len(used) > 1:
+        # weight-load bound: the B slices read every cycle, so each side's read-outs take the bias
+        # from its A slice (a row per tile there), or the other side's read-outs wait for the B slice
+        for s in used:
+            epi.bias_at[s] = m.host_copy(epi.bias, [a_src[s].planes[0][0]] * 4)
 
     # MXMCFG per MXM: after the previous kernel's last sample
     cfg_done = {}
@@ -220,17 +255,24 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         hf = count[s] % 2
         count[s] += 1
         last_mm = None
-        rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L      # the LW's last row is sampled before the install
+        width = 2 if s in paired else 1
+        rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // width   # the LW's last row is sampled before the install
         for kt in range(kt_n):
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
-            b_pos, b_copy = next((p, c) for p, c in b_parts[s] if c.tile_lo <= nt < c.tiles(bmat.layout)[1])
-            addr_b = b_copy.addr(bmat.layout, 0, bb, nt, kt * L)
-            fb = m.feed(bd, b_pos, st.position, rel_lw + m.T["mxm_sample"], L, addr_b,
-                        f"{label}: B tile k{kt} n{nt}")
-            bd.at(st.position, rel_lw, "LW", f"{label}: B tile k{kt} n{nt}", stream=lambda f=fb: f.base,
-                  dir=st.feed_dir, row=0, width=1, count=L)
+            note = f"{label}: B tile k{kt} n{nt}"
+            if s in paired:
+                (ce, co), lay = paired[s], pairs[0].layout
+                fb = m.feed_pair(bd, (ce.planes[0][0], co.planes[0][0]), st.position, rel_lw + m.T["mxm_sample"],
+                                 L // 2, (ce.addr(lay, 0, 0, nt, kt * L // 2), co.addr(lay, 0, 0, nt, kt * L // 2)),
+                                 note)
+            else:
+                b_pos, b_copy = next((p, c) for p, c in b_parts[s] if c.tile_lo <= nt < c.tiles(bmat.layout)[1])
+                fb = m.feed(bd, b_pos, st.position, rel_lw + m.T["mxm_sample"], L,
+                            b_copy.addr(bmat.layout, 0, bb, nt, kt * L), note)
+            bd.at(st.position, rel_lw, "LW", note, stream=lambda f=fb: f.base,
+                  dir=st.feed_dir, row=0, width=width, count=L // width)
             addr_a = a_src[s].addr(a.layout, 0, ab, kt, m0)
             fa = m.feed(bd, a_src[s].planes[0][0], st.position, m.T["mxm_sample"], mc, addr_a,
                         f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}")
@@ -341,7 +383,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
             else:
                 flow, s0 = _stream_back(m, bd, src, src_copy, mc, src_at, note), m.T["vxm_sample"]
             if k:
-                _vxm_chain(m, bd, flow, s0, mc, ops[:k], epi, dst, copies, dst_at, nt, label, note)
+                _vxm_chain(m, bd, flow, s0, mc, ops[:k], epi, dst, copies, dst_at, nt, label, note, side)
             else:                                               # the accumulator straight to SRAM
                 for j, (p, _) in enumerate(copies[0].planes):
                     m.catch(bd, flow, j, p, mc, copies[0].addr(dst.layout, j, *dst_at), f"{note} plane {j}")
@@ -400,7 +442,7 @@ def _stream_back(m: Machine, bd: Bundle, src: Placed, c: Copy, mc: int, at: tupl
 
 
 def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], epi: Epilogue, dst: Placed,
-               copies: list[Copy], at: tuple, nt: int, label: str, note: str) -> None:
+               copies: list[Copy], at: tuple, nt: int, label: str, note: str, side: int) -> None:
     """Append to `bd` the epilogue ops `ops` (in order, from 'bias', 'requant', 'relu') on values
     arriving at the VXM in `flow`, first sample on s0: their registers, set just before; each result
     but the last sent to an SXM and straight back (the VXM only sees values that pass it); the last
@@ -427,7 +469,7 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
     slot = s0 - m.T["vxm_sample"] - 1
     writes = {}
     if "bias" in ops:
-        bc = epi.bias.whole_copy()
+        bc = epi.bias_at.get(side) or epi.bias.whole_copy()
         for j, (p, _) in enumerate(bc.planes):
             issue = slot
             slot -= 1

@@ -30,6 +30,10 @@ from isa.config import ChipConfig
 from .graph import CompileError
 from .reserve import Bundle, Reservations
 
+class RefillError(CompileError):
+    """A queue's refill found no window: the schedule leaves it no read engine or stream in time."""
+
+
 MARGIN = 32          # words: how far before its segment's first word a refill must have landed
 
 
@@ -115,7 +119,7 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
     first = s - margin(config)
     hi = (issue[first] if first < len(issue) else issue[-1]) - T["ifetch_write"] - 1
     if hi < max(lo, 0):
-        raise CompileError(f"queue {name}: queue_depth {depth} is too small to refill words {s}.. in time "
+        raise RefillError(f"queue {name}: queue_depth {depth} is too small to refill words {s}.. in time "
                            f"(room for them from cycle {lo}, needed by cycle {hi}); use a deeper queue")
     sources = sorted((p for p in m.mems if p != q), key=lambda p: (abs(p - q), p))
     sources = [p for p in sources if m.sram.top[p] + K <= config.mem_words] or sources   # (a full slice: the
@@ -130,7 +134,7 @@ def _book(m, config: ChipConfig, q: int, s: int, issue: list[int], release: list
                                  f"{config.floorplan[src].name}@{addr:#x}")
                 entries = {mn: i for i, (_, _, mn, _, _) in enumerate(res.placed[n:], n)}
                 return Refill(q, s, src, addr, t, entries["IFETCH"], entries["READ"])
-    raise CompileError(f"queue {name}: no cycle in {max(lo, 0)}..{hi} can refill words {s}..{s + C - 1} "
+    raise RefillError(f"queue {name}: no cycle in {max(lo, 0)}..{hi} can refill words {s}..{s + C - 1} "
                        f"(every MEM read engine or stream path to it is taken); use a deeper queue")
 
 

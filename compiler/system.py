@@ -47,6 +47,7 @@ from .graph import CompileError, Graph, Node, TensorType
 from .layout import Copy, Layout, Placed
 from .microbatch import batch_rows, split_rows
 from .progress import progress
+from .refill import RefillError
 from .reserve import Bundle, NeverFits
 
 MODES = ("auto", "one", "pipeline", "tensor")
@@ -374,7 +375,10 @@ def _compile_plan(graph, system, mode, groups, pre, post, chip_nodes, micro: int
         low = _micro(graph, plan, pre, post, chip_nodes, micro)
         try:
             _lower_plan(system, mode, *low, dry=True)   # SRAM only
-            sc = _lower_plan(system, mode, *low)
+            try:
+                sc = _lower_plan(system, mode, *low)
+            except RefillError:                         # (compile_graph: the same fallback)
+                sc = _lower_plan(system, mode, *low, pair_weights=False)
             sc.plan, sc.micro_batches = plan, micro
             return sc
         except _SramFull as e:
@@ -391,9 +395,10 @@ class _SramFull(CompileError):
         self.chip = chip
 
 
-def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry=False):
+def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry=False, pair_weights=True):
     constants = dict(graph.constants)
-    parts = [ChipPart(i, system.config(i), kernels.Machine(system.config(i), dry=dry)) for i in range(len(system.chips))]
+    parts = [ChipPart(i, system.config(i), kernels.Machine(system.config(i), dry=dry, pair_weights=pair_weights))
+             for i in range(len(system.chips))]
     # the chips start on one program time: a SYNC first in every queue, released on max(q + sync_release)
     # with every chip quiet on cycle 1 (sim/queue.py)
     resume = max(1 + spec.sync_release(p.config) for p in parts)
