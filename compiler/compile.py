@@ -196,7 +196,7 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
             group = _fuse(n, consumers, keep)
             done.update(x.name for x in group)
             macs += _lower_matmul(m, graph, group, value, placed)
-        elif n.op in ("add", "relu"):
+        elif n.op in kernels.ELEMENTWISE:
             done.add(n.name)
             _lower_elementwise(m, graph, n, value, placed)
         elif n.op == "requantize":
@@ -381,6 +381,10 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
             m.host_copy(ins[0], m.side_copy_slices(nbytes, kernels.E))
         placed[n.outputs[0]] = ins[0]
         return
+    if n.op == "mul" and any(x.offset for x in ins):
+        bad = next(x for x in ins if x.offset)
+        raise CompileError(f"node {n.name!r} (mul): {bad.name!r} is a uint8 requantize result, stored as value - "
+                           f"{bad.offset}; the VXM multiplies stored values, so the product would be wrong")
     offset = sum(x.offset for x in ins) % 256 if n.op == "add" else 0
     out = Placed(n.outputs[0], t_out.dtype, Layout(t_out.shape, nbytes, m.config.lanes), offset=offset)
     placed[n.outputs[0]] = out

@@ -2,8 +2,8 @@
 
     python -m compiler.conformance [--target golden|icarus|verilator] [--only NAME ...] [--markdown FILE]
 
-Every node case (from the `onnx` package's `onnx.backend.test`) whose graph uses only
-MatMulInteger, QLinearMatMul, QuantizeLinear, DequantizeLinear, Add, Relu, MatMul or Gemm is run;
+Every node case (from the `onnx` package's `onnx.backend.test`) whose graph uses only the ops
+the importer knows (compiler/onnx_import.py SUPPORTED) is run;
 each ends as `pass` (every output equal to the ONNX expected output, dtype and bits) or
 `refused` (a one-line compile error saying why). A wrong result or any other exception is a
 failure. `--markdown` writes the table that docs/CONFORMANCE.md holds.
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-OPS = {"MatMulInteger", "QLinearMatMul", "QuantizeLinear", "DequantizeLinear", "Add", "Relu", "MatMul", "Gemm"}
+from .onnx_import import SUPPORTED
+
+OPS = set(SUPPORTED)        # the ops the importer knows (compiler/onnx_import.py)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ class TensorType:
 
 @dataclass
 class Node:
-    op: str                      # matmul, add, relu, requantize; on the host: quantize, dequantize, rows, concat
+    op: str                      # matmul, add, mul, relu, requantize; on the host: quantize, dequantize, rows, concat
     name: str
     inputs: list[str]
     outputs: list[str]
@@ -89,6 +89,16 @@ class Graph:
             raise CompileError(f"node {name!r} (add): inputs are {ta.dtype} and {tb.dtype}; the VXM adds equal integer types")
         shape = np.broadcast_shapes(ta.shape, tb.shape)
         return self._add("add", name, [a, b], TensorType(ta.dtype, shape))
+
+    def mul(self, a: str, b: str, name: str | None = None) -> str:
+        """a * b, wrapping (the low bits of the product), for equal integer dtypes."""
+        name = name or f"mul{len(self.nodes)}"
+        ta, tb = self.types[a], self.types[b]
+        if ta.dtype != tb.dtype or ta.dtype not in [np.dtype(d) for d in INT_DTYPES]:
+            raise CompileError(f"node {name!r} (mul): inputs are {ta.dtype} and {tb.dtype}; the VXM multiplies equal "
+                               f"integer types")
+        shape = np.broadcast_shapes(ta.shape, tb.shape)
+        return self._add("mul", name, [a, b], TensorType(ta.dtype, shape))
 
     def relu(self, x: str, name: str | None = None) -> str:
         name = name or f"relu{len(self.nodes)}"
@@ -150,6 +160,7 @@ def _requantize(n, x):
 _EVAL = {
     "matmul": _matmul,
     "add": lambda n, a, b: (a + b).astype(a.dtype),
+    "mul": lambda n, a, b: (a.astype(np.int64) * b.astype(np.int64)).astype(a.dtype),
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),
     "requantize": lambda n, x: _saturate(_requantize(n, x), np.dtype(n.attrs["dtype"])),
     "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),

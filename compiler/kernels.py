@@ -522,7 +522,7 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
 # ==========================================================================================
 # Elementwise
 # ==========================================================================================
-ELEMENTWISE = {"add": "ADD", "relu": "RELU"}
+ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU"}
 
 
 def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str) -> None:

@@ -1,7 +1,7 @@
 """ONNX -> compiler graph, for quantized int8 models.
 
 Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points,
-2-D and batched 3-D), Add and Relu on integer tensors, QuantizeLinear / DequantizeLinear at the
+2-D and batched 3-D), Add, Mul (wrapping) and Relu on integer tensors, QuantizeLinear / DequantizeLinear at the
 graph's boundary (float work the host does), and the QDQ pattern
 
     DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] -> QuantizeLinear
@@ -18,7 +18,8 @@ import numpy as np
 
 from .graph import CompileError, Graph, TensorType
 
-SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Relu", "QuantizeLinear", "DequantizeLinear", "MatMul", "Gemm")
+SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Mul", "Relu", "QuantizeLinear", "DequantizeLinear", "MatMul",
+             "Gemm")
 
 
 class _Deq:
@@ -239,6 +240,8 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
         return _wrap(label, op, lambda: g.requantize(acc, sa * sb / sy, int(zy), zy.dtype, name=label))
     if op == "Add":
         return _wrap(label, op, lambda: g.add(ins[0], ins[1], name=label))
+    if op == "Mul":
+        return _wrap(label, op, lambda: g.mul(ins[0], ins[1], name=label))
     if op == "Relu":
         if g.types[ins[0]].dtype.kind not in "iu":
             raise CompileError(f"node {label!r} (Relu): input is {g.types[ins[0]].dtype}; the chip runs Relu on integers "

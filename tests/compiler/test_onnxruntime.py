@@ -119,3 +119,38 @@ def test_qdq_gemm_within_a_step_of_onnxruntime():
     x = np.random.default_rng(2).standard_normal((30, 40)).astype(np.float32) * 3
     out, _ = run(compile_graph(from_model(m), TINY), {"x": x})
     assert np.abs(out["y"] - ort_run(m, {"x": x})[0]).max() <= 0.04 * 1.0001
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_integer_mul_equals_onnxruntime(dtype):
+    """Mul of two integer tensors wraps (the low bits of the product), as onnxruntime computes it;
+    compiled and run on the golden model, y = x * x and z = x * w (a constant)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(7)
+    tp = {np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8, np.int16: TensorProto.INT16}[dtype]
+    x = rng.integers(info.min, info.max + 1, (5, 40)).astype(dtype)
+    w = rng.integers(info.min, info.max + 1, (5, 40)).astype(dtype)
+    nodes = [helper.make_node("Mul", ["x", "x"], ["y"], name="sq"), helper.make_node("Mul", ["x", "w"], ["z"], name="mw")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", tp, [5, 40])],
+                              [helper.make_tensor_value_info("y", tp, [5, 40]),
+                               helper.make_tensor_value_info("z", tp, [5, 40])], [nh.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    g = from_model(model)
+    c = compile_graph(g, TINY)
+    out, rep = run(c, {"x": x})
+    ref = ort_run(model, {"x": x})
+    assert rep["prediction_exact"]
+    assert np.array_equal(out["y"], ref[0]) and np.array_equal(out["z"], ref[1])
+
+
+def test_mul_of_an_offset_uint8_result_is_refused():
+    """A uint8 requantize result is stored as value - 128; a product of stored values would be wrong."""
+    from compiler.graph import CompileError, Graph
+    g = Graph()
+    g.input("x", np.int8, (4, 16))
+    g.constant("w", np.ones((16, 16), np.int8))
+    y = g.requantize(g.matmul("x", "w"), 1 / 64, 3, np.uint8, name="rq")
+    g.outputs.append(g.mul(y, y, name="sq"))
+    with pytest.raises(CompileError, match=r"node 'sq' \(mul\): 'rq:0' is a uint8 requantize result, stored as "
+                                           r"value - 128"):
+        compile_graph(g, TINY)

@@ -45,6 +45,24 @@ def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
     assert rep["cycles"] == c.predicted["cycles"]
 
 
+@pytest.mark.rtl
+def test_integer_mul_rtl(sim):
+    """Elementwise Mul (the VXM's MUL, wrapping) of int16 tensors, and of an int8 tensor by itself."""
+    rng = np.random.default_rng(13)
+    g = Graph()
+    g.input("a", np.int16, (3, 40))
+    g.input("b", np.int16, (3, 40))
+    g.input("x", np.int8, (2, 32))
+    g.outputs = [g.mul("a", "b"), g.mul("x", "x")]
+    feeds = {"a": rng.integers(-32768, 32768, (3, 40)).astype(np.int16),
+             "b": rng.integers(-32768, 32768, (3, 40)).astype(np.int16),
+             "x": rng.integers(-128, 128, (2, 32)).astype(np.int8)}
+    c = compile_graph(g, get_config("tiny"))
+    out, rep = run(c, feeds, sim)
+    want = g.evaluate(feeds)
+    assert all(np.array_equal(out[k], want[k]) for k in g.outputs) and rep["cycles"] == c.predicted["cycles"]
+
+
 def _mlp():
     rng = np.random.default_rng(11)
     g = Graph()
