@@ -39,7 +39,7 @@ from isa.system import System, SystemSpecError
 
 from .golden import Golden, RunResult
 from .queue import IssueLoop, release_cycle
-from .system import SystemResult, check_buffer, check_recv_latency, link_ends, sync_root
+from .system import SystemResult, check_buffer, check_programs, check_recv_latency, link_ends, sync_root
 
 
 class _Arrived:
@@ -206,12 +206,7 @@ def run_scaled(system: System, programs: list[Program], dumps: list = (), worker
     """Run a system's programs with one ChipWorker per chip: in this process (workers=0), on a local
     Dask cluster of `workers` processes, or on the Dask cluster at `scheduler`. `dumps`: [(chip,
     position, addr, n)]. Returns (the SystemGolden result, {dump: words}, stats)."""
-    if len(programs) != len(system.chips):
-        raise SystemSpecError(f"system {system.name!r} has {len(system.chips)} chips, got {len(programs)} programs")
-    for i, p in enumerate(programs):
-        if p.config != system.config(i):
-            raise SystemSpecError(f"system {system.name!r}: chip {i} is {system.chips[i]!r}, its program is for "
-                                  f"{p.config.name!r}")
+    check_programs(system, programs)
     memories = memories or [None] * len(programs)
     args = [(system, i, p, faults, memories[i], down, max_cycles) for i, p in enumerate(programs)]
     if workers == 0 and scheduler is None:

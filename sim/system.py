@@ -40,12 +40,7 @@ class SystemGolden:
         """`faults`: {(chip, C2C slice name): {frame index: [(codeword, bit), ...]}} on frames arriving there.
         `memories`: per chip, a starting SRAM state (Golden's `memory`). `down`: indices of links that
         failed training (both ends down, as if not joined)."""
-        if len(programs) != len(system.chips):
-            raise SystemSpecError(f"system {system.name!r} has {len(system.chips)} chips, got {len(programs)} programs")
-        for i, p in enumerate(programs):
-            if p.config != system.config(i):
-                raise SystemSpecError(f"system {system.name!r}: chip {i} is {system.chips[i]!r}, its program is for "
-                                      f"{p.config.name!r}")
+        check_programs(system, programs)
         self.system = system
         ends = link_ends(system, faults, down)
         self.ends = ends
@@ -68,6 +63,16 @@ class SystemGolden:
         # issue decisions first (above), then the values
         self.result = SystemResult([g.finish(*o) for g, o in zip(self.chips, outcomes)])
         return self.result
+
+
+def check_programs(system: System, programs: list[Program]) -> None:
+    """One program per chip, each for its chip's configuration."""
+    if len(programs) != len(system.chips):
+        raise SystemSpecError(f"system {system.name!r} has {len(system.chips)} chips, got {len(programs)} programs")
+    for i, p in enumerate(programs):
+        if p.config != system.config(i):
+            raise SystemSpecError(f"system {system.name!r}: chip {i} is {system.chips[i]!r}, its program is for "
+                                  f"{p.config.name!r}")
 
 
 def link_ends(system: System, faults: dict | None = None, down: set | frozenset = frozenset()) -> dict:
