@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa import spec
+from isa import quant, spec
 from isa.asm import format_instruction
 from isa.config import ChipConfig
 from isa.image import Program
@@ -330,7 +330,18 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
         else:
             res_dt = np.dtype(n.attrs["dtype"])
             offset = 128 if res_dt == np.uint8 else 0
-            epi.requant = (n.attrs["multiplier"], n.attrs["shift"], n.attrs["zero_point"] - offset)
+            zp = n.attrs["zero_point"] - offset
+            if len(n.inputs) == 3:      # per channel: M and (s, zp) per lane, loaded like the bias
+                N = out_t.shape[-1]
+                mp, sp = (Placed(f"{n.name}/{k}", np.dtype(np.int32), Layout((N,), 4, L), host=True)
+                          for k in ("multiplier", "shift/zp"))
+                for pp in (mp, sp):
+                    m.host_copy(pp, [m.side_mems[kernels.W][0]] * 4)
+                value.loads.append((mp, n.inputs[1], lambda v: np.asarray(v, np.int32)))
+                value.loads.append((sp, n.inputs[2], lambda v, zp=zp: quant.pack_shift_zp(v, zp)))
+                epi.requant, epi.vectors = (None, None, zp), {"multiplier": mp, "shift/zp": sp}
+            else:
+                epi.requant = (n.attrs["multiplier"], n.attrs["shift"], zp)
         res = n.outputs[0]
     if epi.relu and epi.requant is not None and epi.requant[2] == spec.dtype_range(spec.DType.I8)[0]:
         epi.relu = False           # the clamp at the zero point is the requantize's own saturation

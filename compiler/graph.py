@@ -105,7 +105,9 @@ class Graph:
         return self._add("relu", name, [x], self.types[x])
 
     def requantize(self, x: str, scale, zero_point: int, dtype, name: str | None = None) -> str:
-        """int32 -> int8 / uint8: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`."""
+        """int32 -> int8 / uint8: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`:
+        one scale, or one per column (per channel: M and s become constant inputs `name/multiplier`
+        and `name/shift`, int32 per column)."""
         name = name or f"requantize{len(self.nodes)}"
         dtype = np.dtype(dtype)
         if self.types[x].dtype != np.dtype(np.int32):
@@ -116,12 +118,22 @@ class Graph:
         if not info.min <= int(zero_point) <= info.max:
             raise CompileError(f"node {name!r} (requantize): zero point {int(zero_point)} is outside {dtype} "
                                f"[{info.min}, {info.max}]")
+        scale = np.asarray(scale, np.float64)
+        shape = self.types[x].shape
         try:
-            m, s = quant.quantize_multiplier(float(scale))
+            if scale.size == 1:
+                m, s = quant.quantize_multiplier(float(scale.reshape(())))
+                return self._add("requantize", name, [x], TensorType(dtype, shape),
+                                 multiplier=m, shift=s, zero_point=int(zero_point), dtype=dtype.str)
+            if scale.ndim != 1 or scale.size != shape[-1]:
+                raise CompileError(f"node {name!r} (requantize): {scale.size} scales for {shape[-1]} columns")
+            ms = [quant.quantize_multiplier(float(v)) for v in scale]
         except quant.QuantError as e:
             raise CompileError(f"node {name!r} (requantize): {e}") from None
-        return self._add("requantize", name, [x], TensorType(dtype, self.types[x].shape),
-                         multiplier=m, shift=s, zero_point=int(zero_point), dtype=dtype.str)
+        mc = self.constant(f"{name}/multiplier", np.array([m for m, _ in ms], np.int32))
+        sc = self.constant(f"{name}/shift", np.array([s for _, s in ms], np.int32))
+        return self._add("requantize", name, [x, mc, sc], TensorType(dtype, shape), zero_point=int(zero_point),
+                         dtype=dtype.str)
 
     def host(self, op: str, inputs, out_type: TensorType, name: str, **attrs) -> str:
         return self._add(op, name, inputs, out_type, **attrs)
@@ -151,9 +163,12 @@ def _matmul(n, a, b):
     return np.matmul(a.astype(np.int64) - n.attrs["a_zp"], b.astype(np.int64) - n.attrs["b_zp"]).astype(np.int32)
 
 
-def _requantize(n, x):
+def _requantize(n, x, m=None, s=None):
+    """(m, s: the per-column constants of a per-channel requantize; else the node's own.)"""
     a = n.attrs
-    y = (x.astype(np.int64) * a["multiplier"] + (np.int64(1) << (30 + a["shift"]))) >> (31 + a["shift"])
+    m = np.int64(a["multiplier"]) if m is None else np.asarray(m, np.int64)
+    s = np.int64(a["shift"]) if s is None else np.asarray(s, np.int64)
+    y = (x.astype(np.int64) * m + (np.int64(1) << (30 + s))) >> (31 + s)
     return y + a["zero_point"]
 
 
@@ -162,7 +177,7 @@ _EVAL = {
     "add": lambda n, a, b: (a + b).astype(a.dtype),
     "mul": lambda n, a, b: (a.astype(np.int64) * b.astype(np.int64)).astype(a.dtype),
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),
-    "requantize": lambda n, x: _saturate(_requantize(n, x), np.dtype(n.attrs["dtype"])),
+    "requantize": lambda n, x, *ms: _saturate(_requantize(n, x, *ms), np.dtype(n.attrs["dtype"])),
     "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),
     "dequantize": lambda n, x, s, z: ((x.astype(np.int64) - z.astype(np.int64)) * s).astype(np.float32),
     "rows": lambda n, x: x[n.attrs["lo"]:n.attrs["hi"]],

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isa import spec
+from isa import quant, spec
 from isa.config import ChipConfig, SliceKind
 
 from .graph import CompileError
@@ -189,8 +189,13 @@ def _operand(flow):
 @dataclass
 class Epilogue:
     bias: Placed | None = None          # int32 [N]
-    bias_at: dict = field(default_factory=dict)     # MXM side -> the bias copy its read-outs take
-    requant: tuple | None = None        # (multiplier, shift, stored zero point)
+    requant: tuple | None = None        # (multiplier, shift, stored zero point); M and s None per channel
+    vectors: dict = field(default_factory=dict)     # per channel: "multiplier", "shift/zp" -> int32 [N]
+    at: dict = field(default_factory=dict)          # (vector name, MXM side) -> the copy its read-outs take
+
+    def loaded(self) -> dict:
+        """The int32 [N] vectors the read-outs load into registers, by name."""
+        return ({"bias": self.bias} if self.bias is not None else {}) | self.vectors
     relu: bool = False
 
 
@@ -231,11 +236,13 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
                 paired[s] = tuple(m.host_copy(pp, [p], lo, ranges[s][1]) for pp, p in zip(pairs, homes))
     b_parts = {s: _weight_copies(m, bmat, ranges[s], nt_n, b_src[s], a_src[s].planes[0][0])
                for s in used if s not in paired}
-    if epi.bias is not None and M < L and len(used) > 1:
+    if M < L and len(used) > 1:
         # weight-load bound: the B slices read every cycle, so each side's read-outs take the bias
-        # from its A slice (a row per tile there), or the other side's read-outs wait for the B slice
-        for s in used:
-            epi.bias_at[s] = m.host_copy(epi.bias, [a_src[s].planes[0][0]] * 4)
+        # (and per-channel M, s) from its A slice (a row per tile there), or the other side's
+        # read-outs wait for the B slice
+        for name, vec in epi.loaded().items():
+            for s in used:
+                epi.at[(name, s)] = m.host_copy(vec, [a_src[s].planes[0][0]] * 4)
 
     # MXMCFG per MXM: after the previous kernel's last sample
     cfg_done = {}
@@ -453,14 +460,19 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
         return bd.choice(name, tuple(range(m.config.vxm_regs)), [], lambda v: ("reg", pv, v))
     mult, shift, zp = epi.requant
     chain, sets = [], []                                       # (mnemonic, fields, result dtype, registers)
+    loads = []                                                 # (vector name, register): four VLOADBs each
     for op in ops:
         if op == "bias":
             r_bias = reg("bias")
             chain.append(("ADD", dict(b=r_bias, type=I32), I32, [r_bias]))
+            loads.append(("bias", r_bias))
         elif op == "requant":
             r_m, r_sz = reg("multiplier"), reg("shift/zp")
             chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
-            sets += [(r_m, mult), (r_sz, (zp << 16) | shift)]
+            if epi.vectors:
+                loads += [("multiplier", r_m), ("shift/zp", r_sz)]
+            else:
+                sets += [(r_m, mult), (r_sz, quant.pack_shift_zp(shift, zp))]
         else:
             r_zp = reg("relu zp")
             chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
@@ -468,15 +480,16 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
     slot = s0 - m.T["vxm_sample"] - 1
     writes = {}
-    if "bias" in ops:
-        bc = epi.bias_at.get(side) or epi.bias.whole_copy()
-        for j, (p, _) in enumerate(bc.planes):
+    for name, r in loads:
+        vec = epi.loaded()[name]
+        vc = epi.at.get((name, side)) or vec.whole_copy()
+        for j, (p, _) in enumerate(vc.planes):
             issue = slot
             slot -= 1
-            f = m.feed(bd, p, pv, issue + m.T["vxm_sample"], 1, bc.addr(epi.bias.layout, j, 0, nt, 0),
-                       f"{label}: bias tile n{nt} byte {j}")
-            bd.at(pv, issue, "VLOADB", f"{label}: bias byte {j}", a=_operand(f), r=lambda c=r_bias: c.value, plane=j)
-            writes.setdefault(id(r_bias), []).append(issue + m.T["vxm_reg_write"])
+            f = m.feed(bd, p, pv, issue + m.T["vxm_sample"], 1, vc.addr(vec.layout, j, 0, nt, 0),
+                       f"{label}: {name} tile n{nt} byte {j}")
+            bd.at(pv, issue, "VLOADB", f"{label}: {name} byte {j}", a=_operand(f), r=lambda c=r: c.value, plane=j)
+            writes.setdefault(id(r), []).append(issue + m.T["vxm_reg_write"])
     for ch, imm in sets:
         issue = slot
         slot -= 1

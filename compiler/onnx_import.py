@@ -1,8 +1,9 @@
 """ONNX -> compiler graph, for quantized int8 models.
 
-Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points,
-2-D and batched 3-D), Add, Mul (wrapping) and Relu on integer tensors, QuantizeLinear / DequantizeLinear at the
-graph's boundary (float work the host does), and the QDQ pattern
+Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points, or
+B's scale per column (per-channel weights), 2-D and batched 3-D), Add, Mul (wrapping) and Relu
+on integer tensors, QuantizeLinear / DequantizeLinear at the graph's boundary (float work the
+host does), and the QDQ pattern
 
     DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] -> QuantizeLinear
 
@@ -22,10 +23,17 @@ SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Mul", "Relu", "QuantizeLi
              "Gemm")
 
 
+def _scale(v):
+    """A float (per tensor) or a float64 vector (per output column)."""
+    v = np.asarray(v, np.float64)
+    return float(v.reshape(())) if v.size == 1 else v.reshape(-1)
+
+
 class _Deq:
-    """A DequantizeLinear output kept symbolic: (int value - zp) * scale, per tensor."""
-    def __init__(self, value, scale, zp, label):
-        self.value, self.scale, self.zp, self.label = value, float(scale), int(zp), label
+    """A DequantizeLinear output kept symbolic: (int value - zp) * scale, per tensor, or for a
+    constant (weights) with one scale per index of `axis` (one zero point)."""
+    def __init__(self, value, scale, zp, label, axis=None):
+        self.value, self.scale, self.zp, self.label, self.axis = value, _scale(scale), int(zp), label, axis
 
 
 class _Acc:
@@ -33,7 +41,7 @@ class _Acc:
     pending int32 bias (a constant) that is added on the chip when ReLU or QuantizeLinear
     follows, or folded into the host's dequantization when the result leaves the graph."""
     def __init__(self, value, scale, label, bias=None):
-        self.value, self.scale, self.label, self.bias = value, float(scale), label, bias
+        self.value, self.scale, self.label, self.bias = value, _scale(scale), label, bias
 
     def flush(self, g: Graph) -> "_Acc":
         if self.bias is None:
@@ -123,10 +131,28 @@ def _scalar(consts, name, label, op, what):
     return v.reshape(())
 
 
+def _per_column(consts, name, n, label, op, what):
+    """A scale given per tensor (a float) or per column of B (float64 [n]: per-channel weights)."""
+    if name not in consts:
+        _scalar(consts, name, label, op, what)          # (the unbound-value error)
+    v = np.asarray(consts[name], np.float64)
+    if v.size == 1:
+        return float(v.reshape(()))
+    if v.ndim != 1 or v.size != n:
+        raise CompileError(f"node {label!r} ({op}): {what} has shape {list(v.shape)}; per column it takes one value "
+                           f"per column of B ({n})")
+    return v
+
+
 def _materialize(g: Graph, v):
     """A symbolic value that leaves the graph: dequantized on the host."""
     if isinstance(v, _Deq):
-        s = g.constant(v.label + "/scale", np.float32(v.scale))
+        scale = np.float32(v.scale)
+        if v.axis is not None:                          # per axis: broadcast along it
+            shape = [1] * len(g.types[v.value].shape)
+            shape[v.axis] = scale.size
+            scale = scale.reshape(shape)
+        s = g.constant(v.label + "/scale", scale)
         z = g.constant(v.label + "/zero_point", np.asarray(v.zp, g.types[v.value].dtype))
         return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
                       v.label)
@@ -157,6 +183,13 @@ def _qdq(g: Graph, n, label, ins, consts):
             if not isinstance(x, _Deq):
                 raise CompileError(f"node {label!r} ({op}): input {which} must be dequantized int8/uint8 (a MatMul "
                                    f"result feeds another MatMul only through QuantizeLinear)")
+        if a.axis is not None or (isinstance(a.scale, np.ndarray)):
+            raise CompileError(f"node {label!r} ({op}): input A has a scale per axis; per-channel scales are "
+                               f"supported on the weights (B) only")
+        trans_b = op == "Gemm" and attrs.get("transB") and attrs["transB"].i
+        if isinstance(b.scale, np.ndarray) and b.axis != (0 if trans_b else 1):
+            raise CompileError(f"node {label!r} ({op}): B's scales are per axis {b.axis}; per-channel weights take "
+                               f"one scale per output column (axis {0 if trans_b else 1} here)")
         bval = b.value
         if op == "Gemm":
             if attrs.get("transA") and attrs["transA"].i:
@@ -232,8 +265,8 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
         return _wrap(label, op, lambda: g.matmul(ins[0], ins[1], a_zp, b_zp, name=label))
     if op == "QLinearMatMul":
         a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp = ins
-        sa, sb, sy = (float(_scalar(consts, x, label, op, w)) for x, w in ((a_s, "a_scale"), (b_s, "b_scale"),
-                                                                           (y_s, "y_scale")))
+        sa, sy = (float(_scalar(consts, x, label, op, w)) for x, w in ((a_s, "a_scale"), (y_s, "y_scale")))
+        sb = _per_column(consts, b_s, g.types[b].shape[-1], label, op, "b_scale")
         za, zb, zy = (_scalar(consts, x, label, op, w) for x, w in ((a_zp, "a_zero_point"), (b_zp, "b_zero_point"),
                                                                     (y_zp, "y_zero_point")))
         acc = _wrap(label, op, lambda: g.matmul(a, b, int(za), int(zb), name=label + "/matmul"))
@@ -270,8 +303,11 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
             raise CompileError(f"node {label!r} ({op}): {scale.size} scales for axis {axis} of length "
                                f"{shape[axis % len(shape)]}")
         scale, zp = scale.reshape(bshape), np.broadcast_to(zp.reshape(-1), (scale.size,)).reshape(bshape)
-    if op == "DequantizeLinear" and scale.size == 1 and zp.size == 1 and g.types[x].dtype in (np.int8, np.uint8, np.int32):
-        return _Deq(x, scale.reshape(()), zp.reshape(()), label)
+    if op == "DequantizeLinear" and g.types[x].dtype in (np.int8, np.uint8, np.int32) and len(np.unique(zp)) == 1:
+        if scale.size == 1:
+            return _Deq(x, scale.reshape(()), zp.reshape(-1)[0], label)
+        if x in g.constants and len(shape) <= 2:        # per-channel weights (or a per-channel int32 bias)
+            return _Deq(x, scale.reshape(-1), zp.reshape(-1)[0], label, axis % 2 if len(shape) == 2 else None)
     sname, zname = g.constant(label + "/scale", scale), g.constant(label + "/zero_point", zp)
     if op == "QuantizeLinear":
         if zp.dtype not in (np.int8, np.uint8, np.int16, np.uint16):

@@ -273,7 +273,8 @@ def _piece_group(graph: Graph, constants: dict, group: list[Node], n0: int, n1: 
         for i in n.inputs:
             if i in rename:
                 ins.append(rename[i])
-            elif n.op in ("matmul", "add") and i in constants and (n.op == "add" or i == n.inputs[1]):
+            elif i in constants and (n.op in ("add", "requantize") or (n.op == "matmul" and i == n.inputs[1])):
+                # the column slices of weights, bias and per-channel requantization
                 v = constants[i]
                 sl = v[..., n0:n1] if n.op == "matmul" else np.asarray(v).reshape(-1)[n0:n1]
                 name = f"{i}{tag}"

@@ -50,6 +50,13 @@ def quantize_multiplier(scale: float) -> tuple[int, int]:
     return m, s
 
 
+def pack_shift_zp(s, zp):
+    """REQUANT's c operand (isa/spec.py): the shift in bits [4:0], the zero point in bits [31:16]
+    (signed), per tensor (ints) or per lane (arrays, as int32)."""
+    word = (np.asarray(zp, np.int64) << 16) | np.asarray(s, np.int64)
+    return int(word) if word.ndim == 0 else (word & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+
 def multiplier_value(m: int, s: int) -> float:
     return m / 2.0 ** (MULT_BITS + s)
 

@@ -21,16 +21,21 @@ ORT_IR = 10          # onnx 1.23 writes IR version 14; onnxruntime 1.30 reads up
 ORT_OPSET = 26       # ... and refuses opsets newer than its release (the node cases are stamped 28)
 
 
-def ort_run(model: onnx.ModelProto, feeds: dict) -> list:
+def ort_run(model: onnx.ModelProto, feeds: dict, fuse: bool = True) -> list:
     """onnxruntime's outputs (CPU), the model restamped with an IR version and opset it loads (the
-    operators used here have not changed since those versions)."""
+    operators used here have not changed since those versions). `fuse=False`: no graph
+    optimizations, so a QDQ pattern runs as written, in float, instead of fused into onnxruntime's
+    integer kernels (whose uint8 x int8 product saturates on this CPU, see below)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     m.ir_version = min(m.ir_version, ORT_IR)
     for imp in m.opset_import:
         if imp.domain in ("", "ai.onnx"):
             imp.version = min(imp.version, ORT_OPSET)
-    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    if not fuse:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess.run(None, {k: np.asarray(v) for k, v in feeds.items()})
 
 
@@ -154,3 +159,78 @@ def test_mul_of_an_offset_uint8_result_is_refused():
     with pytest.raises(CompileError, match=r"node 'sq' \(mul\): 'rq:0' is a uint8 requantize result, stored as "
                                            r"value - 128"):
         compile_graph(g, TINY)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_column_weight_scales_equal_onnxruntime(seed):
+    """QLinearMatMul with one B scale per column (per-channel weights): the requantize takes M and s
+    per column (loaded per lane, like the bias); bit-exact against onnxruntime, compiled on golden,
+    at batch 1 (paired weight loads) and at a batch of 20."""
+    rng = np.random.default_rng(seed)
+    for m in (1, 20):
+        k, n = 48, 40
+        sa, sy = np.float32(0.05), np.float32(2.0)
+        sb = rng.uniform(0.001, 0.02, n).astype(np.float32)
+        inits = [nh.from_array(rng.integers(-128, 128, (k, n)).astype(np.int8), "w"), nh.from_array(sa, "sa"),
+                 nh.from_array(np.array(3, np.int8), "za"), nh.from_array(sb, "sb"),
+                 nh.from_array(np.array(0, np.int8), "zb"), nh.from_array(sy, "sy"),
+                 nh.from_array(np.array(-7, np.int8), "zy")]
+        node = helper.make_node("QLinearMatMul", ["x", "sa", "za", "w", "sb", "zb", "sy", "zy"], ["y"], name="q")
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [m, k])],
+                                  [helper.make_tensor_value_info("y", TensorProto.INT8, [m, n])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+        feeds = {"x": rng.integers(-128, 128, (m, k)).astype(np.int8)}
+        out, rep = run(compile_graph(from_model(model), TINY), feeds)
+        ref = ort_run(model, feeds)[0]
+        assert rep["prediction_exact"] and np.array_equal(out["y"], ref)
+        assert len(np.unique(ref)) > 10
+
+
+def _qdq_per_channel(trans_b: bool):
+    """QDQ Gemm with per-channel int8 weights (one scale per output column, as onnxruntime's
+    quantizer writes them) and a per-channel int32 bias, then ReLU and QuantizeLinear."""
+    rng = np.random.default_rng(9)
+    k, n = 40, 24
+    w = rng.integers(-127, 128, (n, k) if trans_b else (k, n)).astype(np.int8)
+    sw = rng.uniform(0.002, 0.02, n).astype(np.float32)
+    sx = np.float32(0.05)
+    inits = [nh.from_array(sx, "sx"), nh.from_array(np.uint8(100), "zx"), nh.from_array(w, "w"),
+             nh.from_array(sw, "sw"), nh.from_array(np.zeros(n, np.int8), "zw"),
+             nh.from_array(rng.integers(-900, 900, n).astype(np.int32), "b"), nh.from_array(sx * sw, "sb"),
+             nh.from_array(np.zeros(n, np.int32), "zb"), nh.from_array(np.float32(0.04), "sy"),
+             nh.from_array(np.uint8(0), "zy")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"], axis=0 if trans_b else 1),
+             helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["bd"], axis=0),
+             helper.make_node("Gemm", ["xd", "wd", "bd"], ["g"], name="fc", transB=int(trans_b)),
+             helper.make_node("Relu", ["g"], ["r"], name="act"),
+             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "sy", "zy"], ["y"], name="dq")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [12, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [12, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+@pytest.mark.parametrize("trans_b", [True, False])
+def test_qdq_per_channel_weights_within_a_step_of_onnxruntime(trans_b):
+    """Against the pattern as written (onnxruntime unfused, float). Fused, onnxruntime runs it as a
+    uint8 x int8 integer GEMM whose pair sums saturate on this CPU: off by up to 6.6 here."""
+    m = _qdq_per_channel(trans_b)
+    g = from_model(m)
+    x = np.random.default_rng(2).standard_normal((12, 40)).astype(np.float32) * 3
+    out, rep = run(compile_graph(g, TINY), {"x": x})
+    assert rep["prediction_exact"]
+    assert np.array_equal(out["y"], g.evaluate({"x": x})[g.outputs[0]])
+    assert np.abs(out["y"] - ort_run(m, {"x": x}, fuse=False)[0]).max() <= 0.04 * 1.0001
+
+
+def test_per_axis_scale_on_the_wrong_axis_is_refused():
+    m = _qdq_per_channel(False)
+    m.graph.node[2].attribute[0].i = 0           # per row of B (K), not per output column
+    m.graph.initializer[3].CopyFrom(nh.from_array(np.full(40, 0.01, np.float32), "sw"))
+    m.graph.initializer[4].CopyFrom(nh.from_array(np.zeros(40, np.int8), "zw"))
+    from compiler.graph import CompileError
+    with pytest.raises(CompileError, match=r"node 'fc' \(Gemm\): B's scales are per axis 0; per-channel weights "
+                                           r"take one scale per output column \(axis 1 here\)"):
+        from_model(m)

@@ -67,6 +67,18 @@ def test_micro_batches_stream_a_batch_through_the_pipeline():
         compile_system(g, get_system("ring4"), "pipeline", micro_batches=3)
 
 
+def test_per_channel_requantize_split_by_columns():
+    """A per-channel requantize (M and s per column) in a stage split over chips: each chip takes
+    its columns' M and s with its columns of the weights."""
+    rng = np.random.default_rng(21)
+    g = Graph()
+    g.input("x", np.int8, (6, 48))
+    g.constant("w", rng.integers(-128, 128, (48, 64)).astype(np.int8))
+    g.outputs.append(g.requantize(g.matmul("x", "w"), rng.uniform(1 / 6000, 1 / 800, 64), 2, np.int8))
+    sc, _ = _check(g, "pair", "tensor", 6)
+    assert [s.chips for s in sc.plan] == [(0, 1)]
+
+
 def test_micro_batches_need_row_wise_work():
     g = Graph()
     g.input("x", np.int8, (2, 8, 16))

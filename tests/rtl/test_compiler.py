@@ -28,14 +28,16 @@ def test_conformance_rtl(sim, name):
 @pytest.mark.rtl
 def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
     """Batch 1 through two layers: each MXM loads its weight tiles two rows a cycle (LW width 2,
-    even rows from its B slice and odd rows from its A slice); bit-exact, cycles as predicted."""
+    even rows from its B slice and odd rows from its A slice), the first layer requantized per
+    channel; bit-exact, cycles as predicted."""
     rng = np.random.default_rng(12)
     g = Graph()
     g.input("x", np.int8, (1, 96))
     g.constant("w1", rng.integers(-128, 128, (96, 64)).astype(np.int8))
     g.constant("b1", rng.integers(-3000, 3000, 64).astype(np.int32))
     g.constant("w2", rng.integers(-128, 128, (64, 24)).astype(np.int8))
-    h = g.requantize(g.relu(g.add(g.matmul("x", "w1", 0, 5), "b1")), 0.0004, -128, np.int8)
+    per_channel = rng.uniform(0.0002, 0.0008, 64)          # M and s loaded per lane, like the bias
+    h = g.requantize(g.relu(g.add(g.matmul("x", "w1", 0, 5), "b1")), per_channel, -128, np.int8)
     g.outputs.append(g.matmul(h, "w2"))
     feeds = {"x": rng.integers(-128, 128, (1, 96)).astype(np.int8)}
     c = compile_graph(g, get_config("tiny"))
