@@ -202,6 +202,9 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
         elif n.op == "requantize":
             raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
                                f"input {n.inputs[0]!r} does not come straight from a MatMul)")
+        elif n.op == "clip":
+            raise CompileError(f"node {n.name!r} (clip): the chip clips only a MatMul's requantized result (its "
+                               f"input {n.inputs[0]!r} is not one, or has other readers)")
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
     m.result = placed, host_loads, macs
@@ -233,7 +236,7 @@ def _partition(graph: Graph):
 
 
 def _fuse(mm: Node, consumers, keep) -> list[Node]:
-    """matmul [add int32 bias] [relu] [requantize]: the nodes one GEMM kernel runs."""
+    """matmul [add int32 bias] [relu] [requantize [clip]]: the nodes one GEMM kernel runs."""
     group = [mm]
     cur = mm.outputs[0]
 
@@ -251,6 +254,9 @@ def _fuse(mm: Node, consumers, keep) -> list[Node]:
         nxt = single(cur)
     if nxt is not None and nxt.op == "requantize":
         group.append(nxt)
+        nxt = single(nxt.outputs[0])
+        if nxt is not None and nxt.op == "clip":
+            group.append(nxt)
     elif len(group) > 1:
         # an add/relu on int32 that is not requantized afterwards cannot be stored by the VXM
         # (int32 results reach SRAM from the MXM only); leave them to be refused one by one
@@ -327,6 +333,9 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             epi.bias = bp
         elif n.op == "relu":
             epi.relu = True
+        elif n.op == "clip":                # after the requantize: bounds in the stored (int8) domain
+            off = 128 if np.dtype(graph.types[n.outputs[0]].dtype) == np.uint8 else 0
+            epi.clip = (n.attrs["lo"] - off, n.attrs["hi"] - off)
         else:
             res_dt = np.dtype(n.attrs["dtype"])
             offset = 128 if res_dt == np.uint8 else 0
@@ -343,8 +352,13 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             else:
                 epi.requant = (n.attrs["multiplier"], n.attrs["shift"], zp)
         res = n.outputs[0]
-    if epi.relu and epi.requant is not None and epi.requant[2] == spec.dtype_range(spec.DType.I8)[0]:
-        epi.relu = False           # the clamp at the zero point is the requantize's own saturation
+    if epi.requant is not None:
+        lo8, hi8 = spec.dtype_range(spec.DType.I8)
+        floor = max(epi.requant[2] if epi.relu else lo8, epi.clip[0] if epi.clip else lo8)
+        # MAX at the floor (ReLU: the zero point), MIN at a clip's ceiling; a bound at the int8
+        # range's end is the requantize's own saturation
+        epi.relu, epi.floor = floor > lo8, floor
+        epi.ceil = epi.clip[1] if epi.clip and epi.clip[1] < hi8 else None
     t_out = graph.types[res]
     out = Placed(res, t_out.dtype, Layout(t_out.shape, NBYTES[t_out.dtype], L),
                  offset=128 if t_out.dtype == np.uint8 and epi.requant else 0)

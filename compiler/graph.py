@@ -31,7 +31,7 @@ class TensorType:
 
 @dataclass
 class Node:
-    op: str                      # matmul, add, mul, relu, requantize; on the host: quantize, dequantize, rows, concat
+    op: str                      # matmul, add, mul, relu, requantize, clip; on the host: quantize, dequantize, rows, concat
     name: str
     inputs: list[str]
     outputs: list[str]
@@ -99,6 +99,19 @@ class Graph:
                                f"integer types")
         shape = np.broadcast_shapes(ta.shape, tb.shape)
         return self._add("mul", name, [a, b], TensorType(ta.dtype, shape))
+
+    def clip(self, x: str, lo: int, hi: int, name: str | None = None) -> str:
+        """min(max(x, lo), hi) for an int8 / uint8 x: on the chip, fused after a MatMul's requantize
+        (ReLU6 and the like in a QDQ pattern)."""
+        name = name or f"clip{len(self.nodes)}"
+        t = self.types[x]
+        if t.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            raise CompileError(f"node {name!r} (clip): input is {t.dtype}; the chip clips int8 / uint8 values")
+        info = np.iinfo(t.dtype)
+        lo, hi = max(int(lo), info.min), min(int(hi), info.max)
+        if lo > hi:
+            raise CompileError(f"node {name!r} (clip): bounds {lo}..{hi} are empty")
+        return self._add("clip", name, [x], t, lo=lo, hi=hi)
 
     def relu(self, x: str, name: str | None = None) -> str:
         name = name or f"relu{len(self.nodes)}"
@@ -177,6 +190,7 @@ _EVAL = {
     "add": lambda n, a, b: (a + b).astype(a.dtype),
     "mul": lambda n, a, b: (a.astype(np.int64) * b.astype(np.int64)).astype(a.dtype),
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),
+    "clip": lambda n, x: np.clip(x, n.attrs["lo"], n.attrs["hi"]).astype(x.dtype),
     "requantize": lambda n, x, *ms: _saturate(_requantize(n, x, *ms), np.dtype(n.attrs["dtype"])),
     "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),
     "dequantize": lambda n, x, s, z: ((x.astype(np.int64) - z.astype(np.int64)) * s).astype(np.float32),

@@ -196,7 +196,10 @@ class Epilogue:
     def loaded(self) -> dict:
         """The int32 [N] vectors the read-outs load into registers, by name."""
         return ({"bias": self.bias} if self.bias is not None else {}) | self.vectors
-    relu: bool = False
+    relu: bool = False                  # MAX at `floor` (the zero point, or a clip's lower bound)
+    clip: tuple | None = None           # (lo, hi) stored int8 bounds of a fused clip
+    floor: int = 0
+    ceil: int | None = None             # MIN at it (a clip's upper bound below 127)
 
 
 def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],
@@ -369,7 +372,8 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     out_dir = 1 - st.feed_dir
     note = f"{label}: rows {m0}..{m0 + mc - 1} of tile n{nt}"
     ops = [] if epi.requant is None else (          # no epilogue: the int32 result's planes straight to SRAM
-        (["bias"] if epi.bias is not None else []) + ["requant"] + (["relu"] if epi.relu else []))
+        (["bias"] if epi.bias is not None else []) + ["requant"] + (["relu"] if epi.relu else [])
+        + (["ceil"] if epi.ceil is not None else []))
     src, src_copy, src_at, t_acc = None, None, None, None         # src None: the accumulator
     at = (bi, nt, m0)                                           # where this item sits in `out`
     while t_acc is None or ops:
@@ -473,10 +477,14 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
                 loads += [("multiplier", r_m), ("shift/zp", r_sz)]
             else:
                 sets += [(r_m, mult), (r_sz, quant.pack_shift_zp(shift, zp))]
-        else:
+        elif op == "relu":
             r_zp = reg("relu zp")
             chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
-            sets.append((r_zp, zp))
+            sets.append((r_zp, epi.floor))
+        else:
+            r_hi = reg("clip ceiling")
+            chain.append(("MIN", dict(b=r_hi, type=I8), I8, [r_hi]))
+            sets.append((r_hi, epi.ceil))
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
     slot = s0 - m.T["vxm_sample"] - 1
     writes = {}

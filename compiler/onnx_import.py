@@ -1,14 +1,15 @@
 """ONNX -> compiler graph, for quantized int8 models.
 
 Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points, or
-B's scale per column (per-channel weights), 2-D and batched 3-D), Add, Mul (wrapping) and Relu
-on integer tensors, QuantizeLinear / DequantizeLinear at the graph's boundary (float work the
-host does), and the QDQ pattern
+B's scale per column (per-channel weights), 2-D and batched 3-D), Add, Mul (wrapping), Relu and
+Clip on integer tensors (Clip fused after a MatMul's requantize), QuantizeLinear /
+DequantizeLinear at the graph's boundary (float work the host does), and the QDQ pattern
 
-    DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] -> QuantizeLinear
+    DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] [-> Clip] -> QuantizeLinear
 
 fused into integer work: (x - zx) @ (w - zw) in int32, plus the bias rounded to the
-accumulator's scale sx*sw, ReLU on the accumulator, and requantization by sx*sw/sy. A float
+accumulator's scale sx*sw, ReLU on the accumulator, requantization by sx*sw/sy, and a Clip
+(ReLU6) as a clamp of the result at Q(min) and Q(max). A float
 MatMul/Gemm result that leaves the graph without QuantizeLinear is dequantized on the host
 (acc * sx*sw). Everything else is refused, before any scheduling, with the node's name, its
 op type and the reason.
@@ -19,8 +20,8 @@ import numpy as np
 
 from .graph import CompileError, Graph, TensorType
 
-SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Mul", "Relu", "QuantizeLinear", "DequantizeLinear", "MatMul",
-             "Gemm")
+SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Mul", "Relu", "Clip", "QuantizeLinear", "DequantizeLinear",
+             "MatMul", "Gemm")
 
 
 def _scale(v):
@@ -40,18 +41,19 @@ class _Acc:
     """A float MatMul/Gemm result kept as its exact int32 accumulator times `scale`, plus a
     pending int32 bias (a constant) that is added on the chip when ReLU or QuantizeLinear
     follows, or folded into the host's dequantization when the result leaves the graph."""
-    def __init__(self, value, scale, label, bias=None):
+    def __init__(self, value, scale, label, bias=None, clip=None):
         self.value, self.scale, self.label, self.bias = value, _scale(scale), label, bias
+        self.clip = clip            # (lo, hi) float bounds of a Clip, applied when quantized
 
     def flush(self, g: Graph) -> "_Acc":
         if self.bias is None:
             return self
         s = _wrap(self.label, "Add", lambda: g.add(self.value, self.bias, name=self.label + "/bias"))
-        return _Acc(s, self.scale, self.label)
+        return _Acc(s, self.scale, self.label, clip=self.clip)
 
 
 # operand positions that must be known when compiling (they become (M, s) and zero points)
-PARAMETER_INPUTS = {"MatMulInteger": (2, 3), "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+PARAMETER_INPUTS = {"MatMulInteger": (2, 3), "QLinearMatMul": (1, 2, 4, 5, 6, 7), "Clip": (1, 2),
                     "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2)}
 
 
@@ -144,6 +146,22 @@ def _per_column(consts, name, n, label, op, what):
     return v
 
 
+def _clip_bounds(n, ins, consts, label, kind):
+    """Clip's (min, max): inputs 1 and 2 (opset 11 on, optional) or attributes (before)."""
+    attrs = {a.name: a.f for a in n.attribute}
+    lo, hi = attrs.get("min", -np.inf), attrs.get("max", np.inf)
+    for i, which in ((1, "min"), (2, "max")):
+        if len(ins) > i and ins[i]:
+            v = _scalar(consts, ins[i], label, "Clip", which)
+            if which == "min":
+                lo = v
+            else:
+                hi = v
+    if kind is int:         # integer bounds on an integer tensor (an infinite one: the type's end)
+        return (int(lo) if np.isfinite(lo) else -(1 << 31)), (int(hi) if np.isfinite(hi) else 1 << 31)
+    return float(lo), float(hi)
+
+
 def _materialize(g: Graph, v):
     """A symbolic value that leaves the graph: dequantized on the host."""
     if isinstance(v, _Deq):
@@ -157,6 +175,9 @@ def _materialize(g: Graph, v):
         return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
                       v.label)
     if isinstance(v, _Acc):
+        if v.clip is not None:
+            raise CompileError(f"node {v.label!r}: a Clip on a MatMul/Gemm result runs on the chip only before its "
+                               f"QuantizeLinear; here the float result leaves the graph")
         s = g.constant(v.label + "/scale", np.float32(v.scale))
         zp = np.int32(0) if v.bias is None else -g.constants[v.bias]      # (acc - (-bias)) * scale
         z = g.constant(v.label + "/zero_point", zp)
@@ -218,7 +239,16 @@ def _qdq(g: Graph, n, label, ins, consts):
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (Relu): float Relu is supported on a MatMul/Gemm result in a QDQ pattern")
         x = x.flush(g)
-        return _Acc(g.relu(x.value, name=label), x.scale, label)
+        return _Acc(g.relu(x.value, name=label), x.scale, label, clip=x.clip)
+    if op == "Clip":
+        x = _float_in(g, ins[0], label, op, "the input")
+        if not isinstance(x, _Acc):
+            raise CompileError(f"node {label!r} (Clip): float Clip is supported on a MatMul/Gemm result in a QDQ "
+                               f"pattern (before its QuantizeLinear)")
+        lo, hi = _clip_bounds(n, ins, consts, label, float)
+        if x.clip:
+            lo, hi = max(lo, x.clip[0]), min(hi, x.clip[1])
+        return _Acc(x.value, x.scale, x.label, bias=x.bias, clip=(lo, hi))
     if op == "QuantizeLinear":
         x = ins[0]
         if not isinstance(x, _Acc):
@@ -227,7 +257,14 @@ def _qdq(g: Graph, n, label, ins, consts):
         x = x.flush(g)
         sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
         zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
-        return _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label))
+        if x.clip is None:
+            return _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label))
+        # QuantizeLinear is monotonic: Q(clip(v, lo, hi)) = clip(Q(v), Q(lo), Q(hi))
+        y = _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label + "/requantize"))
+        q = [np.rint(b / sy) + int(zy) if np.isfinite(b) else b for b in x.clip]
+        info = np.iinfo(zy.dtype)
+        lo, hi = (int(np.clip(v, info.min, info.max)) for v in q)
+        return _wrap(label, op, lambda: g.clip(y, lo, hi, name=label))
     raise AssertionError(op)
 
 
@@ -275,6 +312,12 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
         return _wrap(label, op, lambda: g.add(ins[0], ins[1], name=label))
     if op == "Mul":
         return _wrap(label, op, lambda: g.mul(ins[0], ins[1], name=label))
+    if op == "Clip":
+        if g.types[ins[0]].dtype.kind == "f":
+            raise CompileError(f"node {label!r} (Clip): input is {g.types[ins[0]].dtype}; float Clip is supported on "
+                               f"a MatMul/Gemm result in a QDQ pattern (before its QuantizeLinear)")
+        lo, hi = _clip_bounds(n, ins, consts, label, int)
+        return _wrap(label, op, lambda: g.clip(ins[0], lo, hi, name=label))
     if op == "Relu":
         if g.types[ins[0]].dtype.kind not in "iu":
             raise CompileError(f"node {label!r} (Relu): input is {g.types[ins[0]].dtype}; the chip runs Relu on integers "

@@ -234,3 +234,47 @@ def test_per_axis_scale_on_the_wrong_axis_is_refused():
     with pytest.raises(CompileError, match=r"node 'fc' \(Gemm\): B's scales are per axis 0; per-channel weights "
                                            r"take one scale per output column \(axis 1 here\)"):
         from_model(m)
+
+
+@pytest.mark.parametrize("lo,hi,out_type", [(0.0, 6.0, TensorProto.UINT8), (-2.0, 3.0, TensorProto.INT8),
+                                            (None, 1.5, TensorProto.INT8)])
+def test_qdq_clip_within_a_step_of_onnxruntime(lo, hi, out_type):
+    """Gemm -> Clip (ReLU6 and others) -> QuantizeLinear: a clamp after the requantize, on the chip
+    (MAX at Q(min), MIN at Q(max)); the bounds bind (the outputs reach them)."""
+    rng = np.random.default_rng(10)
+    k, n = 40, 24
+    zy_t = np.uint8 if out_type == TensorProto.UINT8 else np.int8
+    inits = [nh.from_array(np.float32(0.05), "sx"), nh.from_array(np.int8(0), "zx"),
+             nh.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"), nh.from_array(np.float32(0.01), "sw"),
+             nh.from_array(np.int8(0), "zw"), nh.from_array(np.float32(0.03), "sy"),
+             nh.from_array(zy_t(10 if zy_t == np.uint8 else -5), "zy")]
+    clip_ins = ["g", "lo" if lo is not None else "", "hi"]
+    if lo is not None:
+        inits.append(nh.from_array(np.float32(lo), "lo"))
+    inits.append(nh.from_array(np.float32(hi), "hi"))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["g"], name="fc"),
+             helper.make_node("Clip", clip_ins, ["c"], name="clip"),
+             helper.make_node("QuantizeLinear", ["c", "sy", "zy"], ["q"], name="q"),
+             helper.make_node("DequantizeLinear", ["q", "sy", "zy"], ["y"], name="dq")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [10, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [10, n])], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    g = from_model(m)
+    x = np.random.default_rng(3).standard_normal((10, k)).astype(np.float32) * 2
+    out, rep = run(compile_graph(g, TINY), {"x": x})
+    ref = ort_run(m, {"x": x}, fuse=False)[0]
+    assert rep["prediction_exact"] and np.array_equal(out["y"], g.evaluate({"x": x})[g.outputs[0]])
+    assert np.abs(out["y"] - ref).max() <= 0.03 * 1.0001
+    assert np.isclose(out["y"].max(), hi, atol=0.03) and (lo is None or np.isclose(out["y"].min(), lo, atol=0.03))
+
+
+def test_clip_not_after_a_requantize_is_refused():
+    from compiler.graph import CompileError, Graph
+    g = Graph()
+    g.input("x", np.int8, (4, 16))
+    g.outputs.append(g.clip("x", -3, 3, name="c"))
+    with pytest.raises(CompileError, match=r"node 'c' \(clip\): the chip clips only a MatMul's requantized result"):
+        compile_graph(g, TINY)

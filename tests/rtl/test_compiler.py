@@ -48,6 +48,24 @@ def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
 
 
 @pytest.mark.rtl
+def test_relu6_clip_rtl(sim):
+    """A MatMul -> bias -> ReLU -> requantize -> clip (ReLU6 as QDQ models write it): MAX at the zero
+    point and MIN at the ceiling in the read-out's chain; the ceiling binds."""
+    rng = np.random.default_rng(14)
+    g = Graph()
+    g.input("x", np.int8, (8, 48))
+    g.constant("w", rng.integers(-128, 128, (48, 40)).astype(np.int8))
+    g.constant("b", rng.integers(-3000, 3000, 40).astype(np.int32))
+    y = g.clip(g.requantize(g.relu(g.add(g.matmul("x", "w"), "b")), 1 / 1500, -20, np.int8), -20, 30)
+    g.outputs.append(y)
+    feeds = {"x": rng.integers(-128, 128, (8, 48)).astype(np.int8)}
+    c = compile_graph(g, get_config("tiny"))
+    out, rep = run(c, feeds, sim)
+    want = g.evaluate(feeds)[y]
+    assert np.array_equal(out[y], want) and rep["cycles"] == c.predicted["cycles"] and want.max() == 30
+
+
+@pytest.mark.rtl
 def test_integer_mul_rtl(sim):
     """Elementwise Mul (the VXM's MUL, wrapping) of int16 tensors, and of an int8 tensor by itself."""
     rng = np.random.default_rng(13)
