@@ -14,8 +14,9 @@ from tests.compiler.test_random_graphs import build, random_spec
 
 MODES = ("pipeline", "tensor", "auto")
 # seeds (random_spec(seed, max_m=160) on tiny) whose plans send data over at least one link
-SEEDS = [0, 4, 6, 7, 9, 10, 13, 19, 21, 22, 26, 28, 31, 45, 48, 58, 59, 60, 61, 66, 67, 69,
-         220, 256, 298]       # (the last three: a uint8 value aliased by ReLU, sent with its stored offset)
+SEEDS = [4, 6, 7, 9, 10, 13, 15, 18, 19, 21, 22, 26, 28, 31, 33, 40, 42, 45, 46, 48, 50, 58, 59, 60, 61,
+         220, 256, 298]       # (the last three found a uint8 value aliased by ReLU sent with its stored
+                              # offset, before the specs gained per-channel scales, clips and Mul)
 
 
 def _case(seed: int):
