@@ -27,7 +27,8 @@
                            per cycle of both arrays), start to done (weight loads, fill, drain,
                            read-out to SRAM included); also on Verilator, cycle counts equal
 * gemv256_sram_bandwidth_fraction: 1x256 . 256x256: SRAM words read / (cycles x MEM slices)
-* compiled_gemm256_*, digits_*: the compiler's figures (bench/compiler.py; `python -m bench.compiler`)
+* compiled_*, digits_*:    the compiler's figures, batch 1 at SRAM speed among them
+                           (bench/compiler.py; `python -m bench.compiler`)
 * c2c_*, ring4_stream_*:   chip-to-chip link figures (bench/c2c.py; `python -m bench.c2c`)
 * gemm_*_pair_*, gemm_*_ring4_*, mlp_*: models compiled over systems of chips (bench/multichip.py;
                            `python -m bench.multichip`)
