@@ -203,8 +203,8 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
             raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
                                f"input {n.inputs[0]!r} does not come straight from a MatMul)")
         elif n.op == "clip":
-            raise CompileError(f"node {n.name!r} (clip): the chip clips only a MatMul's requantized result (its "
-                               f"input {n.inputs[0]!r} is not one, or has other readers)")
+            done.add(n.name)
+            _lower_clip(m, graph, n, value, placed)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
     m.result = placed, host_loads, macs
@@ -414,6 +414,25 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     out = Placed(n.outputs[0], t_out.dtype, Layout(t_out.shape, nbytes, m.config.lanes), offset=offset)
     placed[n.outputs[0]] = out
     kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name)
+
+
+def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
+    """A clip on its own (not after a MatMul's requantize): MAX at lo into an intermediate, then
+    MIN at hi, each an elementwise pass with its bound in a register. The ALU compares signed, so
+    int8 values, or uint8 ones stored with an offset of 128 (a requantize result), only."""
+    x = placed[n.inputs[0]] if n.inputs[0] in placed else value(n.inputs[0])
+    t = graph.types[n.outputs[0]]
+    if t.dtype == np.uint8 and x.offset != 128:
+        raise CompileError(f"node {n.name!r} (clip): a uint8 tensor stored as is compares as signed on the VXM; "
+                           f"clip int8 values, or uint8 ones a requantize produced")
+    lo, hi = n.attrs["lo"] - x.offset, n.attrs["hi"] - x.offset
+    L = m.config.lanes
+    cur = x
+    for op, bound, name in (("max", lo, f"{n.outputs[0]}.max"), ("min", hi, n.outputs[0])):
+        out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
+        kernels.elementwise(m, op, [cur], out, VXM_TYPE[1], n.name, imm=bound)
+        cur = out
+    placed[n.outputs[0]] = cur
 
 
 # ---- prediction and listing ----------------------------------------------------------------------

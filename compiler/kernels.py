@@ -543,10 +543,13 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
 # ==========================================================================================
 # Elementwise
 # ==========================================================================================
-ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU"}
+ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU", "max": "MAX", "min": "MIN"}   # max, min: with `imm`
 
 
-def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str) -> None:
+def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str,
+                imm: int | None = None) -> None:
+    """out = op(ins) over whole tensors, streamed through one VXM ALU. `imm`: the second operand is
+    this constant, in a register the bundle sets (VSET) just before the op."""
     pv, nbytes = m.vxm, spec.dtype_bytes(dtype)
     total = out.layout.words()
     same = len(ins) == 2 and ins[0] is ins[1]          # x + x: one stream group feeds both operands
@@ -599,6 +602,11 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
             operands[name] = _operand(lead)
         if same:
             operands["b"] = operands["a"]
+        if imm is not None:     # set on the cycle before the op, held until its last element's sample
+            r = bd.choice("imm", tuple(range(m.config.vxm_regs)),
+                          [(m.T["vxm_reg_write"] - 1, m.T["vxm_sample"] + n - 1)], lambda v: ("reg", pv, v))
+            bd.at(pv, -1, "VSET", f"{label}: {op} bound", r=lambda c=r: c.value, imm=int(imm))
+            operands["b"] = lambda c=r: spec.operand(c.value, 0, reg=True)
         reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
         of = bd.flow(toward(pv, reach), nbytes, pv, m.T["vxm_drive"], n, reach)
         bd.at(pv, 0, ELEMENTWISE[op], f"{label}: {op}", dst=lambda: of.base, ddir=of.direction, type=dtype,

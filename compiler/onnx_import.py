@@ -2,8 +2,9 @@
 
 Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points, or
 B's scale per column (per-channel weights), 2-D and batched 3-D), Add, Mul (wrapping), Relu and
-Clip on integer tensors (Clip fused after a MatMul's requantize), QuantizeLinear /
-DequantizeLinear at the graph's boundary (float work the host does), and the QDQ pattern
+Clip on integer tensors (Clip fused after a MatMul's requantize, else two VXM passes),
+QuantizeLinear / DequantizeLinear at the graph's boundary (float work the host does), and the
+QDQ pattern
 
     DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] [-> Clip] -> QuantizeLinear
 

@@ -15,7 +15,8 @@ CONFORMANCE = ["test_matmulinteger",
                "test_qlinearmatmul_2D_int8_float16", "test_qlinearmatmul_3D_int8_float16",
                "test_quantizelinear", "test_quantizelinear_axis", "test_dequantizelinear",
                "test_dequantizelinear_axis", "test_add_int8", "test_add_uint8", "test_add_int16",
-               "test_mul_int8", "test_mul_uint8", "test_mul_int16", "test_mul_uint16"]
+               "test_mul_int8", "test_mul_uint8", "test_mul_int16", "test_mul_uint16",
+               "test_clip_default_int8_inbounds", "test_clip_default_int8_max", "test_clip_default_int8_min"]
 
 
 @pytest.fixture(scope="module")

@@ -271,10 +271,24 @@ def test_qdq_clip_within_a_step_of_onnxruntime(lo, hi, out_type):
     assert np.isclose(out["y"].max(), hi, atol=0.03) and (lo is None or np.isclose(out["y"].min(), lo, atol=0.03))
 
 
-def test_clip_not_after_a_requantize_is_refused():
+def test_clip_on_its_own():
+    """A clip that does not follow a requantize: two elementwise passes (MAX at lo, MIN at hi, bounds
+    in registers) on int8, or on a uint8 requantize result (stored with an offset); a uint8 tensor
+    stored as is is refused (the ALU compares signed)."""
     from compiler.graph import CompileError, Graph
+    rng = np.random.default_rng(1)
     g = Graph()
-    g.input("x", np.int8, (4, 16))
-    g.outputs.append(g.clip("x", -3, 3, name="c"))
-    with pytest.raises(CompileError, match=r"node 'c' \(clip\): the chip clips only a MatMul's requantized result"):
+    g.input("x", np.int8, (6, 40))
+    g.constant("w", rng.integers(-128, 128, (40, 24)).astype(np.int8))
+    r = g.requantize(g.matmul("x", "w"), 1 / 600, 10, np.uint8)
+    g.outputs = [g.clip("x", -20, 33), r, g.clip(r, 40, 200)]          # r has two readers: not fused
+    feeds = {"x": rng.integers(-128, 128, (6, 40)).astype(np.int8)}
+    out, rep = run(compile_graph(g, TINY), feeds)
+    want = g.evaluate(feeds)
+    assert rep["prediction_exact"] and all(np.array_equal(out[k], want[k]) for k in g.outputs)
+    assert want[g.outputs[0]].min() == -20 and want[g.outputs[2]].min() == 40
+    g = Graph()
+    g.input("u", np.uint8, (4, 16))
+    g.outputs.append(g.clip("u", 3, 200, name="c"))
+    with pytest.raises(CompileError, match=r"node 'c' \(clip\): a uint8 tensor stored as is compares as signed"):
         compile_graph(g, TINY)

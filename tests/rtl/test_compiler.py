@@ -50,7 +50,7 @@ def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
 @pytest.mark.rtl
 def test_relu6_clip_rtl(sim):
     """A MatMul -> bias -> ReLU -> requantize -> clip (ReLU6 as QDQ models write it): MAX at the zero
-    point and MIN at the ceiling in the read-out's chain; the ceiling binds."""
+    point and MIN at the ceiling in the read-out's chain; the ceiling binds. Then a clip on its own."""
     rng = np.random.default_rng(14)
     g = Graph()
     g.input("x", np.int8, (8, 48))
@@ -63,6 +63,14 @@ def test_relu6_clip_rtl(sim):
     out, rep = run(c, feeds, sim)
     want = g.evaluate(feeds)[y]
     assert np.array_equal(out[y], want) and rep["cycles"] == c.predicted["cycles"] and want.max() == 30
+    g2 = Graph()                            # and on its own: MAX then MIN, bounds set by VSET
+    g2.input("x", np.int8, (5, 40))
+    z = g2.clip("x", -20, 33)
+    g2.outputs.append(z)
+    feeds2 = {"x": rng.integers(-128, 128, (5, 40)).astype(np.int8)}
+    c2 = compile_graph(g2, get_config("tiny"))
+    out2, rep2 = run(c2, feeds2, sim)
+    assert np.array_equal(out2[z], g2.evaluate(feeds2)[z]) and rep2["cycles"] == c2.predicted["cycles"]
 
 
 @pytest.mark.rtl
