@@ -32,7 +32,7 @@ from isa.system import SystemSpecError
 from verif.run import RunError
 
 from .compile import compile_graph
-from .gantt import FORMATS as GANTT_FORMATS
+from .gantt import check_path as check_gantt_path
 from .graph import CompileError
 from .onnx_import import load
 from .runtime import run, stderr_log
@@ -137,8 +137,8 @@ def _gantt(args, compiled) -> None:
 
 
 def cmd_compile(args) -> int:
-    if args.gantt and args.gantt.suffix not in GANTT_FORMATS:
-        raise CompileError(f"--gantt {args.gantt}: the picture is {', '.join(GANTT_FORMATS)}")
+    if args.gantt:
+        check_gantt_path(args.gantt)            # before compiling: a wrong suffix fails at once
     feeds = _read_npz(args.inputs) if args.inputs else {}
     if args.system:
         return cmd_compile_system(args, feeds)

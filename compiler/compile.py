@@ -98,14 +98,11 @@ def _program(config: ChipConfig, tp: TimedProgram, streams: dict, refills: list)
 def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     t0 = time.perf_counter()
     pre, post, chip = _partition(graph)
-    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
+    host_vals, needed_out = boundary(graph, pre, post, chip)
     consumers: dict[str, list[Node]] = {}
     for n in chip:
         for i in n.inputs:
             consumers.setdefault(i, []).append(n)
-    needed_out = [v for v in graph.outputs if v not in host_vals] + \
-                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
-    needed_out = list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip)))
     keep = set(needed_out)
     _lower(kernels.Machine(config, dry=True), graph, chip, consumers, keep, host_vals).sram.check()
 
@@ -161,6 +158,14 @@ def finish_program(m, constants: dict, host_loads: list) -> tuple[Program, dict,
         if isinstance(e, CompileError):
             raise
         raise CompileError(f"the scheduled program cannot be loaded: {e}") from None
+
+
+def boundary(graph: Graph, pre: list[Node], post: list[Node], chip: list[Node]) -> tuple[set, list[str]]:
+    """(the values the host has before the run, the chip results the host reads after it)."""
+    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
+    needed_out = [v for v in graph.outputs if v not in host_vals] + \
+                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
+    return host_vals, list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip)))
 
 
 def host_values(graph: Graph, host_vals: set, placed: dict, loads: list, lanes: int):
@@ -314,6 +319,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     a_cfg = _mxm_cfg(a, mm.attrs["a_zp"])
     b_cfg = _mxm_cfg(bmat, b_zp)
     epi = kernels.Epilogue()
+    clip = None                             # (lo, hi) of a fused clip, stored int8 bounds
     res = mm.outputs[0]
     for n in group[1:]:
         if n.op == "add":
@@ -325,40 +331,35 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             if bias.size != N or (bias.ndim >= 1 and bias.shape[-1] != N):
                 raise CompileError(f"node {n.name!r} (add): bias shape {bias.shape} is not one value per output "
                                    f"column ({N})")
-            bname = other[0]
-            bp = Placed(bname, np.dtype(np.int32), Layout((N,), 4, L), host=True)
-            placed[("bias", bname)] = bp
-            m.host_copy(bp, [m.side_mems[kernels.W][0]] * 4)
-            value.loads.append((bp, bname, lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32)))
-            epi.bias = bp
+            epi.bias = _lane_vector(m, value, other[0], other[0], N,
+                                    lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
+            placed[("bias", other[0])] = epi.bias
         elif n.op == "relu":
             epi.relu = True
         elif n.op == "clip":                # after the requantize: bounds in the stored (int8) domain
             off = 128 if np.dtype(graph.types[n.outputs[0]].dtype) == np.uint8 else 0
-            epi.clip = (n.attrs["lo"] - off, n.attrs["hi"] - off)
+            clip = (n.attrs["lo"] - off, n.attrs["hi"] - off)
         else:
             res_dt = np.dtype(n.attrs["dtype"])
             offset = 128 if res_dt == np.uint8 else 0
             zp = n.attrs["zero_point"] - offset
             if len(n.inputs) == 3:      # per channel: M and (s, zp) per lane, loaded like the bias
                 N = out_t.shape[-1]
-                mp, sp = (Placed(f"{n.name}/{k}", np.dtype(np.int32), Layout((N,), 4, L), host=True)
-                          for k in ("multiplier", "shift/zp"))
-                for pp in (mp, sp):
-                    m.host_copy(pp, [m.side_mems[kernels.W][0]] * 4)
-                value.loads.append((mp, n.inputs[1], lambda v: np.asarray(v, np.int32)))
-                value.loads.append((sp, n.inputs[2], lambda v, zp=zp: quant.pack_shift_zp(v, zp)))
-                epi.requant, epi.vectors = (None, None, zp), {"multiplier": mp, "shift/zp": sp}
+                epi.vectors = {"multiplier": _lane_vector(m, value, f"{n.name}/multiplier", n.inputs[1], N,
+                                                          lambda v: np.asarray(v, np.int32)),
+                               "shift/zp": _lane_vector(m, value, f"{n.name}/shift/zp", n.inputs[2], N,
+                                                        lambda v, zp=zp: quant.pack_shift_zp(v, zp))}
+                epi.requant = (None, None, zp)
             else:
                 epi.requant = (n.attrs["multiplier"], n.attrs["shift"], zp)
         res = n.outputs[0]
     if epi.requant is not None:
         lo8, hi8 = spec.dtype_range(spec.DType.I8)
-        floor = max(epi.requant[2] if epi.relu else lo8, epi.clip[0] if epi.clip else lo8)
+        floor = max(epi.requant[2] if epi.relu else lo8, clip[0] if clip else lo8)
         # MAX at the floor (ReLU: the zero point), MIN at a clip's ceiling; a bound at the int8
         # range's end is the requantize's own saturation
         epi.relu, epi.floor = floor > lo8, floor
-        epi.ceil = epi.clip[1] if epi.clip and epi.clip[1] < hi8 else None
+        epi.ceil = clip[1] if clip and clip[1] < hi8 else None
     t_out = graph.types[res]
     out = Placed(res, t_out.dtype, Layout(t_out.shape, NBYTES[t_out.dtype], L),
                  offset=128 if t_out.dtype == np.uint8 and epi.requant else 0)
@@ -386,6 +387,16 @@ def _mxm_cfg(p: Placed, zp: int) -> tuple[int, int]:
     if p.offset == 128:                       # stored = u - 128: read as int8, zero point zp - 128
         return zp - 128, 1
     return zp, 0
+
+
+def _lane_vector(m, value, name: str, src: str, n: int, fn) -> Placed:
+    """An int32 value per output column (a bias, a per-channel M or shift/zp word) that the read-outs
+    load into a register per lane: four byte planes in the west side's first slice, written by
+    the host from constant `src` through `fn`."""
+    p = Placed(name, np.dtype(np.int32), Layout((n,), 4, m.config.lanes), host=True)
+    m.host_copy(p, [m.side_mems[kernels.W][0]] * 4)
+    value.loads.append((p, src, fn))
+    return p
 
 
 def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:

@@ -76,11 +76,17 @@ def rows_of(m, prefix: str = "") -> list[Row]:
     return rows
 
 
-def draw(rows: list[Row], cycles: int, path: Path, title: str) -> None:
-    """Write the picture of `rows` over `cycles` to path (.png, .svg or .html)."""
+def check_path(path) -> Path:
+    """The picture's path, if its suffix names a format it can be written in."""
     path = Path(path)
     if path.suffix not in FORMATS:
         raise CompileError(f"--gantt {path}: the picture is {', '.join(FORMATS)}")
+    return path
+
+
+def draw(rows: list[Row], cycles: int, path: Path, title: str) -> None:
+    """Write the picture of `rows` over `cycles` to path (.png, .svg or .html)."""
+    path = check_path(path)
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt

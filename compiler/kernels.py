@@ -192,14 +192,13 @@ class Epilogue:
     requant: tuple | None = None        # (multiplier, shift, stored zero point); M and s None per channel
     vectors: dict = field(default_factory=dict)     # per channel: "multiplier", "shift/zp" -> int32 [N]
     at: dict = field(default_factory=dict)          # (vector name, MXM side) -> the copy its read-outs take
+    relu: bool = False                  # MAX at `floor` (the zero point, or a clip's lower bound)
+    floor: int = 0
+    ceil: int | None = None             # MIN at it (a clip's upper bound below 127)
 
     def loaded(self) -> dict:
         """The int32 [N] vectors the read-outs load into registers, by name."""
         return ({"bias": self.bias} if self.bias is not None else {}) | self.vectors
-    relu: bool = False                  # MAX at `floor` (the zero point, or a clip's lower bound)
-    clip: tuple | None = None           # (lo, hi) stored int8 bounds of a fused clip
-    floor: int = 0
-    ceil: int | None = None             # MIN at it (a clip's upper bound below 127)
 
 
 def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],

@@ -205,7 +205,7 @@ def _qdq(g: Graph, n, label, ins, consts):
             if not isinstance(x, _Deq):
                 raise CompileError(f"node {label!r} ({op}): input {which} must be dequantized int8/uint8 (a MatMul "
                                    f"result feeds another MatMul only through QuantizeLinear)")
-        if a.axis is not None or (isinstance(a.scale, np.ndarray)):
+        if isinstance(a.scale, np.ndarray):
             raise CompileError(f"node {label!r} ({op}): input A has a scale per axis; per-channel scales are "
                                f"supported on the weights (B) only")
         trans_b = op == "Gemm" and attrs.get("transB") and attrs["transB"].i
@@ -258,10 +258,11 @@ def _qdq(g: Graph, n, label, ins, consts):
         x = x.flush(g)
         sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
         zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+        name = label if x.clip is None else label + "/requantize"
+        y = _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=name))
         if x.clip is None:
-            return _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label))
+            return y
         # QuantizeLinear is monotonic: Q(clip(v, lo, hi)) = clip(Q(v), Q(lo), Q(hi))
-        y = _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=label + "/requantize"))
         q = [np.rint(b / sy) + int(zy) if np.isfinite(b) else b for b in x.clip]
         info = np.iinfo(zy.dtype)
         lo, hi = (int(np.clip(v, info.min, info.max)) for v in q)

@@ -42,7 +42,7 @@ from isa.system import System
 
 from . import kernels
 from .compile import (NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict,
-                      finish_program, host_values)
+                      boundary, finish_program, host_values)
 from .graph import CompileError, Graph, Node, TensorType
 from .layout import Copy, Layout, Placed
 from .microbatch import batch_rows, split_rows
@@ -305,7 +305,7 @@ def compile_system(graph: Graph, system: System, mode: str = "auto", micro_batch
         raise CompileError(f"--parallel {mode!r}: one of {', '.join(MODES)}")
     t0 = time.perf_counter()
     pre, post, chip_nodes = _partition(graph)
-    host_vals, needed_out = _boundary(graph, pre, post, chip_nodes)
+    host_vals, needed_out = boundary(graph, pre, post, chip_nodes)
     groups = _groups(graph, chip_nodes, set(needed_out))
     rows = batch_rows(graph, chip_nodes)
     if micro_batches is not None and micro_batches != 1:
@@ -346,22 +346,14 @@ def compile_system(graph: Graph, system: System, mode: str = "auto", micro_batch
     return best
 
 
-def _boundary(graph: Graph, pre: list[Node], post: list[Node], chip_nodes: list[Node]) -> tuple[set, list[str]]:
-    """(the values the host has before the run, the chip results the host reads after it)."""
-    host_vals = set(graph.inputs) | set(graph.constants) | {o for n in pre for o in n.outputs}
-    needed_out = [v for v in graph.outputs if v not in host_vals] + \
-                 [i for n in post for i in n.inputs if i not in host_vals and i not in graph.constants]
-    return host_vals, list(dict.fromkeys(v for v in needed_out if any(v in n.outputs for n in chip_nodes)))
-
-
 def _micro(graph, plan: list[Stage], pre, post, chip_nodes, c: int):
     """The graph and plan to lower for c micro-batches: each stage once per micro-batch, stage by
     stage, on the stage's chips and columns. Returns (graph, plan, pre, post, host values, outputs)."""
     if c == 1:
-        return (graph, plan, pre, post, *_boundary(graph, pre, post, chip_nodes))
+        return (graph, plan, pre, post, *boundary(graph, pre, post, chip_nodes))
     g = split_rows(graph, pre, chip_nodes, post, c)
     pre2, post2, chip2 = _partition(g)
-    host_vals, needed_out = _boundary(g, pre2, post2, chip2)
+    host_vals, needed_out = boundary(g, pre2, post2, chip2)
     groups = _groups(g, chip2, set(needed_out))
     assert len(groups) == c * len(plan), "micro-batches fuse as the whole batch does"
     stages = [Stage(groups[j * len(plan) + i], st.chips, st.cols, st.weight_bytes, st.reason)
