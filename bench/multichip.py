@@ -34,7 +34,7 @@ import numpy as np
 
 from compiler.compile import compile_graph
 from compiler.graph import Graph
-from compiler.runtime import host_before, run, run_on_system, with_inputs
+from compiler.runtime import host_before, run, run_on_system, system_programs
 from compiler.system import compile_system
 from isa.config import get_config
 from isa.system import get_system
@@ -55,7 +55,9 @@ def mlp(rng, m: int, dims: list[int]) -> Graph:
     return g
 
 
-def _run(name: str, g: Graph, system: str, mode: str, micro_batches: int | None = None) -> dict | None:
+def _run(name: str, g: Graph, system: str, mode: str, micro_batches: int | None = None):
+    """Compile, run on golden, check, print the figures; returns (compiled, feeds, report), or None
+    when the run differs from the reference or the prediction."""
     rng = np.random.default_rng(0)
     feeds = {"x": rng.integers(-128, 128, g.types["x"].shape).astype(np.int8)}
     t0 = time.perf_counter()
@@ -74,7 +76,7 @@ def _run(name: str, g: Graph, system: str, mode: str, micro_batches: int | None 
     print(f"{name}_busiest_link_utilization: {max(links, default=0.0)}")
     print(f"{name}_plan: {' '.join('+'.join(map(str, s.chips)) for s in sc.plan)}")
     print(f"{name}_micro_batches: {sc.micro_batches}")
-    return rep
+    return sc, feeds, rep
 
 
 def main(argv=None) -> int:
@@ -87,9 +89,9 @@ def main(argv=None) -> int:
     g.input("x", np.int8, (M, K))
     g.constant("w", rng.integers(-128, 128, (K, N)).astype(np.int8))
     g.outputs.append(g.requantize(g.matmul("x", "w"), 1 / 8192, 0, np.int8))
-    for system in ("pair", "ring4"):
-        if _run(f"gemm_{M}x{K}x{N}_{system}", g, system, "auto") is None:
-            return 1
+    runs = {system: _run(f"gemm_{M}x{K}x{N}_{system}", g, system, "auto") for system in ("pair", "ring4")}
+    if None in runs.values():
+        return 1
 
     dims = [256, 256, 256, 128]
     g = mlp(np.random.default_rng(7), 1, dims)
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     r = _run(f"mlp_{tag}_ring4_pipeline", g, "ring4", "pipeline")
     if r is None:
         return 1
-    print(f"mlp_{tag}_ring4_pipeline_latency_vs_one_chip: {r['cycles'] / rep['cycles']:.3f}")
+    print(f"mlp_{tag}_ring4_pipeline_latency_vs_one_chip: {r[2]['cycles'] / rep['cycles']:.3f}")
 
     if _run("mlp_512_1024_512_ring4", mlp(np.random.default_rng(12), 1, [512, 1024, 512]), "ring4", "auto") is None:
         return 1
@@ -115,13 +117,13 @@ def main(argv=None) -> int:
     streamed = _run("mlp_128x128x3_b128_ring4_pipeline_micro", g, "ring4", "pipeline")
     if whole is None or streamed is None:
         return 1
-    print(f"mlp_128x128x3_b128_ring4_micro_speedup: {whole['cycles'] / streamed['cycles']:.2f}")
-    return scale_out()
+    print(f"mlp_128x128x3_b128_ring4_micro_speedup: {whole[2]['cycles'] / streamed[2]['cycles']:.2f}")
+    sc, feeds, _ = runs["ring4"]
+    return scale_out(f"gemm_{M}x{K}x{N}_ring4", sc, feeds)
 
 
 def _programs(sc, feeds) -> list:
-    env = host_before(sc.graph, sc.pre, feeds)
-    return [with_inputs(p.program, p.host_loads, sc.constants, env) for p in sc.chips]
+    return system_programs(sc, host_before(sc.graph, sc.pre, feeds))
 
 
 def _scale_out_one(name: str, system, programs: list, workers: tuple[int, ...]) -> bool:
@@ -143,24 +145,17 @@ def _scale_out_one(name: str, system, programs: list, workers: tuple[int, ...]) 
     return True
 
 
-def scale_out() -> int:
-    """The scale-out figures (module docstring)."""
-    cores = os.cpu_count()
-    print(f"scaleout_cores: {cores}")
+def scale_out(gemm_name: str, gemm_sc, gemm_feeds: dict) -> int:
+    """The scale-out figures (module docstring); the GEMM is the one main() compiled for ring4."""
+    print(f"scaleout_cores: {os.cpu_count()}")
     workers = (1, 2, 4)
-    rng = np.random.default_rng(2026)
-    M, K, N = 32, 1024, 576
-    g = Graph()
-    g.input("x", np.int8, (M, K))
-    g.constant("w", rng.integers(-128, 128, (K, N)).astype(np.int8))
-    g.outputs.append(g.requantize(g.matmul("x", "w"), 1 / 8192, 0, np.int8))
     ring4 = get_system("ring4")
-    sc = compile_system(g, ring4, "auto")
-    if not _scale_out_one(f"gemm_{M}x{K}x{N}_ring4", ring4, _programs(sc, {"x": rng.integers(-128, 128, (M, K)).astype(np.int8)}), workers):
+    if not _scale_out_one(gemm_name, ring4, _programs(gemm_sc, gemm_feeds), workers):
         return 1
     g = mlp(np.random.default_rng(12), 4, [512, 1024, 512])
     sc = compile_system(g, ring4, "pipeline")
-    if not _scale_out_one("mlp_512_1024_512_b4_ring4", ring4, _programs(sc, {"x": rng.integers(-128, 128, (4, 512)).astype(np.int8)}), workers):
+    feeds = {"x": np.random.default_rng(2026).integers(-128, 128, (4, 512)).astype(np.int8)}
+    if not _scale_out_one("mlp_512_1024_512_b4_ring4", ring4, _programs(sc, feeds), workers):
         return 1
     progs, _ = random_transfers(ring4, np.random.default_rng(3), min_cycles=12000)
     if not _scale_out_one("transfers_ring4", ring4, progs, workers):

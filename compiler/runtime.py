@@ -76,6 +76,12 @@ def program_with_inputs(compiled: Compiled, env: dict) -> Program:
     return with_inputs(compiled.program, compiled.host_loads, compiled.graph.constants, env)
 
 
+def system_programs(sc, env: dict) -> list[Program]:
+    """Each chip's program of a model compiled for a system, with the host values of `env`
+    (host_before) written in."""
+    return [with_inputs(part.program, part.host_loads, sc.constants, env) for part in sc.chips]
+
+
 def run(compiled: Compiled, feeds: dict, target: str = "golden", log=None, port: str | None = None,
         baud: int | None = None) -> tuple[dict, dict]:
     """Returns ({output name: array}, report). Raises InputError for bad inputs. `port`, `baud`:
@@ -145,9 +151,9 @@ def run_on_system(sc, feeds: dict, target: str = "golden", log=None, workers: in
     log(f"running {pred['cycles']} predicted cycles on {target} ({sc.system.name}, {len(sc.chips)} chips)")
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for part in sc.chips:
+        for part, program in zip(sc.chips, system_programs(sc, env)):
             path = Path(tmp) / f"chip{part.index}.bin"
-            save(with_inputs(part.program, part.host_loads, sc.constants, env), path)
+            save(program, path)
             paths.append(path)
         report, words = run_images(paths, target, sc.system.name, dumps, workers, scheduler, start_offsets)
     if report["error"] != "NONE":

@@ -227,11 +227,8 @@ def _coordinate(system: System, handles: list, where: list[int], dumps, stats: S
     """The rounds (module docstring); chip k's worker runs on worker process where[k]."""
     t_start = time.perf_counter()
     n = len(handles)
-    peer_of = {}            # (chip, link end) -> (chip, link end) it sends to
     near = [[] for _ in range(n)]       # per chip: (peer chip, latency)
     for lk in system.links:
-        peer_of[(lk.a.chip, lk.a.link)] = (lk.b.chip, lk.b.link)
-        peer_of[(lk.b.chip, lk.b.link)] = (lk.a.chip, lk.a.link)
         near[lk.a.chip].append((lk.b.chip, lk.latency))
         near[lk.b.chip].append((lk.a.chip, lk.latency))
     groups: dict[int, list[int]] = {}
@@ -265,7 +262,8 @@ def _coordinate(system: System, handles: list, where: list[int], dumps, stats: S
             ran[i] = lim if lim is not None else ran[i]
             horizon[i], quiet[i], ended[i] = r["horizon"], r["quiet_at"], r["ended"]
             for name, (s, t, v) in r["out"].items():
-                j, there = peer_of[(i, name)]
+                end, _ = system.peer(i, name)
+                j, there = end.chip, end.link
                 if there in inbox[j]:
                     s0, t0, v0 = inbox[j][there]
                     s, t, v = np.concatenate([s0, s]), np.concatenate([t0, t]), np.concatenate([v0, v])

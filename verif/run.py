@@ -199,21 +199,19 @@ def run_system(paths: list[Path], target: str, system_name: str, dumps: list[tup
         raise RunError(f"--workers {workers}: 1 or more Dask worker processes (0: the lockstep in this process)")
     stats = None
     t0 = time.perf_counter()
-    if target == "golden" and scaled:
-        from sim.scaleout import run_scaled
-        try:
-            res, words, stats = run_scaled(sysm, programs, dumps, workers=workers or 0, scheduler=scheduler)
-        except SystemSpecError as e:
-            raise RunError(str(e)) from None
+    if target == "golden":
+        if scaled:
+            from sim.scaleout import run_scaled
+            try:
+                res, words, stats = run_scaled(sysm, programs, dumps, workers=workers or 0, scheduler=scheduler)
+            except SystemSpecError as e:
+                raise RunError(str(e)) from None
+        else:
+            res = gold.run()
+            words = {(c, pos, addr, n): gold.chips[c].read_words(pos, addr, n) for c, pos, addr, n in dumps}
         chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
                   "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
                  for r in res.chips]
-    elif target == "golden":
-        res = gold.run()
-        chips = [{"cycles": r.cycles, "error_info": r.error_info, "ecc_corrected": r.ecc_corrected,
-                  "ecc_uncorrectable": r.ecc_uncorrectable, "links": {n: list(v) for n, v in r.links.items()}}
-                 for r in res.chips]
-        words = {(c, pos, addr, n): gold.chips[c].read_words(pos, addr, n) for c, pos, addr, n in dumps}
     else:
         from .rtl_build import run_cocotb
         if system_name not in SYSTEMS:
