@@ -12,6 +12,7 @@ kernel with a VXM epilogue; see compiler/kernels.py for the kernels and docs/COM
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -23,8 +24,8 @@ from isa.config import ChipConfig
 from isa.image import Program
 from isa.timed import ScheduleError, TimedProgram
 
-from . import kernels, refill
-from .graph import CompileError, Graph, Node
+from . import gather, kernels, refill
+from .graph import CompileError, Graph, Node, channel_axis
 from .layout import Copy, Layout, Placed
 from .progress import progress
 from .refill import RefillError
@@ -151,6 +152,9 @@ def finish_program(m, constants: dict, host_loads: list) -> tuple[Program, dict,
                 v = constants[src]
                 for pos, addr, words in p.segments(fn(v) if fn else v):
                     tp.load(pos, addr, words)
+        for p in m.pads.values():
+            for pos, addr, words in p.segments(p.values):
+                tp.load(pos, addr, words)
         return _program(config, tp, streams, refills), streams, refills
     except (DoubleBooking, ScheduleError) as e:
         raise AssertionError(f"internal compiler error (schedule): {e}") from e
@@ -197,7 +201,7 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
     for n in progress(chip, "scheduling", unit="node") if not m.dry else chip:
         if n.name in done:
             continue
-        if n.op == "matmul":
+        if n.op in ("matmul", "conv"):
             group = _fuse(n, consumers, keep)
             done.update(x.name for x in group)
             macs += _lower_matmul(m, graph, group, value, placed)
@@ -210,6 +214,12 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
         elif n.op == "clip":
             done.add(n.name)
             _lower_clip(m, graph, n, value, placed)
+        elif n.op == "maxpool":
+            done.add(n.name)
+            _lower_maxpool(m, graph, n, value, placed)
+        elif n.op == "reshape":
+            done.add(n.name)
+            _lower_reshape(m, graph, n, value, placed, consumers, keep)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
     m.result = placed, host_loads, macs
@@ -274,49 +284,36 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     the caller, e.g. a column range of a larger tensor: compiler/system.py), instead of new ones."""
     mm = group[0]
     label = mm.name
-    a_name, b_name = mm.inputs
-    a = placed[a_name] if a_name in placed else value(a_name)
-    ta, tb = graph.types[a_name], graph.types[b_name]
-    if b_name not in graph.constants and b_name not in graph.inputs and not (b_name in placed and placed[b_name].host):
-        raise CompileError(f"node {label!r} (matmul): B ({b_name!r}) must be a constant or a graph input "
-                           f"(weights are loaded into SRAM by the host)")
     L = m.config.lanes
-    if len(ta.shape) < 2 or len(tb.shape) < 2:
-        raise CompileError(f"node {label!r} (matmul): 1-D operands are not supported; reshape to 2-D")
-    if len(ta.shape) > 3 or len(tb.shape) > 3:
-        raise CompileError(f"node {label!r} (matmul): at most one batch dimension is supported")
+    g = _gemm_operands(m, graph, mm, value, placed)
+    a, b_name, b_zp, kt_n = g.a, g.b_name, mm.attrs.get("b_zp", mm.attrs.get("w_zp")), g.kt_n
     out_t = graph.types[mm.outputs[0]]
-    nb = int(np.prod(out_t.shape[:-2])) if len(out_t.shape) > 2 else 1
-    for t, which in ((ta, "A"), (tb, "B")):
-        tnb = int(np.prod(t.shape[:-2])) if len(t.shape) > 2 else 1
-        if tnb not in (1, nb):
-            raise CompileError(f"node {label!r} (matmul): batch of {which} {t.shape} does not match the output")
-    K = ta.shape[-1]
-    kt_n = -(-K // L)
+    nb = 1 if len(out_t.shape) != 3 else out_t.shape[0]
     # B: a weight copy per MXM, K padded to whole tiles with b's zero point (contributes 0)
-    b_zp = mm.attrs["b_zp"]
-    bmat = placed.get(("weight", b_name, b_zp))        # K padding holds this matmul's zero point
+    key = (mm.op, b_name, b_zp, g.key)                  # K padding holds this matmul's zero point
+    bmat = placed.get(("weight",) + key)
     if bmat is None:
-        bmat = Placed(b_name, tb.dtype, Layout(tb.shape, 1, L, kt_n * L), pad=b_zp, host=True)
-        placed[("weight", b_name, b_zp)] = bmat
-        value.loads.append((bmat, b_name, None))
+        bmat = Placed(b_name, g.b_dtype, Layout(g.b_shape, 1, L, kt_n * L), pad=b_zp, host=True)
+        placed[("weight",) + key] = bmat
+        value.loads.append((bmat, b_name, g.b_fn))
     pairs = None
-    if m.pair_weights and ta.shape[-2] < L and nb == 1 and len(tb.shape) == 2 and L % 2 == 0:
+    if m.pair_weights and Layout(out_t.shape, 1, L).rows < L and nb == 1 and len(g.b_shape) == 2 and L % 2 == 0:
         # weight-load bound: B's even and odd rows in two slices, loaded two rows a cycle (LW width 2)
-        pairs = placed.get(("weight rows", b_name, b_zp))
+        pairs = placed.get(("weight rows",) + key)
         if pairs is None:
-            kp, n = kt_n * L, tb.shape[-1]
+            kp, n = kt_n * L, g.b_shape[-1]
 
-            def rows_of(v, j, kp=kp, zp=b_zp):
-                v = np.asarray(v)
+            def rows_of(v, j, kp=kp, zp=b_zp, fn=g.b_fn):
+                v = np.asarray(fn(v) if fn else v)
                 full = np.concatenate([v, np.full((kp - v.shape[0], v.shape[1]), zp, v.dtype)])
                 return full[j::2]
-            pairs = tuple(Placed(f"{b_name}#rows{j}", tb.dtype, Layout((kp // 2, n), 1, L), pad=b_zp, host=True)
+            pairs = tuple(Placed(f"{b_name}#rows{j}", g.b_dtype, Layout((kp // 2, n), 1, L), pad=b_zp, host=True)
                           for j in (0, 1))
-            placed[("weight rows", b_name, b_zp)] = pairs
+            placed[("weight rows",) + key] = pairs
             for j, pp in enumerate(pairs):
                 value.loads.append((pp, b_name, lambda v, j=j: rows_of(v, j)))
-    a_cfg = _mxm_cfg(a, mm.attrs["a_zp"])
+    a_zp = mm.attrs.get("a_zp", mm.attrs.get("x_zp"))
+    a_cfg = _mxm_cfg(a, a_zp)
     b_cfg = _mxm_cfg(bmat, b_zp)
     epi = kernels.Epilogue()
     clip = None                             # (lo, hi) of a fused clip, stored int8 bounds
@@ -327,10 +324,11 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             if len(other) != 1 or other[0] not in graph.constants:
                 raise CompileError(f"node {n.name!r} (add): an int32 add after a MatMul must add a constant bias")
             bias = graph.constants[other[0]]
-            N = out_t.shape[-1]
-            if bias.size != N or (bias.ndim >= 1 and bias.shape[-1] != N):
+            N = out_t.shape[channel_axis(out_t.shape)]
+            along = [k for k, d in enumerate((1,) * (len(out_t.shape) - bias.ndim) + bias.shape) if d != 1]
+            if bias.size != N or along not in ([], [channel_axis(out_t.shape)]):
                 raise CompileError(f"node {n.name!r} (add): bias shape {bias.shape} is not one value per output "
-                                   f"column ({N})")
+                                   f"channel ({N})")
             epi.bias = _lane_vector(m, value, other[0], other[0], N,
                                     lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
             placed[("bias", other[0])] = epi.bias
@@ -344,7 +342,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             offset = 128 if res_dt == np.uint8 else 0
             zp = n.attrs["zero_point"] - offset
             if len(n.inputs) == 3:      # per channel: M and (s, zp) per lane, loaded like the bias
-                N = out_t.shape[-1]
+                N = out_t.shape[channel_axis(out_t.shape)]
                 epi.vectors = {"multiplier": _lane_vector(m, value, f"{n.name}/multiplier", n.inputs[1], N,
                                                           lambda v: np.asarray(v, np.int32)),
                                "shift/zp": _lane_vector(m, value, f"{n.name}/shift/zp", n.inputs[2], N,
@@ -375,9 +373,101 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     else:
         out.copies = m.byte_result_copies(words, m.lighter_side())
     placed[res] = out
-    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs)
-    M = ta.shape[-2]
-    return nb * M * K * tb.shape[-1]
+    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad)
+    return g.macs
+
+
+@dataclass
+class GemmOperands:
+    """What a GEMM kernel multiplies: A (a tensor on the chip, read in order or through `a_rows`,
+    compiler/gather.py) and B (constant `b_name`, made into the K x N matrix `b_shape` by `b_fn`)."""
+    a: Placed
+    b_name: str
+    b_shape: tuple
+    b_dtype: np.dtype
+    kt_n: int                       # K tiles
+    macs: int                       # useful multiply-accumulates
+    b_fn: object = None             # constant -> B matrix (None: as it is)
+    a_rows: object = None           # (batch, K tile) -> A's words for every output row
+    a_pad: int | None = None        # stored byte of padding (gather.PAD)
+    key: tuple = ()                 # what makes this B matrix different from another of b_name
+
+
+def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
+    """A MatMul's operands as they are; a convolution's as a GEMM over output pixels, K tile
+    (kh, kw, input channel tile) reading input pixels at shifted addresses; a MatMul of a flattened
+    image reading one pixel per K tile, its weight rows reordered to match."""
+    label, L = mm.name, m.config.lanes
+    a_name, b_name = mm.inputs
+    a = placed[a_name] if a_name in placed else value(a_name)
+    ta, tb = graph.types[a_name], graph.types[b_name]
+    if b_name not in graph.constants and b_name not in graph.inputs and not (b_name in placed and placed[b_name].host):
+        raise CompileError(f"node {label!r} ({mm.op}): B ({b_name!r}) must be a constant or a graph input "
+                           f"(weights are loaded into SRAM by the host)")
+    if mm.op == "conv":
+        at = mm.attrs
+        xl = a.layout
+        oc, cg, kh, kw = tb.shape
+        n, c, _, _ = ta.shape
+        _, _, oh, ow = graph.types[mm.outputs[0]].shape
+        ct, kt_n = xl.tiles, kh * kw * xl.tiles
+        og, wzp = oc // at["group"], at["w_zp"]
+
+        def b_fn(w, ct=ct, c=c, cg=cg, og=og, wzp=wzp):
+            """W (OC, C/g, KH, KW) -> rows ((kh * KW + kw) * tiles + ct) * lanes + c', columns OC; a
+            weight of another group, or of a lane past C, holds the zero point (contributes 0)."""
+            b = np.full((kh, kw, ct * L, oc), wzp, np.int64)
+            for o in range(oc):
+                g0 = (o // og) * cg
+                b[:, :, g0:g0 + cg, o] = np.asarray(w)[o].transpose(1, 2, 0)
+            return b.reshape(kh * kw * ct * L, oc).astype(w.dtype)
+
+        def a_rows(bi, kt, xl=xl, at=at):
+            return gather.conv_tile(xl, (oh, ow), (kh, kw), at["strides"], at["pads"], at["dilations"], kt)
+        return GemmOperands(a, b_name, (kt_n * L, oc), tb.dtype, kt_n, n * oh * ow * oc * cg * kh * kw, b_fn,
+                            functools.lru_cache(None)(a_rows), _stored(a, at["x_zp"]), ("conv",))
+    if isinstance(a, View):
+        x = a.src                     # a flattened image: K tile (pixel, channel tile)
+        n, c, h, w = x.layout.shape
+        ct = x.layout.tiles
+        if len(tb.shape) != 2:
+            raise CompileError(f"node {label!r} (matmul): a flattened image multiplies a 2-D weight matrix")
+
+        def b_fn(v, c=c, hw=h * w, ct=ct):
+            """Rows c * H*W + p (ONNX's flatten order) -> (p * tiles + ct) * lanes + c'."""
+            v = np.asarray(v)
+            out = np.full((hw, ct * L, v.shape[1]), mm.attrs["b_zp"], v.dtype)
+            out[:, :c] = v.reshape(c, hw, -1).transpose(1, 0, 2)
+            return out.reshape(hw * ct * L, -1)
+
+        def a_rows(bi, kt, xl=x.layout):
+            return gather.flatten_tile(xl, kt)
+        return GemmOperands(x, b_name, (h * w * ct * L, tb.shape[1]), tb.dtype, h * w * ct, n * c * h * w * tb.shape[1],
+                            b_fn, functools.lru_cache(None)(a_rows), None, ("flatten", c, h * w))
+    if len(ta.shape) < 2 or len(tb.shape) < 2:
+        raise CompileError(f"node {label!r} (matmul): 1-D operands are not supported; reshape to 2-D")
+    if len(ta.shape) > 3 or len(tb.shape) > 3:
+        raise CompileError(f"node {label!r} (matmul): at most one batch dimension is supported")
+    out_t = graph.types[mm.outputs[0]]
+    nb = int(np.prod(out_t.shape[:-2])) if len(out_t.shape) > 2 else 1
+    for t, which in ((ta, "A"), (tb, "B")):
+        tnb = int(np.prod(t.shape[:-2])) if len(t.shape) > 2 else 1
+        if tnb not in (1, nb):
+            raise CompileError(f"node {label!r} (matmul): batch of {which} {t.shape} does not match the output")
+    K = ta.shape[-1]
+    return GemmOperands(a, b_name, tb.shape, tb.dtype, -(-K // L), nb * ta.shape[-2] * K * tb.shape[-1])
+
+
+@dataclass
+class View:
+    """A reshape that moves no word: a flattened image read by its consumer's addressing."""
+    src: Placed
+    name: str
+
+
+def _stored(p: Placed, value: int) -> int:
+    """The byte a tensor stores for `value` (uint8 requantize results carry an offset of 128)."""
+    return (int(value) - p.offset) & 0xFF
 
 
 def _mxm_cfg(p: Placed, zp: int) -> tuple[int, int]:
@@ -399,17 +489,53 @@ def _lane_vector(m, value, name: str, src: str, n: int, fn) -> Placed:
     return p
 
 
+def _operand(n: Node, name: str, value, placed) -> Placed:
+    """An input of a node that reads it in order (not through a MatMul's addressing)."""
+    x = placed[name] if name in placed else value(name)
+    if isinstance(x, View):
+        raise CompileError(f"node {n.name!r} ({n.op}): input {name!r} is a flattened image, which the chip reads only "
+                           f"as the A of a MatMul/Gemm with constant weights (a flatten moves no data)")
+    return x
+
+
+def _broadcast_operand(m, graph: Graph, n: Node, name: str, x: Placed, value, placed):
+    """(the operand as held, its word per output word or None): a constant or input of fewer axes
+    is held with the output's number of axes; a repeated row is a READ of stride 0."""
+    t_out = graph.types[n.outputs[0]]
+    shape = graph.types[name].shape
+    if shape == t_out.shape:
+        return x, None
+    if len(shape) < len(t_out.shape):
+        if not x.host or x.copies:
+            raise CompileError(f"node {n.name!r} ({n.op}): {name!r} {list(shape)} has fewer axes than the result "
+                               f"{list(t_out.shape)}; on the chip only a constant or a graph input can be broadcast so")
+        full = (1,) * (len(t_out.shape) - len(shape)) + tuple(shape)
+        key = ("broadcast", name, full)
+        if key not in placed:
+            placed[key] = Placed(f"{name}#{'x'.join(map(str, full))}", x.dtype, Layout(full, x.layout.nbytes,
+                                                                                        x.layout.lanes), host=True)
+            value.loads.append((placed[key], name, lambda v, full=full: np.asarray(v).reshape(full)))
+        x = placed[key]
+    words = gather.broadcast(x.layout, Layout(t_out.shape, x.layout.nbytes, x.layout.lanes))
+    if words is None:
+        raise CompileError(f"node {n.name!r} ({n.op}): broadcasting {list(shape)} to {list(t_out.shape)} repeats "
+                           f"values across channels (lanes); the chip broadcasts along rows and pixels only")
+    return x, words
+
+
 def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     t_out = graph.types[n.outputs[0]]
-    ins = [placed[i] if i in placed else value(i) for i in n.inputs]
+    ins = [_operand(n, i, value, placed) for i in n.inputs]
     nbytes = NBYTES.get(t_out.dtype)
     if nbytes == 4:
         raise CompileError(f"node {n.name!r} ({n.op}): int32 {n.op} runs only fused after a MatMul, as a bias or "
                            f"ReLU followed by a requantize (int32 operands cannot be streamed from SRAM here)")
-    for i in n.inputs:
-        if graph.types[i].shape != t_out.shape:
-            raise CompileError(f"node {n.name!r} ({n.op}): broadcasting {graph.types[i].shape} to {t_out.shape} is "
-                               f"not supported on the chip (operands of an elementwise op have equal shapes)")
+    words = [None] * len(ins)
+    if any(graph.types[i].shape != t_out.shape for i in n.inputs):
+        if nbytes != 1:
+            raise CompileError(f"node {n.name!r} ({n.op}): broadcasting is supported on 8-bit tensors")
+        ins, words = zip(*(_broadcast_operand(m, graph, n, i, x, value, placed) for i, x in zip(n.inputs, ins)))
+        ins, words = list(ins), list(words)
     if nbytes is None:
         raise CompileError(f"node {n.name!r} ({n.op}): type {t_out.dtype} is not supported on the chip")
     if n.op == "relu" and t_out.dtype.kind == "u":     # ReLU of an unsigned value is the value
@@ -424,14 +550,103 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     offset = sum(x.offset for x in ins) % 256 if n.op == "add" else 0
     out = Placed(n.outputs[0], t_out.dtype, Layout(t_out.shape, nbytes, m.config.lanes), offset=offset)
     placed[n.outputs[0]] = out
-    kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name)
+    kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name, words=words)
+
+
+def _signed(x: Placed) -> Placed:
+    """A uint8 host value nothing has placed yet is loaded with an offset of 128 (stored = value -
+    128, the sign bit flipped), as requantize results are, so the VXM's signed compares order it."""
+    if x.host and x.dtype == np.uint8 and not x.copies and x.offset == 0:
+        x.offset = 128
+    return x
+
+
+def _lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
+    """Max pooling as elementwise MAX passes: first the kernel's taps in pairs, each tap's input
+    pixels read by address (compiler/gather.py; padding reads a word of the type's minimum) from
+    x's two copies on one side, written to the other side; then those partial maxima in pairs,
+    read in order, down to the result."""
+    x = _signed(_operand(n, n.inputs[0], value, placed))
+    t = graph.types[n.outputs[0]]
+    if t.dtype == np.uint8 and x.offset != 128:
+        raise CompileError(f"node {n.name!r} (maxpool): a uint8 tensor stored as is compares as signed on the VXM; "
+                           f"pool int8 values, or uint8 ones a requantize produced")
+    a = n.attrs
+    kh, kw = a["kernel"]
+    hw = t.shape[2:]
+    pad = -128 & 0xFF                               # the stored minimum (int8, or uint8 stored with offset 128)
+    taps = [gather.pool_words(x.layout, hw, (i, j), a["strides"], a["pads"], a["dilations"])
+            for i in range(kh) for j in range(kw)]
+    L = m.config.lanes
+    _home_side(m, x)
+    level = []                      # taps read from x's two copies on one side, MAX'ed in pairs
+    for k in range(0, len(taps), 2):
+        last = len(taps) <= 2
+        name = n.outputs[0] if last else f"{n.outputs[0]}.max{k // 2}"
+        out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
+        if k + 1 < len(taps):
+            kernels.elementwise(m, "max", [x, x], out, VXM_TYPE[1], n.name, words=taps[k:k + 2], pads=[pad, pad])
+        else:                       # an odd tap (or a 1x1 window): MAX with the minimum
+            kernels.elementwise(m, "max", [x], out, VXM_TYPE[1], n.name, imm=-128, words=[taps[k]], pads=[pad])
+        level.append(out)
+    while len(level) > 1:           # then the partial maxima, read in order, in pairs
+        nxt = []
+        for k in range(0, len(level) - 1, 2):
+            name = n.outputs[0] if len(level) == 2 else f"{level[k].name}+"
+            out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
+            kernels.elementwise(m, "max", level[k:k + 2], out, VXM_TYPE[1], n.name)
+            nxt.append(out)
+        level = nxt + level[len(level) - len(level) % 2:]
+    placed[n.outputs[0]] = level[0]
+
+
+def _home_side(m, x: Placed) -> int:
+    """The side of the VXM where x has copies in both slices nearest it (a chip result has them; a
+    host value gets them), so two taps of x stream at once from one side and the other side is free
+    for the result."""
+    for side in (kernels.W, kernels.E):
+        held = {c.planes[0][0] for c in x.copies if c.tile_lo == 0 and c.tile_hi is None and len(c.planes) == 1}
+        if set(m.side_mems[side][:2]) <= held:
+            return side
+    if not x.host:
+        raise AssertionError(f"{x.name}: a chip result without two copies on one side")
+    side = m.lighter_side()
+    for p in m.side_mems[side][:2]:
+        m.host_copy(x, [p])
+    return side
+
+
+def _lower_reshape(m, graph: Graph, n: Node, value, placed, consumers, keep) -> None:
+    """A reshape moves no data: either the words stay as they are (same pixel rows and lanes, e.g.
+    (N, C, 1, 1) -> (N, C)), or an image flattened into a MatMul/Gemm, whose addressing reads it
+    (gather.flatten_tile). Anything else would move elements between lanes and is refused."""
+    x = _operand(n, n.inputs[0], value, placed)
+    t_in, t_out = graph.types[n.inputs[0]], graph.types[n.outputs[0]]
+    L = m.config.lanes
+    nbytes = NBYTES.get(t_out.dtype, 1)
+    lin, lout = Layout(t_in.shape, nbytes, L), Layout(t_out.shape, nbytes, L)
+    ids = np.arange(int(np.prod(t_in.shape, dtype=np.int64)))
+    if lin.matrix(ids.reshape(t_in.shape)).shape == lout.matrix(ids.reshape(t_out.shape)).shape and np.array_equal(
+            lin.matrix(ids.reshape(t_in.shape)), lout.matrix(ids.reshape(t_out.shape))):
+        placed[n.outputs[0]] = Placed(n.outputs[0], x.dtype, lout, offset=x.offset, pad=x.pad, copies=x.copies,
+                                      ready=x.ready, host=x.host)
+        return
+    users = consumers.get(n.outputs[0], [])
+    flatten = lin.image and len(t_out.shape) == 2 and t_out.shape[0] == t_in.shape[0]
+    if flatten and users and n.outputs[0] not in keep and all(
+            u.op == "matmul" and u.inputs[0] == n.outputs[0] and u.inputs[1] in graph.constants for u in users):
+        placed[n.outputs[0]] = View(x, n.outputs[0])
+        return
+    raise CompileError(f"node {n.name!r} (reshape): {list(t_in.shape)} -> {list(t_out.shape)} would move elements "
+                       f"between lanes; the chip reshapes when the words stay in place, or flattens an image "
+                       f"(N, C, H, W) -> (N, C*H*W) that feeds MatMul/Gemm weights")
 
 
 def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
     """A clip on its own (not after a MatMul's requantize): MAX at lo into an intermediate, then
     MIN at hi, each an elementwise pass with its bound in a register. The ALU compares signed, so
     int8 values, or uint8 ones stored with an offset of 128 (a requantize result), only."""
-    x = placed[n.inputs[0]] if n.inputs[0] in placed else value(n.inputs[0])
+    x = _signed(_operand(n, n.inputs[0], value, placed))
     t = graph.types[n.outputs[0]]
     if t.dtype == np.uint8 and x.offset != 128:
         raise CompileError(f"node {n.name!r} (clip): a uint8 tensor stored as is compares as signed on the VXM; "

@@ -31,7 +31,8 @@ class TensorType:
 
 @dataclass
 class Node:
-    op: str                      # matmul, add, mul, relu, requantize, clip; on the host: quantize, dequantize, rows, concat
+    op: str                      # matmul, conv, add, mul, relu, requantize, clip, maxpool, reshape; on the host:
+                                 # quantize, dequantize, rows, concat
     name: str
     inputs: list[str]
     outputs: list[str]
@@ -81,6 +82,64 @@ class Graph:
             raise CompileError(f"node {name!r} (matmul): shapes {ta.shape} and {tb.shape} do not multiply ({e})") from None
         return self._add("matmul", name, [a, b], TensorType(np.dtype(np.int32), shape), a_zp=int(a_zp), b_zp=int(b_zp))
 
+    def conv(self, x: str, w: str, x_zp: int = 0, w_zp: int = 0, strides=(1, 1), pads=(0, 0, 0, 0),
+             dilations=(1, 1), group: int = 1, name: str | None = None) -> str:
+        """2-D convolution in int32: x (N, C, H, W) int8 / uint8, w (OC, C/group, KH, KW) int8 / uint8
+        (a constant or an input: the host loads the weights); padding holds x_zp (it contributes 0), pads = (top, left, bottom, right)."""
+        name = name or f"conv{len(self.nodes)}"
+        tx, tw = self.types[x], self.types[w]
+        for t, which in ((tx, "X"), (tw, "W")):
+            if t.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+                raise CompileError(f"node {name!r} (conv): input {which} is {t.dtype}; the MXM takes int8 or uint8")
+        if len(tx.shape) != 4 or len(tw.shape) != 4:
+            raise CompileError(f"node {name!r} (conv): 2-D convolutions only (X {list(tx.shape)}, W {list(tw.shape)})")
+        n, c, h, wd = tx.shape
+        oc, cg, kh, kw = tw.shape
+        group = int(group)
+        if group < 1 or c % group or oc % group or cg != c // group:
+            raise CompileError(f"node {name!r} (conv): {c} input and {oc} output channels do not split into {group} "
+                               f"groups of W's {cg} input channels")
+        strides, dilations = tuple(int(v) for v in strides), tuple(int(v) for v in dilations)
+        pads = tuple(int(v) for v in pads)
+        if min(strides + dilations) < 1 or min(pads) < 0:
+            raise CompileError(f"node {name!r} (conv): strides {strides}, dilations {dilations} and pads {pads} must "
+                               f"be positive")
+        oh, ow = (_out_size(h, kh, strides[0], pads[0] + pads[2], dilations[0]),
+                  _out_size(wd, kw, strides[1], pads[1] + pads[3], dilations[1]))
+        if oh < 1 or ow < 1:
+            raise CompileError(f"node {name!r} (conv): the {kh}x{kw} kernel does not fit the {h}x{wd} input")
+        return self._add("conv", name, [x, w], TensorType(np.dtype(np.int32), (n, oc, oh, ow)), x_zp=int(x_zp),
+                         w_zp=int(w_zp), strides=strides, pads=pads, dilations=dilations, group=group)
+
+    def maxpool(self, x: str, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
+                name: str | None = None) -> str:
+        """2-D max pooling of x (N, C, H, W) int8 / uint8; padding never wins (the type's minimum)."""
+        name = name or f"maxpool{len(self.nodes)}"
+        t = self.types[x]
+        if t.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or len(t.shape) != 4:
+            raise CompileError(f"node {name!r} (maxpool): input is {t.dtype}{list(t.shape)}; the chip pools int8 / "
+                               f"uint8 (N, C, H, W) tensors")
+        kernel, strides, dilations = (tuple(int(v) for v in a) for a in (kernel, strides, dilations))
+        pads = tuple(int(v) for v in pads)
+        n, c, h, w = t.shape
+        oh, ow = (_out_size(h, kernel[0], strides[0], pads[0] + pads[2], dilations[0]),
+                  _out_size(w, kernel[1], strides[1], pads[1] + pads[3], dilations[1]))
+        if oh < 1 or ow < 1 or min(strides + dilations + kernel) < 1 or min(pads) < 0:
+            raise CompileError(f"node {name!r} (maxpool): kernel {kernel}, strides {strides}, pads {pads} do not fit "
+                               f"the {h}x{w} input")
+        return self._add("maxpool", name, [x], TensorType(t.dtype, (n, c, oh, ow)), kernel=kernel, strides=strides,
+                         pads=pads, dilations=dilations)
+
+    def reshape(self, x: str, shape, name: str | None = None) -> str:
+        """The same elements in another shape (row-major order, as numpy and ONNX)."""
+        name = name or f"reshape{len(self.nodes)}"
+        t = self.types[x]
+        shape = tuple(int(v) for v in shape)
+        if int(np.prod(shape, dtype=np.int64)) != int(np.prod(t.shape, dtype=np.int64)):
+            raise CompileError(f"node {name!r} (reshape): {list(t.shape)} has {int(np.prod(t.shape))} elements, "
+                               f"{list(shape)} has {int(np.prod(shape))}")
+        return self._add("reshape", name, [x], TensorType(t.dtype, shape), shape=shape)
+
     def add(self, a: str, b: str, name: str | None = None) -> str:
         """a + b, wrapping, for equal integer dtypes (numpy broadcasting)."""
         name = name or f"add{len(self.nodes)}"
@@ -119,8 +178,8 @@ class Graph:
 
     def requantize(self, x: str, scale, zero_point: int, dtype, name: str | None = None) -> str:
         """int32 -> int8 / uint8: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`:
-        one scale, or one per column (per channel: M and s become constant inputs `name/multiplier`
-        and `name/shift`, int32 per column)."""
+        one scale, or one per channel (the last axis, or axis 1 of an (N, C, H, W) image: M and s
+        become constant inputs `name/multiplier` and `name/shift`, int32 per channel)."""
         name = name or f"requantize{len(self.nodes)}"
         dtype = np.dtype(dtype)
         if self.types[x].dtype != np.dtype(np.int32):
@@ -138,8 +197,9 @@ class Graph:
                 m, s = quant.quantize_multiplier(float(scale.reshape(())))
                 return self._add("requantize", name, [x], TensorType(dtype, shape),
                                  multiplier=m, shift=s, zero_point=int(zero_point), dtype=dtype.str)
-            if scale.ndim != 1 or scale.size != shape[-1]:
-                raise CompileError(f"node {name!r} (requantize): {scale.size} scales for {shape[-1]} columns")
+            if scale.ndim != 1 or scale.size != shape[channel_axis(shape)]:
+                raise CompileError(f"node {name!r} (requantize): {scale.size} scales for "
+                                   f"{shape[channel_axis(shape)]} channels")
             ms = [quant.quantize_multiplier(float(v)) for v in scale]
         except quant.QuantError as e:
             raise CompileError(f"node {name!r} (requantize): {e}") from None
@@ -167,6 +227,16 @@ class Graph:
         return {o: env[o] for o in self.outputs}
 
 
+def channel_axis(shape) -> int:
+    """The axis the chip holds across the lanes: 1 of an (N, C, H, W) image (held channels-last,
+    compiler/layout.py), else the last."""
+    return 1 if len(shape) == 4 else len(shape) - 1
+
+
+def _out_size(size: int, k: int, stride: int, pad: int, dilation: int) -> int:
+    return (size + pad - dilation * (k - 1) - 1) // stride + 1
+
+
 def _saturate(x, dtype):
     info = np.iinfo(dtype)
     return np.clip(x, info.min, info.max).astype(dtype)
@@ -179,14 +249,50 @@ def _matmul(n, a, b):
 def _requantize(n, x, m=None, s=None):
     """(m, s: the per-column constants of a per-channel requantize; else the node's own.)"""
     a = n.attrs
-    m = np.int64(a["multiplier"]) if m is None else np.asarray(m, np.int64)
-    s = np.int64(a["shift"]) if s is None else np.asarray(s, np.int64)
+    along = [1] * (x.ndim - channel_axis(x.shape) - 1)       # per channel: along the channel axis
+    m = np.int64(a["multiplier"]) if m is None else np.asarray(m, np.int64).reshape(-1, *along)
+    s = np.int64(a["shift"]) if s is None else np.asarray(s, np.int64).reshape(-1, *along)
     y = (x.astype(np.int64) * m + (np.int64(1) << (30 + s))) >> (31 + s)
     return y + a["zero_point"]
 
 
+def _windows(x, kernel, strides, pads, dilations, fill):
+    """(kh, kw, x's window elements (N, C, OH, OW)) for every kernel tap, x padded with `fill`."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    t, l, b, r = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=fill)
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    for i in range(kh):
+        for j in range(kw):
+            yield i, j, xp[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+
+
+def _conv(n, x, w):
+    a = n.attrs
+    xs = x.astype(np.int64) - a["x_zp"]
+    ws = w.astype(np.int64) - a["w_zp"]
+    g, oc = a["group"], w.shape[0]
+    cg, og = x.shape[1] // g, oc // g
+    out = 0
+    for i, j, win in _windows(xs, w.shape[2:], a["strides"], a["pads"], a["dilations"], 0):
+        out = out + np.concatenate([np.einsum("nchw,oc->nohw", win[:, k * cg:(k + 1) * cg], ws[k * og:(k + 1) * og, :, i, j])
+                                    for k in range(g)], axis=1)
+    return out.astype(np.int32)
+
+
+def _maxpool(n, x):
+    a = n.attrs
+    wins = [win for _, _, win in _windows(x, a["kernel"], a["strides"], a["pads"], a["dilations"],
+                                          np.iinfo(x.dtype).min)]
+    return np.maximum.reduce(wins).astype(x.dtype)
+
+
 _EVAL = {
     "matmul": _matmul,
+    "conv": _conv,
+    "maxpool": _maxpool,
+    "reshape": lambda n, x: x.reshape(n.attrs["shape"]),
     "add": lambda n, a, b: (a + b).astype(a.dtype),
     "mul": lambda n, a, b: (a.astype(np.int64) * b.astype(np.int64)).astype(a.dtype),
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),

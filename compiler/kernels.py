@@ -30,6 +30,7 @@ import numpy as np
 from isa import quant, spec
 from isa.config import ChipConfig, SliceKind
 
+from . import gather
 from .graph import CompileError
 from .layout import Copy, Layout, Placed, Sram
 from .reserve import AluVar, Bundle, Choice, DoubleBooking, Flow, Reservations
@@ -64,6 +65,7 @@ class Machine:
         self.temp_free: dict[tuple, int] = {}    # (intermediate, half): cycle its last item was read back
         self.sram = Sram(config)
         self.sync_resume: int | None = None      # a system's program: the cycle its start SYNC releases
+        self.pads: dict[tuple, Placed] = {}      # (slice, stored byte) -> a word of it (gather.PAD reads)
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
         sx = config.slices_of(SliceKind.SXM)
         self.sxm = {W: sx[0].position, E: sx[-1].position}
@@ -104,6 +106,18 @@ class Machine:
         c = Copy([(p, self.sram.alloc(p, t.layout.words(ntiles))) for p in positions], tile_lo, tile_hi)
         t.copies.append(c)
         return c
+
+    def pad_word(self, position: int, stored: int) -> int:
+        """The address of a word whose every byte is `stored`, in slice `position`: what a READ
+        of padding (gather.PAD) reads, with stride 0. Loaded by the host with the program."""
+        key = (position, stored & 0xFF)
+        if key not in self.pads:
+            p = Placed(f"pad {stored & 0xFF:#04x}", np.dtype(np.uint8), Layout((1, self.config.lanes), 1,
+                                                                               self.config.lanes), host=True)
+            p.values = np.full((1, self.config.lanes), stored & 0xFF, np.uint8)
+            self.host_copy(p, [position])
+            self.pads[key] = p
+        return self.pads[key].copies[0].planes[0][1]
 
     def side_copy_slices(self, nbytes: int, side: int) -> list[int]:
         """The slices holding one copy of a value of `nbytes` bytes on one side (nearest the VXM)."""
@@ -150,6 +164,22 @@ class Machine:
         f = b.flow(d, 1, src, drive, count, dst)
         b.at(src, drive - self.T["mem_read_drive"], "READ", note, stream=lambda: f.base, dir=d, addr=addr, stride=1,
              count=count)
+        return f
+
+    def feed_words(self, b: Bundle, src: int, dst: int, sample_rel: int, words: np.ndarray, base: int,
+                   pad: int | None, note: str):
+        """Like `feed`, for a stream whose k-th word is words[k] of a tensor copy at `base` (gather.PAD:
+        a word of `pad`, the stored pad byte): a READ per run (gather.runs), all on one flow."""
+        rs = gather.runs(words)
+        if len(rs) == 1 and rs[0][2] != gather.PAD and rs[0][3] == 1:
+            return self.feed(b, src, dst, sample_rel, len(words), base + rs[0][2], note)
+        d = toward(src, dst)
+        drive = sample_rel - abs(dst - src)
+        f = b.flow(d, 1, src, drive, len(words), dst)
+        for i0, n, w, stride in rs:
+            addr = self.pad_word(src, pad) if w == gather.PAD else base + w
+            b.at(src, drive + i0 - self.T["mem_read_drive"], "READ", f"{note} [{i0}:{i0 + n}]",
+                 stream=lambda: f.base, dir=d, addr=addr % self.config.mem_words, stride=stride, count=n)
         return f
 
     def feed_pair(self, b: Bundle, srcs: tuple[int, int], dst: int, sample_rel: int, count: int,
@@ -202,15 +232,18 @@ class Epilogue:
 
 
 def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],
-         epi: Epilogue, label: str, pairs: tuple[Placed, Placed] | None = None) -> None:
+         epi: Epilogue, label: str, pairs: tuple[Placed, Placed] | None = None, a_rows=None,
+         a_pad: int | None = None) -> None:
     """C = A @ B on the MXMs (column tiles split between the two), with the epilogue on the
     read-out. `pairs`: B's even and odd rows as two tensors; when given and both fit, each MXM
     loads its weight tiles two rows a cycle (LW width 2) from its B slice (even rows) and its A
-    slice (odd rows), halving the load of a weight-bound (few rows) product."""
+    slice (odd rows), halving the load of a weight-bound (few rows) product. `a_rows(b, kt)`: the
+    words of A that make K tile kt's rows (compiler/gather.py: a convolution's shifted pixels, a
+    flattened image), gather.PAD reading a word of the stored byte `a_pad`; None: A's own rows."""
     cfg, L = m.config, m.config.lanes
     if not m.mxm:
         raise CompileError(f"node {label!r} (matmul): config {cfg.name!r} has no MXM")
-    M = a.layout.rows
+    M = out.layout.rows
     kt_n, nt_n = bmat.layout.rows_p // L, bmat.layout.tiles
     nb = out.layout.nb
     half = cfg.mxm_acc_rows // 2
@@ -282,9 +315,14 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
                             b_copy.addr(bmat.layout, 0, bb, nt, kt * L), note)
             bd.at(st.position, rel_lw, "LW", note, stream=lambda f=fb: f.base,
                   dir=st.feed_dir, row=0, width=width, count=L // width)
-            addr_a = a_src[s].addr(a.layout, 0, ab, kt, m0)
-            fa = m.feed(bd, a_src[s].planes[0][0], st.position, m.T["mxm_sample"], mc, addr_a,
-                        f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}")
+            note_a = f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}"
+            if a_rows is None:
+                fa = m.feed(bd, a_src[s].planes[0][0], st.position, m.T["mxm_sample"], mc,
+                            a_src[s].addr(a.layout, 0, ab, kt, m0), note_a)
+            else:
+                pos, base = a_src[s].planes[0]
+                fa = m.feed_words(bd, pos, st.position, m.T["mxm_sample"], a_rows(ab, kt)[m0:m0 + mc], base, a_pad,
+                                  note_a)
             bd.at(st.position, 0, "MATMUL", f"{label}: rows {m0}..{m0 + mc - 1} x tile k{kt} n{nt}",
                   stream=lambda f=fa: f.base, dir=st.feed_dir, accumulate=int(kt > 0), acc=hf * half, swap=1,
                   count=mc)
@@ -546,12 +584,16 @@ ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU", "max": "MAX", "min": 
 
 
 def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str,
-                imm: int | None = None) -> None:
+                imm: int | None = None, words: list | None = None, pads: list | None = None) -> None:
     """out = op(ins) over whole tensors, streamed through one VXM ALU. `imm`: the second operand is
-    this constant, in a register the bundle sets (VSET) just before the op."""
+    this constant, in a register the bundle sets (VSET) just before the op. `words[i]`: operand i's
+    word for each output word (compiler/gather.py: a pooling tap, a broadcast), gather.PAD reading
+    a word of the stored byte pads[i]; None: the operand's words in order."""
     pv, nbytes = m.vxm, spec.dtype_bytes(dtype)
     total = out.layout.words()
-    same = len(ins) == 2 and ins[0] is ins[1]          # x + x: one stream group feeds both operands
+    words = words or [None] * len(ins)
+    pads = pads or [None] * len(ins)
+    same = len(ins) == 2 and ins[0] is ins[1] and words[0] is None and words[1] is None   # x + x: one stream group
     if same:
         ins = ins[:1]
     sides = [W, E] if len(ins) == 2 else [W]
@@ -579,6 +621,15 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         taken |= {p for p, _ in c.planes}
         srcs.append(c)
     out_side = E if not any(p > pv for p in taken) or nbytes == 1 else W
+    gathered = {p for c, w in zip(srcs, words) if w is not None for p, _ in c.planes}
+    if gathered:
+        # a gathered operand READs on many cycles, fixed against the op: the result's WRITEs go to a
+        # side it does not read from, or their queue slots could never be free together
+        sides = [sd for sd in (out_side, 1 - out_side) if not gathered & set(m.side_mems[sd][:max(2, nbytes)])]
+        if not sides:
+            raise CompileError(f"node {label!r} ({op}): both sides of the VXM hold operands read by address; the "
+                               f"result has no side to be written to")
+        out_side = sides[0]
     if nbytes == 1:
         out.copies = m.byte_result_copies(total, out_side)
     else:
@@ -589,10 +640,14 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         n = min(step, total - w0)
         bd = Bundle()
         operands = {}
-        for name, x, c in zip("ab", ins, srcs):
+        for name, x, c, wx, px in zip("ab", ins, srcs, words, pads):
             lead = None
             for j, (p, addr) in enumerate(c.planes):     # plane j on stream base + j of the operand group
-                f = m.feed(bd, p, pv, m.T["vxm_sample"], n, addr + w0, f"{label}: {x.name} byte {j}")
+                if wx is None:
+                    f = m.feed(bd, p, pv, m.T["vxm_sample"], n, addr + w0, f"{label}: {x.name} byte {j}")
+                else:
+                    f = m.feed_words(bd, p, pv, m.T["vxm_sample"], wx[w0:w0 + n], addr, px,
+                                     f"{label}: {x.name} byte {j}")
                 if lead is None:
                     lead = f
                 else:

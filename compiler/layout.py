@@ -8,6 +8,11 @@ wants: a MATMUL streams the rows of one K tile of A, an LW the 16 rows of one K 
 and an ACCREAD's rows land as the rows of one output column tile, so a layer's output is the
 next layer's A without any reshuffling.
 
+Images. A 4-D tensor is an (N, C, H, W) image, held channels-last: the N*H*W x C matrix of its
+pixels (rows, image-major, then row, then column) by channels. A convolution is then a GEMM
+over pixel rows whose K tiles are read at shifted pixel addresses (compiler/gather.py), and
+its output is the next convolution's input as it stands.
+
 Byte planes. An element of b bytes occupies b words at the same word index, one per byte
 plane (little-endian), each in a different MEM slice, because a stream group of b streams is
 fed by b READs on the same cycle.
@@ -39,16 +44,38 @@ class Layout:
     rows_padded: int = 0          # 0: the logical row count
 
     @property
+    def image(self) -> bool:
+        """(N, C, H, W), held as the N*H*W x C matrix of pixels by channels."""
+        return len(self.shape) == 4
+
+    @property
     def nb(self) -> int:
-        return int(np.prod(self.shape[:-2], dtype=np.int64)) if len(self.shape) > 2 else 1
+        return int(np.prod(self.shape[:-2], dtype=np.int64)) if len(self.shape) > 2 and not self.image else 1
 
     @property
     def rows(self) -> int:
+        if self.image:
+            n, _, h, w = self.shape
+            return n * h * w
         return self.shape[-2] if len(self.shape) >= 2 else 1
 
     @property
     def cols(self) -> int:
-        return self.shape[-1] if self.shape else 1
+        return self.shape[1] if self.image else self.shape[-1] if self.shape else 1
+
+    def matrix(self, values: np.ndarray) -> np.ndarray:
+        """Values of the logical shape -> nb x rows x cols (an image: pixels by channels)."""
+        v = np.asarray(values)
+        if self.image:
+            v = v.transpose(0, 2, 3, 1)
+        return v.reshape(self.nb, self.rows, self.cols)
+
+    def unmatrix(self, m: np.ndarray) -> np.ndarray:
+        """The inverse of `matrix`."""
+        if self.image:
+            n, c, h, w = self.shape
+            return m.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        return m.reshape(self.shape)
 
     @property
     def rows_p(self) -> int:
@@ -97,7 +124,7 @@ class Placed:
     def pack(self, values: np.ndarray) -> np.ndarray:
         """Values of the logical shape -> words [plane][nb, tiles, rows_p, lanes] as uint8."""
         L, lay = self.layout.lanes, self.layout
-        v = np.asarray(values).astype(np.int64).reshape(lay.nb, lay.rows, lay.cols)
+        v = lay.matrix(np.asarray(values).astype(np.int64))
         full = np.full((lay.nb, lay.rows_p, lay.tiles * L), self.pad, np.int64)
         full[:, :lay.rows, :lay.cols] = v
         stored = (full - self.offset) & ((1 << (8 * lay.nbytes)) - 1)
@@ -125,7 +152,7 @@ class Placed:
         if self.dtype.kind == "i":
             acc = np.where(acc >= 1 << (bits - 1), acc - (1 << bits), acc)
         m = acc.transpose(0, 2, 1, 3).reshape(lay.nb, lay.rows_p, lay.tiles * L)[:, :lay.rows, :lay.cols]
-        return m.reshape(lay.shape).astype(self.dtype)
+        return lay.unmatrix(m).astype(self.dtype)
 
     def whole_copy(self) -> Copy:
         for c in self.copies:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import CompileError, Graph, TensorType
+from .graph import CompileError, Graph, TensorType, channel_axis
 
-SUPPORTED = ("MatMulInteger", "QLinearMatMul", "Add", "Mul", "Relu", "Clip", "QuantizeLinear", "DequantizeLinear",
-             "MatMul", "Gemm")
+SUPPORTED = ("MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "Add", "Mul", "Relu", "Clip",
+             "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "QuantizeLinear",
+             "DequantizeLinear", "MatMul", "Gemm", "Conv")
 
 
 def _scale(v):
@@ -55,6 +56,7 @@ class _Acc:
 
 # operand positions that must be known when compiling (they become (M, s) and zero points)
 PARAMETER_INPUTS = {"MatMulInteger": (2, 3), "QLinearMatMul": (1, 2, 4, 5, 6, 7), "Clip": (1, 2),
+                    "ConvInteger": (2, 3), "QLinearConv": (1, 2, 4, 5, 6, 7), "Reshape": (1,),
                     "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2)}
 
 
@@ -163,6 +165,70 @@ def _clip_bounds(n, ins, consts, label, kind):
     return float(lo), float(hi)
 
 
+def _window_attrs(n, label, x_shape, kernel=None):
+    """(kernel, strides, pads (top, left, bottom, right), dilations, group) of a Conv or pooling node,
+    auto_pad resolved; ceil_mode and 3-D windows refused."""
+    a = {x.name: x for x in n.attribute}
+    op = n.op_type
+    if len(x_shape) != 4:
+        raise CompileError(f"node {label!r} ({op}): input shape {list(x_shape)}; 2-D windows over (N, C, H, W) only")
+    if kernel is not None and "kernel_shape" in a and tuple(a["kernel_shape"].ints) != tuple(kernel):
+        raise CompileError(f"node {label!r} ({op}): kernel_shape {list(a['kernel_shape'].ints)} does not match the "
+                           f"weights' {list(kernel)}")
+    kernel = tuple(kernel or a["kernel_shape"].ints)
+    strides = tuple(a["strides"].ints) if "strides" in a else (1, 1)
+    dil = tuple(a["dilations"].ints) if "dilations" in a else (1, 1)
+    pads = tuple(a["pads"].ints) if "pads" in a else (0, 0, 0, 0)
+    if len(kernel) != 2:
+        raise CompileError(f"node {label!r} ({op}): a {len(kernel)}-D kernel; 2-D only")
+    if "ceil_mode" in a and a["ceil_mode"].i:
+        raise CompileError(f"node {label!r} ({op}): ceil_mode=1 is not supported")
+    auto = a["auto_pad"].s.decode() if "auto_pad" in a else "NOTSET"
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        p = []
+        for size, k, st, d in zip(x_shape[2:], kernel, strides, dil):
+            total = max(0, (-(-size // st) - 1) * st + d * (k - 1) + 1 - size)
+            p.append((total // 2, total - total // 2) if auto == "SAME_UPPER" else (total - total // 2, total // 2))
+        pads = (p[0][0], p[1][0], p[0][1], p[1][1])
+    elif auto == "VALID":
+        pads = (0, 0, 0, 0)
+    # ONNX pads are (x1_begin, x2_begin, x1_end, x2_end): (top, left, bottom, right)
+    return kernel, strides, pads, dil, a["group"].i if "group" in a else 1
+
+
+def _avg_pool(g: Graph, n, label, x, shape):
+    """AveragePool / GlobalAveragePool as a depthwise convolution with weights 1: the int32 sum of
+    (x - zx) over the window (padding holds zx, so it counts as 0, and the divisor is the whole
+    window: count_include_pad=1), to be requantized by sx / (k * sy) by the QuantizeLinear after."""
+    a = {x.name: x for x in n.attribute}
+    if n.op_type == "GlobalAveragePool":
+        kernel, strides, pads, dil = tuple(shape[2:]), (1, 1), (0, 0, 0, 0), (1, 1)
+    else:
+        kernel, strides, pads, dil, _ = _window_attrs(n, label, shape)
+        if any(pads) and not ("count_include_pad" in a and a["count_include_pad"].i):
+            raise CompileError(f"node {label!r} (AveragePool): padding with count_include_pad=0 divides each pixel by "
+                               f"another count; only count_include_pad=1 (or no padding) is supported")
+    c = shape[1]
+    w = g.constant(label + "/ones", np.ones((c, 1) + tuple(kernel), np.int8))
+    acc = _wrap(label, n.op_type, lambda: g.conv(x.value, w, x.zp, 0, strides, pads, dil, c, name=label))
+    return _Acc(acc, x.scale / (kernel[0] * kernel[1]), label)
+
+
+def _reshape_target(g, n, label, ins, consts, shape):
+    if n.op_type == "Flatten":
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % max(len(shape), 1)
+        return (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+    if ins[1] not in consts:
+        raise CompileError(f"node {label!r} (Reshape): the shape must be known when compiling (an initializer)")
+    target = [int(v) for v in consts[ins[1]].reshape(-1)]
+    allowzero = next((a.i for a in n.attribute if a.name == "allowzero"), 0)
+    target = [shape[i] if v == 0 and not allowzero else v for i, v in enumerate(target)]
+    if target.count(-1) == 1:
+        known = int(np.prod([v for v in target if v != -1], dtype=np.int64))
+        target[target.index(-1)] = int(np.prod(shape, dtype=np.int64)) // max(known, 1)
+    return tuple(target)
+
+
 def _materialize(g: Graph, v):
     """A symbolic value that leaves the graph: dequantized on the host."""
     if isinstance(v, _Deq):
@@ -228,6 +294,46 @@ def _qdq(g: Graph, n, label, ins, consts):
         if op == "Gemm" and len(ins) > 2 and ins[2]:
             res = _bias(g, res, ins[2], label, op, consts)
         return res
+    if op == "Conv":
+        x = _float_in(g, ins[0], label, op, "input X")
+        w = _float_in(g, ins[1], label, op, "input W")
+        for v, which in ((x, "X"), (w, "W")):
+            if not isinstance(v, _Deq):
+                raise CompileError(f"node {label!r} (Conv): input {which} must be dequantized int8/uint8")
+        if isinstance(x.scale, np.ndarray):
+            raise CompileError(f"node {label!r} (Conv): input X has a scale per axis; per-channel scales are "
+                               f"supported on the weights only")
+        if isinstance(w.scale, np.ndarray) and w.axis != 0:
+            raise CompileError(f"node {label!r} (Conv): W's scales are per axis {w.axis}; per-channel weights take "
+                               f"one scale per output channel (axis 0)")
+        kernel, strides, pads, dil, group = _window_attrs(n, label, g.types[x.value].shape,
+                                                          g.types[w.value].shape[2:])
+        acc = _wrap(label, op, lambda: g.conv(x.value, w.value, x.zp, w.zp, strides, pads, dil, group, name=label))
+        res = _Acc(acc, x.scale * w.scale, label)
+        if len(ins) > 2 and ins[2]:
+            res = _bias(g, res, ins[2], label, op, consts)
+        return res
+    if op in ("AveragePool", "GlobalAveragePool"):
+        x = _float_in(g, ins[0], label, op, "the input")
+        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
+            raise CompileError(f"node {label!r} ({op}): pools a dequantized int8/uint8 tensor with one scale")
+        return _avg_pool(g, n, label, x, g.types[x.value].shape)
+    if op == "MaxPool":
+        x = _float_in(g, ins[0], label, op, "the input")
+        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
+            raise CompileError(f"node {label!r} (MaxPool): pools a dequantized int8/uint8 tensor with one scale")
+        if len(n.output) > 1 and n.output[1]:
+            raise CompileError(f"node {label!r} (MaxPool): the Indices output is not supported")
+        kernel, strides, pads, dil, _ = _window_attrs(n, label, g.types[x.value].shape)
+        # dequantizing is monotonic (scale > 0): max of the dequantized = dequantized max
+        y = _wrap(label, op, lambda: g.maxpool(x.value, kernel, strides, pads, dil, name=label))
+        return _Deq(y, x.scale, x.zp, label)
+    if op in ("Flatten", "Reshape"):
+        x = _float_in(g, ins[0], label, op, "the input")
+        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
+            raise CompileError(f"node {label!r} ({op}): reshapes a dequantized int8/uint8 tensor with one scale")
+        target = _reshape_target(g, n, label, ins, consts, g.types[x.value].shape)
+        return _Deq(_wrap(label, op, lambda: g.reshape(x.value, target, name=label)), x.scale, x.zp, label)
     if op == "Add":
         accs = [x for x in ins if isinstance(x, _Acc)]
         if len(accs) != 1:
@@ -252,6 +358,11 @@ def _qdq(g: Graph, n, label, ins, consts):
         return _Acc(x.value, x.scale, x.label, bias=x.bias, clip=(lo, hi))
     if op == "QuantizeLinear":
         x = ins[0]
+        if isinstance(x, _Deq) and not isinstance(x.scale, np.ndarray):
+            sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
+            zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+            if np.float32(sy) == np.float32(x.scale) and int(zy) == x.zp and zy.dtype == g.types[x.value].dtype:
+                return x.value              # Q(DQ(q)) with the same scale and zero point: q itself
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (QuantizeLinear): quantizes a dequantized tensor again; only a "
                                f"MatMul/Gemm result (or a graph input, on the host) can be quantized")
@@ -283,18 +394,21 @@ def _bias(g: Graph, acc: _Acc, c, label, op, consts):
     q = np.round(real / acc.scale)
     if np.any(np.abs(q) >= 2 ** 31):
         raise CompileError(f"node {label!r} ({op}): the bias does not fit in int32 at the accumulator's scale")
-    N = g.types[acc.value].shape[-1]
+    shape = g.types[acc.value].shape
+    ax = channel_axis(shape)
+    N = shape[ax]
     if not (q.size == 1 or (q.size == N and q.shape[-1] == N)):
-        raise CompileError(f"node {label!r} ({op}): the bias has shape {q.shape}; one value per output column "
+        raise CompileError(f"node {label!r} ({op}): the bias has shape {q.shape}; one value per output channel "
                            f"({N}) or one for all is supported")
     acc = acc.flush(g)
-    b = g.constant(label + "/bias_int32", np.broadcast_to(q.reshape(-1), (N,)).astype(np.int32))
+    along = [1] * (len(shape) - ax - 1)                 # a convolution's bias runs along axis 1
+    b = g.constant(label + "/bias_int32", np.broadcast_to(q.reshape(-1), (N,)).astype(np.int32).reshape(N, *along))
     return _Acc(acc.value, acc.scale, label, bias=b)
 
 
 def _convert(g: Graph, n, label, ins, consts) -> str:
     op = n.op_type
-    if op in ("MatMul", "Gemm") or any(isinstance(x, (_Deq, _Acc)) for x in ins):
+    if op in ("MatMul", "Gemm", "Conv") or any(isinstance(x, (_Deq, _Acc)) for x in ins):
         if op == "DequantizeLinear":
             raise CompileError(f"node {label!r} (DequantizeLinear): its input is already a float tensor")
         return _qdq(g, n, label, ins, consts)
@@ -310,6 +424,43 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
                                                                     (y_zp, "y_zero_point")))
         acc = _wrap(label, op, lambda: g.matmul(a, b, int(za), int(zb), name=label + "/matmul"))
         return _wrap(label, op, lambda: g.requantize(acc, sa * sb / sy, int(zy), zy.dtype, name=label))
+    if op in ("ConvInteger", "QLinearConv"):
+        q = op == "QLinearConv"
+        x, w = (ins[0], ins[3]) if q else (ins[0], ins[1])
+        zx_i, zw_i = (2, 5) if q else (2, 3)
+        zx = int(_scalar(consts, ins[zx_i], label, op, "x_zero_point")) if len(ins) > zx_i and ins[zx_i] else 0
+        zw = 0
+        if len(ins) > zw_i and ins[zw_i]:
+            zwv = consts.get(ins[zw_i])
+            if zwv is not None and zwv.size > 1 and len(np.unique(zwv)) == 1:
+                zwv = zwv.reshape(-1)[:1]               # one zero point repeated per channel
+            zw = int(_scalar({ins[zw_i]: zwv} if zwv is not None else consts, ins[zw_i], label, op, "w_zero_point"))
+        kernel, strides, pads, dil, group = _window_attrs(n, label, g.types[x].shape, g.types[w].shape[2:])
+        acc = _wrap(label, op, lambda: g.conv(x, w, zx, zw, strides, pads, dil, group,
+                                              name=label + "/conv" if q else label))
+        if not q:
+            return acc
+        oc = g.types[w].shape[0]
+        sx, sy = (float(_scalar(consts, ins[i], label, op, what)) for i, what in ((1, "x_scale"), (6, "y_scale")))
+        sw = _per_column(consts, ins[4], oc, label, op, "w_scale")
+        zy = _scalar(consts, ins[7], label, op, "y_zero_point")
+        if len(ins) > 8 and ins[8]:
+            if ins[8] not in consts:
+                raise CompileError(f"node {label!r} (QLinearConv): the bias B must be a constant")
+            bias = g.constant(label + "/bias", consts[ins[8]].astype(np.int32).reshape(oc, 1, 1))
+            acc = _wrap(label, op, lambda: g.add(acc, bias, name=label + "/bias"))
+        return _wrap(label, op, lambda: g.requantize(acc, sx * sw / sy, int(zy), zy.dtype, name=label))
+    if op == "MaxPool":
+        if len(n.output) > 1 and n.output[1]:
+            raise CompileError(f"node {label!r} (MaxPool): the Indices output is not supported")
+        kernel, strides, pads, dil, _ = _window_attrs(n, label, g.types[ins[0]].shape)
+        return _wrap(label, op, lambda: g.maxpool(ins[0], kernel, strides, pads, dil, name=label))
+    if op in ("AveragePool", "GlobalAveragePool"):
+        raise CompileError(f"node {label!r} ({op}): an integer average pools only inside a QDQ pattern "
+                           f"(DequantizeLinear -> {op} -> QuantizeLinear), which gives its rounding")
+    if op in ("Flatten", "Reshape"):
+        target = _reshape_target(g, n, label, ins, consts, g.types[ins[0]].shape)
+        return _wrap(label, op, lambda: g.reshape(ins[0], target, name=label))
     if op == "Add":
         return _wrap(label, op, lambda: g.add(ins[0], ins[1], name=label))
     if op == "Mul":
@@ -353,6 +504,8 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
             return _Deq(x, scale.reshape(()), zp.reshape(-1)[0], label)
         if x in g.constants and len(shape) <= 2:        # per-channel weights (or a per-channel int32 bias)
             return _Deq(x, scale.reshape(-1), zp.reshape(-1)[0], label, axis % 2 if len(shape) == 2 else None)
+        if x in g.constants and len(shape) == 4 and axis % 4 == 0:      # per-output-channel conv weights
+            return _Deq(x, scale.reshape(-1), zp.reshape(-1)[0], label, 0)
     sname, zname = g.constant(label + "/scale", scale), g.constant(label + "/zero_point", zp)
     if op == "QuantizeLinear":
         if zp.dtype not in (np.int8, np.uint8, np.int16, np.uint16):

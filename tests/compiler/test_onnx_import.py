@@ -16,7 +16,8 @@ CONFORMANCE = ["test_matmulinteger",
                "test_quantizelinear", "test_quantizelinear_axis", "test_dequantizelinear",
                "test_dequantizelinear_axis", "test_add_int8", "test_add_uint8", "test_add_int16",
                "test_mul_int8", "test_mul_uint8", "test_mul_int16", "test_mul_uint16",
-               "test_clip_default_int8_inbounds", "test_clip_default_int8_max", "test_clip_default_int8_min"]
+               "test_clip_default_int8_inbounds", "test_clip_default_int8_max", "test_clip_default_int8_min",
+               "test_convinteger_without_padding", "test_qlinearconv", "test_maxpool_2d_uint8"]
 
 
 @pytest.fixture(scope="module")

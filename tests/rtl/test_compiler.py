@@ -11,12 +11,12 @@ from isa.config import get_config
 
 # a representative subset of the ONNX conformance cases (all of them run on golden in tests/compiler)
 RTL_CASES = ["test_matmulinteger", "test_qlinearmatmul_3D_uint8_float32", "test_qlinearmatmul_2D_int8_float16",
-             "test_add_int16", "test_add_uint8"]
+             "test_add_int16", "test_add_uint8", "test_qlinearconv", "test_maxpool_2d_uint8"]
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", RTL_CASES)
-@pytest.mark.icarus_share("test_qlinearmatmul_3D_uint8_float32", "test_add_int16", "test_add_uint8")
+@pytest.mark.icarus_share("test_qlinearmatmul_3D_uint8_float32", "test_add_int16", "test_add_uint8", "test_qlinearconv")
 def test_conformance_rtl(sim, name):
     case = conformance.cases()[name]
     gold = conformance.run_case(case)
@@ -45,6 +45,34 @@ def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
     out, rep = run(c, feeds, sim)
     assert np.array_equal(out[g.outputs[0]], g.evaluate(feeds)[g.outputs[0]])
     assert rep["cycles"] == c.predicted["cycles"]
+
+
+@pytest.mark.rtl
+def test_small_cnn_rtl(sim):
+    """Convolutions as GEMMs over pixel rows (strided and padded, so K tiles read shifted pixels and
+    the pad word), a per-channel requantize, a 3x3 max pool with padding (MAX passes reading taps
+    by address), a broadcast add, and a flattened image into a MatMul: bit-exact, cycles as
+    predicted."""
+    rng = np.random.default_rng(21)
+    g = Graph()
+    g.input("x", np.uint8, (2, 3, 7, 7))
+    g.constant("w1", rng.integers(-128, 128, (20, 3, 3, 3)).astype(np.int8))
+    g.constant("b1", rng.integers(-3000, 3000, (20, 1, 1)).astype(np.int32))
+    h = g.conv("x", "w1", 9, 0, strides=(1, 1), pads=(1, 1, 1, 1))
+    h = g.requantize(g.relu(g.add(h, "b1")), rng.uniform(0.0005, 0.002, 20), 0, np.uint8)
+    h = g.maxpool(h, (3, 3), (2, 2), (1, 1, 1, 1))
+    g.constant("shift", rng.integers(-3, 3, (20, 1, 1)).astype(np.uint8))
+    h = g.add(h, "shift")
+    g.constant("w2", rng.integers(-128, 128, (8, 20, 2, 2)).astype(np.int8))
+    h = g.requantize(g.conv(h, "w2", 128, 0, strides=(2, 2), pads=(0, 0, 1, 1)), 0.002, -3, np.int8)
+    n, c, hh, ww = g.types[h].shape
+    g.constant("w3", rng.integers(-128, 128, (c * hh * ww, 10)).astype(np.int8))
+    y = g.matmul(g.reshape(h, (n, c * hh * ww)), "w3")
+    g.outputs.append(y)
+    feeds = {"x": rng.integers(0, 256, (2, 3, 7, 7)).astype(np.uint8)}
+    c = compile_graph(g, get_config("tiny"))
+    out, rep = run(c, feeds, sim)
+    assert np.array_equal(out[y], g.evaluate(feeds)[y]) and rep["cycles"] == c.predicted["cycles"]
 
 
 @pytest.mark.rtl
