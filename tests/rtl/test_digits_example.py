@@ -30,3 +30,14 @@ def test_digits_ring4_example_rtl(sim, tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["target"] == sim and s["bit_exact"] and s["prediction_exact"]
     assert all(c["cycles"] == c["predicted_cycles"] for c in s["chips"])
+
+
+@pytest.mark.rtl
+@pytest.mark.default_sims("verilator")
+def test_digits_cnn_example_rtl(sim, tmp_path):
+    """examples/digits_cnn.py on the RTL: one batch of 50 images and one at batch 1, bit-exact, cycles
+    as predicted."""
+    mod = load_example("digits_cnn", "digits_cnn_rtl")
+    assert mod.main(["--target", sim, "--batches", "1", "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["target"] == sim and s["test_images"] == 50 and s["bit_exact"] and s["prediction_exact"]
