@@ -1,12 +1,16 @@
 """ONNX -> compiler graph, for quantized int8 models.
 
 Accepted: MatMulInteger and QLinearMatMul (int8 / uint8, per-tensor scales and zero points, or
-B's scale per column (per-channel weights), 2-D and batched 3-D), Add, Mul (wrapping), Relu and
-Clip on integer tensors (Clip fused after a MatMul's requantize, else two VXM passes),
-QuantizeLinear / DequantizeLinear at the graph's boundary (float work the host does), and the
-QDQ pattern
+B's scale per column (per-channel weights), 2-D and batched 3-D), ConvInteger and QLinearConv
+(2-D, strides, pads, dilations, groups; per-channel weight scales), MaxPool, Flatten, Reshape,
+Add, Mul (wrapping) and Relu and Clip on integer tensors (Clip fused after a MatMul's
+requantize, else two VXM passes), QuantizeLinear / DequantizeLinear at the graph's boundary
+(float work the host does), and the QDQ pattern
 
-    DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm [-> Add bias] [-> Relu] [-> Clip] -> QuantizeLinear
+    DequantizeLinear(x), DequantizeLinear(w) -> MatMul | Gemm | Conv [-> Add bias] [-> Relu] [-> Clip] -> QuantizeLinear
+
+with MaxPool, Flatten and Reshape inside QDQ (on the integer values) and AveragePool /
+GlobalAveragePool inside QDQ as a depthwise convolution of ones requantized by sx / (k sy).
 
 fused into integer work: (x - zx) @ (w - zw) in int32, plus the bias rounded to the
 accumulator's scale sx*sw, ReLU on the accumulator, requantization by sx*sw/sy, and a Clip
