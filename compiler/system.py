@@ -121,6 +121,10 @@ class SystemCompiled:
                 for s in self.plan]
 
 
+# the graph ops a system does not split or place yet (docs/DECISIONS.md, "Convolutions by MEM addressing")
+ONE_CHIP_OPS = ("conv", "maxpool", "reshape")
+
+
 # ---- stages -------------------------------------------------------------------------------------
 def _groups(graph: Graph, chip_nodes: list[Node], keep: set) -> list[list[Node]]:
     consumers: dict[str, list[Node]] = {}
@@ -305,6 +309,10 @@ def compile_system(graph: Graph, system: System, mode: str = "auto", micro_batch
         raise CompileError(f"--parallel {mode!r}: one of {', '.join(MODES)}")
     t0 = time.perf_counter()
     pre, post, chip_nodes = _partition(graph)
+    for n in chip_nodes:
+        if n.op in ONE_CHIP_OPS:
+            raise CompileError(f"node {n.name!r} ({n.op}): convolutions, pooling and reshapes run on one chip; a "
+                               f"system takes MatMul, elementwise and clip work (compile without --system)")
     host_vals, needed_out = boundary(graph, pre, post, chip_nodes)
     groups = _groups(graph, chip_nodes, set(needed_out))
     rows = batch_rows(graph, chip_nodes)

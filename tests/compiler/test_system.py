@@ -152,6 +152,15 @@ def test_unknown_mode_is_refused():
         compile_system(g, get_system("pair"), "both")
 
 
+def test_convolutions_are_refused_on_a_system():
+    g = Graph()
+    g.input("x", np.int8, (1, 3, 6, 6))
+    g.constant("w", np.ones((8, 3, 3, 3), np.int8))
+    g.outputs.append(g.requantize(g.conv("x", "w", pads=(1, 1, 1, 1), name="c"), 0.01, 0, np.int8))
+    with pytest.raises(CompileError, match=r"^node 'c' \(conv\): convolutions, pooling and reshapes run on one chip"):
+        compile_system(g, get_system("pair"))
+
+
 def _onnx_mlp(path, rng, m, dims):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
