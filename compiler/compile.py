@@ -126,6 +126,7 @@ def compile_graph(graph: Graph, config: ChipConfig) -> Compiled:
     out.compile_seconds = time.perf_counter() - t0
     out.machine = m
     out.stats = {"sram_bytes_used": m.sram.used_bytes(), "sram_bytes": config.sram_bytes,
+                 "sram_bytes_reused": m.sram.reused * config.lanes,
                  "instructions": len(m.res.placed),
                  "queue_words": {config.floorplan[p].name: len(w) for p, w in streams.items()},
                  "refills": sum(1 for r in refills if r.words),
@@ -198,11 +199,12 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
     value = host_values(graph, host_vals, placed, host_loads, m.config.lanes)
 
     done: set[str] = set()
+    readers = {v: len(cs) for v, cs in consumers.items()}     # liveness: readers not yet lowered
     for n in progress(chip, "scheduling", unit="node") if not m.dry else chip:
         if n.name in done:
             continue
+        group = _fuse(n, consumers, keep) if n.op in ("matmul", "conv") else [n]
         if n.op in ("matmul", "conv"):
-            group = _fuse(n, consumers, keep)
             done.update(x.name for x in group)
             macs += _lower_matmul(m, graph, group, value, placed)
         elif n.op in kernels.ELEMENTWISE:
@@ -222,6 +224,12 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
             _lower_reshape(m, graph, n, value, placed, consumers, keep)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
+        for x in group:                 # a chip result whose last reader this was: its words are free
+            for i in x.inputs:
+                readers[i] -= 1
+                p = placed.get(i)
+                if readers[i] == 0 and i not in keep and isinstance(p, Placed):
+                    m.release(p)
     m.result = placed, host_loads, macs
     return m
 
@@ -369,9 +377,9 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
         if len(ps) < 4:
             raise CompileError(f"node {label!r} (matmul): an int32 result needs 4 MEM slices, config "
                                f"{m.config.name!r} has {len(ps)}")
-        out.copies = [Copy([(p, m.sram.alloc(p, words)) for p in ps])]
+        out.copies = [m.result_copy(out, ps, words)]
     else:
-        out.copies = m.byte_result_copies(words, m.lighter_side())
+        out.copies = m.byte_result_copies(out, words, m.lighter_side())
     placed[res] = out
     kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad)
     return g.macs
@@ -541,6 +549,7 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     if n.op == "relu" and t_out.dtype.kind == "u":     # ReLU of an unsigned value is the value
         if ins[0].host and not ins[0].copies:           # a host value the chip never touched: give it a home
             m.host_copy(ins[0], m.side_copy_slices(nbytes, kernels.E))
+        ins[0].pinned = True                            # one tensor, two names
         placed[n.outputs[0]] = ins[0]
         return
     if n.op == "mul" and any(x.offset for x in ins):
@@ -595,6 +604,8 @@ def _lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
             name = n.outputs[0] if len(level) == 2 else f"{level[k].name}+"
             out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
             kernels.elementwise(m, "max", level[k:k + 2], out, VXM_TYPE[1], n.name)
+            for p in level[k:k + 2]:
+                m.release(p)
             nxt.append(out)
         level = nxt + level[len(level) - len(level) % 2:]
     placed[n.outputs[0]] = level[0]
@@ -628,13 +639,15 @@ def _lower_reshape(m, graph: Graph, n: Node, value, placed, consumers, keep) -> 
     ids = np.arange(int(np.prod(t_in.shape, dtype=np.int64)))
     if lin.matrix(ids.reshape(t_in.shape)).shape == lout.matrix(ids.reshape(t_out.shape)).shape and np.array_equal(
             lin.matrix(ids.reshape(t_in.shape)), lout.matrix(ids.reshape(t_out.shape))):
+        x.pinned = True                 # two names, one set of words: neither is released
         placed[n.outputs[0]] = Placed(n.outputs[0], x.dtype, lout, offset=x.offset, pad=x.pad, copies=x.copies,
-                                      ready=x.ready, host=x.host)
+                                      ready=x.ready, host=x.host, pinned=True)
         return
     users = consumers.get(n.outputs[0], [])
     flatten = lin.image and len(t_out.shape) == 2 and t_out.shape[0] == t_in.shape[0]
     if flatten and users and n.outputs[0] not in keep and all(
             u.op == "matmul" and u.inputs[0] == n.outputs[0] and u.inputs[1] in graph.constants for u in users):
+        x.pinned = True                 # read by the MatMul through the view, after the reshape's turn
         placed[n.outputs[0]] = View(x, n.outputs[0])
         return
     raise CompileError(f"node {n.name!r} (reshape): {list(t_in.shape)} -> {list(t_out.shape)} would move elements "
@@ -657,6 +670,8 @@ def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
     for op, bound, name in (("max", lo, f"{n.outputs[0]}.max"), ("min", hi, n.outputs[0])):
         out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
         kernels.elementwise(m, op, [cur], out, VXM_TYPE[1], n.name, imm=bound)
+        if cur is not x:
+            m.release(cur)
         cur = out
     placed[n.outputs[0]] = cur
 

@@ -131,10 +131,32 @@ class Machine:
         """The side whose two slices nearest the VXM hold fewer words: where a result goes."""
         return min((W, E), key=lambda s: sum(self.sram.top[p] for p in self.side_mems[s][:2]))
 
-    def byte_result_copies(self, words: int, side: int) -> list[Copy]:
+    def byte_result_copies(self, out: Placed, words: int, side: int) -> list[Copy]:
         """Where an 8-bit result computed on the chip goes: a copy in each of the two slices of
         `side` nearest the VXM (one stream passes both), so two read engines can stream it."""
-        return [Copy([(p, self.sram.alloc(p, words))]) for p in self.side_mems[side][:2]]
+        return [self.result_copy(out, [p], words) for p in self.side_mems[side][:2]]
+
+    def result_copy(self, out: Placed, positions: list[int], words: int) -> Copy:
+        """A copy of a result computed on the chip, one plane per slice, in words a released
+        tensor may have left (out.free_after then says when they may be written)."""
+        planes = []
+        for p in positions:
+            addr, after = self.sram.alloc_reuse(p, words)
+            planes.append((p, addr))
+            out.free_after = max(out.free_after, after)
+        return Copy(planes)
+
+    def release(self, t: Placed) -> None:
+        """t's words are free once its last READ so far has accessed them (liveness: the caller
+        knows no reader is left). A host value's too: the host loads it before the run, and only
+        results written later take its words."""
+        if t.pinned or t.released:
+            return
+        t.released = True               # (its copies stay: the host still loads an input's before the run)
+        for c in t.copies:
+            lo, hi = c.tiles(t.layout)
+            for pos, addr in c.planes:
+                self.sram.release(pos, addr, t.layout.words(hi - lo), t.last_read)
 
     def ever_fits(self, bd: Bundle) -> bool:
         """Whether a bundle fits an idle chip (placed, it may still wait for a free cycle)."""
@@ -148,7 +170,15 @@ class Machine:
         reads = [i.rel for i in bd.instrs if i.mnemonic == "READ"]
         if reads and ins:
             earliest = max(earliest, max(x.ready for x in ins) - min(reads) - self.T["mem_read_access"])
+        writes = [i.rel for i in bd.instrs if i.mnemonic == "WRITE"]
+        if writes and outs:             # words another tensor held: commit after its last read access
+            earliest = max(earliest, max(o.free_after for o in outs) - min(writes) - self.T["mem_write_commit"])
         t = self.res.place(bd, earliest, label)
+        if reads:
+            last = t + max(i.rel + i.operands["count"] - 1 for i in bd.instrs if i.mnemonic == "READ") \
+                + self.T["mem_read_access"]
+            for x in ins:
+                x.last_read = max(x.last_read, last)
         for i in bd.instrs:
             if i.mnemonic == "WRITE":
                 done = t + i.rel + self.T["mem_write_commit"] + i.operands["count"]
@@ -631,9 +661,9 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
                                f"result has no side to be written to")
         out_side = sides[0]
     if nbytes == 1:
-        out.copies = m.byte_result_copies(total, out_side)
+        out.copies = m.byte_result_copies(out, total, out_side)
     else:
-        out.copies = [Copy([(p, m.sram.alloc(p, total)) for p in m.side_copy_slices(nbytes, out_side)])]
+        out.copies = [m.result_copy(out, m.side_copy_slices(nbytes, out_side), total)]
     step = 1 << 15
     last = 0
     for w0 in range(0, total, step):

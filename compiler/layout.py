@@ -119,6 +119,11 @@ class Placed:
     copies: list[Copy] = field(default_factory=list)
     ready: int = 0                # first cycle a READ access may see every word (host data: 0)
     host: bool = False            # loaded by the host (an input or a constant)
+    free_after: int = -1          # its words held another tensor until this cycle (a READ access):
+                                  # no WRITE of it may commit before the cycle after
+    last_read: int = -1           # the last cycle a READ of it accesses SRAM (so far)
+    pinned: bool = False          # never released (another name shares its words: an alias, a view)
+    released: bool = False        # its words went back to the allocator
 
     # ---- host side: values <-> words ------------------------------------------------
     def pack(self, values: np.ndarray) -> np.ndarray:
@@ -162,19 +167,54 @@ class Placed:
 
 
 class Sram:
-    """Per-slice bump allocation (nothing is freed: one model, one program)."""
+    """Per-slice allocation: a bump pointer, and holes left by released tensors (liveness: a
+    tensor computed on the chip is released after its last reader, and its words go to a later
+    result, which may not be written before that reader's last access)."""
 
     def __init__(self, config: ChipConfig):
         self.config = config
         self.mems = [s.position for s in config.slices_of(SliceKind.MEM)]
         self.top = {p: 0 for p in self.mems}
         self.need = {p: 0 for p in self.mems}        # what was asked for, even past the end
+        self.holes = {p: [] for p in self.mems}      # [addr, words, free after cycle], by address
+        self.reused = 0                              # words handed out a second time (stats)
 
     def alloc(self, position: int, words: int) -> int:
         addr = self.top[position]
         self.top[position] += words
         self.need[position] += words
         return addr
+
+    def alloc_reuse(self, position: int, words: int) -> tuple[int, int]:
+        """(address, the cycle after which it may be written): the smallest hole that fits (its
+        earliest-freed end first), else new words (-1)."""
+        fits = [h for h in self.holes[position] if h[1] >= words]
+        if not fits:
+            return self.alloc(position, words), -1
+        h = min(fits, key=lambda h: (h[1], h[2]))
+        addr, after = h[0], h[2]
+        h[0] += words
+        h[1] -= words
+        if h[1] == 0:
+            self.holes[position].remove(h)
+        self.reused += words
+        return addr, after
+
+    def release(self, position: int, addr: int, words: int, after: int) -> None:
+        """Words that may be reused by a result written after cycle `after`; a hole that joins a
+        neighbour merges with it (the later cycle of the two)."""
+        hs = self.holes[position]
+        hs.append([addr, words, after])
+        hs.sort()
+        merged = [hs[0]]
+        for h in hs[1:]:
+            last = merged[-1]
+            if last[0] + last[1] == h[0]:
+                last[1] += h[1]
+                last[2] = max(last[2], h[2])
+            else:
+                merged.append(h)
+        self.holes[position] = merged
 
     def check(self) -> None:
         cfg = self.config

@@ -484,9 +484,9 @@ def _whole(part: ChipPart, name: str, t: TensorType, offset: int) -> Placed:
     words = p.layout.words()
     side = m.lighter_side()
     if nbytes == 1:
-        p.copies = m.byte_result_copies(words, side)
+        p.copies = m.byte_result_copies(p, words, side)
     else:
-        p.copies = [Copy([(q, m.sram.alloc(q, words)) for q in m.side_copy_slices(nbytes, side)])]
+        p.copies = [m.result_copy(p, m.side_copy_slices(nbytes, side), words)]
     part.placed[name] = p
     return p
 
