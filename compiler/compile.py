@@ -219,9 +219,12 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
         elif n.op == "maxpool":
             done.add(n.name)
             _lower_maxpool(m, graph, n, value, placed)
-        elif n.op == "reshape":
+        elif n.op in ("reshape", "transpose"):
             done.add(n.name)
             _lower_reshape(m, graph, n, value, placed, consumers, keep)
+        elif n.op == "join":
+            done.add(n.name)
+            _lower_join(m, graph, n, value, placed)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
         for x in group:                 # a chip result whose last reader this was: its words are free
@@ -441,17 +444,18 @@ def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
         if len(tb.shape) != 2:
             raise CompileError(f"node {label!r} (matmul): a flattened image multiplies a 2-D weight matrix")
 
-        def b_fn(v, c=c, hw=h * w, ct=ct):
-            """Rows c * H*W + p (ONNX's flatten order) -> (p * tiles + ct) * lanes + c'."""
+        def b_fn(v, c=c, hw=h * w, ct=ct, chw=a.order == "chw"):
+            """Rows c * H*W + p (ONNX's flatten of NCHW) or p * C + c (of NHWC) -> (p * tiles + ct) *
+            lanes + c'."""
             v = np.asarray(v)
             out = np.full((hw, ct * L, v.shape[1]), mm.attrs["b_zp"], v.dtype)
-            out[:, :c] = v.reshape(c, hw, -1).transpose(1, 0, 2)
+            out[:, :c] = v.reshape(c, hw, -1).transpose(1, 0, 2) if chw else v.reshape(hw, c, -1)
             return out.reshape(hw * ct * L, -1)
 
         def a_rows(bi, kt, xl=x.layout):
             return gather.flatten_tile(xl, kt)
         return GemmOperands(x, b_name, (h * w * ct * L, tb.shape[1]), tb.dtype, h * w * ct, n * c * h * w * tb.shape[1],
-                            b_fn, functools.lru_cache(None)(a_rows), None, ("flatten", c, h * w))
+                            b_fn, functools.lru_cache(None)(a_rows), None, ("flatten", a.order, c, h * w))
     if len(ta.shape) < 2 or len(tb.shape) < 2:
         raise CompileError(f"node {label!r} (matmul): 1-D operands are not supported; reshape to 2-D")
     if len(ta.shape) > 3 or len(tb.shape) > 3:
@@ -468,9 +472,12 @@ def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
 
 @dataclass
 class View:
-    """A reshape that moves no word: a flattened image read by its consumer's addressing."""
+    """A reshape that moves no word: a flattened image read by its consumer's addressing. `order`:
+    the flattened axes' order, (c, h, w) as ONNX flattens NCHW, or (h, w, c) after a transpose
+    to NHWC (the order the chip holds)."""
     src: Placed
     name: str
+    order: str = "chw"
 
 
 def _stored(p: Placed, value: int) -> int:
@@ -628,31 +635,96 @@ def _home_side(m, x: Placed) -> int:
 
 
 def _lower_reshape(m, graph: Graph, n: Node, value, placed, consumers, keep) -> None:
-    """A reshape moves no data: either the words stay as they are (same pixel rows and lanes, e.g.
-    (N, C, 1, 1) -> (N, C)), or an image flattened into a MatMul/Gemm, whose addressing reads it
+    """A reshape or transpose moves no data: either the words stay as they are (same pixel rows and
+    lanes, e.g. (N, C, 1, 1) -> (N, C), or a transpose of size-1 axes), or an image flattened into a
+    MatMul/Gemm (directly, or after a transpose to NHWC), whose addressing reads it
     (gather.flatten_tile). Anything else would move elements between lanes and is refused."""
-    x = _operand(n, n.inputs[0], value, placed)
+    src = placed[n.inputs[0]] if n.inputs[0] in placed else value(n.inputs[0])
     t_in, t_out = graph.types[n.inputs[0]], graph.types[n.outputs[0]]
+    users = consumers.get(n.outputs[0], [])
+    out = n.outputs[0]
+    if isinstance(src, View):           # a transposed image, flattened
+        if n.op == "reshape" and len(t_out.shape) == 2 and t_out.shape[0] == src.src.layout.shape[0] \
+                and _feeds_weights(graph, out, users, keep):
+            placed[out] = View(src.src, out, src.order)
+            return
+        raise CompileError(f"node {n.name!r} ({n.op}): {n.inputs[0]!r} is a transposed image, which the chip reads "
+                           f"only flattened into MatMul/Gemm weights")
+    x = src
     L = m.config.lanes
     nbytes = NBYTES.get(t_out.dtype, 1)
     lin, lout = Layout(t_in.shape, nbytes, L), Layout(t_out.shape, nbytes, L)
-    ids = np.arange(int(np.prod(t_in.shape, dtype=np.int64)))
-    if lin.matrix(ids.reshape(t_in.shape)).shape == lout.matrix(ids.reshape(t_out.shape)).shape and np.array_equal(
-            lin.matrix(ids.reshape(t_in.shape)), lout.matrix(ids.reshape(t_out.shape))):
+    ids = np.arange(int(np.prod(t_in.shape, dtype=np.int64))).reshape(t_in.shape)
+    moved = ids.transpose(n.attrs["perm"]) if n.op == "transpose" else ids.reshape(t_out.shape)
+    if np.array_equal(_word_image(lin, ids), _word_image(lout, moved)):
         x.pinned = True                 # two names, one set of words: neither is released
-        placed[n.outputs[0]] = Placed(n.outputs[0], x.dtype, lout, offset=x.offset, pad=x.pad, copies=x.copies,
-                                      ready=x.ready, host=x.host, pinned=True)
+        placed[out] = Placed(out, x.dtype, lout, offset=x.offset, pad=x.pad, copies=x.copies, ready=x.ready,
+                             host=x.host, pinned=True)
         return
-    users = consumers.get(n.outputs[0], [])
-    flatten = lin.image and len(t_out.shape) == 2 and t_out.shape[0] == t_in.shape[0]
-    if flatten and users and n.outputs[0] not in keep and all(
-            u.op == "matmul" and u.inputs[0] == n.outputs[0] and u.inputs[1] in graph.constants for u in users):
+    if n.op == "reshape" and lin.image and len(t_out.shape) == 2 and t_out.shape[0] == t_in.shape[0] \
+            and _feeds_weights(graph, out, users, keep):
         x.pinned = True                 # read by the MatMul through the view, after the reshape's turn
-        placed[n.outputs[0]] = View(x, n.outputs[0])
+        placed[out] = View(x, out)
         return
-    raise CompileError(f"node {n.name!r} (reshape): {list(t_in.shape)} -> {list(t_out.shape)} would move elements "
-                       f"between lanes; the chip reshapes when the words stay in place, or flattens an image "
-                       f"(N, C, H, W) -> (N, C*H*W) that feeds MatMul/Gemm weights")
+    if n.op == "transpose" and lin.image and n.attrs["perm"] == (0, 2, 3, 1) and out not in keep and users and all(
+            u.op == "reshape" for u in users):
+        x.pinned = True                 # NHWC: the order the chip holds, for the flatten after it
+        placed[out] = View(x, out, "hwc")
+        return
+    what = "transposes" if n.op == "transpose" else "reshapes"
+    raise CompileError(f"node {n.name!r} ({n.op}): {list(t_in.shape)} -> {list(t_out.shape)} would move elements "
+                       f"between lanes; the chip {what} when the words stay in place, or flattens an image "
+                       f"(N, C, H, W) -> (N, C*H*W), or its NHWC transpose, into MatMul/Gemm weights")
+
+
+def _word_image(lay: Layout, values: np.ndarray) -> np.ndarray:
+    """The words [word, lane] a tensor of this layout holding `values` (element ids) occupies, -1 in
+    padding: equal images mean the same elements in the same words and lanes."""
+    L = lay.lanes
+    full = np.full((lay.nb, lay.rows_p, lay.tiles * L), -1, np.int64)
+    full[:, :lay.rows, :lay.cols] = lay.matrix(values)
+    return full.reshape(lay.nb, lay.rows_p, lay.tiles, L).transpose(0, 2, 1, 3).reshape(-1, L)
+
+
+def _feeds_weights(graph: Graph, value: str, users, keep) -> bool:
+    """Whether every reader of `value` is a MatMul taking it as A against constant weights."""
+    return bool(users) and value not in keep and all(
+        u.op == "matmul" and u.inputs[0] == value and u.inputs[1] in graph.constants for u in users)
+
+
+def _lower_join(m, graph: Graph, n: Node, value, placed) -> None:
+    """Concat along the channels (the last axis, or axis 1 of an image): each input is copied into
+    its column tiles of the result by an identity pass through the VXM (MAX with the type's
+    minimum), so every input but the last must fill whole tiles of `lanes` channels."""
+    t = graph.types[n.outputs[0]]
+    ins = [_operand(n, i, value, placed) for i in n.inputs]
+    L = m.config.lanes
+    nbytes = NBYTES.get(t.dtype)
+    if n.attrs["axis"] != channel_axis(t.shape) or Layout(t.shape, 1, L).nb != 1 or nbytes not in (1, 2):
+        raise CompileError(f"node {n.name!r} (concat): joins 8- or 16-bit tensors along the channels (the last "
+                           f"axis, or axis 1 of an image) without batch axes; axis {n.attrs['axis']} of "
+                           f"{list(t.shape)} {t.dtype} is not")
+    if len({x.offset for x in ins}) != 1:
+        raise CompileError(f"node {n.name!r} (concat): its inputs are stored with different offsets (a uint8 "
+                           f"requantize result and a uint8 value stored as is)")
+    widths = [graph.types[i].shape[channel_axis(t.shape)] for i in n.inputs]
+    if any(w % L for w in widths[:-1]):
+        raise CompileError(f"node {n.name!r} (concat): inputs of {widths} channels; each but the last must be a "
+                           f"multiple of {L} (whole column tiles: the words are copied, not shifted across lanes)")
+    out = Placed(n.outputs[0], t.dtype, Layout(t.shape, nbytes, L), offset=ins[0].offset)
+    rows = out.layout.rows_p
+    if nbytes == 1:
+        out.copies = m.byte_result_copies(out, out.layout.words(), m.lighter_side())
+    else:
+        out.copies = [m.result_copy(out, m.side_copy_slices(nbytes, m.lighter_side()), out.layout.words())]
+    t0 = 0
+    for x, w in zip(ins, widths):       # its tiles of the result: the same words at an offset
+        part = Placed(out.name, t.dtype, x.layout, offset=out.offset, free_after=out.free_after,
+                      copies=[Copy([(p, a + t0 * rows) for p, a in c.planes]) for c in out.copies])
+        kernels.elementwise(m, "max", [x], part, VXM_TYPE[nbytes], n.name, imm=-(1 << (8 * nbytes - 1)))
+        out.ready = max(out.ready, part.ready)
+        t0 += w // L
+    placed[n.outputs[0]] = out
 
 
 def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:

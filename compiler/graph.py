@@ -31,8 +31,8 @@ class TensorType:
 
 @dataclass
 class Node:
-    op: str                      # matmul, conv, add, mul, relu, requantize, clip, maxpool, reshape; on the host:
-                                 # quantize, dequantize, rows, concat
+    op: str                      # matmul, conv, add, mul, relu, requantize, clip, maxpool, reshape, transpose,
+                                 # join; on the host: quantize, dequantize, rows, concat
     name: str
     inputs: list[str]
     outputs: list[str]
@@ -139,6 +139,29 @@ class Graph:
             raise CompileError(f"node {name!r} (reshape): {list(t.shape)} has {int(np.prod(t.shape))} elements, "
                                f"{list(shape)} has {int(np.prod(shape))}")
         return self._add("reshape", name, [x], TensorType(t.dtype, shape), shape=shape)
+
+    def transpose(self, x: str, perm, name: str | None = None) -> str:
+        """The axes of x permuted (numpy's transpose, ONNX's perm)."""
+        name = name or f"transpose{len(self.nodes)}"
+        t = self.types[x]
+        perm = tuple(int(v) for v in perm)
+        if sorted(perm) != list(range(len(t.shape))):
+            raise CompileError(f"node {name!r} (transpose): perm {list(perm)} is not a permutation of "
+                               f"{len(t.shape)} axes")
+        return self._add("transpose", name, [x], TensorType(t.dtype, tuple(t.shape[i] for i in perm)), perm=perm)
+
+    def concat(self, xs, axis: int, name: str | None = None) -> str:
+        """The tensors joined along `axis` (equal types, equal other dimensions)."""
+        name = name or f"concat{len(self.nodes)}"
+        ts = [self.types[x] for x in xs]
+        try:
+            shape = np.concatenate([np.zeros(t.shape, np.int8) for t in ts], axis=axis).shape
+        except (ValueError, np.exceptions.AxisError) as e:
+            raise CompileError(f"node {name!r} (concat): {[list(t.shape) for t in ts]} do not join on axis {axis} "
+                               f"({e})") from None
+        if len({t.dtype for t in ts}) != 1:
+            raise CompileError(f"node {name!r} (concat): inputs are {[str(t.dtype) for t in ts]}; one type")
+        return self._add("join", name, list(xs), TensorType(ts[0].dtype, shape), axis=int(axis) % len(shape))
 
     def add(self, a: str, b: str, name: str | None = None) -> str:
         """a + b, wrapping, for equal integer dtypes (numpy broadcasting)."""
@@ -293,6 +316,8 @@ _EVAL = {
     "conv": _conv,
     "maxpool": _maxpool,
     "reshape": lambda n, x: x.reshape(n.attrs["shape"]),
+    "transpose": lambda n, x: x.transpose(n.attrs["perm"]),
+    "join": lambda n, *xs: np.concatenate(xs, axis=n.attrs["axis"]),
     "add": lambda n, a, b: (a + b).astype(a.dtype),
     "mul": lambda n, a, b: (a.astype(np.int64) * b.astype(np.int64)).astype(a.dtype),
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),

@@ -660,7 +660,9 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
             raise CompileError(f"node {label!r} ({op}): both sides of the VXM hold operands read by address; the "
                                f"result has no side to be written to")
         out_side = sides[0]
-    if nbytes == 1:
+    if out.copies:
+        pass                                # placed by the caller (a part of a larger tensor: a concat)
+    elif nbytes == 1:
         out.copies = m.byte_result_copies(out, total, out_side)
     else:
         out.copies = [m.result_copy(out, m.side_copy_slices(nbytes, out_side), total)]

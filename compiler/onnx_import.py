@@ -26,7 +26,8 @@ import numpy as np
 from .graph import CompileError, Graph, TensorType, channel_axis
 
 SUPPORTED = ("MatMulInteger", "QLinearMatMul", "ConvInteger", "QLinearConv", "Add", "Mul", "Relu", "Clip",
-             "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "QuantizeLinear",
+             "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Transpose", "Concat",
+             "QuantizeLinear",
              "DequantizeLinear", "MatMul", "Gemm", "Conv")
 
 
@@ -218,6 +219,16 @@ def _avg_pool(g: Graph, n, label, x, shape):
     return _Acc(acc, x.scale / (kernel[0] * kernel[1]), label)
 
 
+def _move(g: Graph, n, label, x, ins, consts):
+    """Flatten, Reshape or Transpose of the integer value x."""
+    shape = g.types[x].shape
+    if n.op_type == "Transpose":
+        perm = next((tuple(a.ints) for a in n.attribute if a.name == "perm"), tuple(reversed(range(len(shape)))))
+        return _wrap(label, n.op_type, lambda: g.transpose(x, perm, name=label))
+    target = _reshape_target(g, n, label, ins, consts, shape)
+    return _wrap(label, n.op_type, lambda: g.reshape(x, target, name=label))
+
+
 def _reshape_target(g, n, label, ins, consts, shape):
     if n.op_type == "Flatten":
         axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % max(len(shape), 1)
@@ -332,12 +343,20 @@ def _qdq(g: Graph, n, label, ins, consts):
         # dequantizing is monotonic (scale > 0): max of the dequantized = dequantized max
         y = _wrap(label, op, lambda: g.maxpool(x.value, kernel, strides, pads, dil, name=label))
         return _Deq(y, x.scale, x.zp, label)
-    if op in ("Flatten", "Reshape"):
+    if op in ("Flatten", "Reshape", "Transpose"):
         x = _float_in(g, ins[0], label, op, "the input")
         if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
-            raise CompileError(f"node {label!r} ({op}): reshapes a dequantized int8/uint8 tensor with one scale")
-        target = _reshape_target(g, n, label, ins, consts, g.types[x.value].shape)
-        return _Deq(_wrap(label, op, lambda: g.reshape(x.value, target, name=label)), x.scale, x.zp, label)
+            raise CompileError(f"node {label!r} ({op}): moves a dequantized int8/uint8 tensor with one scale")
+        return _Deq(_move(g, n, label, x.value, ins, consts), x.scale, x.zp, label)
+    if op == "Concat":
+        xs = [_float_in(g, x, label, op, "an input") for x in ins]
+        if not all(isinstance(x, _Deq) and not isinstance(x.scale, np.ndarray) for x in xs) or \
+                len({(np.float32(x.scale), x.zp) for x in xs}) != 1:
+            raise CompileError(f"node {label!r} (Concat): joins dequantized tensors of one scale and zero point "
+                               f"(requantize them to a common one first)")
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+        return _Deq(_wrap(label, op, lambda: g.concat([x.value for x in xs], axis, name=label)), xs[0].scale,
+                    xs[0].zp, label)
     if op == "Add":
         accs = [x for x in ins if isinstance(x, _Acc)]
         if len(accs) != 1:
@@ -462,9 +481,11 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
     if op in ("AveragePool", "GlobalAveragePool"):
         raise CompileError(f"node {label!r} ({op}): an integer average pools only inside a QDQ pattern "
                            f"(DequantizeLinear -> {op} -> QuantizeLinear), which gives its rounding")
-    if op in ("Flatten", "Reshape"):
-        target = _reshape_target(g, n, label, ins, consts, g.types[ins[0]].shape)
-        return _wrap(label, op, lambda: g.reshape(ins[0], target, name=label))
+    if op in ("Flatten", "Reshape", "Transpose"):
+        return _move(g, n, label, ins[0], ins, consts)
+    if op == "Concat":
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+        return _wrap(label, op, lambda: g.concat(ins, axis, name=label))
     if op == "Add":
         return _wrap(label, op, lambda: g.add(ins[0], ins[1], name=label))
     if op == "Mul":

@@ -122,7 +122,7 @@ class SystemCompiled:
 
 
 # the graph ops a system does not split or place yet (docs/DECISIONS.md, "Convolutions by MEM addressing")
-ONE_CHIP_OPS = ("conv", "maxpool", "reshape")
+ONE_CHIP_OPS = ("conv", "maxpool", "reshape", "transpose", "join")
 
 
 # ---- stages -------------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def compile_system(graph: Graph, system: System, mode: str = "auto", micro_batch
     pre, post, chip_nodes = _partition(graph)
     for n in chip_nodes:
         if n.op in ONE_CHIP_OPS:
-            raise CompileError(f"node {n.name!r} ({n.op}): convolutions, pooling and reshapes run on one chip; a "
+            raise CompileError(f"node {n.name!r} ({n.op}): convolutions, pooling, reshapes and concats run on one chip; a "
                                f"system takes MatMul, elementwise and clip work (compile without --system)")
     host_vals, needed_out = boundary(graph, pre, post, chip_nodes)
     groups = _groups(graph, chip_nodes, set(needed_out))

@@ -240,3 +240,51 @@ def test_conv_refusals_name_the_node():
     node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=(2, 2), ceil_mode=1, name="p")
     with pytest.raises(CompileError, match=r"node 'p' \(MaxPool\): ceil_mode=1 is not supported"):
         from_model(_model([node], x, TensorProto.UINT8, []))
+
+
+def test_nhwc_transpose_flatten_matmul_equals_onnxruntime():
+    """Transpose to NHWC, Flatten, MatMulInteger (as TensorFlow-style exports write it): the chip
+    holds images channels-last already, so the MatMul reads the pixels by address, its weight rows
+    in (h, w, c) order as they come."""
+    rng = np.random.default_rng(9)
+    x = _rand(rng, np.int8, (3, 20, 2, 3))
+    w = _rand(rng, np.int8, (120, 10))
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=(0, 2, 3, 1), name="nhwc"),
+             helper.make_node("Flatten", ["t"], ["f"], name="flat"),
+             helper.make_node("MatMulInteger", ["f", "w"], ["y"], name="fc")]
+    model = _model(nodes, x, TensorProto.INT32, [nh.from_array(w, "w")], out_rank=2)
+    out, _ = _on_golden(model, {"x": x})
+    assert np.array_equal(out["y"], ort_run(model, {"x": x})[0])
+
+
+def test_concat_of_channels_equals_onnxruntime():
+    """Concat along the channels: each input copied into its column tiles of the result (16
+    channels, then 5), read by the next convolution."""
+    rng = np.random.default_rng(10)
+    x = _rand(rng, np.int8, (2, 16, 3, 3))
+    z = _rand(rng, np.int8, (2, 5, 3, 3))
+    w = _rand(rng, np.int8, (8, 21, 1, 1))
+    nodes = [helper.make_node("Concat", ["x", "z"], ["c"], axis=1, name="cat"),
+             helper.make_node("ConvInteger", ["c", "w"], ["y"], name="conv")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.INT8, list(x.shape)),
+                                           helper.make_tensor_value_info("z", TensorProto.INT8, list(z.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [None] * 4)],
+                              [nh.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    out, _ = _on_golden(model, {"x": x, "z": z})
+    assert np.array_equal(out["y"], ort_run(model, {"x": x, "z": z})[0])
+
+
+def test_moves_across_lanes_are_refused():
+    g = Graph()
+    g.input("x", np.int8, (5, 20))
+    g.outputs = [g.transpose("x", (1, 0), name="t")]
+    with pytest.raises(CompileError, match=r"node 't' \(transpose\): \[5, 20\] -> \[20, 5\] would move elements"):
+        compile_graph(g, TINY)
+    g = Graph()
+    g.input("x", np.int8, (2, 5, 3, 3))
+    g.input("z", np.int8, (2, 5, 3, 3))
+    g.outputs = [g.concat(["x", "z"], 1, name="cat")]
+    with pytest.raises(CompileError, match=r"node 'cat' \(concat\): inputs of \[5, 5\] channels; each but the last "
+                                           r"must be a multiple of 16"):
+        compile_graph(g, TINY)

@@ -157,7 +157,7 @@ def test_convolutions_are_refused_on_a_system():
     g.input("x", np.int8, (1, 3, 6, 6))
     g.constant("w", np.ones((8, 3, 3, 3), np.int8))
     g.outputs.append(g.requantize(g.conv("x", "w", pads=(1, 1, 1, 1), name="c"), 0.01, 0, np.int8))
-    with pytest.raises(CompileError, match=r"^node 'c' \(conv\): convolutions, pooling and reshapes run on one chip"):
+    with pytest.raises(CompileError, match=r"^node 'c' \(conv\): convolutions, pooling, reshapes and concats run on one chip"):
         compile_system(g, get_system("pair"))
 
 
