@@ -225,6 +225,9 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
         elif n.op == "join":
             done.add(n.name)
             _lower_join(m, graph, n, value, placed)
+        elif n.op == "round_shift":
+            done.add(n.name)
+            _lower_round_shift(m, graph, n, value, placed)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
         for x in group:                 # a chip result whose last reader this was: its words are free
@@ -351,6 +354,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
         else:
             res_dt = np.dtype(n.attrs["dtype"])
             offset = 128 if res_dt == np.uint8 else 0
+            epi.dtype = int(spec.DType.I16) if res_dt == np.int16 else int(spec.DType.I8)
             zp = n.attrs["zero_point"] - offset
             if len(n.inputs) == 3:      # per channel: M and (s, zp) per lane, loaded like the bias
                 N = out_t.shape[channel_axis(out_t.shape)]
@@ -363,9 +367,9 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
                 epi.requant = (n.attrs["multiplier"], n.attrs["shift"], zp)
         res = n.outputs[0]
     if epi.requant is not None:
-        lo8, hi8 = spec.dtype_range(spec.DType.I8)
+        lo8, hi8 = spec.dtype_range(spec.DType(epi.dtype))
         floor = max(epi.requant[2] if epi.relu else lo8, clip[0] if clip else lo8)
-        # MAX at the floor (ReLU: the zero point), MIN at a clip's ceiling; a bound at the int8
+        # MAX at the floor (ReLU: the zero point), MIN at a clip's ceiling; a bound at the result
         # range's end is the requantize's own saturation
         epi.relu, epi.floor = floor > lo8, floor
         epi.ceil = clip[1] if clip and clip[1] < hi8 else None
@@ -381,6 +385,9 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             raise CompileError(f"node {label!r} (matmul): an int32 result needs 4 MEM slices, config "
                                f"{m.config.name!r} has {len(ps)}")
         out.copies = [m.result_copy(out, ps, words)]
+    elif out.layout.nbytes == 2:        # int16: two slices of a side, the other side from the last one's
+        m.wide_side = kernels.E if getattr(m, "wide_side", kernels.E) == kernels.W else kernels.W
+        out.copies = [m.result_copy(out, m.side_copy_slices(2, m.wide_side), words)]
     else:
         out.copies = m.byte_result_copies(out, words, m.lighter_side())
     placed[res] = out
@@ -567,6 +574,29 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     out = Placed(n.outputs[0], t_out.dtype, Layout(t_out.shape, nbytes, m.config.lanes), offset=offset)
     placed[n.outputs[0]] = out
     kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name, words=words)
+
+
+def _lower_round_shift(m, graph: Graph, n: Node, value, placed) -> None:
+    """int16 -> int8 rounded: ADD the half, SRA, ADD the stored zero point (if any), CVT with
+    saturation: an elementwise pass each, the constants set by VSET (graph.round_shift)."""
+    x = _operand(n, n.inputs[0], value, placed)
+    t = graph.types[n.outputs[0]]
+    a = n.attrs
+    off = 128 if t.dtype == np.uint8 else 0
+    L, i16 = m.config.lanes, VXM_TYPE[2]
+    steps = [("add", 1 << (a["bits"] - 1)), ("sra", a["bits"])] + (
+        [("add", a["zero_point"] - off)] if a["zero_point"] != off else [])
+    cur = x
+    for k, (op, imm) in enumerate(steps):
+        tmp = Placed(f"{n.outputs[0]}.{k}", np.dtype(np.int16), Layout(t.shape, 2, L))
+        kernels.elementwise(m, op, [cur], tmp, i16, n.name, imm=imm)
+        if cur is not x:
+            m.release(cur)
+        cur = tmp
+    out = Placed(n.outputs[0], t.dtype, Layout(t.shape, 1, L), offset=off)
+    kernels.elementwise(m, "cvt", [cur], out, i16, n.name, out_dtype=VXM_TYPE[1])
+    m.release(cur)
+    placed[n.outputs[0]] = out
 
 
 def _signed(x: Placed) -> Placed:

@@ -195,20 +195,36 @@ class Graph:
             raise CompileError(f"node {name!r} (clip): bounds {lo}..{hi} are empty")
         return self._add("clip", name, [x], t, lo=lo, hi=hi)
 
+    def round_shift(self, x: str, bits: int, zero_point: int, dtype, name: str | None = None) -> str:
+        """int16 -> int8 / uint8: saturate(((x + 2**(bits-1)) >> bits) + zero_point), the additions
+        wrapping in int16 as the VXM's do: x / 2**bits rounded half up, the last step of a residual
+        add across scales (onnx_import.py)."""
+        name = name or f"round_shift{len(self.nodes)}"
+        dtype = np.dtype(dtype)
+        if self.types[x].dtype != np.dtype(np.int16):
+            raise CompileError(f"node {name!r} (round_shift): input is {self.types[x].dtype}, not int16")
+        if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or not 1 <= int(bits) <= 15:
+            raise CompileError(f"node {name!r} (round_shift): {bits} bits to {dtype}; 1..15 bits to int8 or uint8")
+        info = np.iinfo(dtype)
+        if not info.min <= int(zero_point) <= info.max:
+            raise CompileError(f"node {name!r} (round_shift): zero point {int(zero_point)} is outside {dtype}")
+        return self._add("round_shift", name, [x], TensorType(dtype, self.types[x].shape), bits=int(bits),
+                         zero_point=int(zero_point), dtype=dtype.str)
+
     def relu(self, x: str, name: str | None = None) -> str:
         name = name or f"relu{len(self.nodes)}"
         return self._add("relu", name, [x], self.types[x])
 
     def requantize(self, x: str, scale, zero_point: int, dtype, name: str | None = None) -> str:
-        """int32 -> int8 / uint8: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`:
+        """int32 -> int8 / uint8 / int16: saturate(rounding_shift(x * M, 31 + s) + zp), (M, s) from `scale`:
         one scale, or one per channel (the last axis, or axis 1 of an (N, C, H, W) image: M and s
         become constant inputs `name/multiplier` and `name/shift`, int32 per channel)."""
         name = name or f"requantize{len(self.nodes)}"
         dtype = np.dtype(dtype)
         if self.types[x].dtype != np.dtype(np.int32):
             raise CompileError(f"node {name!r} (requantize): input is {self.types[x].dtype}, not int32")
-        if dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
-            raise CompileError(f"node {name!r} (requantize): output {dtype} is not int8 or uint8")
+        if dtype not in (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)):
+            raise CompileError(f"node {name!r} (requantize): output {dtype} is not int8, uint8 or int16")
         info = np.iinfo(dtype)
         if not info.min <= int(zero_point) <= info.max:
             raise CompileError(f"node {name!r} (requantize): zero point {int(zero_point)} is outside {dtype} "
@@ -279,6 +295,18 @@ def _requantize(n, x, m=None, s=None):
     return y + a["zero_point"]
 
 
+def _round_shift(n, x):
+    """As the VXM runs it: int16 ADD of the half (wrapping), arithmetic shift right, int16 ADD of
+    the stored zero point (uint8 results are stored less 128), saturating CVT to int8."""
+    a = n.attrs
+    off = 128 if np.dtype(a["dtype"]) == np.uint8 else 0
+
+    def wrap(v):
+        return ((v + (1 << 15)) & 0xFFFF) - (1 << 15)
+    v = wrap(x.astype(np.int64) + (1 << (a["bits"] - 1))) >> a["bits"]
+    return (np.clip(wrap(v + a["zero_point"] - off), -128, 127) + off).astype(a["dtype"])
+
+
 def _windows(x, kernel, strides, pads, dilations, fill):
     """(kh, kw, x's window elements (N, C, OH, OW)) for every kernel tap, x padded with `fill`."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
@@ -323,6 +351,7 @@ _EVAL = {
     "relu": lambda n, x: np.maximum(x, 0).astype(x.dtype),
     "clip": lambda n, x: np.clip(x, n.attrs["lo"], n.attrs["hi"]).astype(x.dtype),
     "requantize": lambda n, x, *ms: _saturate(_requantize(n, x, *ms), np.dtype(n.attrs["dtype"])),
+    "round_shift": lambda n, x: _round_shift(n, x),
     "quantize": lambda n, x, s, z: _saturate(np.rint(x / s) + z.astype(np.int64), z.dtype),
     "dequantize": lambda n, x, s, z: ((x.astype(np.int64) - z.astype(np.int64)) * s).astype(np.float32),
     "rows": lambda n, x: x[n.attrs["lo"]:n.attrs["hi"]],

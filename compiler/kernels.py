@@ -255,6 +255,7 @@ class Epilogue:
     relu: bool = False                  # MAX at `floor` (the zero point, or a clip's lower bound)
     floor: int = 0
     ceil: int | None = None             # MIN at it (a clip's upper bound below 127)
+    dtype: int = I8                     # what REQUANT produces (and MAX / MIN compare): int8, or int16
 
     def loaded(self) -> dict:
         """The int32 [N] vectors the read-outs load into registers, by name."""
@@ -450,7 +451,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
             if k == len(ops):
                 dst, copies, dst_at = out, out.copies, at
             else:                   # an intermediate holds one item per accumulator half: rows acc ..
-                dst, copies = _chain_temp(m, out, ops[k - 1] if k else "acc", side, label, ops)
+                dst, copies = _chain_temp(m, out, ops[k - 1] if k else "acc", side, label, ops, epi)
                 dst_at = (0, 0, acc)
             bd = Bundle()
             if src is None:
@@ -484,19 +485,21 @@ def _result_bytes(op: str) -> int:
     return 4 if op in ("acc", "bias") else 1
 
 
-def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops: list[str]) -> tuple[Placed, list[Copy]]:
+def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops: list[str],
+                epi: Epilogue) -> tuple[Placed, list[Copy]]:
     """Where a cut epilogue keeps its intermediate (after `after`: 'acc' or 'bias' int32, 'requant'
-    or 'relu' int8) for the items of the MXM on `side`: slices on that side, nearest the VXM."""
+    or 'relu' in the requantized type) for the items of the MXM on `side`: slices on that side,
+    nearest the VXM."""
     key = (out.name, after, side)
     if key not in m.temps:
-        nbytes = _result_bytes(after)
+        nbytes = _result_bytes(after, epi)
         if len(m.side_mems[side]) < nbytes:
             raise CompileError(f"node {label!r}: its epilogue ({', '.join(ops)}) does not fit config "
                                f"{m.config.name!r} at once ({m.config.vxm_alus} VXM ALUs, {m.config.streams} streams "
                                f"per direction), and cut it needs a {8 * nbytes}-bit intermediate on {nbytes} MEM slices "
                                f"on one side of the VXM; there are {len(m.side_mems[side])}")
         rows = m.config.mxm_acc_rows                  # one item (at most half of them) per accumulator half
-        t = Placed(f"{out.name}.{after}", np.dtype(np.int32 if nbytes == 4 else np.int8),
+        t = Placed(f"{out.name}.{after}", np.dtype({4: np.int32, 2: np.int16, 1: np.int8}[nbytes]),
                    Layout((rows, m.config.lanes), nbytes, m.config.lanes))
         c = Copy([(p, m.sram.alloc(p, t.layout.words())) for p in m.side_copy_slices(nbytes, side)])
         t.copies = [c]
@@ -539,18 +542,18 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
             loads.append(("bias", r_bias))
         elif op == "requant":
             r_m, r_sz = reg("multiplier"), reg("shift/zp")
-            chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=I8), I8, [r_m, r_sz]))
+            chain.append(("REQUANT", dict(b=r_m, c=r_sz, dtype=epi.dtype), epi.dtype, [r_m, r_sz]))
             if epi.vectors:
                 loads += [("multiplier", r_m), ("shift/zp", r_sz)]
             else:
                 sets += [(r_m, mult), (r_sz, quant.pack_shift_zp(shift, zp))]
         elif op == "relu":
             r_zp = reg("relu zp")
-            chain.append(("MAX", dict(b=r_zp, type=I8), I8, [r_zp]))
+            chain.append(("MAX", dict(b=r_zp, type=epi.dtype), epi.dtype, [r_zp]))
             sets.append((r_zp, epi.floor))
         else:
             r_hi = reg("clip ceiling")
-            chain.append(("MIN", dict(b=r_hi, type=I8), I8, [r_hi]))
+            chain.append(("MIN", dict(b=r_hi, type=epi.dtype), epi.dtype, [r_hi]))
             sets.append((r_hi, epi.ceil))
     # setup instructions on the VXM queue, on the cycles just before the chain's first sample
     slot = s0 - m.T["vxm_sample"] - 1
@@ -610,16 +613,20 @@ def _vxm_chain(m: Machine, bd: Bundle, flow, s0: int, mc: int, ops: list[str], e
 # ==========================================================================================
 # Elementwise
 # ==========================================================================================
-ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU", "max": "MAX", "min": "MIN"}   # max, min: with `imm`
+ELEMENTWISE = {"add": "ADD", "mul": "MUL", "relu": "RELU", "max": "MAX", "min": "MIN",   # max, min: with `imm`
+               "sra": "SRA", "cvt": "CVT"}                                                # with `imm`; to out_dtype
 
 
 def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int, label: str,
-                imm: int | None = None, words: list | None = None, pads: list | None = None) -> None:
+                imm: int | None = None, words: list | None = None, pads: list | None = None,
+                out_dtype: int | None = None) -> None:
     """out = op(ins) over whole tensors, streamed through one VXM ALU. `imm`: the second operand is
     this constant, in a register the bundle sets (VSET) just before the op. `words[i]`: operand i's
     word for each output word (compiler/gather.py: a pooling tap, a broadcast), gather.PAD reading
     a word of the stored byte pads[i]; None: the operand's words in order."""
     pv, nbytes = m.vxm, spec.dtype_bytes(dtype)
+    out_dtype = dtype if out_dtype is None else out_dtype
+    out_bytes = spec.dtype_bytes(out_dtype)
     total = out.layout.words()
     words = words or [None] * len(ins)
     pads = pads or [None] * len(ins)
@@ -662,10 +669,10 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
         out_side = sides[0]
     if out.copies:
         pass                                # placed by the caller (a part of a larger tensor: a concat)
-    elif nbytes == 1:
+    elif out_bytes == 1:
         out.copies = m.byte_result_copies(out, total, out_side)
     else:
-        out.copies = [m.result_copy(out, m.side_copy_slices(nbytes, out_side), total)]
+        out.copies = [m.result_copy(out, m.side_copy_slices(out_bytes, out_side), total)]
     step = 1 << 15
     last = 0
     for w0 in range(0, total, step):
@@ -694,9 +701,10 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
             bd.at(pv, -1, "VSET", f"{label}: {op} bound", r=lambda c=r: c.value, imm=int(imm))
             operands["b"] = lambda c=r: spec.operand(c.value, 0, reg=True)
         reach = max((p for cp in out.copies for p, _ in cp.planes), key=lambda p: abs(p - pv))
-        of = bd.flow(toward(pv, reach), nbytes, pv, m.T["vxm_drive"], n, reach)
+        of = bd.flow(toward(pv, reach), out_bytes, pv, m.T["vxm_drive"], n, reach)
+        conv = {"dtype": out_dtype} if op == "cvt" else {}
         bd.at(pv, 0, ELEMENTWISE[op], f"{label}: {op}", dst=lambda: of.base, ddir=of.direction, type=dtype,
-              alu=AluVar(), count=n, **operands)
+              alu=AluVar(), count=n, **conv, **operands)
         for cp in out.copies:
             for j, (p, addr) in enumerate(cp.planes):
                 m.catch(bd, of, j, p, n, addr + w0, f"{label}: store")

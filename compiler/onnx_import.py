@@ -59,6 +59,13 @@ class _Acc:
         return _Acc(s, self.scale, self.label, clip=self.clip)
 
 
+class _Sum:
+    """A float Add of two dequantized tensors (a residual add), kept until its QuantizeLinear gives
+    the output scale; `relu`: a Relu came between."""
+    def __init__(self, a: _Deq, b: _Deq, label, relu=False):
+        self.a, self.b, self.label, self.relu = a, b, label, relu
+
+
 # operand positions that must be known when compiling (they become (M, s) and zero points)
 PARAMETER_INPUTS = {"MatMulInteger": (2, 3), "QLinearMatMul": (1, 2, 4, 5, 6, 7), "Clip": (1, 2),
                     "ConvInteger": (2, 3), "QLinearConv": (1, 2, 4, 5, 6, 7), "Reshape": (1,),
@@ -256,6 +263,9 @@ def _materialize(g: Graph, v):
         z = g.constant(v.label + "/zero_point", np.asarray(v.zp, g.types[v.value].dtype))
         return g.host("dequantize", [v.value, s, z], TensorType(np.dtype(np.float32), g.types[v.value].shape),
                       v.label)
+    if isinstance(v, _Sum):
+        raise CompileError(f"node {v.label!r} (Add): a float Add of two tensors leaves the graph; the chip adds "
+                           f"them inside a QDQ pattern (quantize the sum)")
     if isinstance(v, _Acc):
         if v.clip is not None:
             raise CompileError(f"node {v.label!r}: a Clip on a MatMul/Gemm result runs on the chip only before its "
@@ -269,7 +279,7 @@ def _materialize(g: Graph, v):
 
 
 def _float_in(g, v, label, op, what):
-    if isinstance(v, (_Deq, _Acc)):
+    if isinstance(v, (_Deq, _Acc, _Sum)):
         return v
     raise CompileError(f"node {label!r} ({op}): {what} is a float tensor that does not come from DequantizeLinear; "
                        f"float {op} runs only inside a QDQ pattern")
@@ -357,6 +367,12 @@ def _qdq(g: Graph, n, label, ins, consts):
         axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
         return _Deq(_wrap(label, op, lambda: g.concat([x.value for x in xs], axis, name=label)), xs[0].scale,
                     xs[0].zp, label)
+    if op == "Add" and all(isinstance(x, _Deq) and x.value not in g.constants for x in ins):
+        if any(isinstance(x.scale, np.ndarray) for x in ins) or g.types[ins[0].value].shape != \
+                g.types[ins[1].value].shape:
+            raise CompileError(f"node {label!r} (Add): a residual add takes two tensors of one shape, each with one "
+                               f"scale")
+        return _Sum(ins[0], ins[1], label)
     if op == "Add":
         accs = [x for x in ins if isinstance(x, _Acc)]
         if len(accs) != 1:
@@ -366,6 +382,8 @@ def _qdq(g: Graph, n, label, ins, consts):
         return _bias(g, accs[0], other, label, op, consts)
     if op == "Relu":
         x = _float_in(g, ins[0], label, op, "the input")
+        if isinstance(x, _Sum):
+            return _Sum(x.a, x.b, x.label, relu=True)
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (Relu): float Relu is supported on a MatMul/Gemm result in a QDQ pattern")
         x = x.flush(g)
@@ -386,6 +404,10 @@ def _qdq(g: Graph, n, label, ins, consts):
             zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
             if np.float32(sy) == np.float32(x.scale) and int(zy) == x.zp and zy.dtype == g.types[x.value].dtype:
                 return x.value              # Q(DQ(q)) with the same scale and zero point: q itself
+        if isinstance(x, _Sum):
+            sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
+            zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+            return _residual(g, x, sy, zy, label)
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (QuantizeLinear): quantizes a dequantized tensor again; only a "
                                f"MatMul/Gemm result (or a graph input, on the host) can be quantized")
@@ -402,6 +424,44 @@ def _qdq(g: Graph, n, label, ins, consts):
         lo, hi = (int(np.clip(v, info.min, info.max)) for v in q)
         return _wrap(label, op, lambda: g.clip(y, lo, hi, name=label))
     raise AssertionError(op)
+
+
+RESIDUAL_WEIGHT = 64        # the identity weight: (x - zx) * 64 exact in int32, so REQUANT's scale stays < 1
+
+
+def _residual(g: Graph, s: _Sum, sy: float, zy, label):
+    """Q(sa (a - za) + sb (b - zb)) in integers: each operand's (x - zx) * 64 exactly on the MXM
+    (identity weights 64: a MatMul, or a depthwise 1x1 convolution of an image), requantized by
+    s_x * 2**f / (64 sy) to int16 on the VXM (f fraction bits, as many as keep the sum within
+    2**14), the two added in int16, then rounded by 2**f and offset by zy (round_shift). Each term
+    is off by at most 2**-(f+1) before the last rounding, so the result is float's within a step
+    (ties aside)."""
+    sa, sb = s.a.scale / sy, s.b.scale / sy
+    room = (2 ** 14 - RESIDUAL_WEIGHT) / (255.0 * (sa + sb))
+    if room < 2:
+        raise CompileError(f"node {s.label!r} (Add): scales {s.a.scale:g} and {s.b.scale:g} against an output scale "
+                           f"{sy:g} leave no room for a fraction bit in int16")
+    f = min(int(np.floor(np.log2(room))), 14)
+    terms = []
+    for k, x in enumerate((s.a, s.b)):
+        shape = g.types[x.value].shape
+        c = shape[-1] if len(shape) == 2 else shape[1] if len(shape) == 4 else None
+        if c is None:
+            raise CompileError(f"node {s.label!r} (Add): a residual add of {len(shape)}-D tensors; 2-D or (N, C, H, W)")
+        if len(shape) == 2:
+            w = g.constant(f"{s.label}/identity{k}", (RESIDUAL_WEIGHT * np.eye(c)).astype(np.int8))
+            acc = g.matmul(x.value, w, x.zp, 0, name=f"{s.label}/rescale{k}")
+        else:
+            w = g.constant(f"{s.label}/identity{k}", np.full((c, 1, 1, 1), RESIDUAL_WEIGHT, np.int8))
+            acc = g.conv(x.value, w, x.zp, 0, group=c, name=f"{s.label}/rescale{k}")
+        scale = (x.scale / sy) * 2 ** f / RESIDUAL_WEIGHT
+        terms.append(_wrap(label, "Add", lambda acc=acc, scale=scale, k=k: g.requantize(
+            acc, scale, 0, np.int16, name=f"{s.label}/term{k}")))
+    total = g.add(terms[0], terms[1], name=f"{s.label}/sum")
+    y = _wrap(label, "QuantizeLinear", lambda: g.round_shift(total, f, int(zy), zy.dtype, name=label))
+    if s.relu and int(zy) > np.iinfo(zy.dtype).min:
+        y = g.clip(y, int(zy), np.iinfo(zy.dtype).max, name=f"{label}/relu")
+    return y
 
 
 def _bias(g: Graph, acc: _Acc, c, label, op, consts):
@@ -431,7 +491,7 @@ def _bias(g: Graph, acc: _Acc, c, label, op, consts):
 
 def _convert(g: Graph, n, label, ins, consts) -> str:
     op = n.op_type
-    if op in ("MatMul", "Gemm", "Conv") or any(isinstance(x, (_Deq, _Acc)) for x in ins):
+    if op in ("MatMul", "Gemm", "Conv") or any(isinstance(x, (_Deq, _Acc, _Sum)) for x in ins):
         if op == "DequantizeLinear":
             raise CompileError(f"node {label!r} (DequantizeLinear): its input is already a float tensor")
         return _qdq(g, n, label, ins, consts)

@@ -288,3 +288,40 @@ def test_moves_across_lanes_are_refused():
     with pytest.raises(CompileError, match=r"node 'cat' \(concat\): inputs of \[5, 5\] channels; each but the last "
                                            r"must be a multiple of 16"):
         compile_graph(g, TINY)
+
+
+def _residual_model(rng, relu: bool):
+    """x -> Q -> DQ -> Conv (per channel) -> Relu -> Q(s1) -> DQ -> Add(the block's input, dequantized
+    at s0) [-> Relu] -> Q(s2) -> DQ: a residual block, the two addends at different scales."""
+    c = 16
+    w = _rand(rng, np.int8, (c, c, 3, 3))
+    sw = rng.uniform(0.002, 0.01, c).astype(np.float32)
+    s0, s1, s2 = (np.float32(v) for v in rng.uniform([0.02, 0.05, 0.06], [0.04, 0.1, 0.12]))
+    N = helper.make_node
+    nodes = [N("QuantizeLinear", ["x", "s0", "z0"], ["xq"]), N("DequantizeLinear", ["xq", "s0", "z0"], ["xd"]),
+             N("DequantizeLinear", ["w", "sw", "zw"], ["wd"], axis=0),
+             N("Conv", ["xd", "wd"], ["c"], pads=(1, 1, 1, 1), name="conv"), N("Relu", ["c"], ["r"]),
+             N("QuantizeLinear", ["r", "s1", "z1"], ["hq"]), N("DequantizeLinear", ["hq", "s1", "z1"], ["hd"]),
+             N("Add", ["hd", "xd"], ["sum"], name="residual")]
+    last = "sum"
+    if relu:
+        nodes.append(N("Relu", ["sum"], ["sr"]))
+        last = "sr"
+    nodes += [N("QuantizeLinear", [last, "s2", "z2"], ["yq"]), N("DequantizeLinear", ["yq", "s2", "z2"], ["y"])]
+    inits = [nh.from_array(v, k) for k, v in dict(
+        s0=s0, z0=np.array(3, np.int8), w=w, sw=sw, zw=np.zeros(c, np.int8), s1=s1, z1=np.array(0, np.uint8),
+        s2=s2, z2=np.array(0 if relu else 128, np.uint8)).items()]
+    x = rng.uniform(-3, 3, (2, c, 5, 5)).astype(np.float32)
+    return _model(nodes, x, TensorProto.FLOAT, inits), x, s2
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_residual_add_across_scales_within_a_step_of_onnxruntime(relu):
+    """A residual Add of a uint8 conv output (scale s1) and the int8 block input (scale s0) into s2:
+    each addend rescaled to int16 (identity weights 64 on the MXM, REQUANT on the VXM), added,
+    rounded back (graph.round_shift). Within one output step of onnxruntime in float."""
+    model, x, s2 = _residual_model(np.random.default_rng(12 + relu), relu)
+    out, _ = _on_golden(model, {"x": x})
+    theirs = ort_run(model, {"x": x}, fuse=False)[0]
+    assert np.abs(out["y"] - theirs).max() <= s2 * 1.0001
+    assert np.mean(out["y"] == theirs) > 0.95                 # and mostly the same bits

@@ -76,6 +76,27 @@ def test_small_cnn_rtl(sim):
 
 
 @pytest.mark.rtl
+def test_residual_add_rtl(sim):
+    """A residual add across scales as the importer lowers it: each addend (x - zx) * 64 on the MXM
+    (an image: a depthwise 1x1 convolution; a matrix: a MatMul), REQUANT to int16 in the read-out,
+    an int16 ADD, then ADD / SRA / CVT passes back to uint8 and a ReLU clamp: bit-exact, cycles as
+    predicted."""
+    from compiler.onnx_import import _residual, _Deq, _Sum
+    rng = np.random.default_rng(22)
+    g = Graph()
+    g.input("a", np.int8, (2, 16, 3, 3))
+    g.input("b", np.uint8, (2, 16, 3, 3))
+    y = _residual(g, _Sum(_Deq("a", 0.03, -3, "a"), _Deq("b", 0.07, 9, "b"), "res", relu=True), 0.08,
+                  np.uint8(5), "res")
+    g.outputs.append(y)
+    feeds = {"a": rng.integers(-128, 128, (2, 16, 3, 3)).astype(np.int8),
+             "b": rng.integers(0, 256, (2, 16, 3, 3)).astype(np.uint8)}
+    c = compile_graph(g, get_config("tiny"))
+    out, rep = run(c, feeds, sim)
+    assert np.array_equal(out[y], g.evaluate(feeds)[y]) and rep["cycles"] == c.predicted["cycles"]
+
+
+@pytest.mark.rtl
 def test_relu6_clip_rtl(sim):
     """A MatMul -> bias -> ReLU -> requantize -> clip (ReLU6 as QDQ models write it): MAX at the zero
     point and MIN at the ceiling in the read-out's chain; the ceiling binds. Then a clip on its own."""
