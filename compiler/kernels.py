@@ -291,7 +291,11 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
     used = sorted({side_of[it] for it in items})
 
     # sources: A from a copy per MXM, B tiles from another slice; four distinct read engines
-    a_src, b_src = _gemm_sources(m, a, used, label)
+    # one column tile: both MXMs load the same weight tiles. Held once when each item has the rows to
+    # hide the other MXM's loads from the same slice (2 x lanes: a tile's load per MXM per K tile),
+    # else a copy per MXM
+    share_b = nt_n == 1 and len(used) == 2 and bmat.layout.nb == 1 and min(c for _, c in chunks) >= 2 * L
+    a_src, b_src = _gemm_sources(m, a, used, label, share_b)
     paired = {}
     if pairs is not None:
         for s in used:
@@ -406,8 +410,9 @@ def _weight_copies(m: Machine, bmat: Placed, rng: tuple, nt_n: int, first: int, 
     return parts
 
 
-def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):
-    """Per MXM side: the copy of A it streams from, and the slice its B tiles come from."""
+def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str, share_b: bool = False):
+    """Per MXM side: the copy of A it streams from, and the slice its B tiles come from (`share_b`:
+    one slice for both)."""
     mems = m.mems
     # host data can be copied wherever it suits (None); a chip result streams from one of its copies
     opts = [None] if a.host else [c for c in a.copies if c.tile_lo == 0 and c.tile_hi is None]
@@ -417,7 +422,8 @@ def _gemm_sources(m: Machine, a: Placed, used: list[int], label: str):
             if len(set(a_pos)) < len(a_pos):
                 continue
             rest = [p for p in mems if p not in a_pos]
-            for b_pos in itertools.permutations(rest, len(used)):
+            options = [(p,) * len(used) for p in rest] if share_b else itertools.permutations(rest, len(used))
+            for b_pos in options:
                 cost = sum(abs(ap - m.mxm[s].position) + abs(bp - m.mxm[s].position)
                            for s, ap, bp in zip(used, a_pos, b_pos))
                 if best is None or cost < best[0]:
@@ -446,7 +452,7 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     at = (bi, nt, m0)                                           # where this item sits in `out`
     while t_acc is None or ops:
         for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
-            if any(_result_bytes(op) > m.config.sxm_width for op in ops[:max(k - 1, 0)]):
+            if any(_result_bytes(op, epi) > m.config.sxm_width for op in ops[:max(k - 1, 0)]):
                 continue            # a result that feeds the next op returns through an SXM: one SHIFT
             if k == len(ops):
                 dst, copies, dst_at = out, out.copies, at
@@ -480,9 +486,9 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     return t_acc
 
 
-def _result_bytes(op: str) -> int:
-    """Bytes per element of an epilogue op's result: the int32 sum, or int8."""
-    return 4 if op in ("acc", "bias") else 1
+def _result_bytes(op: str, epi: Epilogue) -> int:
+    """Bytes per element of an epilogue op's result: the int32 sum, or the requantized type."""
+    return 4 if op in ("acc", "bias") else spec.dtype_bytes(epi.dtype)
 
 
 def _chain_temp(m: Machine, out: Placed, after: str, side: int, label: str, ops: list[str],
