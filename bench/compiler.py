@@ -11,6 +11,9 @@
   of constructing the model and running it
 * digits_*: the examples/digits_mlp.py model (int8 MLP on scikit-learn's digits test split):
   compile time, cycles, cycles per inference, accuracy of the chip against the float model
+* digits_cnn_*: the examples/digits_cnn.py model (a CNN trained in numpy, per-channel int8): the
+  whole test split on golden in batches of 50 (one batch on each simulator), accuracy, cycles per
+  batch and per inference, cycles at batch 1, MXM utilization
 * compiled_gemv256_sram_bandwidth_fraction: the compiled batch-1 GEMV 1x256 . 256x256: SRAM words
   read / (cycles x MEM slices), as bench's hand-scheduled gemv256_sram_bandwidth_fraction counts
   (target >= 0.9); also on each simulator (cycles equal)
@@ -111,6 +114,29 @@ def digits_figures(sims: list[str]) -> int:
     return rc
 
 
+def cnn_figures(sims: list[str]) -> int:
+    """examples/digits_cnn.py: the whole test split on golden, one batch (and batch 1) on each simulator."""
+    spec = importlib.util.spec_from_file_location("digits_cnn", ROOT / "examples" / "digits_cnn.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rc = 0
+    for target in ["golden", *sims]:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            rc |= mod.main(["--target", target, "--out", tmp] + ([] if target == "golden" else ["--batches", "1"]))
+            d = json.loads((Path(tmp) / "summary.json").read_text())
+        bad = "" if d["ok"] else "  (MISMATCH: not bit-exact or cycles differ)"
+        if target == "golden":
+            print(f"digits_cnn_test_images: {d['test_images']}")
+            print(f"digits_cnn_float_accuracy: {d['float_accuracy']}")
+            print(f"digits_cnn_int8_accuracy: {d['int8_accuracy']}")
+            print(f"digits_cnn_compile_seconds: {d['compile_seconds']}")
+        print(f"digits_cnn_cycles_per_batch{d['batch']}_{target}: {d['cycles_per_batch']}{bad}")
+        print(f"digits_cnn_cycles_per_inference_batch{d['batch']}_{target}: {d['cycles_per_inference']}")
+        print(f"digits_cnn_cycles_batch1_{target}: {d['batch1_cycles']}")
+        print(f"digits_cnn_mxm_utilization_batch{d['batch']}_{target}: {d['mxm_utilization']}")
+    return rc
+
+
 def batch1_figures(sims: list[str]) -> int:
     """The two batch-1 figures of the module docstring."""
     from compiler.graph import Graph
@@ -154,7 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sims", default="verilator", help="comma-separated simulators to measure on too")
     args = ap.parse_args(argv)
     sims = [s for s in args.sims.split(",") if s]
-    return gemm_figures(sims) | batch1_figures(sims) | digits_figures(sims)
+    return gemm_figures(sims) | batch1_figures(sims) | digits_figures(sims) | cnn_figures(sims)
 
 
 if __name__ == "__main__":
