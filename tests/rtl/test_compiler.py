@@ -97,6 +97,32 @@ def test_residual_add_rtl(sim):
 
 
 @pytest.mark.rtl
+def test_concat_transpose_global_pool_rtl(sim):
+    """The data movers: a channel Concat (an identity pass into each input's column tiles), a
+    broadcast Mul (a per-channel constant read with stride 0), a global average pool (a depthwise
+    convolution of ones, requantized) whose (N, C, 1, 1) result is reshaped to (N, C) in place, and
+    an NHWC transpose flattened into a MatMul (read by address): bit-exact, cycles as predicted."""
+    rng = np.random.default_rng(23)
+    g = Graph()
+    g.input("x", np.int8, (2, 16, 4, 4))
+    g.input("z", np.int8, (2, 6, 4, 4))
+    c = g.concat(["x", "z"], 1)
+    g.constant("k", rng.integers(-3, 4, (22, 1, 1)).astype(np.int8))
+    c = g.mul(c, "k")
+    g.constant("ones", np.ones((22, 1, 4, 4), np.int8))
+    pooled = g.reshape(g.requantize(g.conv(c, "ones", group=22), 1 / 16, 0, np.int8), (2, 22))
+    g.constant("w1", rng.integers(-128, 128, (22 * 16, 12)).astype(np.int8))
+    flat = g.reshape(g.transpose(c, (0, 2, 3, 1)), (2, 22 * 16))
+    g.outputs += [pooled, g.matmul(flat, "w1")]
+    feeds = {"x": rng.integers(-128, 128, (2, 16, 4, 4)).astype(np.int8),
+             "z": rng.integers(-128, 128, (2, 6, 4, 4)).astype(np.int8)}
+    cc = compile_graph(g, get_config("tiny"))
+    out, rep = run(cc, feeds, sim)
+    want = g.evaluate(feeds)
+    assert all(np.array_equal(out[o], want[o]) for o in g.outputs) and rep["cycles"] == cc.predicted["cycles"]
+
+
+@pytest.mark.rtl
 def test_relu6_clip_rtl(sim):
     """A MatMul -> bias -> ReLU -> requantize -> clip (ReLU6 as QDQ models write it): MAX at the zero
     point and MIN at the ceiling in the read-out's chain; the ceiling binds. Then a clip on its own."""
