@@ -92,10 +92,16 @@ def gemm_figures(sims: list[str]) -> int:
     return rc
 
 
-def digits_figures(sims: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("digits_mlp", ROOT / "examples" / "digits_mlp.py")
+def _example(name: str):
+    """examples/<name>.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def digits_figures(sims: list[str]) -> int:
+    mod = _example("digits_mlp")
     rc = 0
     for target in ["golden", *sims]:
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -116,9 +122,7 @@ def digits_figures(sims: list[str]) -> int:
 
 def cnn_figures(sims: list[str]) -> int:
     """examples/digits_cnn.py: the whole test split on golden, one batch (and batch 1) on each simulator."""
-    spec = importlib.util.spec_from_file_location("digits_cnn", ROOT / "examples" / "digits_cnn.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _example("digits_cnn")
     rc = 0
     for target in ["golden", *sims]:
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):

@@ -204,30 +204,16 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
         if n.name in done:
             continue
         group = _fuse(n, consumers, keep) if n.op in ("matmul", "conv") else [n]
+        done.update(x.name for x in group)
         if n.op in ("matmul", "conv"):
-            done.update(x.name for x in group)
             macs += _lower_matmul(m, graph, group, value, placed)
-        elif n.op in kernels.ELEMENTWISE:
-            done.add(n.name)
-            _lower_elementwise(m, graph, n, value, placed)
+        elif n.op in LOWER:
+            LOWER[n.op](m, graph, n, value, placed)
+        elif n.op in ("reshape", "transpose"):
+            _lower_reshape(m, graph, n, value, placed, consumers, keep)
         elif n.op == "requantize":
             raise CompileError(f"node {n.name!r} (requantize): the chip requantizes MatMul results only (its "
                                f"input {n.inputs[0]!r} does not come straight from a MatMul)")
-        elif n.op == "clip":
-            done.add(n.name)
-            _lower_clip(m, graph, n, value, placed)
-        elif n.op == "maxpool":
-            done.add(n.name)
-            _lower_maxpool(m, graph, n, value, placed)
-        elif n.op in ("reshape", "transpose"):
-            done.add(n.name)
-            _lower_reshape(m, graph, n, value, placed, consumers, keep)
-        elif n.op == "join":
-            done.add(n.name)
-            _lower_join(m, graph, n, value, placed)
-        elif n.op == "round_shift":
-            done.add(n.name)
-            _lower_round_shift(m, graph, n, value, placed)
         else:
             raise CompileError(f"node {n.name!r} ({n.op}): not supported on the chip")
         for x in group:                 # a chip result whose last reader this was: its words are free
@@ -776,6 +762,11 @@ def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
             m.release(cur)
         cur = out
     placed[n.outputs[0]] = cur
+
+
+# the lowering of each graph op that is one node's work (matmul and conv groups, reshapes: _lower)
+LOWER = {"add": _lower_elementwise, "mul": _lower_elementwise, "relu": _lower_elementwise, "clip": _lower_clip,
+         "maxpool": _lower_maxpool, "join": _lower_join, "round_shift": _lower_round_shift}
 
 
 # ---- prediction and listing ----------------------------------------------------------------------

@@ -5,15 +5,18 @@ Every instruction offset inside a bundle is computed from the configuration's la
 as a number. Two kernels exist:
 
 * `gemm`: C = (A - a_zp) @ (B - b_zp) on the MXMs, with an optional epilogue on the VXM
-  (int32 bias add, requantization to int8/uint8, ReLU as a clamp at the output zero point).
+  (int32 bias add, requantization to int8/uint8/int16, ReLU and clip as clamps). A's rows for a
+  K tile are A's own rows, or words read by address (`a_rows`, compiler/gather.py: a
+  convolution's shifted pixels, a flattened image), a READ per run on the one stream.
   Work items are (batch, row chunk, column tile); with two column tiles or more the west MXM
   takes the first half of the tiles and the east MXM the rest, otherwise row chunks alternate.
   Per item and K tile one bundle loads the next weight tile into the shadow buffer (LW, one row
   per cycle) while the current one computes, and MATMUL swap=1 installs it, so the array is busy
   every cycle when rows >= lanes. Accumulator halves alternate between items; a read-out bundle
   (ACCREAD -> [VXM chain] -> WRITEs) drains one while the next item accumulates in the other.
-* `elementwise`: Add / ReLU on int8, uint8 and int16 tensors held in SRAM, streamed through one
-  VXM ALU op and written back.
+* `elementwise`: ADD, MUL, RELU, MAX, MIN, SRA, CVT on int8, uint8 and int16 tensors held in SRAM,
+  streamed through one VXM ALU op (a constant operand set by VSET) and written back; an operand
+  may be read by address (a pooling tap, a broadcast).
 
 VXM chains: the VXM only sees values that pass it, so a result feeding a second VXM op is sent
 to an SXM at the edge of the fabric, which sends it straight back (SHIFT by 0): ADD bias -> SXM
