@@ -198,6 +198,14 @@ def _lower(m, graph: Graph, chip, consumers, keep, host_vals):
     macs = 0
     value = host_values(graph, host_vals, placed, host_loads, m.config.lanes)
 
+    for name, t in graph.inputs.items():
+        # a uint8 input that a signed compare reads (a pool, a clip) or that joins other tensors is
+        # loaded with an offset of 128 (stored = value - 128), as requantize results are stored, so
+        # the VXM orders it and a concat's parts agree; not when a Mul reads it (the product of
+        # offset values is not the offset product)
+        ops = {c.op for c in consumers.get(name, [])}
+        if t.dtype == np.uint8 and ops & {"maxpool", "clip", "join"} and "mul" not in ops:
+            value(name).offset = 128
     done: set[str] = set()
     readers = {v: len(cs) for v, cs in consumers.items()}     # liveness: readers not yet lowered
     for n in progress(chip, "scheduling", unit="node") if not m.dry else chip:
@@ -585,20 +593,12 @@ def _lower_round_shift(m, graph: Graph, n: Node, value, placed) -> None:
     placed[n.outputs[0]] = out
 
 
-def _signed(x: Placed) -> Placed:
-    """A uint8 host value nothing has placed yet is loaded with an offset of 128 (stored = value -
-    128, the sign bit flipped), as requantize results are, so the VXM's signed compares order it."""
-    if x.host and x.dtype == np.uint8 and not x.copies and x.offset == 0:
-        x.offset = 128
-    return x
-
-
 def _lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
     """Max pooling as elementwise MAX passes: first the kernel's taps in pairs, each tap's input
     pixels read by address (compiler/gather.py; padding reads a word of the type's minimum) from
     x's two copies on one side, written to the other side; then those partial maxima in pairs,
     read in order, down to the result."""
-    x = _signed(_operand(n, n.inputs[0], value, placed))
+    x = _operand(n, n.inputs[0], value, placed)
     t = graph.types[n.outputs[0]]
     if t.dtype == np.uint8 and x.offset != 128:
         raise CompileError(f"node {n.name!r} (maxpool): a uint8 tensor stored as is compares as signed on the VXM; "
@@ -610,7 +610,7 @@ def _lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
     taps = [gather.pool_words(x.layout, hw, (i, j), a["strides"], a["pads"], a["dilations"])
             for i in range(kh) for j in range(kw)]
     L = m.config.lanes
-    _home_side(m, x)
+    x_all, x = x, _on_side(x, _home_side(m, x), m)
     level = []                      # taps read from x's two copies on one side, MAX'ed in pairs
     for k in range(0, len(taps), 2):
         last = len(taps) <= 2
@@ -631,7 +631,17 @@ def _lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
                 m.release(p)
             nxt.append(out)
         level = nxt + level[len(level) - len(level) % 2:]
+    x_all.last_read = max(x_all.last_read, x.last_read)
     placed[n.outputs[0]] = level[0]
+
+
+def _on_side(x: Placed, side: int, m) -> Placed:
+    """x seen through its copies in the two slices of `side` nearest the VXM only (a kernel picks
+    among the copies it is given); its reads are x's (the caller carries last_read back)."""
+    keep = set(m.side_mems[side][:2])
+    return Placed(x.name, x.dtype, x.layout, offset=x.offset, pad=x.pad, ready=x.ready, host=x.host,
+                  copies=[c for c in x.copies if c.tile_lo == 0 and c.tile_hi is None and len(c.planes) == 1
+                          and c.planes[0][0] in keep])
 
 
 def _home_side(m, x: Placed) -> int:
@@ -747,7 +757,7 @@ def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
     """A clip on its own (not after a MatMul's requantize): MAX at lo into an intermediate, then
     MIN at hi, each an elementwise pass with its bound in a register. The ALU compares signed, so
     int8 values, or uint8 ones stored with an offset of 128 (a requantize result), only."""
-    x = _signed(_operand(n, n.inputs[0], value, placed))
+    x = _operand(n, n.inputs[0], value, placed)
     t = graph.types[n.outputs[0]]
     if t.dtype == np.uint8 and x.offset != 128:
         raise CompileError(f"node {n.name!r} (clip): a uint8 tensor stored as is compares as signed on the VXM; "

@@ -134,8 +134,9 @@ def test_maxpool_equals_onnxruntime(xt, kernel, strides, pads):
 
 
 def test_maxpool_of_inputs():
-    """A uint8 input is loaded with an offset of 128 when a pool is its first reader (the VXM
-    compares signed); one a MatMul placed as it is first is refused. int8 pools as it is."""
+    """A uint8 input a pool reads is loaded with an offset of 128 (the VXM compares signed), even
+    when a convolution reads it too; one a Mul also reads is stored as it is, and its pool is
+    refused. int8 pools as it is."""
     x = np.random.default_rng(5).integers(0, 256, (1, 2, 5, 5)).astype(np.uint8)
     model = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=(2, 2), name="pool")], x,
                    TensorProto.UINT8, [])
@@ -145,6 +146,13 @@ def test_maxpool_of_inputs():
     g.input("u", np.uint8, (1, 2, 4, 4))
     g.constant("w", np.ones((2, 2, 1, 1), np.int8))
     g.outputs += [g.conv("u", "w"), g.maxpool("u", (2, 2), name="pool")]
+    feeds = {"u": np.random.default_rng(6).integers(0, 256, (1, 2, 4, 4)).astype(np.uint8)}
+    out, rep = run(compile_graph(g, TINY), feeds)
+    want = g.evaluate(feeds)
+    assert rep["prediction_exact"] and all(np.array_equal(out[o], want[o]) for o in g.outputs)
+    g = Graph()
+    g.input("u", np.uint8, (1, 2, 4, 4))
+    g.outputs += [g.mul("u", "u"), g.maxpool("u", (2, 2), name="pool")]
     with pytest.raises(CompileError, match=r"node 'pool' \(maxpool\): a uint8 tensor stored as is"):
         compile_graph(g, TINY)
     xi = np.arange(-16, 16, dtype=np.int8).reshape(1, 2, 4, 4)

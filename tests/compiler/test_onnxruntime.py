@@ -274,8 +274,8 @@ def test_qdq_clip_within_a_step_of_onnxruntime(lo, hi, out_type):
 def test_clip_on_its_own():
     """A clip that does not follow a requantize: two elementwise passes (MAX at lo, MIN at hi, bounds
     in registers) on int8, on a uint8 requantize result (stored with an offset) or a uint8 input
-    (loaded with the offset); a uint8 tensor already placed as is is refused (the ALU compares
-    signed)."""
+    (loaded with the offset); a uint8 tensor stored as is (an input a Mul reads too) is refused
+    (the ALU compares signed)."""
     from compiler.graph import CompileError, Graph
     rng = np.random.default_rng(1)
     g = Graph()
@@ -288,15 +288,14 @@ def test_clip_on_its_own():
     want = g.evaluate(feeds)
     assert rep["prediction_exact"] and all(np.array_equal(out[k], want[k]) for k in g.outputs)
     assert want[g.outputs[0]].min() == -20 and want[g.outputs[2]].min() == 40
-    g = Graph()                 # a uint8 input is loaded with the offset when a clip is its first reader
+    g = Graph()                 # a uint8 input is loaded with the offset when a clip reads it
     g.input("u", np.uint8, (4, 16))
     g.outputs.append(g.clip("u", 3, 200, name="c"))
     fu = {"u": rng.integers(0, 256, (4, 16)).astype(np.uint8)}
     out, rep = run(compile_graph(g, TINY), fu)
     assert rep["prediction_exact"] and np.array_equal(out[g.outputs[0]], g.evaluate(fu)[g.outputs[0]])
-    g = Graph()                 # ... but not when a MatMul has already placed it as it is
+    g = Graph()                 # ... but not when a Mul reads it too (the product needs it as it is)
     g.input("u", np.uint8, (4, 16))
-    g.constant("w", np.ones((16, 16), np.int8))
-    g.outputs += [g.matmul("u", "w"), g.clip("u", 3, 200, name="c")]
+    g.outputs += [g.mul("u", "u"), g.clip("u", 3, 200, name="c")]
     with pytest.raises(CompileError, match=r"node 'c' \(clip\): a uint8 tensor stored as is compares as signed"):
         compile_graph(g, TINY)
