@@ -333,3 +333,19 @@ def test_residual_add_across_scales_within_a_step_of_onnxruntime(relu):
     theirs = ort_run(model, {"x": x}, fuse=False)[0]
     assert np.abs(out["y"] - theirs).max() <= s2 * 1.0001
     assert np.mean(out["y"] == theirs) > 0.95                 # and mostly the same bits
+
+
+def test_listing_of_a_convolution_assembles_to_the_same_queues():
+    """The listing of gathered READs (runs, pad words with stride 0, strided pool taps) is valid
+    assembler input that gives back the same queues."""
+    from isa.asm import assemble
+    rng = np.random.default_rng(13)
+    g = Graph()
+    g.input("x", np.uint8, (2, 3, 7, 7))
+    g.constant("w", _rand(rng, np.int8, (8, 3, 3, 3)))
+    y = g.requantize(g.conv("x", "w", 5, 0, strides=(2, 1), pads=(1, 1, 1, 1)), 0.002, 0, np.int8)
+    g.outputs = [g.maxpool(y, (2, 2), (2, 2), (0, 0, 1, 1))]
+    c = compile_graph(g, TINY)
+    assert "stride=0" in c.listing
+    p = assemble(c.listing, TINY)
+    assert {k: list(v) for k, v in p.queues.items()} == {k: list(v) for k, v in c.program.queues.items()}
