@@ -40,6 +40,7 @@ from .reserve import AluVar, Bundle, Choice, DoubleBooking, Flow, Reservations
 
 E, W = int(spec.Dir.EAST), int(spec.Dir.WEST)
 I8, I16, I32 = int(spec.DType.I8), int(spec.DType.I16), int(spec.DType.I32)
+VXM_TYPE = {spec.dtype_bytes(t): int(t) for t in spec.DType}        # element bytes -> VXM operand type
 
 
 def toward(src: int, dst: int) -> int:

@@ -36,6 +36,10 @@ from isa.config import ChipConfig, SliceKind
 from .graph import CompileError
 
 
+NBYTES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 1, np.dtype(np.int16): 2, np.dtype(np.uint16): 2,
+          np.dtype(np.int32): 4}            # element type -> bytes (byte planes) the chip holds it in
+
+
 @dataclass(frozen=True)
 class Layout:
     shape: tuple[int, ...]

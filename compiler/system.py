@@ -41,10 +41,10 @@ from isa.link import LinkFormat, waiting
 from isa.system import System
 
 from . import kernels
-from .compile import (NBYTES, _fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict,
+from .compile import (_fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict,
                       boundary, finish_program, host_values)
 from .graph import CompileError, Graph, Node, TensorType
-from .layout import Copy, Layout, Placed
+from .layout import NBYTES, Copy, Layout, Placed
 from .microbatch import batch_rows, split_rows
 from .progress import progress
 from .refill import RefillError
