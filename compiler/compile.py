@@ -152,8 +152,8 @@ def finish_program(m, constants: dict, host_loads: list) -> tuple[Program, dict,
                 v = constants[src]
                 for pos, addr, words in p.segments(fn(v) if fn else v):
                     tp.load(pos, addr, words)
-        for p in m.pads.values():
-            for pos, addr, words in p.segments(p.values):
+        for (_, stored), p in m.pads.items():
+            for pos, addr, words in p.segments(np.full((1, config.lanes), stored, np.uint8)):
                 tp.load(pos, addr, words)
         return _program(config, tp, streams, refills), streams, refills
     except (DoubleBooking, ScheduleError) as e:
@@ -293,7 +293,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     label = mm.name
     L = m.config.lanes
     g = _gemm_operands(m, graph, mm, value, placed)
-    a, b_name, b_zp, kt_n = g.a, g.b_name, mm.attrs.get("b_zp", mm.attrs.get("w_zp")), g.kt_n
+    a, b_name, b_zp, kt_n = g.a, g.b_name, g.b_zp, g.kt_n
     out_t = graph.types[mm.outputs[0]]
     nb = 1 if len(out_t.shape) != 3 else out_t.shape[0]
     # B: a weight copy per MXM, K padded to whole tiles with b's zero point (contributes 0)
@@ -319,8 +319,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             placed[("weight rows",) + key] = pairs
             for j, pp in enumerate(pairs):
                 value.loads.append((pp, b_name, lambda v, j=j: rows_of(v, j)))
-    a_zp = mm.attrs.get("a_zp", mm.attrs.get("x_zp"))
-    a_cfg = _mxm_cfg(a, a_zp)
+    a_cfg = _mxm_cfg(a, g.a_zp)
     b_cfg = _mxm_cfg(bmat, b_zp)
     epi = kernels.Epilogue()
     clip = None                             # (lo, hi) of a fused clip, stored int8 bounds
@@ -378,11 +377,11 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             raise CompileError(f"node {label!r} (matmul): an int32 result needs 4 MEM slices, config "
                                f"{m.config.name!r} has {len(ps)}")
         out.copies = [m.result_copy(out, ps, words)]
-    elif out.layout.nbytes == 2:        # int16: two slices of a side, the other side from the last one's
-        m.wide_side = kernels.E if getattr(m, "wide_side", kernels.E) == kernels.W else kernels.W
-        out.copies = [m.result_copy(out, m.side_copy_slices(2, m.wide_side), words)]
+    elif out.layout.nbytes == 2:        # int16: the other side from the last one's (an int16 add reads both)
+        m.wide_side = 1 - m.wide_side
+        out.copies = m.result_copies(out, words, m.wide_side)
     else:
-        out.copies = m.byte_result_copies(out, words, m.lighter_side())
+        out.copies = m.result_copies(out, words, m.lighter_side())
     placed[res] = out
     kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad)
     return g.macs
@@ -396,6 +395,8 @@ class GemmOperands:
     b_name: str
     b_shape: tuple
     b_dtype: np.dtype
+    a_zp: int
+    b_zp: int
     kt_n: int                       # K tiles
     macs: int                       # useful multiply-accumulates
     b_fn: object = None             # constant -> B matrix (None: as it is)
@@ -435,7 +436,8 @@ def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
 
         def a_rows(bi, kt, xl=xl, at=at):
             return gather.conv_tile(xl, (oh, ow), (kh, kw), at["strides"], at["pads"], at["dilations"], kt)
-        return GemmOperands(a, b_name, (kt_n * L, oc), tb.dtype, kt_n, n * oh * ow * oc * cg * kh * kw, b_fn,
+        return GemmOperands(a, b_name, (kt_n * L, oc), tb.dtype, at["x_zp"], wzp, kt_n,
+                            n * oh * ow * oc * cg * kh * kw, b_fn,
                             functools.lru_cache(None)(a_rows), _stored(a, at["x_zp"]), ("conv",))
     if isinstance(a, View):
         x = a.src                     # a flattened image: K tile (pixel, channel tile)
@@ -454,7 +456,8 @@ def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
 
         def a_rows(bi, kt, xl=x.layout):
             return gather.flatten_tile(xl, kt)
-        return GemmOperands(x, b_name, (h * w * ct * L, tb.shape[1]), tb.dtype, h * w * ct, n * c * h * w * tb.shape[1],
+        return GemmOperands(x, b_name, (h * w * ct * L, tb.shape[1]), tb.dtype, mm.attrs["a_zp"], mm.attrs["b_zp"],
+                            h * w * ct, n * c * h * w * tb.shape[1],
                             b_fn, functools.lru_cache(None)(a_rows), None, ("flatten", a.order, c, h * w))
     if len(ta.shape) < 2 or len(tb.shape) < 2:
         raise CompileError(f"node {label!r} (matmul): 1-D operands are not supported; reshape to 2-D")
@@ -467,7 +470,8 @@ def _gemm_operands(m, graph: Graph, mm: Node, value, placed) -> GemmOperands:
         if tnb not in (1, nb):
             raise CompileError(f"node {label!r} (matmul): batch of {which} {t.shape} does not match the output")
     K = ta.shape[-1]
-    return GemmOperands(a, b_name, tb.shape, tb.dtype, -(-K // L), nb * ta.shape[-2] * K * tb.shape[-1])
+    return GemmOperands(a, b_name, tb.shape, tb.dtype, mm.attrs["a_zp"], mm.attrs["b_zp"], -(-K // L),
+                        nb * ta.shape[-2] * K * tb.shape[-1])
 
 
 def _stored(p: Placed, value: int) -> int:
@@ -550,6 +554,18 @@ def _lower_elementwise(m, graph: Graph, n: Node, value, placed) -> None:
     kernels.elementwise(m, n.op, ins, out, VXM_TYPE[nbytes], n.name, words=words)
 
 
+def _passes(m, x: Placed, steps, label: str) -> Placed:
+    """Elementwise passes one after another, each on the last one's result: steps of (op, immediate,
+    result, operand type, result type); an intermediate is released once the next pass has read it."""
+    cur = x
+    for op, imm, out, dtype, out_dtype in steps:
+        kernels.elementwise(m, op, [cur], out, dtype, label, imm=imm, out_dtype=out_dtype)
+        if cur is not x:
+            m.release(cur)
+        cur = out
+    return cur
+
+
 def _lower_round_shift(m, graph: Graph, n: Node, value, placed) -> None:
     """int16 -> int8 rounded: ADD the half, SRA, ADD the stored zero point (if any), CVT with
     saturation: an elementwise pass each, the constants set by VSET (graph.round_shift)."""
@@ -557,20 +573,13 @@ def _lower_round_shift(m, graph: Graph, n: Node, value, placed) -> None:
     t = graph.types[n.outputs[0]]
     a = n.attrs
     off = 128 if t.dtype == np.uint8 else 0
-    L, i16 = m.config.lanes, VXM_TYPE[2]
-    steps = [("add", 1 << (a["bits"] - 1)), ("sra", a["bits"])] + (
+    L, i8, i16 = m.config.lanes, VXM_TYPE[1], VXM_TYPE[2]
+    ops = [("add", 1 << (a["bits"] - 1)), ("sra", a["bits"])] + (
         [("add", a["zero_point"] - off)] if a["zero_point"] != off else [])
-    cur = x
-    for k, (op, imm) in enumerate(steps):
-        tmp = Placed(f"{n.outputs[0]}.{k}", np.dtype(np.int16), Layout(t.shape, 2, L))
-        kernels.elementwise(m, op, [cur], tmp, i16, n.name, imm=imm)
-        if cur is not x:
-            m.release(cur)
-        cur = tmp
-    out = Placed(n.outputs[0], t.dtype, Layout(t.shape, 1, L), offset=off)
-    kernels.elementwise(m, "cvt", [cur], out, i16, n.name, out_dtype=VXM_TYPE[1])
-    m.release(cur)
-    placed[n.outputs[0]] = out
+    steps = [(op, imm, Placed(f"{n.outputs[0]}.{k}", np.dtype(np.int16), Layout(t.shape, 2, L)), i16, i16)
+             for k, (op, imm) in enumerate(ops)]
+    steps.append(("cvt", None, Placed(n.outputs[0], t.dtype, Layout(t.shape, 1, L), offset=off), i16, i8))
+    placed[n.outputs[0]] = _passes(m, x, steps, n.name)
 
 
 def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
@@ -582,16 +591,10 @@ def _lower_clip(m, graph: Graph, n: Node, value, placed) -> None:
     if t.dtype == np.uint8 and x.offset != 128:
         raise CompileError(f"node {n.name!r} (clip): a uint8 tensor stored as is compares as signed on the VXM; "
                            f"clip int8 values, or uint8 ones a requantize produced")
-    lo, hi = n.attrs["lo"] - x.offset, n.attrs["hi"] - x.offset
-    L = m.config.lanes
-    cur = x
-    for op, bound, name in (("max", lo, f"{n.outputs[0]}.max"), ("min", hi, n.outputs[0])):
-        out = Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset)
-        kernels.elementwise(m, op, [cur], out, VXM_TYPE[1], n.name, imm=bound)
-        if cur is not x:
-            m.release(cur)
-        cur = out
-    placed[n.outputs[0]] = cur
+    L, i8 = m.config.lanes, VXM_TYPE[1]
+    steps = [(op, bound - x.offset, Placed(name, t.dtype, Layout(t.shape, 1, L), offset=x.offset), i8, i8)
+             for op, bound, name in (("max", n.attrs["lo"], f"{n.outputs[0]}.max"), ("min", n.attrs["hi"], n.outputs[0]))]
+    placed[n.outputs[0]] = _passes(m, x, steps, n.name)
 
 
 # the lowering of each graph op that is one node's work (matmul and conv groups, reshapes: _lower)

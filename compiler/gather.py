@@ -56,11 +56,6 @@ def runs(words: np.ndarray) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def rows(layout: Layout, b: int, tile: int) -> np.ndarray:
-    """The plain stream: every row of one batch and column tile, in order."""
-    return layout.word(b, tile, 0) + np.arange(layout.rows, dtype=np.int64)
-
-
 def _window(x: Layout, out_hw: tuple[int, int], tap: tuple[int, int], strides, pads, dilations) -> np.ndarray:
     """Per output pixel (n, oh, ow, in order): the input pixel row under kernel tap (kh, kw), or PAD."""
     n, _, h, w = x.shape

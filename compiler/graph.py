@@ -85,7 +85,8 @@ class Graph:
     def conv(self, x: str, w: str, x_zp: int = 0, w_zp: int = 0, strides=(1, 1), pads=(0, 0, 0, 0),
              dilations=(1, 1), group: int = 1, name: str | None = None) -> str:
         """2-D convolution in int32: x (N, C, H, W) int8 / uint8, w (OC, C/group, KH, KW) int8 / uint8
-        (a constant or an input: the host loads the weights); padding holds x_zp (it contributes 0), pads = (top, left, bottom, right)."""
+        (a constant or an input: the host loads the weights); padding holds x_zp (it contributes 0),
+        pads = (top, left, bottom, right)."""
         name = name or f"conv{len(self.nodes)}"
         tx, tw = self.types[x], self.types[w]
         for t, which in ((tx, "X"), (tw, "W")):
@@ -99,15 +100,7 @@ class Graph:
         if group < 1 or c % group or oc % group or cg != c // group:
             raise CompileError(f"node {name!r} (conv): {c} input and {oc} output channels do not split into {group} "
                                f"groups of W's {cg} input channels")
-        strides, dilations = tuple(int(v) for v in strides), tuple(int(v) for v in dilations)
-        pads = tuple(int(v) for v in pads)
-        if min(strides + dilations) < 1 or min(pads) < 0:
-            raise CompileError(f"node {name!r} (conv): strides {strides}, dilations {dilations} and pads {pads} must "
-                               f"be positive")
-        oh, ow = (_out_size(h, kh, strides[0], pads[0] + pads[2], dilations[0]),
-                  _out_size(wd, kw, strides[1], pads[1] + pads[3], dilations[1]))
-        if oh < 1 or ow < 1:
-            raise CompileError(f"node {name!r} (conv): the {kh}x{kw} kernel does not fit the {h}x{wd} input")
+        _, strides, pads, dilations, (oh, ow) = _window(name, "conv", (h, wd), (kh, kw), strides, pads, dilations)
         return self._add("conv", name, [x, w], TensorType(np.dtype(np.int32), (n, oc, oh, ow)), x_zp=int(x_zp),
                          w_zp=int(w_zp), strides=strides, pads=pads, dilations=dilations, group=group)
 
@@ -119,14 +112,8 @@ class Graph:
         if t.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or len(t.shape) != 4:
             raise CompileError(f"node {name!r} (maxpool): input is {t.dtype}{list(t.shape)}; the chip pools int8 / "
                                f"uint8 (N, C, H, W) tensors")
-        kernel, strides, dilations = (tuple(int(v) for v in a) for a in (kernel, strides, dilations))
-        pads = tuple(int(v) for v in pads)
         n, c, h, w = t.shape
-        oh, ow = (_out_size(h, kernel[0], strides[0], pads[0] + pads[2], dilations[0]),
-                  _out_size(w, kernel[1], strides[1], pads[1] + pads[3], dilations[1]))
-        if oh < 1 or ow < 1 or min(strides + dilations + kernel) < 1 or min(pads) < 0:
-            raise CompileError(f"node {name!r} (maxpool): kernel {kernel}, strides {strides}, pads {pads} do not fit "
-                               f"the {h}x{w} input")
+        kernel, strides, pads, dilations, (oh, ow) = _window(name, "maxpool", (h, w), kernel, strides, pads, dilations)
         return self._add("maxpool", name, [x], TensorType(t.dtype, (n, c, oh, ow)), kernel=kernel, strides=strides,
                          pads=pads, dilations=dilations)
 
@@ -272,8 +259,20 @@ def channel_axis(shape) -> int:
     return 1 if len(shape) == 4 else len(shape) - 1
 
 
-def _out_size(size: int, k: int, stride: int, pad: int, dilation: int) -> int:
-    return (size + pad - dilation * (k - 1) - 1) // stride + 1
+def _window(name: str, op: str, hw, kernel, strides, pads, dilations):
+    """(kernel, strides, pads, dilations as int tuples, the output's (height, width)) of a 2-D
+    window over an image of `hw`; refused when they are not positive or the window does not fit."""
+    kernel, strides, dilations = (tuple(int(v) for v in a) for a in (kernel, strides, dilations))
+    pads = tuple(int(v) for v in pads)
+    if min(kernel + strides + dilations) < 1 or min(pads) < 0:
+        raise CompileError(f"node {name!r} ({op}): kernel {kernel}, strides {strides}, dilations {dilations} and "
+                           f"pads {pads} must be positive")
+    out = tuple((size + pads[i] + pads[i + 2] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1
+                for i, size in enumerate(hw))
+    if min(out) < 1:
+        raise CompileError(f"node {name!r} ({op}): the {kernel[0]}x{kernel[1]} kernel does not fit the "
+                           f"{hw[0]}x{hw[1]} input")
+    return kernel, strides, pads, dilations, out
 
 
 def _saturate(x, dtype):

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import gather, kernels
 from .graph import CompileError, Graph, Node, channel_axis
-from .layout import NBYTES, Copy, Layout, Placed
+from .layout import NBYTES, Layout, Placed
 
 
 @dataclass
@@ -24,7 +24,6 @@ class View:
     order: str = "chw"
 
 
-
 def operand(n: Node, name: str, value, placed) -> Placed:
     """An input of a node that reads it in order (not through a MatMul's addressing)."""
     x = placed[name] if name in placed else value(name)
@@ -32,7 +31,6 @@ def operand(n: Node, name: str, value, placed) -> Placed:
         raise CompileError(f"node {n.name!r} ({n.op}): input {name!r} is a flattened image, which the chip reads only "
                            f"as the A of a MatMul/Gemm with constant weights (a flatten moves no data)")
     return x
-
 
 
 def lower_maxpool(m, graph: Graph, n: Node, value, placed) -> None:
@@ -90,8 +88,8 @@ def _home_side(m, x: Placed) -> int:
     """The side of the VXM where x has copies in both slices nearest it (a chip result has them; a
     host value gets them), so two taps of x stream at once from one side and the other side is free
     for the result."""
+    held = {c.planes[0][0] for c in x.copies if c.tile_lo == 0 and c.tile_hi is None and len(c.planes) == 1}
     for side in (kernels.W, kernels.E):
-        held = {c.planes[0][0] for c in x.copies if c.tile_lo == 0 and c.tile_hi is None and len(c.planes) == 1}
         if set(m.side_mems[side][:2]) <= held:
             return side
     if not x.host:
@@ -180,15 +178,11 @@ def lower_join(m, graph: Graph, n: Node, value, placed) -> None:
         raise CompileError(f"node {n.name!r} (concat): inputs of {widths} channels; each but the last must be a "
                            f"multiple of {L} (whole column tiles: the words are copied, not shifted across lanes)")
     out = Placed(n.outputs[0], t.dtype, Layout(t.shape, nbytes, L), offset=ins[0].offset)
-    rows = out.layout.rows_p
-    if nbytes == 1:
-        out.copies = m.byte_result_copies(out, out.layout.words(), m.lighter_side())
-    else:
-        out.copies = [m.result_copy(out, m.side_copy_slices(nbytes, m.lighter_side()), out.layout.words())]
+    out.copies = m.result_copies(out, out.layout.words(), m.lighter_side())
     t0 = 0
     for x, w in zip(ins, widths):       # its tiles of the result: the same words at an offset
         part = Placed(out.name, t.dtype, x.layout, offset=out.offset, free_after=out.free_after,
-                      copies=[Copy([(p, a + t0 * rows) for p, a in c.planes]) for c in out.copies])
+                      copies=out.copies_from_tile(t0))
         kernels.elementwise(m, "max", [x], part, kernels.VXM_TYPE[nbytes], n.name, imm=-(1 << (8 * nbytes - 1)))
         out.ready = max(out.ready, part.ready)
         t0 += w // L

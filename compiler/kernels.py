@@ -70,6 +70,7 @@ class Machine:
         self.sram = Sram(config)
         self.sync_resume: int | None = None      # a system's program: the cycle its start SYNC releases
         self.pads: dict[tuple, Placed] = {}      # (slice, stored byte) -> a word of it (gather.PAD reads)
+        self.wide_side = E                       # the side of the last int16 GEMM result (they alternate)
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
         sx = config.slices_of(SliceKind.SXM)
         self.sxm = {W: sx[0].position, E: sx[-1].position}
@@ -118,7 +119,6 @@ class Machine:
         if key not in self.pads:
             p = Placed(f"pad {stored & 0xFF:#04x}", np.dtype(np.uint8), Layout((1, self.config.lanes), 1,
                                                                                self.config.lanes), host=True)
-            p.values = np.full((1, self.config.lanes), stored & 0xFF, np.uint8)
             self.host_copy(p, [position])
             self.pads[key] = p
         return self.pads[key].copies[0].planes[0][1]
@@ -135,10 +135,13 @@ class Machine:
         """The side whose two slices nearest the VXM hold fewer words: where a result goes."""
         return min((W, E), key=lambda s: sum(self.sram.top[p] for p in self.side_mems[s][:2]))
 
-    def byte_result_copies(self, out: Placed, words: int, side: int) -> list[Copy]:
-        """Where an 8-bit result computed on the chip goes: a copy in each of the two slices of
-        `side` nearest the VXM (one stream passes both), so two read engines can stream it."""
-        return [self.result_copy(out, [p], words) for p in self.side_mems[side][:2]]
+    def result_copies(self, out: Placed, words: int, side: int) -> list[Copy]:
+        """Where a result computed on the chip goes, on `side`: 8-bit, a copy in each of the two
+        slices nearest the VXM (one stream passes both), so two read engines can stream it; wider,
+        one copy with a byte plane in each of the nearest slices."""
+        if out.layout.nbytes == 1:
+            return [self.result_copy(out, [p], words) for p in self.side_mems[side][:2]]
+        return [self.result_copy(out, self.side_copy_slices(out.layout.nbytes, side), words)]
 
     def result_copy(self, out: Placed, positions: list[int], words: int) -> Copy:
         """A copy of a result computed on the chip, one plane per slice, in words a released
@@ -677,12 +680,8 @@ def elementwise(m: Machine, op: str, ins: list[Placed], out: Placed, dtype: int,
             raise CompileError(f"node {label!r} ({op}): both sides of the VXM hold operands read by address; the "
                                f"result has no side to be written to")
         out_side = sides[0]
-    if out.copies:
-        pass                                # placed by the caller (a part of a larger tensor: a concat)
-    elif out_bytes == 1:
-        out.copies = m.byte_result_copies(out, total, out_side)
-    else:
-        out.copies = [m.result_copy(out, m.side_copy_slices(out_bytes, out_side), total)]
+    if not out.copies:                      # (else placed by the caller: a part of a larger tensor, a concat)
+        out.copies = m.result_copies(out, total, out_side)
     step = 1 << 15
     last = 0
     for w0 in range(0, total, step):

@@ -163,6 +163,12 @@ class Placed:
         m = acc.transpose(0, 2, 1, 3).reshape(lay.nb, lay.rows_p, lay.tiles * L)[:, :lay.rows, :lay.cols]
         return lay.unmatrix(m).astype(self.dtype)
 
+    def copies_from_tile(self, t0: int) -> list[Copy]:
+        """Its whole copies seen from column tile t0 on (one batch): where a part of its columns,
+        from channel t0 * lanes, is written as a tensor of its own."""
+        rows = self.layout.rows_p
+        return [Copy([(p, a + t0 * rows) for p, a in c.planes]) for c in self.copies]
+
     def whole_copy(self) -> Copy:
         for c in self.copies:
             if c.tile_lo == 0 and c.tile_hi is None:
@@ -172,8 +178,8 @@ class Placed:
 
 class Sram:
     """Per-slice allocation: a bump pointer, and holes left by released tensors (liveness: a
-    tensor computed on the chip is released after its last reader, and its words go to a later
-    result, which may not be written before that reader's last access)."""
+    tensor, a chip result or a host input, is released after its last reader, and its words go to
+    a later result, which may not be written before that reader's last access)."""
 
     def __init__(self, config: ChipConfig):
         self.config = config

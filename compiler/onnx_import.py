@@ -148,6 +148,21 @@ def _scalar(consts, name, label, op, what):
     return v.reshape(())
 
 
+def _repeated(consts, name, label, op, what):
+    """A per-tensor value that may be given once per channel, all equal (a weight zero point)."""
+    v = consts.get(name)
+    if v is not None and v.size > 1 and len(np.unique(v)) == 1:
+        return v.reshape(-1)[0]
+    return _scalar(consts, name, label, op, what)
+
+
+def _one_scale(x, label, op):
+    """x, a DequantizeLinear output with one scale: what pooling, moving and joining take."""
+    if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
+        raise CompileError(f"node {label!r} ({op}): takes a dequantized int8/uint8 tensor with one scale")
+    return x
+
+
 def _per_column(consts, name, n, label, op, what):
     """A scale given per tensor (a float) or per column of B (float64 [n]: per-channel weights)."""
     if name not in consts:
@@ -339,29 +354,16 @@ def _qdq(g: Graph, n, label, ins, consts):
             res = _bias(g, res, ins[2], label, op, consts)
         return res
     if op in ("AveragePool", "GlobalAveragePool"):
-        x = _float_in(g, ins[0], label, op, "the input")
-        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
-            raise CompileError(f"node {label!r} ({op}): pools a dequantized int8/uint8 tensor with one scale")
+        x = _one_scale(_float_in(g, ins[0], label, op, "the input"), label, op)
         return _avg_pool(g, n, label, x, g.types[x.value].shape)
-    if op == "MaxPool":
-        x = _float_in(g, ins[0], label, op, "the input")
-        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
-            raise CompileError(f"node {label!r} (MaxPool): pools a dequantized int8/uint8 tensor with one scale")
-        if len(n.output) > 1 and n.output[1]:
-            raise CompileError(f"node {label!r} (MaxPool): the Indices output is not supported")
-        kernel, strides, pads, dil, _ = _window_attrs(n, label, g.types[x.value].shape)
-        # dequantizing is monotonic (scale > 0): max of the dequantized = dequantized max
-        y = _wrap(label, op, lambda: g.maxpool(x.value, kernel, strides, pads, dil, name=label))
-        return _Deq(y, x.scale, x.zp, label)
-    if op in ("Flatten", "Reshape", "Transpose"):
-        x = _float_in(g, ins[0], label, op, "the input")
-        if not isinstance(x, _Deq) or isinstance(x.scale, np.ndarray):
-            raise CompileError(f"node {label!r} ({op}): moves a dequantized int8/uint8 tensor with one scale")
-        return _Deq(_move(g, n, label, x.value, ins, consts), x.scale, x.zp, label)
+    if op in ("MaxPool", "Flatten", "Reshape", "Transpose"):
+        # they commute with dequantizing (monotonic, scale > 0; or moving elements): the integer op
+        # on the values, dequantized as they were
+        x = _one_scale(_float_in(g, ins[0], label, op, "the input"), label, op)
+        return _Deq(_convert(g, n, label, [x.value, *ins[1:]], consts), x.scale, x.zp, label)
     if op == "Concat":
-        xs = [_float_in(g, x, label, op, "an input") for x in ins]
-        if not all(isinstance(x, _Deq) and not isinstance(x.scale, np.ndarray) for x in xs) or \
-                len({(np.float32(x.scale), x.zp) for x in xs}) != 1:
+        xs = [_one_scale(_float_in(g, x, label, op, "an input"), label, op) for x in ins]
+        if len({(np.float32(x.scale), x.zp) for x in xs}) != 1:
             raise CompileError(f"node {label!r} (Concat): joins dequantized tensors of one scale and zero point "
                                f"(requantize them to a common one first)")
         axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
@@ -399,21 +401,22 @@ def _qdq(g: Graph, n, label, ins, consts):
         return _Acc(x.value, x.scale, x.label, bias=x.bias, clip=(lo, hi))
     if op == "QuantizeLinear":
         x = ins[0]
+
+        def out_params():
+            """(y_scale, y_zero_point), read where each case needs them (so a case's own refusal comes first)."""
+            return (float(_scalar(consts, ins[1], label, op, "y_scale")),
+                    _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0))
         if isinstance(x, _Deq) and not isinstance(x.scale, np.ndarray):
-            sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
-            zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+            sy, zy = out_params()
             if np.float32(sy) == np.float32(x.scale) and int(zy) == x.zp and zy.dtype == g.types[x.value].dtype:
                 return x.value              # Q(DQ(q)) with the same scale and zero point: q itself
         if isinstance(x, _Sum):
-            sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
-            zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
-            return _residual(g, x, sy, zy, label)
+            return _residual(g, x, *out_params(), label)
         if not isinstance(x, _Acc):
             raise CompileError(f"node {label!r} (QuantizeLinear): quantizes a dequantized tensor again; only a "
                                f"MatMul/Gemm result (or a graph input, on the host) can be quantized")
         x = x.flush(g)
-        sy = float(_scalar(consts, ins[1], label, op, "y_scale"))
-        zy = _scalar(consts, ins[2], label, op, "y_zero_point") if len(ins) > 2 and ins[2] else np.uint8(0)
+        sy, zy = out_params()
         name = label if x.clip is None else label + "/requantize"
         y = _wrap(label, op, lambda: g.requantize(x.value, x.scale / sy, int(zy), zy.dtype, name=name))
         if x.clip is None:
@@ -512,12 +515,7 @@ def _convert(g: Graph, n, label, ins, consts) -> str:
         x, w = (ins[0], ins[3]) if q else (ins[0], ins[1])
         zx_i, zw_i = (2, 5) if q else (2, 3)
         zx = int(_scalar(consts, ins[zx_i], label, op, "x_zero_point")) if len(ins) > zx_i and ins[zx_i] else 0
-        zw = 0
-        if len(ins) > zw_i and ins[zw_i]:
-            zwv = consts.get(ins[zw_i])
-            if zwv is not None and zwv.size > 1 and len(np.unique(zwv)) == 1:
-                zwv = zwv.reshape(-1)[:1]               # one zero point repeated per channel
-            zw = int(_scalar({ins[zw_i]: zwv} if zwv is not None else consts, ins[zw_i], label, op, "w_zero_point"))
+        zw = int(_repeated(consts, ins[zw_i], label, op, "w_zero_point")) if len(ins) > zw_i and ins[zw_i] else 0
         kernel, strides, pads, dil, group = _window_attrs(n, label, g.types[x].shape, g.types[w].shape[2:])
         acc = _wrap(label, op, lambda: g.conv(x, w, zx, zw, strides, pads, dil, group,
                                               name=label + "/conv" if q else label))

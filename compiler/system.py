@@ -44,7 +44,7 @@ from . import kernels
 from .compile import (_fuse, _listing, _lower_elementwise, _lower_matmul, _partition, _predict,
                       boundary, finish_program, host_values)
 from .graph import CompileError, Graph, Node, TensorType
-from .layout import NBYTES, Copy, Layout, Placed
+from .layout import NBYTES, Layout, Placed
 from .microbatch import batch_rows, split_rows
 from .progress import progress
 from .refill import RefillError
@@ -434,8 +434,7 @@ def _lower_plan(system, mode, graph, plan, pre, post, host_vals, needed_out, dry
                     # stored as the pieces will be: uint8 after a requantize with offset 128 (_lower_matmul)
                     requant = any(n.op == "requantize" for n in st.nodes)
                     full = _whole(part, res, t_res, 128 if t_res.dtype == np.uint8 and requant else 0)
-                    t0 = n0 // part.config.lanes
-                    out_copies = [Copy([(p, a + t0 * full.layout.rows_p) for p, a in cp.planes]) for cp in full.copies]
+                    out_copies = full.copies_from_tile(n0 // part.config.lanes)
                 try:
                     part.macs += _lower_matmul(part.m, view, nodes, value, part.placed, out_copies)
                 except NeverFits as e:
@@ -483,10 +482,7 @@ def _whole(part: ChipPart, name: str, t: TensorType, offset: int) -> Placed:
     m = part.m
     words = p.layout.words()
     side = m.lighter_side()
-    if nbytes == 1:
-        p.copies = m.byte_result_copies(p, words, side)
-    else:
-        p.copies = [m.result_copy(p, m.side_copy_slices(nbytes, side), words)]
+    p.copies = m.result_copies(p, words, side)
     part.placed[name] = p
     return p
 
