@@ -14,6 +14,18 @@ RTL_CASES = ["test_matmulinteger", "test_qlinearmatmul_3D_uint8_float32", "test_
              "test_add_int16", "test_add_uint8", "test_qlinearconv", "test_maxpool_2d_uint8"]
 
 
+def _run_exact(g: Graph, feeds: dict, sim: str, compiled=None):
+    """(compiled, outputs, report) of g on `sim`, every output checked against g.evaluate bit for bit
+    and the cycles against the compiler's prediction."""
+    c = compiled or compile_graph(g, get_config("tiny"))
+    out, rep = run(c, feeds, sim)
+    want = g.evaluate(feeds)
+    for k in g.outputs:
+        assert np.array_equal(out[k], want[k]), k
+    assert rep["cycles"] == c.predicted["cycles"]
+    return c, out, rep
+
+
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", RTL_CASES)
 @pytest.mark.icarus_share("test_qlinearmatmul_3D_uint8_float32", "test_add_int16", "test_add_uint8", "test_qlinearconv")
@@ -42,9 +54,7 @@ def test_weight_bound_gemv_loads_two_rows_a_cycle(sim):
     feeds = {"x": rng.integers(-128, 128, (1, 96)).astype(np.int8)}
     c = compile_graph(g, get_config("tiny"))
     assert {ops["width"] for _, _, mn, ops, _ in c.machine.res.placed if mn == "LW"} == {2}
-    out, rep = run(c, feeds, sim)
-    assert np.array_equal(out[g.outputs[0]], g.evaluate(feeds)[g.outputs[0]])
-    assert rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim, c)
 
 
 @pytest.mark.rtl
@@ -70,9 +80,7 @@ def test_small_cnn_rtl(sim):
     y = g.matmul(g.reshape(h, (n, c * hh * ww)), "w3")
     g.outputs.append(y)
     feeds = {"x": rng.integers(0, 256, (2, 3, 7, 7)).astype(np.uint8)}
-    c = compile_graph(g, get_config("tiny"))
-    out, rep = run(c, feeds, sim)
-    assert np.array_equal(out[y], g.evaluate(feeds)[y]) and rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim)
 
 
 @pytest.mark.rtl
@@ -91,9 +99,7 @@ def test_residual_add_rtl(sim):
     g.outputs.append(y)
     feeds = {"a": rng.integers(-128, 128, (2, 16, 3, 3)).astype(np.int8),
              "b": rng.integers(0, 256, (2, 16, 3, 3)).astype(np.uint8)}
-    c = compile_graph(g, get_config("tiny"))
-    out, rep = run(c, feeds, sim)
-    assert np.array_equal(out[y], g.evaluate(feeds)[y]) and rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim)
 
 
 @pytest.mark.rtl
@@ -116,10 +122,7 @@ def test_concat_transpose_global_pool_rtl(sim):
     g.outputs += [pooled, g.matmul(flat, "w1")]
     feeds = {"x": rng.integers(-128, 128, (2, 16, 4, 4)).astype(np.int8),
              "z": rng.integers(-128, 128, (2, 6, 4, 4)).astype(np.int8)}
-    cc = compile_graph(g, get_config("tiny"))
-    out, rep = run(cc, feeds, sim)
-    want = g.evaluate(feeds)
-    assert all(np.array_equal(out[o], want[o]) for o in g.outputs) and rep["cycles"] == cc.predicted["cycles"]
+    _run_exact(g, feeds, sim)
 
 
 @pytest.mark.rtl
@@ -134,18 +137,14 @@ def test_relu6_clip_rtl(sim):
     y = g.clip(g.requantize(g.relu(g.add(g.matmul("x", "w"), "b")), 1 / 1500, -20, np.int8), -20, 30)
     g.outputs.append(y)
     feeds = {"x": rng.integers(-128, 128, (8, 48)).astype(np.int8)}
-    c = compile_graph(g, get_config("tiny"))
-    out, rep = run(c, feeds, sim)
-    want = g.evaluate(feeds)[y]
-    assert np.array_equal(out[y], want) and rep["cycles"] == c.predicted["cycles"] and want.max() == 30
+    _, out, _ = _run_exact(g, feeds, sim)
+    assert out[y].max() == 30
     g2 = Graph()                            # and on its own: MAX then MIN, bounds set by VSET
     g2.input("x", np.int8, (5, 40))
     z = g2.clip("x", -20, 33)
     g2.outputs.append(z)
     feeds2 = {"x": rng.integers(-128, 128, (5, 40)).astype(np.int8)}
-    c2 = compile_graph(g2, get_config("tiny"))
-    out2, rep2 = run(c2, feeds2, sim)
-    assert np.array_equal(out2[z], g2.evaluate(feeds2)[z]) and rep2["cycles"] == c2.predicted["cycles"]
+    _run_exact(g2, feeds2, sim)
 
 
 @pytest.mark.rtl
@@ -160,10 +159,7 @@ def test_integer_mul_rtl(sim):
     feeds = {"a": rng.integers(-32768, 32768, (3, 40)).astype(np.int16),
              "b": rng.integers(-32768, 32768, (3, 40)).astype(np.int16),
              "x": rng.integers(-128, 128, (2, 32)).astype(np.int8)}
-    c = compile_graph(g, get_config("tiny"))
-    out, rep = run(c, feeds, sim)
-    want = g.evaluate(feeds)
-    assert all(np.array_equal(out[k], want[k]) for k in g.outputs) and rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim)
 
 
 def _mlp():
@@ -186,12 +182,7 @@ def test_two_layer_mlp_rtl(sim):
     """Bias, ReLU and requantization epilogues (both SXM round trips), a layer chained through
     SRAM, uint8 results and an elementwise add: the RTL agrees with the reference and the prediction."""
     g, feeds = _mlp()
-    c = compile_graph(g, get_config("tiny"))
-    out, rep = run(c, feeds, sim)
-    want = g.evaluate(feeds)
-    for k in g.outputs:
-        assert np.array_equal(out[k], want[k]), k
-    assert rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim)
 
 
 @pytest.mark.rtl
@@ -203,10 +194,7 @@ def test_refilled_mlp_rtl(sim):
     g, feeds = deep_mlp()
     c = compile_graph(g, get_config("tiny"))
     assert c.stats["refills"] > 100
-    out, rep = run(c, feeds, sim)
-    want = g.evaluate(feeds)
-    assert all(np.array_equal(out[k], want[k]) for k in g.outputs)
-    assert rep["cycles"] == c.predicted["cycles"]
+    _run_exact(g, feeds, sim, c)
 
 
 @pytest.mark.rtl
