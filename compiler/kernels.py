@@ -73,7 +73,7 @@ class Machine:
         self.wide_side = E                       # the side of the last int16 GEMM result (they alternate)
         self.vxm = config.slices_of(SliceKind.VXM)[0].position
         sx = config.slices_of(SliceKind.SXM)
-        self.sxm = {W: sx[0].position, E: sx[-1].position}
+        self.sxm = {W: sx[0].position, E: sx[-1].position} if sx else {}     # none: chains are cut
         mems = config.slices_of(SliceKind.MEM)
         self.mems = [s.position for s in mems]
         self.side_mems = {W: sorted((p for p in self.mems if p < self.vxm), key=lambda p: self.vxm - p),
@@ -459,7 +459,8 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     at = (bi, nt, m0)                                           # where this item sits in `out`
     while t_acc is None or ops:
         for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
-            if any(_result_bytes(op, epi) > m.config.sxm_width for op in ops[:max(k - 1, 0)]):
+            if ops[:max(k - 1, 0)] and not m.sxm or any(_result_bytes(op, epi) > m.config.sxm_width
+                                                          for op in ops[:max(k - 1, 0)]):
                 continue            # a result that feeds the next op returns through an SXM: one SHIFT
             if k == len(ops):
                 dst, copies, dst_at = out, out.copies, at

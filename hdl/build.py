@@ -65,7 +65,7 @@ def mux_bits(cfg) -> dict[str, int]:
     """Estimated bit-level multiplexer inputs of the widest selection in one emitted unit (each is
     emitted once however often it is instantiated; the top makes no selection of its own)."""
     two_s, B = 2 * cfg.streams, cfg.superlane_bits
-    return {"SXM lane crossbar (sxm_crossbar)": cfg.lanes * cfg.lanes * 8,
+    return {"SXM lane crossbar (sxm_crossbar)": cfg.lanes * cfg.lanes * 8 * cfg.sxm,
             "VXM operand groups (vxm_superlane)": (3 * cfg.vxm_alus + 1) * 4 * two_s * B,
             "MXM weight streams (mxm_superlane)": cfg.streams * two_s * B}
 

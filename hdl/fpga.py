@@ -127,7 +127,7 @@ def _versions() -> dict:
     return out
 
 
-def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: int, out: Path,
+def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int, seed: int, out: Path,
           log=lambda s: print(s, flush=True), place_only: bool = False, floorplan: bool = True) -> dict:
     """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
     stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
@@ -137,12 +137,13 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
     from .build import emit
 
     board = get_board(board_name)
-    cfg = get_config(config_name)
+    cfg = get_config(config) if isinstance(config, str) else config
+    config_name = cfg.name
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     log(f"emitting {config_name!r} ...")
-    emit(config_name, out / "chip", log=lambda s: None)
+    emit(cfg, out / "chip", log=lambda s: None)
     top = FpgaTop(board, cfg, freq_mhz, baud)
     platform = board.make_platform()
     platform.add_file("chip.v", (out / "chip" / "chip.v").read_text())
@@ -174,7 +175,7 @@ def build(board_name: str, config_name: str, freq_mhz: float, baud: int, seed: i
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     report = json.loads((out / "report.json").read_text())
-    report.update({"board": board.name, "config": config_name, "seed": seed, "freq_requested_mhz": freq_mhz,
+    report.update({"board": board.name, "config": config_name, "config_fields": cfg.to_dict(), "seed": seed, "freq_requested_mhz": freq_mhz,
                    "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(), "routed": not place_only,
                    "floorplan": floorplan,
                    "build_seconds": round(time.time() - t0, 1)})
@@ -339,6 +340,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="build a bitstream and its report")
     b.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
     b.add_argument("--config", default="fpga")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration field (a trial build of a configuration that is not a preset)")
     b.add_argument("--freq", type=float, default=50.0, help="chip clock in MHz (default 50)")
     b.add_argument("--baud", type=int, default=bp.DEFAULT_BAUD)
     b.add_argument("--seed", type=int, default=1)
@@ -402,7 +405,7 @@ def main(argv=None) -> int:
                     tot[c] += r["instances"] * r[c]
             print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
             return 0
-        report = build(args.board, args.config, args.freq, args.baud, args.seed, args.out,
+        report = build(args.board, configured(args.config, args.set), args.freq, args.baud, args.seed, args.out,
                        place_only=args.place_only, floorplan=not args.no_floorplan)
         print(summary(report))
         problems = check(report)     # (placed only: the fit; nextpnr's report has no fmax yet)

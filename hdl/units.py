@@ -21,9 +21,10 @@ def units(config: ChipConfig) -> dict:
     """Module name -> component, for every unit the chip instantiates (a unit before the units
     that instantiate it)."""
     u = {"mem_slice": MemSlice(config), "mem_superlane": MemSuperlane(config),
-         "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config),
-         "sxm_crossbar": SxmCrossbar(config), "sxm_slice": SxmSlice(config), "sxm_superlane": SxmSuperlane(config)}
+         "vxm_ctrl": VxmControl(config), "vxm_lane": VxmLane(config)}
     u["vxm_superlane"] = VxmSuperlane(config, u["vxm_lane"])
+    if config.sxm:
+        u |= {"sxm_crossbar": SxmCrossbar(config), "sxm_slice": SxmSlice(config), "sxm_superlane": SxmSuperlane(config)}
     if config.mxm:
         u |= {"mxm_ctrl": MxmControl(config), "mxm_column": MxmColumn(config)}
         u["mxm_superlane"] = MxmSuperlane(config, u["mxm_column"])

@@ -54,6 +54,7 @@ class ChipConfig:
     vxm_alus: int = 4     # independent ALUs per VXM lane (each an engine with its own instruction stream)
     vxm_regs: int = 8     # VXM registers (one int32 per lane each): broadcast scalars, per-lane parameters
     sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
+    sxm: int = 1          # SXM slices per hemisphere: 1, or 0 for a chip without one (the fpga preset)
     mxm_acc_rows: int = 512   # int32 accumulator rows (vectors of lanes) per MXM
     c2c_lanes: int = 4        # physical lanes per chip-to-chip link (isa/link.py)
     c2c_lane_bits: int = 18   # bits each lane carries per cycle
@@ -85,6 +86,7 @@ class ChipConfig:
         need(isinstance(self.c2c_skew, int) and 0 <= self.c2c_skew <= 63,
              f"c2c_skew must be an integer in 0..63, got {self.c2c_skew!r}")
         need(self.vxm_regs <= 16, f"vxm_regs must be <= 16 (4-bit register field), got {self.vxm_regs}")
+        need(self.sxm in (0, 1), f"sxm must be 0 or 1 (SXM slices per hemisphere), got {self.sxm!r}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
             need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
@@ -97,7 +99,7 @@ class ChipConfig:
         need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
              and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
         need(self.c2c_links <= 31, f"c2c_links must be <= 31 (SYNC_TREE's 5-bit link index), got {self.c2c_links}")
-        n_pos = 2 * self.mem_slices + 2 * self.mxm + 3 + self.c2c_links
+        n_pos = 2 * self.mem_slices + 2 * self.mxm + 2 * self.sxm + 1 + self.c2c_links
         need(n_pos <= 255, f"at most 255 slice positions (8-bit position fields), got {n_pos}")
         need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")
         need(_pow2(self.mem_words), f"mem_words must be a power of two (addresses wrap), got {self.mem_words}")
@@ -118,7 +120,7 @@ class ChipConfig:
     # ---- derived quantities -------------------------------------------------
     @property
     def floorplan(self) -> tuple[Slice, ...]:
-        """West to east: C2C.. | MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.. | C2C..
+        """West to east: C2C.. | MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.. | C2C.. (no SXMs with sxm 0)
 
         The chip-to-chip link slices sit at the edges, the west ones (ceil(c2c_links / 2)) before
         the east ones; index 0 of each kind is nearest the VXM."""
@@ -126,11 +128,11 @@ class ChipConfig:
         west = self.c2c_links - self.c2c_links // 2
         kinds += [(SliceKind.C2C, f"C2C_W{i}") for i in reversed(range(west))]
         kinds += [(SliceKind.MXM, f"MXM_W{i}") for i in reversed(range(self.mxm))]
-        kinds += [(SliceKind.SXM, "SXM_W")]
+        kinds += [(SliceKind.SXM, "SXM_W")] * self.sxm
         kinds += [(SliceKind.MEM, f"MEM_W{i}") for i in reversed(range(self.mem_slices))]
         kinds += [(SliceKind.VXM, "VXM")]
         kinds += [(SliceKind.MEM, f"MEM_E{i}") for i in range(self.mem_slices)]
-        kinds += [(SliceKind.SXM, "SXM_E")]
+        kinds += [(SliceKind.SXM, "SXM_E")] * self.sxm
         kinds += [(SliceKind.MXM, f"MXM_E{i}") for i in range(self.mxm)]
         kinds += [(SliceKind.C2C, f"C2C_E{i}") for i in range(self.c2c_links // 2)]
         return tuple(Slice(p, k, n) for p, (k, n) in enumerate(kinds))
@@ -190,6 +192,8 @@ class ChipConfig:
         del d["description"]
         if not self.latency:
             del d["latency"]
+        if self.sxm == 1:       # likewise the SXMs every configuration had before `sxm` existed
+            del d["sxm"]
         d["floorplan"] = [s.name for s in self.floorplan]
         return d
 
@@ -203,10 +207,10 @@ PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
                queue_depth=1024, vxm_alus=4, vxm_regs=8, sxm_width=8, mxm_acc_rows=512,
                description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
     ChipConfig("fpga", lanes=8, streams=4, mem_slices=4, mem_words=4096, mxm=1, c2c_links=0,
-               queue_depth=512, vxm_alus=1, vxm_regs=4, sxm_width=2, mxm_acc_rows=256,
+               queue_depth=512, vxm_alus=1, vxm_regs=4, sxm_width=2, sxm=0, mxm_acc_rows=256,
                latency=(("mem_read_check", 3), ("mem_read_drive", 4), ("mxm_acc_write", 5), ("vxm_drive", 5),
                         ("ifetch_write", 3)),
-               description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU, 256 KiB SRAM, no links; "
+               description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU, 256 KiB SRAM, no SXM, no links; "
                            "registers after the SRAM and the MXM's and VXM's DSP blocks, before the accumulators and "
                            "after the instruction decoders"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,

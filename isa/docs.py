@@ -323,7 +323,7 @@ def _vxm_sxm() -> list[str]:
         "is within 2**-31 relative error of the real scale (round to nearest on a 31-bit mantissa). "
         "Per tensor: `VSET` M and `s | zp << 16` into registers; per channel: `VLOAD` them per lane.",
         "",
-        "**SXM.** One per hemisphere. An SXM op moves `width` streams (1..`sxm_width`) at once, applying "
+        "**SXM.** One per hemisphere (none where the configuration's `sxm` is 0). An SXM op moves `width` streams (1..`sxm_width`) at once, applying "
         "the same lane movement to each; the lane map for `PERMUTE` (one unsigned int16 per lane, "
         "identity at START) is loaded by `SETMAP` from a 2-stream group. Map entries >= lanes give 0.",
         "",

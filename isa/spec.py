@@ -715,5 +715,6 @@ def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:
     """Slice kinds that have hardware (and so a queue) in this ISA version."""
-    return ((SliceKind.MEM, SliceKind.VXM, SliceKind.SXM) + ((SliceKind.MXM,) if config.mxm else ())
+    return ((SliceKind.MEM, SliceKind.VXM) + ((SliceKind.SXM,) if config.sxm else ())
+            + ((SliceKind.MXM,) if config.mxm else ())
             + ((SliceKind.C2C,) if config.c2c_links else ()))

@@ -230,6 +230,27 @@ def test_add_a_chip_result_to_itself(dtype):
     _check(g, {"x": _rand(rng, dtype, (5, 40)), "z": _rand(rng, dtype, (5, 40))})
 
 
+def test_a_chip_without_sxm_cuts_its_chains(monkeypatch):
+    """An epilogue's intermediate returns to the VXM through an SXM (one SHIFT); a chip without SXMs
+    (`sxm` 0, as the fpga preset) cuts the chain at that point instead, through SRAM, and stays exact.
+    The same chain on the chip with SXMs runs in one piece and uses them."""
+    no_sxm = dataclasses.replace(TINY, name="tiny_nosxm", sxm=0, mem_slices=4)
+    with_sxm = dataclasses.replace(no_sxm, name="tiny_4mem", sxm=1)
+    for cfg in (no_sxm, with_sxm):
+        monkeypatch.setitem(PRESETS, cfg.name, cfg)
+    rng = np.random.default_rng(12)
+    g = Graph()
+    g.input("a", np.int8, (20, 40))
+    g.constant("w", _rand(rng, np.int8, (40, 37)))
+    g.constant("bias", rng.integers(-900, 900, 37).astype(np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
+    feeds = {"a": _rand(rng, np.int8, (20, 40))}
+    c_no, _ = _check(g, feeds, config=no_sxm)
+    c_with, _ = _check(g, feeds, config=with_sxm)
+    assert "SHIFT" in c_with.listing and "SHIFT" not in c_no.listing
+    assert ".requant byte 0" in c_no.listing and ".requant byte 0" not in c_with.listing
+
+
 def test_latency_overrides_reach_the_schedule(monkeypatch):
     """A configuration whose VXM and MXM take one more cycle (ChipConfig.latency, as an FPGA build
     with an extra pipeline register): the compiler schedules with its latencies and the golden model

@@ -36,6 +36,7 @@ def test_floorplan_is_mirrored(name):
     ("vxm_alus", 17, "vxm_alus must be <= 16"),
     ("vxm_regs", 0, "vxm_regs must be a positive integer"),
     ("sxm_width", 9, r"sxm_width must be <= streams \(8\)"),
+    ("sxm", 2, r"sxm must be 0 or 1 \(SXM slices per hemisphere\), got 2"),
     ("mem_slices", 200, "at most 255 slice positions"),
     ("name", "no spaces", "ASCII identifier"),
     ("latency", 3, r"latency must be a tuple of \(TIMING key, cycles\) pairs, got 3"),
@@ -66,3 +67,16 @@ def test_latency_overrides_are_part_of_the_identity():
     b = dataclasses.replace(a, latency=(("vxm_drive", 7),))
     assert "latency" not in a.to_dict()
     assert b.to_dict() == {**a.to_dict(), "latency": (("vxm_drive", 7),)} and a != b
+
+
+def test_a_chip_without_sxm():
+    """sxm 0 (the fpga preset): no SXM positions and no SXM queues; the SXMs of sxm 1 stay out of
+    the identity dict, so the fingerprints of the configurations that had them are unchanged."""
+    from isa import spec
+    a = get_config("tiny")
+    b = dataclasses.replace(a, sxm=0)
+    assert [s.name for s in b.floorplan] == [s.name for s in a.floorplan if s.kind != SliceKind.SXM]
+    assert b.positions == a.positions - 2 and SliceKind.SXM not in spec.kinds_with_queues(b)
+    assert "sxm" not in a.to_dict() and b.to_dict()["sxm"] == 0
+    with pytest.raises(ConfigError, match="has no slice named 'SXM_E'"):
+        b.slice_named("SXM_E")
