@@ -162,20 +162,37 @@ class MemSlice(wiring.Component):
 
         m.d.comb += [self.tap_stream.eq(w_stream), self.tap_dir.eq(w_dir)]
         tap = self.tap
+        extra = T["mem_write_commit"] - NATURAL["mem_write_commit"]
         wstages = [(self.running & w_active, w_addr, tap)]
-        for i in range(spec.timing(cfg)["mem_write_commit"] - NATURAL["mem_write_commit"] + 1):
+        for i in range(extra + 1):
             v, a, data = Signal(name=f"ws{i + 1}_valid"), Signal(A, name=f"ws{i + 1}_addr"), Signal(W, name=f"ws{i + 1}_data")
             pv, pa, pdata = wstages[-1]
             m.d.sync += [v.eq(pv & self.running), a.eq(pa), data.eq(pdata)]
             wstages.append((v, a, data))
         cv, ca, cdata = wstages[-1]
         m.submodules.ecc_enc = enc = SecdedEncoder(W)
-        with m.If(self.running):
-            m.d.comb += [enc.data.eq(cdata), wr.addr.eq(ca), wr.data.eq(Cat(cdata, enc.ecc)), wr.en.eq(cv)]
-        with m.Else():
-            m.d.comb += [enc.data.eq(self.host_m_data), wr.addr.eq(self.host_m_addr),
-                         wr.data.eq(Cat(self.host_m_data, Mux(self.host_m_raw, self.host_m_ecc, enc.ecc))),
-                         wr.en.eq(self.host_m_we)]
+        host_word = Cat(self.host_m_data, Mux(self.host_m_raw, self.host_m_ecc, enc.ecc))
+        if extra:
+            # With mem_write_commit above NATURAL (the `fpga` preset) the last stage holds the word
+            # with its check bits, encoded from the stage before, and the host's writes have an
+            # encoder of their own: between the register and the block RAMs (sited apart, 18 of
+            # them for a slice of `fpga`) there is only the choice of the host's word, made by the
+            # registered valid bit and the host's enable, not by `running` from across the chip.
+            m.submodules.ecc_enc_w = enc_w = SecdedEncoder(W)
+            pv, pa, pdata = wstages[-2]
+            c_ecc = Signal(E, name=f"ws{extra + 1}_ecc")
+            m.d.comb += [enc_w.data.eq(pdata), enc.data.eq(self.host_m_data)]
+            m.d.sync += c_ecc.eq(enc_w.ecc)
+            program = ~self.host_m_we & cv
+            m.d.comb += [wr.addr.eq(Mux(program, ca, self.host_m_addr)),
+                         wr.data.eq(Mux(program, Cat(cdata, c_ecc), host_word)),
+                         wr.en.eq(Mux(self.running, cv, self.host_m_we))]
+        else:
+            with m.If(self.running):
+                m.d.comb += [enc.data.eq(cdata), wr.addr.eq(ca), wr.data.eq(Cat(cdata, enc.ecc)), wr.en.eq(cv)]
+            with m.Else():
+                m.d.comb += [enc.data.eq(self.host_m_data), wr.addr.eq(self.host_m_addr),
+                             wr.data.eq(host_word), wr.en.eq(self.host_m_we)]
 
         busy_terms = [q.busy, r_active, w_active] + [s[0] for s in stages[1:]] + checks + [s[0] for s in wstages[1:]]
         m.d.comb += self.busy.eq(Cat(*busy_terms).any())     # as if running (hdl/queue.py)

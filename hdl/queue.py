@@ -45,10 +45,17 @@ def decode_stage(config: ChipConfig) -> int:
     return spec.timing(config)["ifetch_write"] - NATURAL["ifetch_write"]
 
 
+def host_stages(config: ChipConfig) -> int:
+    """Registers a host row passes in the queue before its decode: one, two with a decode stage
+    (the host port sits mid-chip and the queues' rings and decoders anywhere on an FPGA: one
+    register between them left a wire across the device on either side of it)."""
+    return 1 + decode_stage(config)
+
+
 def host_load_cycles(config: ChipConfig) -> int:
     """Cycles from the host port's registered row output to the ring write, less one: how many
     cycles the host port delays START so that every word loaded before it lands before cycle 0."""
-    return 1 + decode_stage(config)
+    return host_stages(config) + decode_stage(config)
 
 
 def slice_queue_ports(config: ChipConfig) -> dict:
@@ -202,6 +209,11 @@ class InstructionQueue(wiring.Component):
         pc = Signal(16)                    # index of the head word in the queue's instruction stream
         avail = Signal(range(depth + 1))   # words landed and not yet issued (the head included)
         has_words = Signal()               # avail != 0, as a register: `busy` feeds the chip's stop
+
+        def set_avail(value):
+            """avail, and the compares of it that reach the chip's stop kept beside it as registers."""
+            return [avail.eq(value), has_words.eq(value != 0),
+                    *(o.eq(value > depth - fw + i) for i, o in enumerate(over))]
         tail_row = Signal(max(depth_bits - col_bits, 1))   # ring row the next fetched vector lands in
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
@@ -244,21 +256,28 @@ class InstructionQueue(wiring.Component):
         overflow = Signal()
         # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes
         # late; as if running, like every error here: the valid bits are only set while running)
-        m.d.comb += overflow.eq(l_valid & Mux(go, avail > depth - fw + 1, avail > depth - fw))
+        # (avail > depth - fw [+ 1] are registers too, updated with avail: the error leaves the
+        # queue for the chip's stop, across the device, and a carry chain in front of it was its longest path)
+        over = [Signal(name=f"avail_over_{i}") for i in range(2)]        # avail > depth - fw + i
+        m.d.comb += overflow.eq(l_valid & Mux(go, over[1], over[0]))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
         # The host's row write is registered here, beside the ring, as well as in the host port,
-        # and lands two cycles after the access (three with a decode stage): the host port's wires
+        # and lands two cycles after the access (four with a decode stage, `host_stages`): the host port's wires
         # span the chip, and the row's decode then starts at a register. Row and data load only
         # under this queue's enables (registers every queue loaded alike, synthesis would merge
         # into one across the chip). The enables are taken only while idle and the host port
         # delays START past the landing (`host_load_cycles`), so a host row and a landing vector
         # never meet: the registered enables choose the source, and `running` (a wire across the
         # chip) is not in front of the row's decode.
-        h_we, h_addr, h_data = Signal.like(self.host_we), Signal.like(self.host_addr), Signal.like(self.host_data)
-        m.d.sync += h_we.eq(Mux(self.running, 0, self.host_we))
-        with m.If(self.host_we.any()):
-            m.d.sync += [h_addr.eq(self.host_addr), h_data.eq(self.host_data)]
+        h_we, h_addr, h_data = self.host_we, self.host_addr, self.host_data
+        for i in range(host_stages(cfg)):
+            r_we, r_addr, r_data = (Signal.like(h_we, name=f"h{i}_we"), Signal.like(h_addr, name=f"h{i}_addr"),
+                                    Signal.like(h_data, name=f"h{i}_data"))
+            m.d.sync += r_we.eq(Mux(self.running, 0, h_we))
+            with m.If(h_we.any()):
+                m.d.sync += [r_addr.eq(h_addr), r_data.eq(h_data)]
+            h_we, h_addr, h_data = r_we, r_addr, r_data
         host_row = h_we.any()
         m.d.comb += w_row.eq(Mux(host_row, h_data, s_data))
         if staged:
@@ -315,7 +334,7 @@ class InstructionQueue(wiring.Component):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
                     m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & self.running)]
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), avail.eq(self.length), has_words.eq(self.length != 0),
+            m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), *set_avail(self.length),
                          f_active.eq(0), f_more.eq(0), parked.eq(0),
                          tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         # The next head, chosen without waiting on `advance` and decoded a cycle early: word 0
@@ -347,7 +366,7 @@ class InstructionQueue(wiring.Component):
                 m.d.sync += [dec.match[k].eq(v) for k, v in pre.match.items()]
         with m.If(self.running):
             avail_next = avail - advance + Mux(landing, l_words, 0)
-            m.d.sync += [avail.eq(avail_next), has_words.eq(avail_next != 0)]
+            m.d.sync += set_avail(avail_next)
             with m.If(landing):
                 m.d.sync += tail_row.eq(tail_row + 1)
         with m.If(advance):

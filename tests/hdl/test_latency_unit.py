@@ -183,11 +183,13 @@ def test_mem_slice_checks_one_cycle_later_at_most():
 
 def test_queue_decode_stage_takes_one_cycle_more_not_two():
     """A queue can register a written row's decode before the ring (`decode_stage`): ifetch_write
-    one above NATURAL is built, and the host port then delays START by one more cycle."""
+    one above NATURAL is built; a host row then also takes a second register on its way in
+    (`host_stages`), so the host port delays START by two more cycles."""
     n = queue.NATURAL["ifetch_write"]
     one_more = _with(ifetch_write=n + 1)
     assert queue.decode_stage(one_more) == 1 and queue.decode_stage(TINY) == 0
-    assert queue.host_load_cycles(one_more) == queue.host_load_cycles(TINY) + 1
+    assert queue.host_stages(one_more) == queue.host_stages(TINY) + 1
+    assert queue.host_load_cycles(one_more) == queue.host_load_cycles(TINY) + 2
     _quiet(queue.InstructionQueue(one_more, SliceKind.MEM))
     _refused(lambda c: queue.InstructionQueue(c, SliceKind.MEM), _with(ifetch_write=n + 2),
              rf"^queue RTL implements ifetch_write = {n} or {n + 1}, config 'tiny_lat' says {n + 2}$")

@@ -104,6 +104,8 @@ def run_queue(program, cycles, q_len=None, ready=lambda op, t: True, tap=lambda 
             else:                                   # word by word: the other words of the row must survive
                 for col in reversed(sorted(chunk)):
                     await host_write(ctx, row // FW, {col: chunk[col]})
+        for _ in range(host_load_cycles(CFG) - 1):     # the last row lands (Q_LEN's write is one more cycle)
+            await ctx.tick()
         ctx.set(dut.host_len, q_len)
         ctx.set(dut.host_len_we, 1)
         await ctx.tick()
