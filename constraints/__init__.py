@@ -23,8 +23,17 @@ def _ecp5_85_dsp_rows() -> list[list[str]]:
             for y in (10, 34, 58)]
 
 
-# Where a device's multipliers are (hdl/floorplan.py pins them in groups before placement).
+def _ecp5_85_bram_rows() -> list[list[str]]:
+    """The LFE5U-85F's 208 DP16KD sites as nextpnr names them, row by row, west to east: four rows
+    (y 22, 46, 70, 82) of 13 blocks of four (x, x+2, x+4, x+6; bels EBR0..EBR3), as placements of
+    the `fpga` preset that used 183 of them showed."""
+    blocks = [4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114]
+    return [[f"X{x + 2 * k}/Y{y}/EBR{k}" for x in blocks for k in range(4)] for y in (22, 46, 70, 82)]
+
+
+# Where a device's multipliers and block RAMs are (hdl/floorplan.py pins them before placement).
 DSP_SITES: dict[str, list[list[str]]] = {"LFE5U-85F": _ecp5_85_dsp_rows()}
+BRAM_SITES: dict[str, list[list[str]]] = {"LFE5U-85F": _ecp5_85_bram_rows()}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,13 @@ the FPGA: the wires placement makes"). Here every group of multipliers that one 
 owns (an MXM column's products, a VXM lane's three) gets neighbouring sites of one row, and the
 units of one slice get consecutive groups, so the logic the placer puts around them is local.
 
+The block RAMs are pinned too. Left to itself the placer spread a MEM slice's 16 bank RAMs over
+the whole width of the device and three of its four RAM rows, so the slice's address and data
+nets spanned the device. Here the RAMs follow the chip's own order, west to east (MXM_W0, MEM_W3
+.. MEM_W0, the VXM's queue, MEM_E0 .. MEM_E3, MXM_E0), over the four RAM rows as a snake (the
+first row west to east, the next east to west, ...): each slice's RAMs are neighbours, and so
+are the neighbouring slices of the stream fabric.
+
 The pins are written into the synthesized netlist as nextpnr's BEL attribute (nextpnr places a
 cell with one where it says).
 """
@@ -18,11 +25,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from constraints import DSP_SITES
+from constraints import BRAM_SITES, DSP_SITES
 
 from .timing import top_module
 
 DSP = "MULT18X18D"
+BRAM = "DP16KD"
+# the slice a block RAM belongs to (`core.chip.MEM_W3.bank.0.7`, `..MXM_E0.acc.1.3`, `..VXM.queue.mem.0.0`)
+_SLICE = re.compile(r"\.(?:(?P<kind>MEM|MXM)_(?P<side>[WE])(?P<i>\d+)|VXM)\.")
 # an MXM column (`..MXM_W0_g0.col3.`) or a VXM lane (`..VXM_g0.lane5.`): slice, superlane, index
 _GROUP = re.compile(r"^(?P<unit>.*\.(?P<slice>(?P<kind>MXM|VXM)_?(?P<side>[EW]?)\d*)_g(?P<g>\d+)\."
                     r"(?:col|lane)(?P<i>\d+))\.")
@@ -95,10 +105,31 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
     return out
 
 
+def _chain_key(name: str) -> tuple:
+    """Where a block RAM's slice sits west to east (RAMs of no slice, the host bridge's buffer,
+    go with the VXM, in the middle), then the cell's own name in natural order (its bit slice)."""
+    mo = _SLICE.search(name)
+    if mo is None or mo.group("kind") is None:
+        at = 0
+    else:
+        at = (1 if mo.group("kind") == "MEM" else 1000) + int(mo.group("i"))
+        at = -at if mo.group("side") == "W" else at
+    return at, [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def plan_brams(cells: dict, rows: list[list[str]]) -> dict[str, str]:
+    """Cell -> site for every block RAM: in the chip's order over the rows as a snake."""
+    brams = sorted((n for n, c in cells.items() if c["type"] == BRAM), key=_chain_key)
+    sites = [site for k, row in enumerate(rows) for site in (row if k % 2 == 0 else row[::-1])]
+    if len(brams) > len(sites):
+        raise FloorplanError(f"{len(brams)} block RAMs, the device has {len(sites)}")
+    return dict(zip(brams, sites))
+
+
 def pin(netlist: dict, device: str) -> int:
     """Write the plan into a yosys JSON netlist (in place); returns how many cells were pinned."""
     top = top_module(netlist)
-    placed = plan(dsp_groups(top["cells"]), DSP_SITES[device])
+    placed = plan(dsp_groups(top["cells"]), DSP_SITES[device]) | plan_brams(top["cells"], BRAM_SITES[device])
     for cell, site in placed.items():
         top["cells"][cell].setdefault("attributes", {})["BEL"] = site
     return len(placed)
@@ -117,7 +148,7 @@ def main(argv=None) -> int:
         print(f"error: floorplan of {path}: {e}", file=sys.stderr)
         return 2
     path.write_text(json.dumps(netlist))
-    print(f"floorplan: {n} multipliers pinned to {device} DSP sites")
+    print(f"floorplan: {n} multipliers and block RAMs pinned to {device} sites")
     return 0
 
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from constraints import DSP_SITES
+from constraints import BRAM_SITES, DSP_SITES
 from hdl import floorplan
 
 ROWS = DSP_SITES["LFE5U-85F"]
@@ -80,3 +80,49 @@ def test_a_group_no_row_can_hold():
 def test_a_multiplier_of_no_known_unit():
     with pytest.raises(floorplan.FloorplanError, match="belongs to no MXM column or VXM lane"):
         floorplan.dsp_groups({"core.chip.host.$1_MULT18X18D_P9": {"type": "MULT18X18D"}})
+
+
+BRAM_ROWS = BRAM_SITES["LFE5U-85F"]
+
+
+def _brams():
+    """The preset's block RAMs as synthesis names them: per MEM slice 16 bank RAMs and 2 for its
+    queue, per MXM 16 accumulator RAMs and 2, the VXM's queue 2 and the bridge's buffer 1."""
+    cells = {}
+    for side in "WE":
+        for i in range(4):
+            cells |= {f"core.chip.MEM_{side}{i}.bank.0.{k}": {"type": "DP16KD"} for k in range(16)}
+            cells |= {f"core.chip.MEM_{side}{i}.queue.mem.0.{k}": {"type": "DP16KD"} for k in range(2)}
+        cells |= {f"core.chip.MXM_{side}0.acc.{k // 8}.{k % 8}": {"type": "DP16KD"} for k in range(16)}
+        cells |= {f"core.chip.MXM_{side}0.queue.mem.0.{k}": {"type": "DP16KD"} for k in range(2)}
+    cells |= {f"core.chip.VXM.queue.mem.0.{k}": {"type": "DP16KD"} for k in range(2)}
+    cells["core.bridge.buf.0.0"] = {"type": "DP16KD"}
+    return cells
+
+
+def test_block_rams_follow_the_chip_west_to_east():
+    """Each slice's RAMs are neighbours on the snake through the rows (the first row west to east,
+    the next east to west), in the chip's order: MXM_W0, MEM_W3 .. MEM_W0, the middle, MEM_E0 ..
+    MEM_E3, MXM_E0; a slice's bank RAMs in the order of their names."""
+    assert [len(r) for r in BRAM_ROWS] == [52] * 4 and len({s for r in BRAM_ROWS for s in r}) == 208
+    cells = _brams()
+    placed = floorplan.plan_brams(cells, BRAM_ROWS)
+    assert len(placed) == 183 and len(set(placed.values())) == 183
+    snake = [s for k, row in enumerate(BRAM_ROWS) for s in (row if k % 2 == 0 else row[::-1])]
+    step = {name: snake.index(site) for name, site in placed.items()}
+    order = ["MXM_W0", "MEM_W3", "MEM_W2", "MEM_W1", "MEM_W0", "middle", "MEM_E0", "MEM_E1", "MEM_E2", "MEM_E3",
+             "MXM_E0"]
+    of = lambda name: next((o for o in order if f".{o}." in name), "middle")
+    spans = {o: sorted(step[n] for n in cells if of(n) == o) for o in order}
+    for a, b in zip(order, order[1:]):
+        assert spans[a][-1] < spans[b][0], f"{a} should come before {b}"
+    for o, span in spans.items():
+        assert span == list(range(span[0], span[0] + len(span))), f"{o}'s RAMs are not neighbours"
+    bank = [step[f"core.chip.MEM_W0.bank.0.{k}"] for k in range(16)]
+    assert bank == sorted(bank)
+
+
+def test_too_many_block_rams_is_one_line():
+    cells = {f"core.chip.MEM_W0.bank.0.{k}": {"type": "DP16KD"} for k in range(209)}
+    with pytest.raises(floorplan.FloorplanError, match="209 block RAMs, the device has 208"):
+        floorplan.plan_brams(cells, BRAM_ROWS)
