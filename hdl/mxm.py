@@ -271,9 +271,12 @@ class MxmControl(wiring.Component):
         m.d.comb += [rd.addr.eq(ar_row), rd.en.eq(1)]
         dv = Signal()
         m.d.sync += dv.eq(self.running & ar_active)
-        e_n, w_n, slot_n = group_enables(m, "drive_next", cfg, self.running & ar_active, ar_dst, ar_ddir, 4)
+        # next cycle's drive enables from the engine's registers as if running, with `running` (a
+        # wire across the chip) applied last, in front of their registers
+        e_n, w_n, slot_n = group_enables(m, "drive_next", cfg, ar_active, ar_dst, ar_ddir, 4)
         e_r, w_r, slot_r = Signal(S, name="drive_e_r"), Signal(S, name="drive_w_r"), Signal(2 * S, name="drive_slot_r")
-        m.d.sync += [e_r.eq(e_n), w_r.eq(w_n), slot_r.eq(Cat(*(sl[:2] for sl in slot_n)))]
+        m.d.sync += [e_r.eq(Mux(self.running, e_n, 0)), w_r.eq(Mux(self.running, w_n, 0)),
+                     slot_r.eq(Cat(*(sl[:2] for sl in slot_n)))]
         m.d.comb += [self.e_en.eq(Mux(self.running, e_r, 0)), self.w_en.eq(Mux(self.running, w_r, 0)),
                      self.slot.eq(slot_r), self.out.eq(rd.data)]
 

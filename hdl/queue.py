@@ -218,6 +218,9 @@ class InstructionQueue(wiring.Component):
         fill_low = Signal(max(col_bits, 1))                # fill point modulo fetch_words
         wait = Signal(NOP_FIELD.width)
         waiting = Signal()                 # wait != 0, as a register (it gates `go`, so the stop)
+        wait_one = Signal()                # wait == 1, as a register likewise (the NOP's last cycle)
+        nop_one = Signal()                 # the head's NOP field is 1 (read only when the head is a NOP),
+                                           # decided as the head is chosen: a NOP 1 issues and goes on at once
         go, advance = Signal(), Signal()       # the head advances if running; it does (`running` applied)
         # The head word lives in flip-flops and the ring is read one word ahead (the word after
         # the next head), so what issues next never waits on the RAM: its output only feeds the
@@ -238,9 +241,12 @@ class InstructionQueue(wiring.Component):
         s_valid, s_data, s_words, s_pc = Signal(), Signal(fw * W), Signal(range(fw + 1)), Signal(16)
         m.d.comb += [self.fetch_stream.eq(f_stream), self.fetch_dir.eq(f_dir)]
         m.d.sync += s_valid.eq(self.running & f_active)
+        # zero unless a fetched row is in it, like the host's row below: the row to write is then
+        # their OR, with no choice between them in front of its decode
+        m.d.sync += s_data.eq(Mux(self.running & f_active, self.fetch_tap, 0))
         f_more = Signal()                  # f_active & (f_left > fw), as a register
         with m.If(self.running & f_active):
-            m.d.sync += [s_data.eq(self.fetch_tap), s_words.eq(Mux(f_left > fw, fw, f_left)), s_pc.eq(f_pc),
+            m.d.sync += [s_words.eq(Mux(f_left > fw, fw, f_left)), s_pc.eq(f_pc),
                          f_left.eq(f_left - fw), f_more.eq(f_left > 2 * fw)]
             with m.If(f_left <= fw):
                 m.d.sync += f_active.eq(0)
@@ -271,15 +277,21 @@ class InstructionQueue(wiring.Component):
         # never meet: the registered enables choose the source, and `running` (a wire across the
         # chip) is not in front of the row's decode.
         h_we, h_addr, h_data = self.host_we, self.host_addr, self.host_data
-        for i in range(host_stages(cfg)):
+        n_h = host_stages(cfg)
+        for i in range(n_h):
             r_we, r_addr, r_data = (Signal.like(h_we, name=f"h{i}_we"), Signal.like(h_addr, name=f"h{i}_addr"),
                                     Signal.like(h_data, name=f"h{i}_data"))
             m.d.sync += r_we.eq(Mux(self.running, 0, h_we))
             with m.If(h_we.any()):
-                m.d.sync += [r_addr.eq(h_addr), r_data.eq(h_data)]
+                m.d.sync += r_addr.eq(h_addr)
+            if i < n_h - 1:
+                with m.If(h_we.any()):
+                    m.d.sync += r_data.eq(h_data)
+            else:             # the last one is zero unless it holds a row (the host's rows land only while idle)
+                m.d.sync += r_data.eq(Mux(h_we.any() & ~self.running, h_data, 0))
             h_we, h_addr, h_data = r_we, r_addr, r_data
         host_row = h_we.any()
-        m.d.comb += w_row.eq(Mux(host_row, h_data, s_data))
+        m.d.comb += w_row.eq(h_data | s_data)
         if staged:
             g_we, g_addr, g_data = Signal.like(h_we), Signal.like(h_addr), Signal.like(w_data)
             m.d.sync += [g_we.eq(h_we), g_addr.eq(h_addr), g_data.eq(w_data)]
@@ -304,8 +316,8 @@ class InstructionQueue(wiring.Component):
             m.d.comb += head_code.eq(spec.ErrorCode.SYNC_TIMEOUT)     # if the chip's timeout ends the wait
         with m.Elif(waiting):
             # inside a NOP: the head already issued; count down to the next issue
-            m.d.sync += [wait.eq(wait - 1), waiting.eq(wait != 1)]
-            m.d.comb += go.eq(wait == 1)
+            m.d.sync += [wait.eq(wait - 1), waiting.eq(~wait_one), wait_one.eq(wait == 2)]
+            m.d.comb += go.eq(wait_one)
         with m.Elif(~has_words):            # (avail == 0, from a register)
             with m.If(inflight):            # the next word is needed before its fetch has landed
                 m.d.comb += [head_err.eq(1), head_code.eq(spec.ErrorCode.QUEUE_UNDERRUN)]
@@ -314,8 +326,8 @@ class InstructionQueue(wiring.Component):
                 m.d.comb += [head_err.eq(1), head_code.eq(dec.err_code)]
             with m.Elif(dec.match["NOP"]):
                 cycles = dec.field("cycles")
-                m.d.sync += [wait.eq(cycles - 1), waiting.eq(cycles != 1)]
-                m.d.comb += go.eq(cycles == 1)
+                m.d.sync += [wait.eq(cycles - 1), waiting.eq(~nop_one), wait_one.eq(cycles == 2)]
+                m.d.comb += go.eq(nop_one)
             with m.Elif(dec.match["SYNC"]):
                 m.d.comb += go.eq(1)
                 m.d.sync += [parked.eq(1), sync_pc.eq(pc)]
@@ -334,7 +346,7 @@ class InstructionQueue(wiring.Component):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
                     m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & self.running)]
         with m.If(~self.running):
-            m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), *set_avail(self.length),
+            m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), wait_one.eq(0), *set_avail(self.length),
                          f_active.eq(0), f_more.eq(0), parked.eq(0),
                          tail_row.eq(self.length[col_bits:]), fill_low.eq(self.length[:col_bits] if col_bits else 0)]
         # The next head, chosen without waiting on `advance` and decoded a cycle early: word 0
@@ -351,7 +363,8 @@ class InstructionQueue(wiring.Component):
         use_w = Mux(self.running, landing & (avail <= 1), w0_hit)
         m.d.comb += [kept.eq(Mux(self.running, ahead, word0)), candidate.eq(Mux(use_w, written0, kept))]
         with m.If(~self.running | advance | (landing & (avail == 0))):
-            m.d.sync += head.eq(candidate[:W])
+            m.d.sync += [head.eq(candidate[:W]),
+                         nop_one.eq(candidate[NOP_FIELD.lsb:NOP_FIELD.lsb + NOP_FIELD.width] == 1)]
             if stored and staged:
                 # the row written this cycle comes with its decode from a register
                 m.d.sync += dec.load(*dec.unpacked(candidate[W:]))
