@@ -253,15 +253,16 @@ def main(argv=None) -> int:
         for key, value in yosys_cells("tiny").items():
             print(f"yosys_{key}_tiny: {value}")
         for name in ("tiny", "fpga"):
-            lanes = get_config(name).lanes
-            ctrl, lane, sxm = (unit_cells(name, u) for u in ("vxm_ctrl", "vxm_lane", "sxm_slice"))
+            cfg = get_config(name)
+            ctrl, lane = (unit_cells(name, u) for u in ("vxm_ctrl", "vxm_lane"))
             print(f"yosys_cells_vxm_ctrl_{name}: {ctrl}")
             print(f"yosys_cells_vxm_lane_{name}: {lane}")
-            print(f"yosys_cells_vxm_{name}: {ctrl + lanes * lane}")
-            print(f"yosys_cells_sxm_{name}: {sxm}")
+            print(f"yosys_cells_vxm_{name}: {ctrl + cfg.lanes * lane}")
+            if cfg.sxm:                 # (the fpga preset has none)
+                print(f"yosys_cells_sxm_{name}: {unit_cells(name, 'sxm_slice')}")
             mctrl, mcol = unit_cells(name, "mxm_ctrl"), unit_cells(name, "mxm_column")
-            print(f"yosys_cells_mxm_{name}: {mctrl + lanes * mcol}")
-            for kind in ("mem", "vxm", "sxm", "mxm"):
+            print(f"yosys_cells_mxm_{name}: {mctrl + cfg.lanes * mcol}")
+            for kind in [k for k in ("mem", "vxm", "sxm", "mxm") if k != "sxm" or cfg.sxm]:
                 print(f"yosys_cells_{kind}_superlane_{name}: {unit_cells(name, f'{kind}_superlane')}")
     return 0
 
