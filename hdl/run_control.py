@@ -82,13 +82,16 @@ class RunControl(wiring.Component):
         with m.If(self.cmd.clear):
             m.d.sync += [st.done.eq(0), st.error.eq(0), st.ecc_sticky.eq(0), st.ecc_corrected.eq(0),
                          st.ecc_uncorrectable.eq(0), st.err_info.eq(0)]
+        # The stop and the count are decided apart: a SYNC release (which comes out of the SYNC
+        # unit's logic behind `quiet`) only happens while some queue is parked, when the idle stop
+        # cannot, so it moves CYCLES but is not in front of `running` and `done`.
         with m.If(st.running):
+            with m.If(err | (~self.busy & ~self.parked)):
+                m.d.sync += [st.running.eq(0), st.done.eq(1)]
             with m.If(err):
-                m.d.sync += [st.running.eq(0), st.done.eq(1), st.error.eq(1), st.cycles.eq(st.cycles + 1)]
+                m.d.sync += [st.error.eq(1), st.cycles.eq(st.cycles + 1)]
             with m.Elif(self.release):
                 m.d.sync += st.cycles.eq(self.t_rel)
-            with m.Elif(~self.busy & ~self.parked):
-                m.d.sync += [st.running.eq(0), st.done.eq(1)]
             with m.Elif(self.busy):
                 m.d.sync += st.cycles.eq(st.cycles + 1)
         return m
