@@ -116,8 +116,8 @@ class Chip(wiring.Component):
                          getattr(self, f"west_out_{s}").eq(fab.edge("west", s))]
 
         err, err_info = fab.first_error(sync.timeout)
-        m.d.comb += [run.busy.eq(fab.any_of("busy", fab.busy)), run.err.eq(err), run.err_info.eq(err_info),
-                     run.parked.eq(fab.any_of("parked", fab.parked)),
+        m.d.comb += [run.busy.eq(Cat(*fab.busy).any()), run.err.eq(err), run.err_info.eq(err_info),
+                     run.parked.eq(Cat(*fab.parked).any()),
                      run.corrected.eq(Cat(*fab.corrected)), run.uncorrectable.eq(Cat(*fab.uncorrectable)),
                      host.queue.length.eq(fab.q_len), host.sram.rdata.eq(fab.m_rdata),
                      host.sram.recc.eq(fab.m_recc), host.link.status.eq(fab.link_status),

@@ -117,28 +117,13 @@ class Fabric:
             nodes.append((was[0] | (timed_out & was[3]),
                           reg_value("ERROR_INFO", code=was[1], position=Const(p, 8), pc=was[2])))
         # a balanced tree of (any error, its info) pairs, west half first
-        any_err = self.any_of("err", [e[1] for e in sorted(self.errs, key=lambda e: e[0])])   # (the timeout is run control's own)
+        any_err = Cat(*(e[1] for e in self.errs)).any()      # (the timeout is run control's own)
         while len(nodes) > 1:
             pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
             nodes = [(a[0] | b[0], Mux(a[0], a[1], b[1])) if len(pr) == 2 else pr[0]
                      for pr in pairs for a, b in [(pr[0], pr[-1])]]
         self.m.d.comb += info.eq(nodes[0][1])
         return any_err, info
-
-    def any_of(self, name: str, flags: list) -> Signal:
-        """The OR of the slices' `flags` (west to east) as a tree of neighbours, each node a wire
-        synthesis keeps: the slices' busy and error flags meet run control from across the chip,
-        and an OR that synthesis regroups freely takes its inputs from slices far apart, so its
-        wires zigzag over the device (the longest paths of the stop, measured)."""
-        level = 0
-        while len(flags) > 1:
-            nxt = []
-            for i in range(0, len(flags), 4):
-                node = Signal(name=f"{name}_any_{level}_{i // 4}", attrs={"keep": 1})
-                self.m.d.comb += node.eq(Cat(*flags[i:i + 4]).any())
-                nxt.append(node)
-            flags, level = nxt, level + 1
-        return flags[0] if flags else Const(0, 1)
 
     @property
     def fetch_bits(self):
