@@ -175,9 +175,10 @@ class MemSlice(wiring.Component):
         if extra:
             # With mem_write_commit above NATURAL (the `fpga` preset) the last stage holds the word
             # with its check bits, encoded from the stage before, and the host's writes have an
-            # encoder of their own: between the register and the block RAMs (sited apart, 18 of
+            # encoder of their own: between the register and the block RAMs (sited apart, 16 of
             # them for a slice of `fpga`) there is only the choice of the host's word, made by the
-            # registered valid bit and the host's enable, not by `running` from across the chip.
+            # registered valid bit and the host's enable (the host port writes only while idle),
+            # not by `running` from across the chip.
             m.submodules.ecc_enc_w = enc_w = SecdedEncoder(W)
             pv, pa, pdata = wstages[-2]
             c_ecc = Signal(E, name=f"ws{extra + 1}_ecc")

@@ -209,6 +209,7 @@ class InstructionQueue(wiring.Component):
         pc = Signal(16)                    # index of the head word in the queue's instruction stream
         avail = Signal(range(depth + 1))   # words landed and not yet issued (the head included)
         has_words = Signal()               # avail != 0, as a register: `busy` feeds the chip's stop
+        over = [Signal(name=f"avail_over_{i}") for i in range(2)]      # avail > depth - fw + i, likewise
 
         def set_avail(value):
             """avail, and the compares of it that reach the chip's stop kept beside it as registers."""
@@ -260,11 +261,9 @@ class InstructionQueue(wiring.Component):
             l_valid, l_words, l_pc, inflight = s_valid, s_words, s_pc, f_active | s_valid
         landing = self.running & l_valid
         overflow = Signal()
-        # (avail - advance + fw > depth, with the compares on the register alone: `advance` comes
-        # late; as if running, like every error here: the valid bits are only set while running)
-        # (avail > depth - fw [+ 1] are registers too, updated with avail: the error leaves the
-        # queue for the chip's stop, across the device, and a carry chain in front of it was its longest path)
-        over = [Signal(name=f"avail_over_{i}") for i in range(2)]        # avail > depth - fw + i
+        # (avail - advance + fw > depth, with the compares made as avail is set, `over`: `advance`
+        # comes late, and the error leaves the queue for the chip's stop across the device; as if
+        # running, like every error here: the valid bits are only set while running)
         m.d.comb += overflow.eq(l_valid & Mux(go, over[1], over[0]))
 
         # ---- ring writes: the host's words while idle, fetched rows while running ---------------
@@ -274,8 +273,9 @@ class InstructionQueue(wiring.Component):
         # under this queue's enables (registers every queue loaded alike, synthesis would merge
         # into one across the chip). The enables are taken only while idle and the host port
         # delays START past the landing (`host_load_cycles`), so a host row and a landing vector
-        # never meet: the registered enables choose the source, and `running` (a wire across the
-        # chip) is not in front of the row's decode.
+        # never meet: the row to decode is their OR (each is zero unless it holds one), the
+        # registered enables choose the ring's address, and neither a wide enable nor `running`
+        # (a wire across the chip) is in front of the row's decode.
         h_we, h_addr, h_data = self.host_we, self.host_addr, self.host_data
         n_h = host_stages(cfg)
         for i in range(n_h):
