@@ -1,7 +1,7 @@
 """Run control: START, the stop (DONE, or DONE | ERROR on an illegal instruction), CYCLES, ECC counts.
 
-START sets RUNNING; cycle 0 is the first running cycle. On each running cycle the chip stops
-(DONE) when no slice is busy, leaving CYCLES at the number of busy cycles, or when a slice
+START sets RUNNING; cycle 0 is the first running cycle. The chip stops (DONE) the cycle after
+one on which no slice is busy, leaving CYCLES at the number of busy cycles, or when a slice
 reports an error (DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO says where: the
 chip top hands in the westmost failing slice's). Nothing issues, reads, writes or drives after
 the stop, because every slice sees `running` low.
@@ -85,8 +85,16 @@ class RunControl(wiring.Component):
         # The stop and the count are decided apart: a SYNC release (which comes out of the SYNC
         # unit's logic behind `quiet`) only happens while some queue is parked, when the idle stop
         # cannot, so it moves CYCLES but is not in front of `running` and `done`.
+        # The idle stop comes a cycle late, from a register: a cycle on which no slice is busy and
+        # no queue parked is followed by another (nothing can start without an instruction), and
+        # CYCLES counts busy cycles only, so it reads the same; the slices' busy flags reach it
+        # from across the chip with the whole cycle to do it in. (`idle` while the chip is idle is
+        # that of the words loaded, as the slices report busy as if running: an empty program
+        # still stops after cycle 0.)
+        idle = Signal()
+        m.d.sync += idle.eq(~self.busy & ~self.parked)
         with m.If(st.running):
-            with m.If(err | (~self.busy & ~self.parked)):
+            with m.If(err | idle):
                 m.d.sync += [st.running.eq(0), st.done.eq(1)]
             with m.If(err):
                 m.d.sync += [st.error.eq(1), st.cycles.eq(st.cycles + 1)]
