@@ -459,9 +459,9 @@ def _readout(m: Machine, st: MxmState, side: int, acc: int, mc: int, out: Placed
     at = (bi, nt, m0)                                           # where this item sits in `out`
     while t_acc is None or ops:
         for k in range(len(ops), -1 if src is None else 0, -1):    # the longest part that fits
-            if ops[:max(k - 1, 0)] and not m.sxm or any(_result_bytes(op, epi) > m.config.sxm_width
-                                                          for op in ops[:max(k - 1, 0)]):
-                continue            # a result that feeds the next op returns through an SXM: one SHIFT
+            fed = ops[:max(k - 1, 0)]       # results that feed the next op return through an SXM: one SHIFT
+            if fed and (not m.sxm or any(_result_bytes(op, epi) > m.config.sxm_width for op in fed)):
+                continue
             if k == len(ops):
                 dst, copies, dst_at = out, out.copies, at
             else:                   # an intermediate holds one item per accumulator half: rows acc ..

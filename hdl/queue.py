@@ -284,10 +284,9 @@ class InstructionQueue(wiring.Component):
             m.d.sync += r_we.eq(Mux(self.running, 0, h_we))
             with m.If(h_we.any()):
                 m.d.sync += r_addr.eq(h_addr)
-            if i < n_h - 1:
-                with m.If(h_we.any()):
+                if i < n_h - 1:
                     m.d.sync += r_data.eq(h_data)
-            else:             # the last one is zero unless it holds a row (the host's rows land only while idle)
+            if i == n_h - 1:      # the last one is zero unless it holds a row (the host's rows land only while idle)
                 m.d.sync += r_data.eq(Mux(h_we.any() & ~self.running, h_data, 0))
             h_we, h_addr, h_data = r_we, r_addr, r_data
         host_row = h_we.any()
