@@ -101,23 +101,31 @@ class Fabric:
         self.errs.append((position, err, err_code, err_pc, parked))
 
     def first_error(self, timeout):
-        """(any error this cycle, ERROR_INFO of the westmost slice that failed on the previous
-        cycle). The stop needs the first at once; the second is taken a cycle later, from
-        registers, so the choice among the slices is not behind their error logic. `timeout`: the
-        chip's SYNC timeout, an error of every parked queue (whose record then is SYNC_TIMEOUT at
-        its SYNC: nothing else can fail on a cycle when nothing is busy)."""
+        """(any error, ERROR_INFO of the westmost slice that failed on the previous cycle). The
+        info is taken a cycle later, from registers, so the choice among the slices is not behind
+        their error logic. The error is this cycle's where the stop is immediate; where it lags
+        (spec.TIMING error_stop 1) it is the previous cycle's too, from the same registers, so the
+        stop's only crossing of the device starts at a flip-flop. `timeout`: the chip's SYNC
+        timeout, an error of every parked queue (whose record then is SYNC_TIMEOUT at its SYNC:
+        nothing else can fail on a cycle when nothing is busy)."""
         info = Signal(reg_layout("ERROR_INFO"), name="first_err_info")
+        # (the errors, as if running, are registered while running only: the lagged stop must not
+        # see a word that fails while the chip is idle on its first cycle)
         timed_out = Signal(name="sync_timeout_r")
         self.m.d.sync += timed_out.eq(timeout)
-        nodes = []
+        nodes, regs = [], []
         for p, err, code, pc, parked in sorted(self.errs, key=lambda e: e[0]):
             was = (Signal(name=f"err_{p}_r"), Signal(4, name=f"err_{p}_code_r"), Signal(16, name=f"err_{p}_pc_r"),
                    Signal(name=f"parked_{p}_r"))
-            self.m.d.sync += [was[0].eq(err), was[1].eq(code), was[2].eq(pc), was[3].eq(parked)]
+            self.m.d.sync += [was[0].eq(err & self.running), was[1].eq(code), was[2].eq(pc), was[3].eq(parked)]
+            regs.append(was[0])
             nodes.append((was[0] | (timed_out & was[3]),
                           reg_value("ERROR_INFO", code=was[1], position=Const(p, 8), pc=was[2])))
         # a balanced tree of (any error, its info) pairs, west half first
-        any_err = Cat(*(e[1] for e in self.errs)).any()      # (the timeout is run control's own)
+        if spec.timing(self.config)["error_stop"]:
+            any_err = Cat(*regs).any()           # (the timeout is run control's own)
+        else:
+            any_err = Cat(*(e[1] for e in self.errs)).any()
         while len(nodes) > 1:
             pairs = [nodes[i:i + 2] for i in range(0, len(nodes), 2)]
             nodes = [(a[0] | b[0], Mux(a[0], a[1], b[1])) if len(pr) == 2 else pr[0]

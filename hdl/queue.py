@@ -96,6 +96,7 @@ def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQ
     for e, c, p in reversed(errors):
         err, code, pc = err | e, Mux(e, c, code), Mux(e, q.pc if p is None else p, pc)
     own = q.err | (q.parked & ~err)
+    m.d.comb += q.slice_err.eq(err)
     m.d.comb += [slice_.err.eq(q.err | err), slice_.err_code.eq(Mux(own, q.err_code, code)),
                  slice_.err_pc.eq(Mux(own, q.pc, pc))]
     return q
@@ -140,10 +141,15 @@ class InstructionQueue(wiring.Component):
         QUEUE_OVERFLOW the IFETCH whose vector overflowed). While parked without an error, the
         record the chip's SYNC timeout reports: SYNC_TIMEOUT at the SYNC.
 
+    slice_err : In(1)
+        the slice's own errors this cycle (its queue's are `err`).
+
     `busy` and `err` are what they would be if the chip were running, whether it is or not: they
     depend on this queue's registers only, and run control applies `running` once. So the chip's
     stop crosses the device once per cycle (out of the slices, through the ORs, into `running`),
-    not twice (`running` out to every slice and back through its logic).
+    not twice (`running` out to every slice and back through its logic). A slice that fails is
+    busy on that cycle. Where the stop comes `error_stop` cycles after an error (spec.TIMING), the
+    queue of a slice that failed issues nothing more in those cycles.
     """
 
     def __init__(self, config: ChipConfig, kind: SliceKind):
@@ -169,7 +175,7 @@ class InstructionQueue(wiring.Component):
             "head": Out(spec.WORD_BITS),
             "busy": Out(1),          # instructions (or a NOP count, or a fetch) remain
             "err": Out(1), "err_code": Out(4), "pc": Out(16),
-            "parked": Out(1), "sync_release": In(1),
+            "parked": Out(1), "sync_release": In(1), "slice_err": In(1),
         }
         for op in self.ops:
             members[f"issue_{op.mnemonic.lower()}"] = Out(1)
@@ -305,7 +311,17 @@ class InstructionQueue(wiring.Component):
         misaligned = (fill_low != 0) if col_bits else Const(0, 1)
         head_err, head_code = Signal(), Signal(4)
         parked, sync_pc = self.parked, Signal(16)
-        m.d.comb += [self.busy.eq((has_words & ~parked) | inflight), advance.eq(go & self.running)]
+        # `issuing`: running, and (where the stop lags an error, spec.TIMING error_stop) this slice
+        # has not failed: the cycles between an error and the stop run without it
+        issuing = self.running
+        if spec.timing(cfg)["error_stop"]:
+            failed = Signal()
+            with m.If(self.running & (self.err | self.slice_err)):
+                m.d.sync += failed.eq(1)
+            with m.If(~self.running):
+                m.d.sync += failed.eq(0)
+            issuing = self.running & ~failed
+        m.d.comb += [self.busy.eq((has_words & ~parked) | inflight), advance.eq(go & issuing)]
         with m.If(self.sync_release):
             m.d.sync += parked.eq(0)
 
@@ -343,7 +359,7 @@ class InstructionQueue(wiring.Component):
             for op in self.ops:
                 with m.Elif(dec.match[op.mnemonic]):
                     ready = getattr(self, f"ready_{op.mnemonic.lower()}")
-                    m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & self.running)]
+                    m.d.comb += [go.eq(ready), getattr(self, f"issue_{op.mnemonic.lower()}").eq(ready & issuing)]
         with m.If(~self.running):
             m.d.sync += [pc.eq(0), wait.eq(0), waiting.eq(0), wait_one.eq(0), *set_avail(self.length),
                          f_active.eq(0), f_more.eq(0), parked.eq(0),

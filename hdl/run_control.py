@@ -3,13 +3,16 @@
 START sets RUNNING; cycle 0 is the first running cycle. The chip stops (DONE) the cycle after
 one on which no slice is busy, leaving CYCLES at the number of busy cycles, or when a slice
 reports an error (DONE | ERROR, CYCLES counts the failing cycle too, ERROR_INFO says where: the
-chip top hands in the westmost failing slice's). Nothing issues, reads, writes or drives after
-the stop, because every slice sees `running` low.
+chip top hands in the westmost failing slice's). Where the configuration gives the error stop a
+cycle (spec.TIMING `error_stop` 1) the slices' errors arrive here from registers, a cycle late:
+the chip stops at the end of the cycle after the error, which CYCLES also counts. Nothing issues,
+reads, writes or drives after the stop, because every slice sees `running` low.
 """
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from isa import spec
 from isa.config import ChipConfig, SliceKind
 
 from .host_regs import RunCommand, RunStatus, reg_layout
@@ -33,8 +36,9 @@ class RunControl(wiring.Component):
     busy : In(1)
         some slice still has something to do this cycle.
     err, err_info : In
-        some slice raises an error this cycle; the ERROR_INFO of the previous cycle's errors (the
-        westmost's), recorded on the cycle after the stop (a START or CLEAR then still wins).
+        some slice raises an error this cycle (with `error_stop` 1: raised one on the previous
+        cycle); the ERROR_INFO of the previous cycle's errors (the westmost's), recorded on the
+        cycle after the error (a START or CLEAR then still wins).
     corrected, uncorrectable : In(MEM slices)
         ECC events of program reads on the previous cycle, one bit per MEM slice (registered in
         the slices).
@@ -54,6 +58,9 @@ class RunControl(wiring.Component):
 
     def __init__(self, config: ChipConfig):
         n = len(config.slices_of(SliceKind.MEM))
+        self.lag = spec.timing(config)["error_stop"]
+        if self.lag > 1:
+            raise NotImplementedError(f"run control implements error_stop 0 or 1, config {config.name!r} says {self.lag}")
         super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
                           "err_info": In(reg_layout("ERROR_INFO")),
                           "corrected": In(n), "uncorrectable": In(n),
@@ -65,9 +72,14 @@ class RunControl(wiring.Component):
         st = self.status
         m.d.comb += self.quiet.eq(st.running & ~self.busy & self.parked)
         err = self.err | self.timeout
-        capture = Signal()           # the cycle after an error stop: ERROR_INFO arrives now
-        m.d.sync += capture.eq(st.running & err)
-        with m.If(capture):
+        capture = Signal()           # the cycle after an error: ERROR_INFO arrives now
+        if self.lag:                 # a slice's error arrives when its info does (the timeout is local)
+            m.d.sync += capture.eq(st.running & self.timeout)
+            record = capture | (st.running & self.err)
+        else:
+            m.d.sync += capture.eq(st.running & err)
+            record = capture
+        with m.If(record):
             m.d.sync += st.err_info.eq(self.err_info)
         with m.If(self.cmd.start):
             m.d.sync += [st.running.eq(1), st.cycles.eq(0), st.done.eq(0), st.error.eq(0), st.err_info.eq(0)]

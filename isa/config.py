@@ -209,7 +209,7 @@ PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
     ChipConfig("fpga", lanes=8, streams=4, mem_slices=4, mem_words=4096, mxm=1, c2c_links=0,
                queue_depth=512, vxm_alus=1, vxm_regs=4, sxm_width=2, sxm=0, mxm_acc_rows=256,
                latency=(("mem_read_check", 3), ("mem_read_drive", 4), ("mem_write_commit", 3), ("mxm_acc_write", 5),
-                        ("vxm_drive", 5), ("ifetch_write", 3)),
+                        ("vxm_drive", 5), ("ifetch_write", 3), ("error_stop", 1)),
                description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU, 256 KiB SRAM, no SXM, no links; "
                            "registers after the SRAM and before it (the ECC check bits), after the MXM's and VXM's DSP "
                            "blocks, before the accumulators and after the instruction decoders"),

@@ -71,6 +71,8 @@ TIMING: dict[str, int] = {
     # C2C RECV issued on cycle t, element k: the next received vector is taken (and checked) on t+1+k
     "c2c_recv_take": 1,
     "c2c_recv_drive": 2,    # ... and driven onto the stream on t+2+k
+    # a slice's error on cycle t stops the chip at the end of t+error_stop (0: that same cycle)
+    "error_stop": 0,
 }
 TIMING_DOC: dict[str, str] = {
     "stream_hop": "a value driven by the slice at p on cycle t is seen at p+1 (east) / p-1 (west) on t+stream_hop",
@@ -111,6 +113,9 @@ TIMING_DOC: dict[str, str] = {
     "c2c_recv_take": "RECV issued on t: element k takes the next received vector on t+c2c_recv_take+k, which must be "
                      "at least `lat` cycles after that vector's link time",
     "c2c_recv_drive": "RECV issued on t: element k's vector is driven onto the stream on t+c2c_recv_drive+k",
+    "error_stop": "a slice's error on cycle t stops the chip at the end of cycle t+error_stop: the cycles between "
+                  "run as usual, but a queue that has failed issues nothing more; CYCLES is t+error_stop+1 and "
+                  "ERROR_INFO names the westmost failure of cycle t (a SYNC timeout stops on its own cycle)",
 }
 
 
@@ -135,7 +140,8 @@ class Dir(IntEnum):
 
 
 class ErrorCode(IntEnum):
-    """Error status codes. The chip stops at the end of the cycle it detects one."""
+    """Error status codes. The chip stops at the end of the cycle it detects one (error_stop cycles later
+    where the configuration gives the stop a pipeline stage: TIMING["error_stop"])."""
     NONE = 0
     ILLEGAL_OPCODE = 1      # opcode not defined for this slice kind
     BAD_FIELD = 2           # reserved bits set, a field value out of range, or a wrong type for the op

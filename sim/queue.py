@@ -10,8 +10,11 @@ system (sim/system.py) share one heap, so a chip sees what another sent on earli
 model as one op; values are computed lazily (sim/lazy.py) when an IFETCH needs its words, or
 when the timeline closes a window.
 
-Errors: a chip stops at the end of the first cycle on which any of its queues fails (the other
-chips of a system run on); the westmost position is reported, and at one position a landing overflow before the queue's own error.
+Errors: a chip stops at the end of the first cycle t on which any of its queues fails, or of
+t + error_stop where the configuration gives the stop a pipeline stage (spec.TIMING): the cycles
+between run as usual but for the queues that have failed, which issue nothing more, and errors
+on them are not reported. The other chips of a system run on. The westmost failure of cycle t is
+reported, and at one position a landing overflow before the queue's own error.
 
 SYNC (hdl/sync.py): a queue that issues SYNC on t parks. A chip whose queues are all parked or
 empty and which has nothing left on the heap is quiet on q = the cycle it would be done; once
@@ -103,21 +106,34 @@ class ChipRun:
         self.last_effect = _last_effects(self.T)
         self.checked: dict[tuple, object] = {}
         self.busy: dict[tuple, int] = {}        # (position, engine) -> cycle of its last scheduled element
-        self.errors = []                        # (position, priority, code, pc)
-        self.t_err = None
+        self.errors = []                        # (position, priority, code, pc) of the first failing cycle
+        self.t_err = None                       # the first failing cycle
+        self.t_stop = None                      # the last running cycle: t_err + error_stop
+        self.failed: set[int] = set()           # positions whose queues have failed (they issue nothing more)
         self.last_stage = 0
 
-    def fail(self, t: int, pos: int, priority: int, code, pc: int) -> None:
+    def fail(self, t: int, pos: int, priority: int, code, pc: int, lag: int | None = None) -> None:
+        """Queue `pos` fails on t. The first failing cycle stops the chip `lag` cycles later (the
+        configuration's error_stop unless given: a SYNC timeout, decided beside run control, has none)."""
+        self.failed.add(pos)
+        if self.t_err is not None and t > self.t_err:
+            return                              # within error_stop of the first: not reported
         self.errors.append((pos, priority, code, pc))
         if self.t_err is None:
             self.t_err = t
+            self.t_stop = t + (self.T["error_stop"] if lag is None else lag)
             if self.on_stop is not None:
-                self.on_stop(t)
+                self.on_stop(self.t_stop)
+
+    def stopped(self, t: int, pos: int) -> bool:
+        """Whether an event of position `pos` on cycle t comes too late: after the chip's stop, or
+        after the cycle its own queue failed (events of the first failing cycle all count)."""
+        return self.t_err is not None and (t > self.t_stop or (t > self.t_err and pos in self.failed))
 
     def outcome(self, max_cycles: int) -> tuple[int, tuple | None]:
         if self.t_err is not None:
             pos, _, code, pc = min(self.errors, key=lambda e: (e[0], e[1]))
-            return self.t_err + 1, (pos, code, pc)
+            return self.t_stop + 1, (pos, code, pc)
         if not any(q.words for q in self.queues.values()):
             return 0, None                  # nothing to do: DONE on cycle 0
         if self.last_stage >= max_cycles and self.last_stage > 0:
@@ -168,8 +184,8 @@ class IssueLoop:
             t, kind, i, pos, land = heapq.heappop(heap)
             chip = chips[i]
             chip.pending -= 1
-            if chip.t_err is not None and t > chip.t_err:
-                continue                        # this chip has stopped
+            if chip.stopped(t, pos):
+                continue                        # this chip, or this queue, has stopped
             if t >= max_cycles and t > 0:
                 raise RuntimeError(f"golden model: program still running after {max_cycles} cycles")
             if t - chip.timeline.F >= WINDOW:
@@ -210,7 +226,7 @@ class IssueLoop:
             if c.quiet_at is not None:
                 for pos, q in sorted(c.queues.items()):
                     if q.parked is not None:
-                        c.fail(c.quiet_at, pos, 1, Err.SYNC_TIMEOUT, q.parked)
+                        c.fail(c.quiet_at, pos, 1, Err.SYNC_TIMEOUT, q.parked, lag=0)
                 c.quiet_at = None
 
 

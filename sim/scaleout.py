@@ -78,7 +78,7 @@ class ChipWorker:
         """The cycle from which this chip can neither send nor change anything (None: not known yet)."""
         r = self.issuer
         if r.t_err is not None:
-            return r.t_err + 1
+            return r.t_stop + 1
         if self.loop.next_event() is not None:
             return None
         return r.idle_from()

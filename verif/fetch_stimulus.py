@@ -31,6 +31,11 @@ def _expect(cycles, error=ERR.NONE, position=0, pc=0):
     return {"cycles": cycles, "error": error, "position": position, "pc": pc}
 
 
+def _failed(cfg: ChipConfig, t: int, error, position: int, pc: int) -> dict:
+    """What a run that fails on cycle t reports: it stops error_stop cycles later (spec.TIMING)."""
+    return _expect(t + 1 + spec.timing(cfg)["error_stop"], error, position, pc)
+
+
 def refill(cfg: ChipConfig, slack: int = 0, rng=None) -> tuple[Program, dict]:
     """MEM_E1's queue is refilled twice from MEM_W1's SRAM over east stream 1; the second IFETCH
     is itself a fetched word. The first fetched word issues `slack` cycles after the earliest
@@ -59,7 +64,7 @@ def refill(cfg: ChipConfig, slack: int = 0, rng=None) -> tuple[Program, dict]:
     p.add("MEM_W1", [_nop(r1), _read(1, E, a1, n1), _nop(r2 - r1 - 1), _read(1, E, a2, n2)])
     p.add_memory("MEM_E1", 0x20, rng.integers(0, 256, (16, cfg.lanes)))
     if slack < 0:        # word 3 (the first fetched one) is needed on f1+2; its vector lands at the end of it
-        return p, _expect(f1 + T["ifetch_write"] + 1, ERR.QUEUE_UNDERRUN, dst, 4)
+        return p, _failed(cfg, f1 + T["ifetch_write"], ERR.QUEUE_UNDERRUN, dst, 4)
     return p, _expect(c0 + 12 + T["mem_read_drive"] + 1)
 
 
@@ -78,11 +83,11 @@ def overflow(cfg: ChipConfig, fits: bool) -> tuple[Program, dict]:
         n = 1 if fw > 1 else 2
         words = [_ifetch(1, E, n * fw), _nop(100)] + [_nop(1)] * (depth - 2)
         p.add("MEM_E1", words)
-        return p, _expect(T["ifetch_write"] + n, ERR.QUEUE_OVERFLOW, cfg.slice_named("MEM_E1").position, 0)
+        return p, _failed(cfg, T["ifetch_write"] + n - 1, ERR.QUEUE_OVERFLOW, cfg.slice_named("MEM_E1").position, 0)
     words = [_nop(1), _ifetch(1, E, fw), _nop(100)] + [_nop(1)] * (depth - 3)
     p.add("MEM_E1", words)
     # NOP 100 on cycle 2, then depth-3 NOP 1s from cycle 102: word `depth` comes up on 102 + depth - 3
-    return p, _expect(102 + depth - 3 + 1, ERR.ILLEGAL_OPCODE, cfg.slice_named("MEM_E1").position, depth)
+    return p, _failed(cfg, 102 + depth - 3, ERR.ILLEGAL_OPCODE, cfg.slice_named("MEM_E1").position, depth)
 
 
 def misaligned(cfg: ChipConfig, second: bool) -> tuple[Program, dict]:
@@ -93,12 +98,12 @@ def misaligned(cfg: ChipConfig, second: bool) -> tuple[Program, dict]:
     fw = cfg.fetch_words
     if not second:
         p.add("MEM_E1", [_nop(1)] * fw + [_ifetch(1, E, fw)])      # Q_LEN = fw + 1: the IFETCH comes up on cycle fw
-        return p, _expect(fw + 1, ERR.FETCH_ALIGN, pos, fw)
+        return p, _failed(cfg, fw, ERR.FETCH_ALIGN, pos, fw)
     p.add("MEM_E1", [_ifetch(1, E, fw + 1), _nop(1), _ifetch(1, E, fw), _nop(50)])
     # the second IFETCH comes up on cycle 2 but the first's engine samples until cycle 1 + vectors - 1
     vectors = spec.elements("IFETCH", {"count": fw + 1}, cfg)
     at = max(2, vectors)
-    return p, _expect(at + 1, ERR.FETCH_ALIGN, pos, 2)
+    return p, _failed(cfg, at, ERR.FETCH_ALIGN, pos, 2)
 
 
 def bad_fields(cfg: ChipConfig, which: str) -> tuple[Program, dict]:
@@ -109,7 +114,7 @@ def bad_fields(cfg: ChipConfig, which: str) -> tuple[Program, dict]:
             "stream": spec.encode("IFETCH", stream=cfg.streams, dir=E, count=2),
             "reserved": spec.encode("IFETCH", stream=0, dir=W, count=2) | 1 << 40}[which]
     p.add("VXM", [_nop(3), word])
-    return p, _expect(3 + 1, ERR.BAD_FIELD, pos, 1)
+    return p, _failed(cfg, 3, ERR.BAD_FIELD, pos, 1)
 
 
 def applies(case: str, cfg: ChipConfig) -> bool:

@@ -191,6 +191,28 @@ async def busy_while_running(dut):
 
 
 @cocotb.test()
+async def error_stop(dut):
+    """An illegal word stops the chip as the golden model says: CYCLES, ERROR_INFO, the ERROR LED.
+    A slice west of the failing one fails a cycle later; where the stop lags the error (spec
+    error_stop 1, the `fpga` preset) that cycle runs, and ERROR_INFO still names the first."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    cfg = tb.config
+    nop = lambda n: spec.encode("NOP", cycles=n)      # noqa: E731
+    prog = Program.empty(cfg)
+    prog.add("MEM_W1", [nop(3), spec.encode("READ", stream=1, dir=0, addr=0, stride=1, count=2), 0xFF])
+    prog.add("MXM_W0", [nop(5), 0x0])
+    gold = Golden(prog).run()
+    st, _ = await tb.driver.run(prog)
+    info = hm.unpack("ERROR_INFO", st["error_info"])
+    assert (st["cycles"], info["code"], info["position"], info["pc"]) == \
+        (gold.cycles, gold.error, gold.error_position, gold.error_pc), (st, info, gold)
+    assert gold.error == spec.ErrorCode.ILLEGAL_OPCODE and gold.error_position == cfg.slice_named("MEM_W1").position
+    assert gold.cycles == 5 + spec.timing(cfg)["error_stop"], gold
+    assert tb.leds() == {"running": 0, "done": 1, "error": 1, "ecc": 0}, tb.leds()
+
+
+@cocotb.test()
 async def throughput(dut):
     """Bridge rates for `python -m bench.bridge`: register writes, bulk SRAM load and unload, each
     as simulated time in bit times of the line (written to BRIDGE_OUT as JSON)."""

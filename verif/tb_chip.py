@@ -119,7 +119,8 @@ async def nop_timing(dut):
 
 @cocotb.test()
 async def illegal_instructions(dut):
-    """Every kind of illegal word stops the chip on the cycle it reaches the queue head."""
+    """Every kind of illegal word stops the chip on the cycle it reaches the queue head (error_stop
+    cycles later: the westmost failure of that cycle is reported, not one of the cycles after)."""
     tb = await _tb(dut)
     cfg = tb.config
     rd = spec.BY_MNEMONIC["READ"]
@@ -134,14 +135,17 @@ async def illegal_instructions(dut):
         ((good & ~rd.field("addr").mask) | cfg.mem_words << rd.field("addr").lsb, spec.ErrorCode.BAD_FIELD),
         (good | 1 << 15, spec.ErrorCode.BAD_FIELD),
     ]
+    lag = spec.timing(cfg)["error_stop"]
     for word, code in cases:
         p = Program.empty(cfg)
         p.add("MEM_W1", [spec.encode("NOP", cycles=3), good, word, good])
         p.add("MEM_E1", [spec.encode("NOP", cycles=4), word])                       # same cycle, east: not reported
         p.add("MEM_E0", [spec.encode("NOP", cycles=20), spec.encode("WRITE", stream=1, dir=E, addr=5, stride=1, count=1)])
+        # west of MEM_W1, a cycle later: runs only where the stop lags the error, and is not reported
+        p.add("MXM_W0", [spec.encode("NOP", cycles=5), 0x0])
         _, res, st, _ = await tb.run_and_compare(p)
         assert res.error == code and st.error_code == code, (hex(word), res, st)
-        assert res.error_position == _pos(tb, "MEM_W1") and res.error_pc == 2 and res.cycles == 5, res
+        assert res.error_position == _pos(tb, "MEM_W1") and res.error_pc == 2 and res.cycles == 5 + lag, res
 
 
 @cocotb.test()

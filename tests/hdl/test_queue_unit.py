@@ -332,6 +332,11 @@ def test_ifetch(wait_extra):
             f"cycle {first}: err={c['err']} code={c['err_code']} pc={c['pc']}")
         assert c["busy"], "a fetch is in flight: the queue is busy"
         assert not any(c["issue"].values())
+        if spec.timing(CFG)["error_stop"]:
+            # the chip stops error_stop cycles after the error and runs until then: the word lands
+            # on the next cycle, but a queue that has failed issues nothing more
+            late = [t for t, c in enumerate(trace) if t > first and any(c["issue"].values())]
+            assert not late, f"the queue failed on cycle {first} but issued on {late}"
 
 
 def test_ifetch_misaligned_fill_point():

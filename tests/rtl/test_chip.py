@@ -36,9 +36,11 @@ def test_long_random_transfers(sim, seed):
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("case", ["fabric_timing", "random_transfers", "random_instruction_words", "nop_timing",
-                                  "fetch_refills", "ecc_single_bit_corrected", "ecc_double_bit_flagged"])
+                                  "fetch_refills", "illegal_instructions", "ecc_single_bit_corrected",
+                                  "ecc_double_bit_flagged"])
 @pytest.mark.default_sims("icarus")
-@pytest.mark.icarus_share("random_transfers", "fetch_refills", "ecc_double_bit_flagged")   # the others: make sweep
+@pytest.mark.icarus_share("random_transfers", "fetch_refills", "illegal_instructions",
+                          "ecc_double_bit_flagged")   # the others: make sweep
 def test_chip_fpga_preset(sim, case):
     """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
     1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""
