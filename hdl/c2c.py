@@ -47,7 +47,9 @@ from .ecc import SecdedDecoder, SecdedEncoder
 from .latency import check_latencies
 from .queue import attach_queue, slice_queue_ports
 
-NATURAL = {"c2c_send_sample": 1, "c2c_recv_take": 1, "c2c_recv_drive": 2}
+# error_stop 0 only: with a lagged stop, run control's program time (`cycle`, Chip `now`) is
+# built for links but no system with such a chip is tested yet
+NATURAL = {"c2c_send_sample": 1, "c2c_recv_take": 1, "c2c_recv_drive": 2, "error_stop": 0}
 KIND, STAMP, HAC, DELTA = link.HEADER
 COUNTER_BITS = 32
 

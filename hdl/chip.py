@@ -100,14 +100,14 @@ class Chip(wiring.Component):
         m.submodules.sync = sync = SyncUnit(cfg)
         m.d.comb += [sync.start.eq(host.cmd.start), sync.running.eq(run.status.running), sync.quiet.eq(run.quiet),
                      sync.err.eq(run.err), run.timeout.eq(sync.timeout),
-                     sync.cycles.eq(run.status.cycles), run.release.eq(sync.release), run.t_rel.eq(sync.t_rel),
+                     sync.cycles.eq(run.now), run.release.eq(sync.release), run.t_rel.eq(sync.t_rel),
                      sync.tree.eq(host.sync.tree), sync.children.eq(host.sync.children),
                      sync.margin.eq(host.sync.margin), sync.timeout_limit.eq(host.sync.timeout),
                      host.sync.stall.eq(sync.stall),
                      host.sync.hac.eq(reg_value("HAC", hac=sync.hac, aligned=sync.aligned, offset=sync.offset))]
 
         pins = {name: {pin: getattr(self, f"{name.lower()}_{pin}") for pin in link_ports(cfg)} for name in self.links}
-        fab = Fabric(m, cfg, self.units, host, run.status.running, run.status.cycles, pins, sync)
+        fab = Fabric(m, cfg, self.units, host, run.status.running, run.now, pins, sync)
         for sl in cfg.floorplan:
             if sl.kind in ATTACH:
                 ATTACH[sl.kind](fab, sl)

@@ -45,7 +45,11 @@ class RunControl(wiring.Component):
     parked : In(1)
         some queue is parked at a SYNC.
     quiet : Out(1)
-        running, nothing busy, some queue parked: the chip holds this cycle.
+        running, nothing busy, some queue parked: the chip holds this cycle (with `error_stop` 1:
+        held on the previous cycle and not released on it).
+    now : Out(32)
+        the program time of this cycle: CYCLES, which (with `error_stop` 1) counts the previous
+        cycle a cycle late, so plus whether it was busy. The SYNC unit and the links read it.
     release : In(1); t_rel : In(32)
         the SYNC releases this cycle; CYCLES becomes t_rel.
     timeout : In(1)
@@ -53,7 +57,11 @@ class RunControl(wiring.Component):
         ERROR_INFO).
 
     `busy` and `err` come from the slices as if the chip were running (hdl/queue.py): `running`
-    is applied here, once, so the stop's loop crosses the device once per cycle.
+    is applied here, once, so the stop's loop crosses the device once per cycle. With
+    `error_stop` 1 nothing here has the slices' flags in front of anything but a register: the
+    errors arrive registered, and `busy` and `parked` are registered on arrival; the idle stop,
+    CYCLES and `quiet` (so the SYNC unit) work from those, a cycle late. Programs see no
+    difference: only DONE and a SYNC's release come a cycle later in wall time.
     """
 
     def __init__(self, config: ChipConfig):
@@ -64,13 +72,23 @@ class RunControl(wiring.Component):
         super().__init__({"cmd": In(RunCommand()), "status": Out(RunStatus()), "busy": In(1), "err": In(1),
                           "err_info": In(reg_layout("ERROR_INFO")),
                           "corrected": In(n), "uncorrectable": In(n),
-                          "parked": In(1), "quiet": Out(1), "release": In(1), "t_rel": In(32),
+                          "parked": In(1), "quiet": Out(1), "now": Out(32), "release": In(1), "t_rel": In(32),
                           "timeout": In(1)})
 
     def elaborate(self, platform):
         m = Module()
         st = self.status
-        m.d.comb += self.quiet.eq(st.running & ~self.busy & self.parked)
+        if self.lag:
+            # busy, and quiet (nothing busy, some queue parked), on the previous cycle while
+            # running (cycle 0 has no previous one to count). A chip quiet on t-1 is still quiet on
+            # t (nothing starts while it holds) unless released on t-1.
+            counted, held, released = Signal(), Signal(), Signal()
+            m.d.sync += [counted.eq(st.running & self.busy), held.eq(st.running & ~self.busy & self.parked),
+                         released.eq(self.release)]
+            m.d.comb += [self.quiet.eq(st.running & held & ~released), self.now.eq(st.cycles + counted)]
+        else:
+            counted = self.busy
+            m.d.comb += [self.quiet.eq(st.running & ~self.busy & self.parked), self.now.eq(st.cycles)]
         err = self.err | self.timeout
         capture = Signal()           # the cycle after an error: ERROR_INFO arrives now
         if self.lag:                 # a slice's error arrives when its info does (the timeout is local)
@@ -108,10 +126,12 @@ class RunControl(wiring.Component):
         with m.If(st.running):
             with m.If(err | idle):
                 m.d.sync += [st.running.eq(0), st.done.eq(1)]
+            # (`counted`: this cycle's busy, or the previous one's, which CYCLES then counts now;
+            # a cycle that fails is busy, and so is counted along with the stopping one)
             with m.If(err):
-                m.d.sync += [st.error.eq(1), st.cycles.eq(st.cycles + 1)]
+                m.d.sync += [st.error.eq(1), st.cycles.eq(self.now + 1)]
             with m.Elif(self.release):
                 m.d.sync += st.cycles.eq(self.t_rel)
-            with m.Elif(self.busy):
+            with m.Elif(counted):
                 m.d.sync += st.cycles.eq(st.cycles + 1)
         return m

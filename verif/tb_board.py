@@ -213,6 +213,25 @@ async def error_stop(dut):
 
 
 @cocotb.test()
+async def sync_alone(dut):
+    """SYNC on a chip alone: its queues hold until the release, sync_release cycles of program time
+    after the chip went quiet, and CYCLES counts program time (the golden model's), however many
+    cycles the hold took (STALL)."""
+    tb = BoardTB(dut)
+    await tb.reset()
+    cfg = tb.config
+    nop, sync = (lambda n: spec.encode("NOP", cycles=n)), spec.encode("SYNC")     # noqa: E731
+    prog = Program.empty(cfg)
+    prog.add("MEM_W1", [nop(2), sync, nop(4), sync, nop(1)])
+    prog.add("MEM_E1", [nop(7), sync, nop(1), sync, nop(9)])
+    gold = Golden(prog).run()
+    st, _ = await tb.driver.run(prog)
+    assert not st["error"] and st["cycles"] == gold.cycles, (st, gold)
+    stall = await tb.driver.read("STALL")
+    assert stall >= 2, f"STALL {stall}: two SYNCs held"
+
+
+@cocotb.test()
 async def throughput(dut):
     """Bridge rates for `python -m bench.bridge`: register writes, bulk SRAM load and unload, each
     as simulated time in bit times of the line (written to BRIDGE_OUT as JSON)."""

@@ -12,7 +12,7 @@ from verif.rtl_build import run_cocotb
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("test", ["damaged_requests", "busy_while_running", "error_stop"])
+@pytest.mark.parametrize("test", ["damaged_requests", "busy_while_running", "error_stop", "sync_alone"])
 def test_board(sim, test):
     run_cocotb(sim, "verif.tb_board", testcase=test, config="board-fpga", seed=3)
 
