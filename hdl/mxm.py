@@ -213,11 +213,13 @@ class MxmControl(wiring.Component):
         # the rows the next cycle writes, from the next values of the registers above: rows
         # row .. row + min(width, streams) - 1 (LW's legality keeps them below lanes). After a
         # stop the mask may write once more; the columns clear the weights the cycle after.
-        row_n = Mux(q.issue_lw, q.field("row"), Mux(lw.step, self.lw_row + lw_width, self.lw_row))
-        width_n = Mux(q.issue_lw, q.field("width"), lw_width)
-        going = q.issue_lw | (lw.step & (lw.left != 1))
-        m.d.sync += self.lw_rows.eq(Cat(*(going & (row_n <= r) & (r < row_n + width_n) & (r < row_n + S)
-                                          for r in range(L))))
+        # Both masks come from registers, and the issue strobe and the step (which carry
+        # `running`, a wire across the chip) only choose between them.
+        def row_mask(row, width):
+            return Cat(*((row <= r) & (r < row + width) & (r < row + S) for r in range(L)))
+        on_issue = row_mask(q.field("row"), q.field("width"))
+        on_step = Mux(lw.left != 1, row_mask(self.lw_row + lw_width, lw_width), 0)
+        m.d.sync += self.lw_rows.eq(Mux(q.issue_lw, on_issue, Mux(lw.step, on_step, 0)))
 
         # ---- MATMUL engine and the accumulator pipeline ---------------------------------------------
         mm = Countdown(m, "mm", self.running, q.issue_matmul, q.field("count"), 16)
