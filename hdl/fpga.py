@@ -127,9 +127,12 @@ def _versions() -> dict:
     return out
 
 
+PLACERS = ("heap", "static")     # nextpnr-ecp5's analytic placers (sa, its third, takes hours here)
+
+
 def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int, seed: int, out: Path,
           log=lambda s: print(s, flush=True), place_only: bool = False, floorplan: bool = True,
-          pin_brams: bool = False) -> dict:
+          pin_brams: bool = False, placer: str = "heap") -> dict:
     """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
     stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
     the report, no bitstream (a routed build of the preset takes over an hour)."""
@@ -166,7 +169,7 @@ def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int,
     log(f"synthesis, place and route for {board.name} at {top.achieved_mhz:g} MHz (seed {seed}; tens of minutes) ...")
     try:
         platform.build(top, name="top", build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail {route}",
+                       nextpnr_opts=f"--report report.json --seed {seed} --placer {placer} --timing-allow-fail {route}",
                        script_after_read=KEEP_PER_INSTANCE.format(top="top"))
     except Exception as e:                                   # noqa: BLE001 (amaranth raises its own kinds)
         tail = _log_tail(out)
@@ -178,7 +181,7 @@ def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int,
     report = json.loads((out / "report.json").read_text())
     report.update({"board": board.name, "config": config_name, "config_fields": cfg.to_dict(), "seed": seed, "freq_requested_mhz": freq_mhz,
                    "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(), "routed": not place_only,
-                   "floorplan": floorplan, "pin_brams": pin_brams,
+                   "floorplan": floorplan, "pin_brams": pin_brams, "placer": placer,
                    "build_seconds": round(time.time() - t0, 1)})
     if place_only:       # nextpnr's report has no fmax before routing; its log has placement's estimate
         report["fmax_placed_estimate"] = placed_estimate((out / "top.tim").read_text(errors="replace"))
@@ -351,6 +354,9 @@ def main(argv=None) -> int:
                    help="let the placer put the multipliers anywhere (hdl/floorplan.py pins them in groups)")
     b.add_argument("--pin-brams", action="store_true",
                    help="pin the block RAMs in the chip's order too (hdl/floorplan.py; slower on the preset)")
+    b.add_argument("--placer", choices=PLACERS, default="heap",
+                   help="nextpnr's placer: heap (default; the better timing estimate on the preset) or static "
+                        "(shorter wires, less routing congestion; DECISIONS.md)")
     b.add_argument("--place-only", action="store_true",
                    help="stop after placement: DIR/placed.json for `paths --netlist` and placement's estimates, "
                         "no bitstream")
@@ -409,7 +415,8 @@ def main(argv=None) -> int:
             print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
             return 0
         report = build(args.board, configured(args.config, args.set), args.freq, args.baud, args.seed, args.out,
-                       place_only=args.place_only, floorplan=not args.no_floorplan, pin_brams=args.pin_brams)
+                       place_only=args.place_only, floorplan=not args.no_floorplan, pin_brams=args.pin_brams,
+                       placer=args.placer)
         print(summary(report))
         problems = check(report)     # (placed only: the fit; nextpnr's report has no fmax yet)
         if problems:
