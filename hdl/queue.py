@@ -78,22 +78,6 @@ def slice_queue_ports(config: ChipConfig) -> dict:
     }
 
 
-def kind_fields(kind: SliceKind) -> dict[str, spec.Field]:
-    """The operand fields of the opcodes a slice kind executes, by name (one place per name)."""
-    fields: dict[str, spec.Field] = {}
-    for op in spec.OPCODES:
-        if kind in op.kinds and op.mnemonic not in QUEUE_OPS:
-            for f in op.fields:
-                assert fields.setdefault(f.name, f) == f, f"field {f.name} differs between {kind.value} opcodes"
-    return fields
-
-
-def field_of(word, f: spec.Field):
-    """Field `f` of an instruction word (signed fields read as signed)."""
-    v = word[f.lsb:f.lsb + f.width]
-    return v.as_signed() if f.signed else v
-
-
 def attach_queue(m: Module, slice_, kind: SliceKind, errors=()) -> "InstructionQueue":
     """Add the slice's InstructionQueue to `m`, wired to the ports of slice_queue_ports().
 
@@ -172,7 +156,10 @@ class InstructionQueue(wiring.Component):
         _check_timing(config)
         self.config, self.kind = config, kind
         self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic not in QUEUE_OPS]
-        self.fields = kind_fields(kind)
+        self.fields: dict[str, spec.Field] = {}     # operand fields of this kind's opcodes, by name
+        for op in self.ops:
+            for f in op.fields:
+                assert self.fields.setdefault(f.name, f) == f, f"field {f.name} differs between {kind.value} opcodes"
         depth_bits = (config.queue_depth - 1).bit_length()
         self.len_bits = depth_bits + 1
         members = {
@@ -197,7 +184,9 @@ class InstructionQueue(wiring.Component):
 
     def field(self, name: str):
         """Operand field `name` of the head instruction (signed fields read as signed)."""
-        return field_of(self.head, self.fields[name])
+        f = self.fields[name]
+        v = self.head[f.lsb:f.lsb + f.width]
+        return v.as_signed() if f.signed else v
 
     def elaborate(self, platform):
         m = Module()

@@ -2,13 +2,9 @@
 
 Split in two units so that no emitted module exceeds Amaranth's input-port limit on wide
 configurations: `VxmControl` (queue, decode, one engine per ALU, register-write and drive
-control; lane independent) and `VxmLane` (one lane: its own copy of the orders, decoded from
-the head word, the choice of register or stream per operand, the registers, the ALU datapaths).
-The chip instantiates one control and `lanes` lanes; each superlane selects the operand stream
-groups for its lanes (whole vectors, once), from its own copy of the operand fields. The lanes
-and superlanes decode the orders themselves and keep them in registers of their own: on an FPGA
-the lanes may sit anywhere, and one register per order driving every lane was a wire across the
-device in front of each lane's operand choice. Pipeline for an ALU op issued on cycle t, element k (spec.TIMING):
+control; lane independent) and `VxmLane` (one lane: operand selection from the streams'
+bytes at that lane, the registers, the ALU datapaths). The chip instantiates one control and
+`lanes` lanes. Pipeline for an ALU op issued on cycle t, element k (spec.TIMING):
 
     t+1+k  operands read (streams passing the VXM, registers)    -> s1 registers   (vxm_sample)
     t+2+k  multiply / add / compare / shift / select / convert   -> s2 registers
@@ -32,7 +28,7 @@ from .attrs import PER_INSTANCE
 from .engine import Countdown
 from .latency import check_latencies
 from .mux import mux_tree
-from .queue import attach_queue, field_of, kind_fields, slice_queue_ports
+from .queue import attach_queue, slice_queue_ports
 from .superlane import Superlane
 
 NATURAL = {"vxm_sample": 1, "vxm_drive": 4, "vxm_reg_write": 1}
@@ -56,64 +52,19 @@ def _alu_bits(config):
 
 
 def _ctrl_members(config: ChipConfig, flow_to_lane):
-    """Signals from the control unit to every lane (Out on the control, In on a lane): the head
-    word (each lane decodes its orders from it), when each ALU takes a new order (`load<k>`),
-    the register write and the clear; and, for the superlanes, the drive's byte planes."""
+    """Signals from the control unit to every lane (Out on the control, In on a lane)."""
     S = config.streams
-    m = {"head": flow_to_lane(spec.WORD_BITS), "reg_we": flow_to_lane(1), "clear": flow_to_lane(1)}
-    m |= {f"load{k}": flow_to_lane(1) for k in range(config.vxm_alus)}
+    m = {}
+    for k in range(config.vxm_alus):
+        m |= {f"a{k}": flow_to_lane(8), f"b{k}": flow_to_lane(8), f"c{k}": flow_to_lane(8),
+              f"type{k}": flow_to_lane(2), f"dtype{k}": flow_to_lane(2), f"func{k}": flow_to_lane(FUNC_BITS)}
+    m |= {"reg_we": flow_to_lane(1), "reg_idx": flow_to_lane(4), "reg_from_imm": flow_to_lane(1),
+          "reg_imm": flow_to_lane(32), "reg_src": flow_to_lane(8), "reg_type": flow_to_lane(2),
+          "reg_byte_en": flow_to_lane(1), "reg_plane": flow_to_lane(2),
+          "clear": flow_to_lane(1)}
     for d in ("e", "w"):
         m |= {f"{d}_alu": flow_to_lane(S * _alu_bits(config)), f"{d}_plane": flow_to_lane(2 * S)}
     return m
-
-
-FIELDS = kind_fields(SliceKind.VXM)
-
-
-def _field(head, name):
-    return field_of(head, FIELDS[name])
-
-
-def alu_orders(m: Module, head, prefix: str = "") -> dict:
-    """What the ALU op in `head` orders: its function, operand fields a, b, c (0 where the op has
-    none; bit 7 a register, else bit 6 the direction and bits 5..0 the first stream of a group),
-    operand and result types. Decoded by the control (for the drive) and by every lane."""
-    func = Signal(FUNC_BITS, name=f"{prefix}func")
-    has = {n: Signal(name=f"{prefix}has_{n}") for n in ("b", "c", "type", "dtype")}
-    opcode = head[spec.OPCODE_FIELD.lsb:spec.OPCODE_FIELD.lsb + spec.OPCODE_FIELD.width]
-    with m.Switch(opcode):
-        for a in spec.ALU_OPS:
-            names = {f.name for f in spec.BY_MNEMONIC[a.mnemonic].fields}
-            with m.Case(a.code):
-                m.d.comb += func.eq(FUNC[a.mnemonic])
-                m.d.comb += [sig.eq(int(n in names)) for n, sig in has.items()]
-    t_in = Mux(has["type"], _field(head, "type"), I32)
-    return {"func": func, "a": _field(head, "a"), "b": Mux(has["b"], _field(head, "b"), 0),
-            "c": Mux(has["c"], _field(head, "c"), 0), "type": t_in,
-            "dtype": Mux(has["dtype"], _field(head, "dtype"), t_in)}
-
-
-ORDER_BITS = {"a": 8, "b": 8, "c": 8, "type": 2, "dtype": 2, "func": FUNC_BITS}
-
-
-def _copy(name: str, width: int) -> Signal:
-    """A unit's own register of an order: kept one per instance (`nomerge`), not merged with the
-    other lanes' into one that drives them all."""
-    return Signal(width, name=name, attrs=PER_INSTANCE)
-
-
-def alu_order_copies(m: Module, unit, alus: int, names) -> list[dict]:
-    """Per ALU, registers of the orders `names` that `unit` (a lane, a superlane) keeps: loaded
-    from the head word when the control says the ALU may take a new order (`load<k>`), held
-    while its elements run."""
-    decoded = alu_orders(m, unit.head, "head_")
-    out = []
-    for k in range(alus):
-        o = {n: _copy(f"{n}{k}", ORDER_BITS[n]) for n in names}
-        with m.If(getattr(unit, f"load{k}")):
-            m.d.sync += [o[n].eq(decoded[n]) for n in names]
-        out.append(o)
-    return out
 
 
 def _sext(v32, t):
@@ -135,13 +86,10 @@ def _saturate(v, t):
 class VxmLane(wiring.Component):
     """One VXM lane (emitted unit `vxm_lane`): the registers and the ALU datapaths at one lane.
 
-    The superlane selects the stream groups (full vectors, cheaply) and hands each lane its 32 bits
-    of every ALU operand (byte plane j = stream base+j) and of the register-load source. The lane
-    decodes its orders from the head word the control hands every lane and keeps them in
-    registers of its own (an ALU's when the control says it may take a new one, `load<k>`; the
-    register-write orders every cycle, a write coming the cycle after its issue), picks register
-    or stream per operand, and returns each ALU's result, whose bytes the chip routes to the
-    driven streams.
+    The chip selects the stream groups (full vectors, cheaply) and hands each lane its 32 bits of
+    every ALU operand (byte plane j = stream base+j) and of the register-load source; the lane
+    picks register or stream per operand, and returns each ALU's result, whose bytes the chip
+    routes to the driven streams.
 
     Parameters
     ----------
@@ -154,8 +102,8 @@ class VxmLane(wiring.Component):
         ALU k's operands a, b, c from the streams, at this lane.
     reg_data : In(32)
         the register-load source at this lane.
-    head, load<k>, reg_we, clear : In
-        from the control unit (`_ctrl_members`).
+    a<k>, b<k>, c<k>, type<k>, dtype<k>, func<k>, reg_*, clear : In
+        the control unit's per-cycle orders (`_ctrl_members`).
     r<k> : Out(32)
         ALU k's result (s3 register).
     """
@@ -179,43 +127,30 @@ class VxmLane(wiring.Component):
         def operand(sel, stream_bits, t):
             return _sext(Mux(sel[7], mux_tree(regs, sel[:rbits]), stream_bits), t)
 
-        # ---- this lane's copy of the orders (kept one per lane: `nomerge`) -------------------------
-        head = self.head
-        opcode = head[spec.OPCODE_FIELD.lsb:spec.OPCODE_FIELD.lsb + spec.OPCODE_FIELD.width]
-
-        reg_idx, reg_imm = _copy("reg_idx", FIELDS["r"].width), _copy("reg_imm", 32)
-        reg_type, reg_plane = _copy("reg_type", 2), _copy("reg_plane", 2)
-        reg_from_imm, reg_byte_en = _copy("reg_from_imm", 1), _copy("reg_byte_en", 1)
-        m.d.sync += [reg_idx.eq(_field(head, "r")), reg_imm.eq(_field(head, "imm")),
-                     reg_type.eq(_field(head, "type")), reg_plane.eq(_field(head, "plane")),
-                     reg_from_imm.eq(opcode == spec.BY_MNEMONIC["VSET"].code),
-                     reg_byte_en.eq(opcode == spec.BY_MNEMONIC["VLOADB"].code)]
-        orders = alu_order_copies(m, self, NA, ("a", "b", "c", "type", "dtype", "func"))
-
         # ---- registers: VSET / VLOAD / VLOADB write at the end of the cycle reg_we is high ------
         with m.If(self.clear):
             for r in regs:
                 m.d.sync += r.eq(0)
         with m.Elif(self.reg_we):
-            old, new, data = Signal(32), Signal(32), self.reg_data
-            m.d.comb += old.eq(mux_tree(regs, reg_idx[:rbits]))
-            merged = Cat(*(Mux(reg_plane == j, data[:8], old[8 * j:8 * j + 8]) for j in range(4)))
-            m.d.comb += new.eq(Mux(reg_byte_en, merged, Mux(reg_from_imm, reg_imm, _sext(data, reg_type))))
+            old, new = Signal(32), Signal(32)
+            m.d.comb += old.eq(mux_tree(regs, self.reg_idx[:rbits]))
+            merged = Cat(*(Mux(self.reg_plane == j, self.reg_data[:8], old[8 * j:8 * j + 8]) for j in range(4)))
+            m.d.comb += new.eq(Mux(self.reg_byte_en, merged,
+                                   Mux(self.reg_from_imm, self.reg_imm, _sext(self.reg_data, self.reg_type))))
             for i, r in enumerate(regs):                    # the operand rules keep reg_idx < vxm_regs
-                with m.If(reg_idx[:rbits] == i):
+                with m.If(self.reg_idx[:rbits] == i):
                     m.d.sync += r.eq(new)
 
         # ---- ALUs -------------------------------------------------------------------------------
         for k in range(NA):
-            o = orders[k]
-            t_in, t_out, func = o["type"], o["dtype"], o["func"]
+            t_in, t_out, func = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
             # s1: operands
             a1, b1, c1 = (Signal(signed(32), name=f"alu{k}_{n}1") for n in "abc")
             ty1, dt1, fn1 = Signal(2, name=f"alu{k}_type1", attrs=PER_INSTANCE), \
                 Signal(2, name=f"alu{k}_dtype1", attrs=PER_INSTANCE), Signal(FUNC_BITS, name=f"alu{k}_func1", attrs=PER_INSTANCE)
-            m.d.sync += [a1.eq(operand(o["a"], getattr(self, f"sa{k}"), t_in)),
-                         b1.eq(operand(o["b"], getattr(self, f"sb{k}"), t_in)),
-                         c1.eq(operand(o["c"], getattr(self, f"sc{k}"), t_in)),
+            m.d.sync += [a1.eq(operand(getattr(self, f"a{k}"), getattr(self, f"sa{k}"), t_in)),
+                         b1.eq(operand(getattr(self, f"b{k}"), getattr(self, f"sb{k}"), t_in)),
+                         c1.eq(operand(getattr(self, f"c{k}"), getattr(self, f"sc{k}"), t_in)),
                          ty1.eq(t_in), dt1.eq(t_out), fn1.eq(func)]
             # s2: the arithmetic
             bits_m1 = Mux(ty1 == I8, 7, Mux(ty1 == I16, 15, 31))
@@ -299,10 +234,9 @@ class VxmControl(wiring.Component):
     -------
     running, host_q_*, q_len, fetch_stream, fetch_dir, fetch_tap, busy, err, err_code, err_pc :
         the queue ports (`hdl/queue.py` `slice_queue_ports`).
-    head, load<k>, reg_we, clear : Out
-        to every lane (`_ctrl_members`): the head word, from which each lane decodes its orders;
-        ALU k may take a new order this cycle (its engine has no element after this one, so an
-        issue to it can come now); a register write at the end of this cycle; clear.
+    a<k>, b<k>, c<k>, type<k>, dtype<k>, func<k>, reg_*, clear : Out
+        orders to every lane (`_ctrl_members`); `a<k>` etc. also name the operand stream groups
+        the chip selects (bit 6 the direction, bits 5..0 the first stream).
     e_en, w_en : Out(streams)
         per-stream drive enables, per direction.
     e_alu, w_alu, e_plane, w_plane : Out
@@ -325,19 +259,31 @@ class VxmControl(wiring.Component):
         m.d.comb += self.clear.eq(~self.running)
 
         # ---- register writes (VSET, VLOAD, VLOADB): one cycle after issue ------------------------------
-        m.d.comb += self.head.eq(q.head)
-        # (each lane takes the register-write orders from the head every cycle: a write's are
-        # those of the head on its issue cycle)
         rw = Signal(name="reg_write_pending")
         reg_issue = q.issue_vset | q.issue_vload | q.issue_vloadb
         m.d.sync += rw.eq(reg_issue)
+        with m.If(reg_issue):
+            m.d.sync += [self.reg_idx.eq(q.field("r")), self.reg_from_imm.eq(q.issue_vset),
+                         self.reg_byte_en.eq(q.issue_vloadb), self.reg_plane.eq(q.field("plane")),
+                         self.reg_imm.eq(q.field("imm")), self.reg_src.eq(q.field("a")), self.reg_type.eq(q.field("type"))]
         m.d.comb += [q.ready_vset.eq(1), q.ready_vload.eq(1), q.ready_vloadb.eq(1),
                      self.reg_we.eq(rw & self.running)]
 
-        # ---- which ALU op is at the head: its result type (the drive's) ---------------------------
+        # ---- which ALU op is at the head: its function, operand and result types -----------------
+        func = Signal(FUNC_BITS)
+        has = {n: Signal(name=f"has_{n}") for n in ("b", "c", "type", "dtype")}
         issue_any = Signal()
+        opcode = q.head[spec.OPCODE_FIELD.lsb:spec.OPCODE_FIELD.lsb + spec.OPCODE_FIELD.width]
+        with m.Switch(opcode):
+            for a in spec.ALU_OPS:
+                op = spec.BY_MNEMONIC[a.mnemonic]
+                names = {f.name for f in op.fields}
+                with m.Case(a.code):
+                    m.d.comb += func.eq(FUNC[a.mnemonic])
+                    m.d.comb += [sig.eq(int(n in names)) for n, sig in has.items()]
         m.d.comb += issue_any.eq(Cat(*(getattr(q, f"issue_{a.mnemonic.lower()}") for a in spec.ALU_OPS)).any())
-        t_out = alu_orders(m, q.head)["dtype"]
+        t_in = Mux(has["type"], q.field("type"), I32)
+        t_out = Mux(has["dtype"], q.field("dtype"), t_in)
         alu_sel = q.field("alu")
 
         # ---- one engine per ALU ------------------------------------------------------------------
@@ -347,15 +293,13 @@ class VxmControl(wiring.Component):
         for k in range(NA):
             engine = Countdown(m, f"alu{k}", self.running, issue_any & (alu_sel == k), q.field("count"), 16)
             active = engine.active
-            dt = Signal(2, name=f"alu{k}_dtype")
+            a, b, c = getattr(self, f"a{k}"), getattr(self, f"b{k}"), getattr(self, f"c{k}")
+            ty, dt, fn = getattr(self, f"type{k}"), getattr(self, f"dtype{k}"), getattr(self, f"func{k}")
             dst, ddir = Signal(6, name=f"alu{k}_dst"), Signal(name=f"alu{k}_ddir")
             ready.append(engine.ready)
-            # the lanes take their orders whenever an issue to this ALU could come (they hold
-            # them while its elements run): the issue itself, which carries `running`, need not
-            # reach them
-            m.d.comb += getattr(self, f"load{k}").eq(engine.ready)
             with m.If(issue_any & (alu_sel == k)):
-                m.d.sync += [dt.eq(t_out), dst.eq(q.field("dst")), ddir.eq(q.field("ddir"))]
+                m.d.sync += [a.eq(q.field("a")), b.eq(Mux(has["b"], q.field("b"), 0)), c.eq(Mux(has["c"], q.field("c"), 0)),
+                             ty.eq(t_in), dt.eq(t_out), fn.eq(func), dst.eq(q.field("dst")), ddir.eq(q.field("ddir"))]
             pipe = [(self.running & active, dst, ddir, dt)]
             for i in range(3 + product_stage(cfg)):
                 v, pd, pdir, pdt = (Signal(name=f"alu{k}_v{i + 1}"), Signal(6, name=f"alu{k}_dst{i + 1}"),
@@ -394,8 +338,8 @@ class VxmControl(wiring.Component):
 
 class VxmSuperlane(Superlane):
     """One superlane of the VXM's position (emitted unit `vxm_superlane`, hdl/superlane.py): its
-    `superlane_lanes` lanes, the operand stream groups they read (from the superlane's own copy
-    of the operand fields) and what each driven stream carries.
+    `superlane_lanes` lanes, the operand stream groups they read and what each driven stream
+    carries.
 
     Parameters
     ----------
@@ -407,8 +351,9 @@ class VxmSuperlane(Superlane):
     -------
     e_in, w_in, e_out, w_out, fetch_stream, fetch_dir, fetch_tap :
         as every superlane (`Superlane`).
-    head, load<k>, reg_we, clear : In
-        from the control unit to every lane (`_ctrl_members`).
+    a<k>, b<k>, c<k>, reg_src, ... : In
+        the control unit's orders (`_ctrl_members`): the lanes' orders, and the operand stream
+        groups (bit 6 the direction, bits 5..0 the first stream; byte plane j = stream base+j).
     e_en, w_en : In(streams); e_alu, w_alu, e_plane, w_plane : In
         the driven streams, and which ALU's result byte plane each carries.
     """
@@ -431,12 +376,8 @@ class VxmSuperlane(Superlane):
                 m.d.comb += pl.eq(v)
             return [Cat(*(pl[8 * i:8 * i + 8] for pl in planes)) for i in range(SL)]
 
-        # the operand fields, this superlane's own copy (loaded as the lanes load theirs)
-        orders = alu_order_copies(m, self, NA, ("a", "b", "c"))
-        reg_src = _copy("reg_src", 8)
-        m.d.sync += reg_src.eq(_field(self.head, "a"))
-        per_lane = {f"s{o}{k}": group(orders[k][o]) for k in range(NA) for o in "abc"}
-        per_lane["reg_data"] = group(reg_src)
+        per_lane = {f"s{o}{k}": group(getattr(self, f"{o}{k}")) for k in range(NA) for o in "abc"}
+        per_lane["reg_data"] = group(self.reg_src)
         to_lane = {n for n, v in self.lane.signature.members.items() if v.flow == In} - set(per_lane)
         results = [[] for _ in range(NA)]           # results[k][i]: ALU k's 32 bits at lane i
         for i in range(SL):
