@@ -109,14 +109,14 @@ class Fabric:
         timeout, an error of every parked queue (whose record then is SYNC_TIMEOUT at its SYNC:
         nothing else can fail on a cycle when nothing is busy)."""
         info = Signal(reg_layout("ERROR_INFO"), name="first_err_info")
-        # (the errors, as if running, are registered while running only: the lagged stop must not
-        # see a word that fails while the chip is idle on its first cycle)
         timed_out = Signal(name="sync_timeout_r")
         self.m.d.sync += timed_out.eq(timeout)
         nodes, regs = [], []
         for p, err, code, pc, parked in sorted(self.errs, key=lambda e: e[0]):
             was = (Signal(name=f"err_{p}_r"), Signal(4, name=f"err_{p}_code_r"), Signal(16, name=f"err_{p}_pc_r"),
                    Signal(name=f"parked_{p}_r"))
+            # (an error, reported as if running, is registered only while running: the lagged stop
+            # must not see a word that fails while the chip is idle on its first cycle)
             self.m.d.sync += [was[0].eq(err & self.running), was[1].eq(code), was[2].eq(pc), was[3].eq(parked)]
             regs.append(was[0])
             nodes.append((was[0] | (timed_out & was[3]),
