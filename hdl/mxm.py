@@ -18,17 +18,6 @@ and writes at c+4.
 
 MATMUL swap=1 makes the columns copy shadow -> active at the end of t+1; LW writes shadow rows
 at the end of each sample cycle (a same-cycle install copies the rows as they were before).
-
-The products are unsigned. Every operand (int8 or uint8 minus a zero point of its type) lies in
--255 .. 255, so operand + 256 is a 9-bit unsigned number (its low byte with bit 8 inverted: no
-logic), and
-
-    sum_r x[r] * w[r] = sum_r (x[r]+256) * (w[r]+256) - 256 * (sum_r (x[r]+256) + sum_r (w[r]+256)) + lanes * 65536
-
-with the activations' sum made once per MXM by the control (`xsum`) and the weights' once per
-install by each column (`wsum`). On an FPGA an unsigned 9 x 9 product leaves half of a DSP
-block's 36 input pins at constant zero, which the bitstream ties without a wire; a signed one
-needs a sign-extension wire to each of them, into the DSP rows where routing is scarcest.
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -74,17 +63,6 @@ def operand9(byte, zp, is_signed):
     return v - z
 
 
-def biased(v):
-    """An operand of -255 .. 255 (signed, 9 bits or more) plus 256: unsigned(9), its low byte and
-    bit 8 inverted."""
-    return Cat(v[:8], ~v[8])
-
-
-def xsum_bits(config: ChipConfig) -> int:
-    """Width of the sum of `lanes` biased operands (each at most 511)."""
-    return (config.lanes * 511).bit_length()
-
-
 class MxmColumn(wiring.Component):
     """One MXM output column (emitted unit `mxm_column`): shadow and active weights, dot product.
 
@@ -101,9 +79,6 @@ class MxmColumn(wiring.Component):
         first cycle, and a stopped chip's weights are unread until they are zero).
     x : In(10 * lanes)
         the activation lanes, signed 10-bit each (zero point removed, registered by the control).
-    xsum : In(xsum_bits)
-        the sum of the biased activations (`biased`): of `x`'s cycle, or with a product stage of
-        the cycle after (when the held products are summed).
     lw_rows, lw_row : In
         write the shadow rows set in the mask `lw_rows` at the end of this cycle, row r ...
     lw_bytes : In(8 * streams)
@@ -123,7 +98,6 @@ class MxmColumn(wiring.Component):
         super().__init__({
             "clear": In(1),
             "x": In(10 * L),                 # activation lanes, signed 10-bit each (registered by the control)
-            "xsum": In(xsum_bits(config)),
             "lw_rows": In(L), "lw_row": In(16), "lw_bytes": In(8 * S),   # byte of this column
             "wzp": In(8), "wsigned": In(1),
             "swap": In(1),
@@ -149,21 +123,13 @@ class MxmColumn(wiring.Component):
             for r in range(L):
                 with m.If(self.lw_rows[r]):
                     m.d.sync += shadow[r].eq(mux_tree(vals, (r - self.lw_row)[:jb]))
-        # the biased weights' sum, kept with the active weights (their sum when they change)
-        wsum = Signal(xsum_bits(self.config), init=L * 256)      # (the weights start at zero)
-        with m.If(clear):
-            m.d.sync += wsum.eq(L * 256)
-        with m.Elif(self.swap):
-            m.d.sync += wsum.eq(sum_tree([biased(w) for w in shadow]))
-        products = [biased(self.x[10 * r:10 * r + 10]) * biased(active[r]) for r in range(L)]
+        x = [self.x[10 * r:10 * r + 10].as_signed() for r in range(L)]
+        products = [x[r] * active[r] for r in range(L)]
         if product_stage(self.config):
-            held = [Signal(18, name=f"p{r}") for r in range(L)]
-            held_wsum = Signal.like(wsum, name="wsum_held")
-            m.d.sync += [h.eq(p) for h, p in zip(held, products)] + [held_wsum.eq(wsum)]
-            products, wsum = held, held_wsum
-        offset = Signal(signed(xsum_bits(self.config) + 10), name="offset")   # lanes*65536 - 256*(xsum + wsum)
-        m.d.comb += offset.eq(L * 65536 - ((self.xsum + wsum) << 8))
-        m.d.sync += self.y.eq(sum_tree(products + [offset]))
+            held = [Signal(signed(20), name=f"p{r}") for r in range(L)]
+            m.d.sync += [h.eq(p) for h, p in zip(held, products)]
+            products = held
+        m.d.sync += self.y.eq(sum_tree(products))
         return m
 
 
@@ -185,9 +151,6 @@ class MxmControl(wiring.Component):
         the activation stream sampled this cycle, and its vector.
     x : Out(10 * lanes)
         the activations, zero point removed, to every column.
-    xsum : Out(xsum_bits)
-        the sum of the biased activations (`biased`), to every column: registered with `x`, or
-        with a product stage a cycle later, beside the columns' held products.
     lw_stream, lw_dir : Out
         the first weight stream and direction the chip selects for the columns.
     lw_rows, lw_row, wzp, wsigned, swap : Out
@@ -208,7 +171,6 @@ class MxmControl(wiring.Component):
         super().__init__(slice_queue_ports(config) | {
             "clear": Out(1),
             "x_stream": Out(range(S)), "x_dir": Out(1), "x_in": In(W), "x": Out(10 * L),
-            "xsum": Out(xsum_bits(config)),
             "lw_stream": Out(range(S)), "lw_dir": Out(1), "lw_rows": Out(L), "lw_row": Out(16),
             "wzp": Out(8), "wsigned": Out(1), "swap": Out(1),
             "y": In(32 * L),
@@ -274,14 +236,7 @@ class MxmControl(wiring.Component):
                          self.x_stream.eq(q.field("stream")), self.x_dir.eq(q.field("dir"))]
         # c: sample
         x_bytes = [self.x_in[8 * r:8 * r + 8] for r in range(L)]
-        xs = [operand9(b, xzp, xsigned)[:10] for b in x_bytes]
-        m.d.sync += self.x.eq(Cat(*xs))
-        # the biased activations' sum: from the register (the products are held a cycle), or
-        # beside it when the columns sum their products on the cycle after the sample
-        if product_stage(cfg):
-            m.d.sync += self.xsum.eq(sum_tree([biased(self.x[10 * r:10 * r + 10]) for r in range(L)]))
-        else:
-            m.d.sync += self.xsum.eq(sum_tree([biased(v) for v in xs]))
+        m.d.sync += self.x.eq(Cat(*(operand9(b, xzp, xsigned)[:10] for b in x_bytes)))
         v1, row1, acc1 = Signal(), Signal(rb), Signal()
         m.d.sync += [v1.eq(self.running & mm_active), row1.eq(mm_row), acc1.eq(mm_accum)]
         # c+1: columns multiply (and, with a product stage, register the products; c+2 sums);
@@ -351,7 +306,7 @@ class MxmSuperlane(Superlane):
         the activation stream the control samples, and this superlane of it.
     lw_stream, lw_dir : In
         the first weight stream: column c takes byte c of streams lw_stream, lw_stream + 1, ...
-    x, xsum, lw_rows, lw_row, wzp, wsigned, swap, clear : In
+    x, lw_rows, lw_row, wzp, wsigned, swap, clear : In
         the control's orders to every column (`MxmColumn`).
     y : Out(32 * superlane_lanes)
         these columns' dot products.
@@ -360,7 +315,7 @@ class MxmSuperlane(Superlane):
         west and with which of the 4 planes (the control's registered choices).
     """
 
-    SHARED = ("x", "xsum", "lw_rows", "lw_row", "wzp", "wsigned", "swap", "clear")
+    SHARED = ("x", "lw_rows", "lw_row", "wzp", "wsigned", "swap", "clear")
 
     def __init__(self, config: ChipConfig, column: MxmColumn):
         self.column = column
