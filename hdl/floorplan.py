@@ -63,11 +63,24 @@ def _order(unit: str) -> tuple:
     return rank, mo.group("slice"), int(mo.group("g")), int(mo.group("i"))
 
 
-def plan(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
-    """Cell -> site, each group on neighbouring sites of one row. The west MXM's columns fill rows
-    from the first, the east MXM's from the last, so the two sit apart with what is left of them
-    in the middle rows; the VXM's lanes take what the rows have left, middle rows first, and sit
-    in the middle of their row (between a row's west and east columns, or splitting one MXM's)."""
+LAYOUTS = ("bands", "ends")
+
+
+def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "bands") -> dict[str, str]:
+    """Cell -> site, each group on neighbouring sites of one row.
+
+    `ends`: the west MXM's columns take the west end of every row and the east
+    MXM's the east end, the outer rows more of them than the middle ones; the VXM's lanes take
+    what is left in the middle of the rows, middle rows first. The chip's order (west MXM, MEM
+    slices, VXM, MEM slices, east MXM) then runs west to east across the device, and each MXM is
+    a block at its end, not a band across the whole width.
+
+    `bands` (the default): the west MXM's columns fill rows from the first, the east MXM's from the last, so
+    each MXM is a band along its rows; the VXM's lanes take what the rows have left, middle rows
+    first, in the middle of their row (between a row's west and east columns, or splitting one
+    MXM's)."""
+    if layout not in LAYOUTS:
+        raise FloorplanError(f"unknown layout {layout!r}; layouts are: {', '.join(LAYOUTS)}")
     if sum(map(len, groups.values())) > sum(map(len, rows)):
         raise FloorplanError(f"{sum(map(len, groups.values()))} multipliers, the device has {sum(map(len, rows))}")
     units = sorted(groups, key=_order)
@@ -84,23 +97,36 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
         raise FloorplanError(f"no row has room for {unit}'s {size[unit]} multipliers next to each other")
     n = len(rows)
     middle_first = sorted(range(n), key=lambda i: abs(2 * i - (n - 1)))
-    for u in units:
-        rank = _order(u)[0]
-        if rank == 0:
-            put(u, range(n), "W")
-        elif rank == 2:
-            put(u, range(n - 1, -1, -1), "E")
+    outer_first = middle_first[::-1]
+    for kind, rank in (("W", 0), ("E", 2)):
+        cols = [u for u in units if _order(u)[0] == rank]
+        for k, u in enumerate(cols):
+            if layout == "ends":        # round the rows, outer first: the k-th column's row, then the rest
+                start = k % n
+                put(u, outer_first[start:] + outer_first[:start], kind)
+            else:
+                put(u, range(n) if kind == "W" else range(n - 1, -1, -1), kind)
     for u in units:
         if _order(u)[0] == 1:
             put(u, middle_first, "lanes")
     out = {}
     for row, got in zip(rows, load):
+        free = list(row)
+        if layout == "ends":            # west columns from the west end, east ones from the east, lanes centred
+            west = [c for u in got["W"] for c in groups[u]]
+            east = [c for u in got["E"] for c in groups[u]]
+            out |= dict(zip(west, free))
+            out |= dict(zip(east, free[len(free) - len(east):]))
+            gap = free[len(west):len(free) - len(east)]
+            lanes = [c for u in got["lanes"] for c in groups[u]]
+            first = (len(gap) - len(lanes)) // 2
+            out |= dict(zip(lanes, gap[first:]))
+            continue
         if got["W"] and got["E"]:
             seq = got["W"] + got["lanes"] + got["E"]
         else:
             cols = got["W"] or got["E"]
             seq = cols[:len(cols) // 2] + got["lanes"] + cols[len(cols) // 2:]
-        free = list(row)
         for unit in seq:
             for cell in groups[unit]:
                 out[cell] = free.pop(0)
@@ -128,11 +154,11 @@ def plan_brams(cells: dict, rows: list[list[str]]) -> dict[str, str]:
     return dict(zip(brams, sites))
 
 
-def pin(netlist: dict, device: str, brams: bool = False) -> int:
+def pin(netlist: dict, device: str, brams: bool = False, layout: str = "bands") -> int:
     """Write the plan into a yosys JSON netlist (in place); returns how many cells were pinned.
     `brams`: the block RAMs too (measured slower on the `fpga` preset: DECISIONS.md)."""
     top = top_module(netlist)
-    placed = plan(dsp_groups(top["cells"]), DSP_SITES[device])
+    placed = plan(dsp_groups(top["cells"]), DSP_SITES[device], layout)
     if brams:
         placed |= plan_brams(top["cells"], BRAM_SITES[device])
     for cell, site in placed.items():
@@ -143,19 +169,20 @@ def pin(netlist: dict, device: str, brams: bool = False) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     brams = "--brams" in argv
-    argv = [a for a in argv if a != "--brams"]
+    layout = next((a.split("=", 1)[1] for a in argv if a.startswith("--layout=")), "bands")
+    argv = [a for a in argv if a != "--brams" and not a.startswith("--layout=")]
     if len(argv) != 2:
-        print("usage: python -m hdl.floorplan NETLIST.json DEVICE [--brams]", file=sys.stderr)
+        print(f"usage: python -m hdl.floorplan NETLIST.json DEVICE [--brams] [--layout={'|'.join(LAYOUTS)}]", file=sys.stderr)
         return 2
     path, device = Path(argv[0]), argv[1]
     try:
         netlist = json.loads(path.read_text())
-        n = pin(netlist, device, brams)
+        n = pin(netlist, device, brams, layout)
     except (FloorplanError, KeyError, OSError) as e:
         print(f"error: floorplan of {path}: {e}", file=sys.stderr)
         return 2
     path.write_text(json.dumps(netlist))
-    print(f"floorplan: {n} {'multipliers and block RAMs' if brams else 'multipliers'} pinned to {device} sites")
+    print(f"floorplan: {n} {'multipliers and block RAMs' if brams else 'multipliers'} pinned to {device} sites ({layout})")
     return 0
 
 

@@ -34,6 +34,7 @@ from isa import bridge as bp
 from isa.config import ChipConfig, ConfigError, get_config
 
 from .board import LEDS, BoardCore
+from .floorplan import LAYOUTS
 
 
 class FpgaError(RuntimeError):
@@ -132,7 +133,7 @@ PLACERS = ("heap", "static")     # nextpnr-ecp5's analytic placers (sa, its thir
 
 def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int, seed: int, out: Path,
           log=lambda s: print(s, flush=True), place_only: bool = False, floorplan: bool = True,
-          pin_brams: bool = False, placer: str = "heap") -> dict:
+          pin_brams: bool = False, placer: str = "heap", layout: str = "bands") -> dict:
     """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
     stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
     the report, no bitstream (a routed build of the preset takes over an hour)."""
@@ -156,7 +157,7 @@ def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int,
     if floorplan:        # the multipliers pinned in groups (hdl/floorplan.py) between synthesis and placement
         wrapper = out / "nextpnr_floorplan.sh"
         wrapper.write_text(f'#!/bin/sh\nset -e\nPYTHONPATH="{Path(__file__).resolve().parents[1]}" '
-                           f'"{sys.executable}" -m hdl.floorplan top.json {board.device}{" --brams" if pin_brams else ""}\n'
+                           f'"{sys.executable}" -m hdl.floorplan top.json {board.device} --layout={layout}{" --brams" if pin_brams else ""}\n'
                            f'exec "{env["NEXTPNR_ECP5"]}" "$@"\n')
         wrapper.chmod(0o755)
         env["NEXTPNR_ECP5"] = str(wrapper)
@@ -181,7 +182,7 @@ def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int,
     report = json.loads((out / "report.json").read_text())
     report.update({"board": board.name, "config": config_name, "config_fields": cfg.to_dict(), "seed": seed, "freq_requested_mhz": freq_mhz,
                    "freq_constrained_mhz": top.achieved_mhz, "baud": baud, "tools": _versions(), "routed": not place_only,
-                   "floorplan": floorplan, "pin_brams": pin_brams, "placer": placer,
+                   "floorplan": layout if floorplan else None, "pin_brams": pin_brams, "placer": placer,
                    "build_seconds": round(time.time() - t0, 1)})
     if place_only:       # nextpnr's report has no fmax before routing; its log has placement's estimate
         report["fmax_placed_estimate"] = placed_estimate((out / "top.tim").read_text(errors="replace"))
@@ -352,6 +353,9 @@ def main(argv=None) -> int:
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--no-floorplan", action="store_true",
                    help="let the placer put the multipliers anywhere (hdl/floorplan.py pins them in groups)")
+    b.add_argument("--layout", choices=LAYOUTS, default="bands",
+                   help="where the multiplier groups go (hdl/floorplan.py): each MXM along its own DSP rows "
+                        "(bands, the default) or at one end of every row (ends)")
     b.add_argument("--pin-brams", action="store_true",
                    help="pin the block RAMs in the chip's order too (hdl/floorplan.py; slower on the preset)")
     b.add_argument("--placer", choices=PLACERS, default="heap",
@@ -415,7 +419,7 @@ def main(argv=None) -> int:
             print(f"{'chip (total)':16s} {'':5s} " + " ".join(f"{tot[c]:10d}" for c in CELLS))
             return 0
         report = build(args.board, configured(args.config, args.set), args.freq, args.baud, args.seed, args.out,
-                       place_only=args.place_only, floorplan=not args.no_floorplan, pin_brams=args.pin_brams,
+                       place_only=args.place_only, floorplan=not args.no_floorplan, pin_brams=args.pin_brams, layout=args.layout,
                        placer=args.placer)
         print(summary(report))
         problems = check(report)     # (placed only: the fit; nextpnr's report has no fmax yet)

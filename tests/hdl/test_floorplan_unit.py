@@ -34,16 +34,38 @@ def test_the_device_sites():
     assert all(_where(r[0])[0] < _where(r[-1])[0] for r in ROWS)
 
 
-def test_the_preset_pins_every_multiplier_in_groups():
+INDEX = {s: (i, j) for i, row in enumerate(ROWS) for j, s in enumerate(row)}
+
+
+def _grouped(layout):
+    """The preset's plan in `layout`, checked for what every layout promises: all 152 multipliers
+    on distinct sites, each group on neighbouring sites of one row."""
     groups = floorplan.dsp_groups(_cells())
     assert len(groups) == 24 and sum(map(len, groups.values())) == 152
-    placed = floorplan.plan(groups, ROWS)
+    placed = floorplan.plan(groups, ROWS, layout)
     assert len(placed) == 152 and len(set(placed.values())) == 152
-    index = {s: (i, j) for i, row in enumerate(ROWS) for j, s in enumerate(row)}
     for unit, cells in groups.items():
-        spots = sorted(index[placed[c]] for c in cells)
+        spots = sorted(INDEX[placed[c]] for c in cells)
         assert len({i for i, _ in spots}) == 1, f"{unit} spans rows"
         assert [j for _, j in spots] == list(range(spots[0][1], spots[0][1] + len(cells))), f"{unit} has gaps"
+    return groups, placed
+
+
+def test_ends_puts_each_mxm_at_its_end_of_every_row():
+    groups, placed = _grouped("ends")
+    for i in range(3):
+        xs = lambda pat: [_where(placed[c])[0] for u, cs in groups.items() if pat in u for c in cs
+                          if INDEX[placed[c]][0] == i]
+        west, lanes, east = xs("MXM_W"), xs("VXM"), xs("MXM_E")
+        assert west and east, f"row {i} lacks an MXM"
+        assert max(west) < min(lanes + east) and max(west + lanes) < min(east), f"row {i} is out of order"
+    lane_rows = [INDEX[placed[c]][0] for u, cs in groups.items() if "VXM" in u for c in cs]
+    assert lane_rows.count(1) >= 3 * 6          # the middle row has the fewest columns, the most lanes
+
+
+def test_bands_puts_each_mxm_along_its_rows():
+    groups, placed = _grouped("bands")
+    index = INDEX
     rows_of = lambda pat: {index[placed[c]][0] for u, cs in groups.items() if pat in u for c in cs}
     assert 0 in rows_of("MXM_W") and 2 not in rows_of("MXM_W")
     assert 2 in rows_of("MXM_E") and 0 not in rows_of("MXM_E")
@@ -75,6 +97,11 @@ def test_a_group_no_row_can_hold():
     cells = {f"core.chip.MXM_W0_g0.col0.${i}_MULT18X18D_P9": {"type": "MULT18X18D"} for i in range(60)}
     with pytest.raises(floorplan.FloorplanError, match="no row has room for core.chip.MXM_W0_g0.col0's 60"):
         floorplan.plan(floorplan.dsp_groups(cells), ROWS)
+
+
+def test_an_unknown_layout_is_one_line():
+    with pytest.raises(floorplan.FloorplanError, match="unknown layout 'diagonal'; layouts are: bands, ends"):
+        floorplan.plan(floorplan.dsp_groups(_cells()), ROWS, "diagonal")
 
 
 def test_a_multiplier_of_no_known_unit():
