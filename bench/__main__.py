@@ -159,7 +159,7 @@ def mxm_figures(sims: list[str]) -> int:
     A = rng.integers(-128, 128, (n, n)).astype(np.int8)
     B = rng.integers(-128, 128, (n, n)).astype(np.int8)
     x = rng.integers(-128, 128, (1, n)).astype(np.int8)
-    macs_per_cycle = 2 * cfg.mxm * cfg.lanes * cfg.lanes
+    macs_per_cycle = len(cfg.slices_of(SliceKind.MXM)) * cfg.lanes * cfg.lanes
     cases = [("gemm256", gemm.gemm_program(cfg, A, B), A.astype(np.int32) @ B.astype(np.int32)),
              ("gemv256", gemm.gemv_program(cfg, x, B), x.astype(np.int32) @ B.astype(np.int32))]
     for name, (program, layout), want in cases:

@@ -55,7 +55,7 @@ class Compiled:
 
 def mxm_utilization(macs: int, cycles: int, config: ChipConfig) -> float:
     """Useful MACs over what the MXMs the compiler uses (the nearest per side) could do in `cycles`."""
-    n_mxm = 2 if config.mxm else 0
+    n_mxm = config.mxm_sides
     return round(macs / (cycles * n_mxm * config.lanes ** 2), 4) if cycles and n_mxm else 0.0
 
 

@@ -81,9 +81,10 @@ class Machine:
         mx = config.slices_of(SliceKind.MXM)
         self.mxm: dict[int, MxmState] = {}
         if mx:
-            west = max(s.position for s in mx if s.position < self.vxm)      # nearest the fabric's centre
-            east = min(s.position for s in mx if s.position > self.vxm)
-            self.mxm = {W: MxmState(west, W), E: MxmState(east, E)}
+            for side, near in ((W, max), (E, min)):     # per side, the one nearest the fabric's centre
+                there = [s.position for s in mx if (s.position < self.vxm) == (side == W)]
+                if there:                               # (mxm_east 0: the west side only)
+                    self.mxm[side] = MxmState(near(there), side)
 
     def start_in_step(self, resume: int) -> None:
         """A chip of a system: every queue's first word is a SYNC on cycle 0 (added by `add_start_syncs`)
@@ -287,8 +288,11 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
     half = cfg.mxm_acc_rows // 2
     chunks = [(m0, min(half, M - m0)) for m0 in range(0, M, half)]
     items = [(b, c, nt) for b in range(nb) for c in chunks for nt in range(nt_n)]
-    sides = [W, E]
-    if nt_n >= 2:
+    sides = [sd for sd in (W, E) if sd in m.mxm]
+    if len(sides) == 1:                 # one MXM (mxm_east 0): every item on it
+        side_of = {it: sides[0] for it in items}
+        ranges = {sides[0]: (0, None)}
+    elif nt_n >= 2:
         h = -(-nt_n // 2)
         side_of = {it: (W if it[2] < h else E) for it in items}
         ranges = {W: (0, h), E: (h, nt_n)}

@@ -55,6 +55,7 @@ class ChipConfig:
     vxm_regs: int = 8     # VXM registers (one int32 per lane each): broadcast scalars, per-lane parameters
     sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
     sxm: int = 1          # SXM slices per hemisphere: 1, or 0 for a chip without one (the fpga preset)
+    mxm_east: int = 1     # 1: the east hemisphere has `mxm` MXMs as the west has; 0: only the west has them
     mxm_acc_rows: int = 512   # int32 accumulator rows (vectors of lanes) per MXM
     c2c_lanes: int = 4        # physical lanes per chip-to-chip link (isa/link.py)
     c2c_lane_bits: int = 18   # bits each lane carries per cycle
@@ -87,6 +88,8 @@ class ChipConfig:
              f"c2c_skew must be an integer in 0..63, got {self.c2c_skew!r}")
         need(self.vxm_regs <= 16, f"vxm_regs must be <= 16 (4-bit register field), got {self.vxm_regs}")
         need(self.sxm in (0, 1), f"sxm must be 0 or 1 (SXM slices per hemisphere), got {self.sxm!r}")
+        need(self.mxm_east in (0, 1), f"mxm_east must be 0 or 1 (the east hemisphere's MXMs: none or as the west's), "
+                                      f"got {self.mxm_east!r}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
             need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
@@ -99,7 +102,7 @@ class ChipConfig:
         need(isinstance(self.name, str) and self.name.isascii() and 0 < len(self.name) <= 16
              and self.name.isidentifier(), f"name must be an ASCII identifier of at most 16 characters")
         need(self.c2c_links <= 31, f"c2c_links must be <= 31 (SYNC_TREE's 5-bit link index), got {self.c2c_links}")
-        n_pos = 2 * self.mem_slices + 2 * self.mxm + 2 * self.sxm + 1 + self.c2c_links
+        n_pos = 2 * self.mem_slices + (1 + self.mxm_east) * self.mxm + 2 * self.sxm + 1 + self.c2c_links
         need(n_pos <= 255, f"at most 255 slice positions (8-bit position fields), got {n_pos}")
         need(self.mem_words >= 2, f"mem_words must be at least 2, got {self.mem_words}")
         need(_pow2(self.mem_words), f"mem_words must be a power of two (addresses wrap), got {self.mem_words}")
@@ -120,7 +123,8 @@ class ChipConfig:
     # ---- derived quantities -------------------------------------------------
     @property
     def floorplan(self) -> tuple[Slice, ...]:
-        """West to east: C2C.. | MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.. | C2C.. (no SXMs with sxm 0)
+        """West to east: C2C.. | MXM.. | SXM | MEM.. | VXM | MEM.. | SXM | MXM.. | C2C.. (no SXMs with
+        sxm 0, no east MXMs with mxm_east 0)
 
         The chip-to-chip link slices sit at the edges, the west ones (ceil(c2c_links / 2)) before
         the east ones; index 0 of each kind is nearest the VXM."""
@@ -133,7 +137,7 @@ class ChipConfig:
         kinds += [(SliceKind.VXM, "VXM")]
         kinds += [(SliceKind.MEM, f"MEM_E{i}") for i in range(self.mem_slices)]
         kinds += [(SliceKind.SXM, "SXM_E")] * self.sxm
-        kinds += [(SliceKind.MXM, f"MXM_E{i}") for i in range(self.mxm)]
+        kinds += [(SliceKind.MXM, f"MXM_E{i}") for i in range(self.mxm * self.mxm_east)]
         kinds += [(SliceKind.C2C, f"C2C_E{i}") for i in range(self.c2c_links // 2)]
         return tuple(Slice(p, k, n) for p, (k, n) in enumerate(kinds))
 
@@ -181,6 +185,11 @@ class ChipConfig:
         return (self.mem_words - 1).bit_length() or 1
 
     @property
+    def mxm_sides(self) -> int:
+        """Hemispheres with an MXM: 2, 1 (mxm_east 0) or 0 (no MXM)."""
+        return (1 + self.mxm_east) if self.mxm else 0
+
+    @property
     def sram_bytes(self) -> int:
         return 2 * self.mem_slices * self.mem_words * self.lanes
 
@@ -194,6 +203,8 @@ class ChipConfig:
             del d["latency"]
         if self.sxm == 1:       # likewise the SXMs every configuration had before `sxm` existed
             del d["sxm"]
+        if self.mxm_east == 1:  # and the east MXMs before `mxm_east`
+            del d["mxm_east"]
         d["floorplan"] = [s.name for s in self.floorplan]
         return d
 

@@ -251,6 +251,27 @@ def test_a_chip_without_sxm_cuts_its_chains(monkeypatch):
     assert ".requant byte 0" in c_no.listing and ".requant byte 0" not in c_with.listing
 
 
+def test_a_chip_with_one_mxm(monkeypatch):
+    """mxm_east 0: only the west hemisphere has an MXM. Every matmul (several column tiles, two row
+    chunks, an epilogue) runs on it, bit-exact with the prediction exact, and takes longer than on
+    the same chip with both MXMs."""
+    both = dataclasses.replace(TINY, name="tiny_mxm2")
+    west = dataclasses.replace(TINY, name="tiny_mxm_w", mxm_east=0)
+    for cfg in (both, west):
+        monkeypatch.setitem(PRESETS, cfg.name, cfg)
+    rng = np.random.default_rng(13)
+    g = Graph()
+    g.input("a", np.int8, (300, 50))
+    g.constant("w", _rand(rng, np.int8, (50, 70)))
+    g.constant("bias", rng.integers(-900, 900, 70).astype(np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
+    feeds = {"a": _rand(rng, np.int8, (300, 50))}
+    c_west, rep_west = _check(g, feeds, config=west)
+    c_both, rep_both = _check(g, feeds, config=both)
+    assert "MXM_E0" not in c_west.listing and "MXM_E0" in c_both.listing
+    assert rep_west["cycles"] > rep_both["cycles"]
+
+
 def test_latency_overrides_reach_the_schedule(monkeypatch):
     """A configuration whose VXM and MXM take one more cycle (ChipConfig.latency, as an FPGA build
     with an extra pipeline register): the compiler schedules with its latencies and the golden model

@@ -37,6 +37,7 @@ def test_floorplan_is_mirrored(name):
     ("vxm_regs", 0, "vxm_regs must be a positive integer"),
     ("sxm_width", 9, r"sxm_width must be <= streams \(8\)"),
     ("sxm", 2, r"sxm must be 0 or 1 \(SXM slices per hemisphere\), got 2"),
+    ("mxm_east", 2, r"mxm_east must be 0 or 1 \(the east hemisphere's MXMs: none or as the west's\), got 2"),
     ("mem_slices", 200, "at most 255 slice positions"),
     ("name", "no spaces", "ASCII identifier"),
     ("latency", 3, r"latency must be a tuple of \(TIMING key, cycles\) pairs, got 3"),
@@ -67,6 +68,17 @@ def test_latency_overrides_are_part_of_the_identity():
     b = dataclasses.replace(a, latency=(("vxm_drive", 7),))
     assert "latency" not in a.to_dict()
     assert b.to_dict() == {**a.to_dict(), "latency": (("vxm_drive", 7),)} and a != b
+
+
+def test_a_chip_without_east_mxm():
+    """mxm_east 0: the west hemisphere's MXMs only; mxm_east 1 stays out of the identity dict, so
+    the fingerprints of the configurations that had both are unchanged."""
+    a = get_config("tiny")
+    b = dataclasses.replace(a, mxm_east=0)
+    assert [s.name for s in b.floorplan] == [s.name for s in a.floorplan if not s.name.startswith("MXM_E")]
+    assert b.positions == a.positions - a.mxm and (a.mxm_sides, b.mxm_sides) == (2, 1)
+    assert "mxm_east" not in a.to_dict() and b.to_dict()["mxm_east"] == 0
+    assert dataclasses.replace(a, mxm=0, mxm_east=0).mxm_sides == 0
 
 
 def test_a_chip_without_sxm():
