@@ -230,23 +230,32 @@ def test_add_a_chip_result_to_itself(dtype):
     _check(g, {"x": _rand(rng, dtype, (5, 40)), "z": _rand(rng, dtype, (5, 40))})
 
 
+def _check_on(monkeypatch, g: Graph, feeds, *configs):
+    """_check on each of `configs`, registered as presets for the run (the runner finds a
+    configuration by the name in the image)."""
+    for cfg in configs:
+        monkeypatch.setitem(PRESETS, cfg.name, cfg)
+    return [_check(g, feeds, config=cfg) for cfg in configs]
+
+
+def _epilogue_gemm(rng, m: int, k: int, n: int):
+    """requant(relu(a @ w + bias)) to int8, a (m x k) fed, w and bias constants: (graph, feeds)."""
+    g = Graph()
+    g.input("a", np.int8, (m, k))
+    g.constant("w", _rand(rng, np.int8, (k, n)))
+    g.constant("bias", rng.integers(-900, 900, n).astype(np.int32))
+    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
+    return g, {"a": _rand(rng, np.int8, (m, k))}
+
+
 def test_a_chip_without_sxm_cuts_its_chains(monkeypatch):
     """An epilogue's intermediate returns to the VXM through an SXM (one SHIFT); a chip without SXMs
     (`sxm` 0, as the fpga preset) cuts the chain at that point instead, through SRAM, and stays exact.
     The same chain on the chip with SXMs runs in one piece and uses them."""
     no_sxm = dataclasses.replace(TINY, name="tiny_nosxm", sxm=0, mem_slices=4)
     with_sxm = dataclasses.replace(no_sxm, name="tiny_4mem", sxm=1)
-    for cfg in (no_sxm, with_sxm):
-        monkeypatch.setitem(PRESETS, cfg.name, cfg)
-    rng = np.random.default_rng(12)
-    g = Graph()
-    g.input("a", np.int8, (20, 40))
-    g.constant("w", _rand(rng, np.int8, (40, 37)))
-    g.constant("bias", rng.integers(-900, 900, 37).astype(np.int32))
-    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
-    feeds = {"a": _rand(rng, np.int8, (20, 40))}
-    c_no, _ = _check(g, feeds, config=no_sxm)
-    c_with, _ = _check(g, feeds, config=with_sxm)
+    g, feeds = _epilogue_gemm(np.random.default_rng(12), 20, 40, 37)
+    (c_no, _), (c_with, _) = _check_on(monkeypatch, g, feeds, no_sxm, with_sxm)
     assert "SHIFT" in c_with.listing and "SHIFT" not in c_no.listing
     assert ".requant byte 0" in c_no.listing and ".requant byte 0" not in c_with.listing
 
@@ -257,17 +266,8 @@ def test_a_chip_with_one_mxm(monkeypatch):
     the same chip with both MXMs."""
     both = dataclasses.replace(TINY, name="tiny_mxm2")
     west = dataclasses.replace(TINY, name="tiny_mxm_w", mxm_east=0)
-    for cfg in (both, west):
-        monkeypatch.setitem(PRESETS, cfg.name, cfg)
-    rng = np.random.default_rng(13)
-    g = Graph()
-    g.input("a", np.int8, (300, 50))
-    g.constant("w", _rand(rng, np.int8, (50, 70)))
-    g.constant("bias", rng.integers(-900, 900, 70).astype(np.int32))
-    g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w"), "bias")), 0.002, 3, np.int8)]
-    feeds = {"a": _rand(rng, np.int8, (300, 50))}
-    c_west, rep_west = _check(g, feeds, config=west)
-    c_both, rep_both = _check(g, feeds, config=both)
+    g, feeds = _epilogue_gemm(np.random.default_rng(13), 300, 50, 70)
+    (c_west, rep_west), (c_both, rep_both) = _check_on(monkeypatch, g, feeds, west, both)
     assert "MXM_E0" not in c_west.listing and "MXM_E0" in c_both.listing
     assert rep_west["cycles"] > rep_both["cycles"]
 
