@@ -557,7 +557,7 @@ def _transfer(system: System, parts: list[ChipPart], name: str, piece: Placed, p
 
 # ---- prediction ------------------------------------------------------------------------------
 def system_mxm_utilization(macs: int, cycles: int, configs) -> float:
-    """Useful MACs over what every chip's MXMs (both per chip, as compile.mxm_utilization counts
+    """Useful MACs over what every chip's MXMs (the nearest per side, as compile.mxm_utilization counts
     them) could do in `cycles`."""
     per_cycle = sum(c.mxm_sides * c.lanes ** 2 for c in configs)
     return round(macs / (cycles * per_cycle), 4) if cycles and per_cycle else 0.0
