@@ -65,16 +65,15 @@ def test_ends_puts_each_mxm_at_its_end_of_every_row():
 
 def test_bands_puts_each_mxm_along_its_rows():
     groups, placed = _grouped("bands")
-    index = INDEX
-    rows_of = lambda pat: {index[placed[c]][0] for u, cs in groups.items() if pat in u for c in cs}
+    rows_of = lambda pat: {INDEX[placed[c]][0] for u, cs in groups.items() if pat in u for c in cs}
     assert 0 in rows_of("MXM_W") and 2 not in rows_of("MXM_W")
     assert 2 in rows_of("MXM_E") and 0 not in rows_of("MXM_E")
     # the lanes: most of them in the middle row, and between the columns of every row
-    lane_rows = [index[placed[c]][0] for u, cs in groups.items() if "VXM" in u for c in cs]
+    lane_rows = [INDEX[placed[c]][0] for u, cs in groups.items() if "VXM" in u for c in cs]
     assert lane_rows.count(1) >= 3 * 6
     for i in range(3):
         xs = lambda pat: [_where(placed[c])[0] for u, cs in groups.items() if pat in u for c in cs
-                          if index[placed[c]][0] == i]
+                          if INDEX[placed[c]][0] == i]
         lane_x, col_x = xs("VXM"), xs("MXM")
         assert min(col_x) < min(lane_x) and max(lane_x) < max(col_x)
 
