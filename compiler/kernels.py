@@ -173,6 +173,10 @@ class Machine:
     def place(self, bd: Bundle, earliest: int, label: str, ins=(), outs=()) -> int:
         """Place a bundle no earlier than `earliest` nor before its inputs are in SRAM; mark
         when its outputs are."""
+        omitted = sorted({i.mnemonic for i in bd.instrs} & set(self.config.vxm_omit))
+        if omitted:
+            raise CompileError(f"node {label!r}: needs the VXM's {', '.join(omitted)}, which config "
+                               f"{self.config.name!r} leaves out (vxm_omit)")
         if self.dry:
             return max(earliest, 0)
         reads = [i.rel for i in bd.instrs if i.mnemonic == "READ"]

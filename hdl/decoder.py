@@ -83,7 +83,7 @@ class Decoded:
     """
 
     def __init__(self, m: Module, word, kind: SliceKind, config: ChipConfig):
-        self.ops = [op for op in spec.OPCODES if kind in op.kinds]
+        self.ops = spec.slice_opcodes(kind, config)
         opcode = spec.OPCODE_FIELD
         code = word[opcode.lsb:opcode.lsb + opcode.width]
         self.match: dict[str, Signal] = {}
@@ -124,9 +124,9 @@ class Decoded:
         return self.fields[name][1]
 
     @staticmethod
-    def packed_bits(kind: SliceKind) -> int:
+    def packed_bits(kind: SliceKind, config: ChipConfig) -> int:
         """Width of `packed()` for a queue of this kind."""
-        return len([op for op in spec.OPCODES if kind in op.kinds]).bit_length() + 1
+        return len(spec.slice_opcodes(kind, config)).bit_length() + 1
 
     def packed(self):
         """The decode in `packed_bits` bits, to store beside the word: 1 + the index of the opcode
@@ -155,7 +155,7 @@ class Decoded:
         caller to load with a decode computed a cycle early (the queue's pre-decode), so that
         nothing between the word's register and what issues is decode logic."""
         self = cls.__new__(cls)
-        self.ops = [op for op in spec.OPCODES if kind in op.kinds]
+        self.ops = spec.slice_opcodes(kind, config)
         self.fields = _fields(word, self.ops)
         self.match = {op.mnemonic: Signal(name=f"match_{op.mnemonic.lower()}") for op in self.ops}
         self.legal, self.err_code = Signal(name="legal"), Signal(4, name="decode_err")

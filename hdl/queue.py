@@ -155,7 +155,7 @@ class InstructionQueue(wiring.Component):
     def __init__(self, config: ChipConfig, kind: SliceKind):
         _check_timing(config)
         self.config, self.kind = config, kind
-        self.ops = [op for op in spec.OPCODES if kind in op.kinds and op.mnemonic not in QUEUE_OPS]
+        self.ops = [op for op in spec.slice_opcodes(kind, config) if op.mnemonic not in QUEUE_OPS]
         self.fields: dict[str, spec.Field] = {}     # operand fields of this kind's opcodes, by name
         for op in self.ops:
             for f in op.fields:
@@ -199,7 +199,7 @@ class InstructionQueue(wiring.Component):
         # it is written (Decoded.packed): nothing between the RAM's slow output and the head's
         # registers is decode logic. Wider rows decode the next head as it is chosen instead.
         stored = fw == 1
-        P = Decoded.packed_bits(self.kind) if stored else 0
+        P = Decoded.packed_bits(self.kind, self.config) if stored else 0
         m.submodules.mem = mem = Memory(shape=fw * W + P, depth=depth // fw, init=[])
         wr = mem.write_port(granularity=W) if fw > 1 else mem.write_port()
         rd = mem.read_port(transparent_for=(wr,))     # a row landing now is read the next cycle

@@ -193,6 +193,8 @@ class VxmLane(wiring.Component):
                 "SELECT": Mux(a1 != 0, b1, c1), "CVT": sat_out, "REQUANT": Const(0, 32),
             }
             assert set(cases) == set(FUNC), "every ALU op of the spec has a datapath case"
+            for name in cfg.vxm_omit:           # never issued here (illegal opcodes): no datapath
+                cases[name] = Const(0, 32)
             # the product (the slowest input: three DSPs and their sums) meets the other results
             # at the last mux, chosen by a bit decoded at s1
             is_mul1 = Signal(name=f"alu{k}_is_mul1", attrs=PER_INSTANCE)
@@ -274,14 +276,15 @@ class VxmControl(wiring.Component):
         has = {n: Signal(name=f"has_{n}") for n in ("b", "c", "type", "dtype")}
         issue_any = Signal()
         opcode = q.head[spec.OPCODE_FIELD.lsb:spec.OPCODE_FIELD.lsb + spec.OPCODE_FIELD.width]
+        alu_ops = spec.vxm_alu_ops(cfg)
         with m.Switch(opcode):
-            for a in spec.ALU_OPS:
+            for a in alu_ops:
                 op = spec.BY_MNEMONIC[a.mnemonic]
                 names = {f.name for f in op.fields}
                 with m.Case(a.code):
                     m.d.comb += func.eq(FUNC[a.mnemonic])
                     m.d.comb += [sig.eq(int(n in names)) for n, sig in has.items()]
-        m.d.comb += issue_any.eq(Cat(*(getattr(q, f"issue_{a.mnemonic.lower()}") for a in spec.ALU_OPS)).any())
+        m.d.comb += issue_any.eq(Cat(*(getattr(q, f"issue_{a.mnemonic.lower()}") for a in alu_ops)).any())
         t_in = Mux(has["type"], q.field("type"), I32)
         t_out = Mux(has["dtype"], q.field("dtype"), t_in)
         alu_sel = q.field("alu")
@@ -310,7 +313,7 @@ class VxmControl(wiring.Component):
             stages.append(pipe[-2])         # (the drive's choices are made from s2's and registered)
             busy_terms += [active] + [p[0] for p in pipe[1:]]
         ready_sel = Array(ready + [Const(1)] * ((1 << 4) - NA))[alu_sel]
-        for a in spec.ALU_OPS:
+        for a in alu_ops:
             m.d.comb += getattr(q, f"ready_{a.mnemonic.lower()}").eq(ready_sel)
 
         # ---- drive: per destination stream, the highest-numbered ALU that targets it wins ----------

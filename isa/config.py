@@ -56,6 +56,7 @@ class ChipConfig:
     sxm_width: int = 8    # most streams one SXM instruction moves at once (its crossbars' width)
     sxm: int = 1          # SXM slices per hemisphere: 1, or 0 for a chip without one (the fpga preset)
     mxm_east: int = 1     # 1: the east hemisphere has `mxm` MXMs as the west has; 0: only the west has them
+    vxm_omit: tuple[str, ...] = ()   # VXM ALU ops this chip leaves out (mnemonics; illegal opcodes on it)
     mxm_acc_rows: int = 512   # int32 accumulator rows (vectors of lanes) per MXM
     c2c_lanes: int = 4        # physical lanes per chip-to-chip link (isa/link.py)
     c2c_lane_bits: int = 18   # bits each lane carries per cycle
@@ -90,6 +91,9 @@ class ChipConfig:
         need(self.sxm in (0, 1), f"sxm must be 0 or 1 (SXM slices per hemisphere), got {self.sxm!r}")
         need(self.mxm_east in (0, 1), f"mxm_east must be 0 or 1 (the east hemisphere's MXMs: none or as the west's), "
                                       f"got {self.mxm_east!r}")
+        need(isinstance(self.vxm_omit, tuple) and all(isinstance(n, str) for n in self.vxm_omit)
+             and list(self.vxm_omit) == sorted(set(self.vxm_omit)),
+             f"vxm_omit must be a sorted tuple of distinct ALU mnemonics, got {self.vxm_omit!r}")
         for f in ("mxm", "c2c_links"):
             v = getattr(self, f)
             need(isinstance(v, int) and v >= 0, f"{f} must be a non-negative integer, got {v!r}")
@@ -205,6 +209,10 @@ class ChipConfig:
             del d["sxm"]
         if self.mxm_east == 1:  # and the east MXMs before `mxm_east`
             del d["mxm_east"]
+        if not self.vxm_omit:   # and the VXMs with every ALU op before `vxm_omit`
+            del d["vxm_omit"]
+        else:
+            d["vxm_omit"] = list(self.vxm_omit)
         d["floorplan"] = [s.name for s in self.floorplan]
         return d
 
@@ -219,9 +227,11 @@ PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
                description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
     ChipConfig("fpga", lanes=8, streams=4, mem_slices=4, mem_words=4096, mxm=1, c2c_links=0,
                queue_depth=512, vxm_alus=1, vxm_regs=4, sxm_width=2, sxm=0, mxm_acc_rows=256,
+               vxm_omit=("CMPEQ", "CMPLE", "CMPLT", "MULW", "SELECT", "SHL", "SHR", "SRA"),
                latency=(("mem_read_check", 3), ("mem_read_drive", 4), ("mem_write_commit", 3), ("mxm_acc_write", 5),
                         ("vxm_drive", 5), ("ifetch_write", 3), ("error_stop", 1)),
-               description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU, 256 KiB SRAM, no SXM, no links; "
+               description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU without the ops no kernel uses "
+                           "(shifts, compares, SELECT, MULW), 256 KiB SRAM, no SXM, no links; "
                            "registers after the SRAM and before it (the ECC check bits), after the MXM's and VXM's DSP "
                            "blocks, before the accumulators and after the instruction decoders"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,

@@ -228,7 +228,8 @@ def _legality() -> list[str]:
         "A queue checks the instruction at its head on the cycle it would issue, in this order "
         "(`isa.spec.check`, and the RTL decoder generated from the same data):",
         "",
-        f"1. the opcode is defined and accepted by this slice kind, else `{E.ILLEGAL_OPCODE.name}`;",
+        f"1. the opcode is defined and accepted by this slice kind, and implemented by the configuration (a VXM "
+        f"may leave ALU ops out: `vxm_omit`), else `{E.ILLEGAL_OPCODE.name}`;",
         f"2. reserved bits are zero, else `{E.BAD_FIELD.name}`;",
         f"3. every operand meets its minimum and its configuration-dependent bound (listed per "
         f"opcode below), else `{E.BAD_FIELD.name}`;",
@@ -488,7 +489,8 @@ def _presets() -> list[str]:
             meaning = "preset name (`--config`)"
         elif not f.compare:
             meaning = "free text; not part of the configuration's identity (image fingerprint)"
-        cell = _latency_text if f.name == "latency" else (lambda c, n=f.name: getattr(c, n))
+        cell = {"latency": _latency_text,
+                "vxm_omit": lambda c: ", ".join(c.vxm_omit) or "none"}.get(f.name, lambda c, n=f.name: getattr(c, n))
         rows.append([f"`{f.name}`", meaning] + [cell(c) for c in cfgs])
     derived = [
         ("positions", "stream positions (slices west to east)", lambda c: c.positions),

@@ -25,6 +25,7 @@ never `TIMING` itself.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -131,6 +132,8 @@ def timing(config: ChipConfig | None = None) -> dict[str, int]:
             raise ConfigError(f"config {config.name!r}: latency override {key} = {cycles} must be >= 1 "
                               f"(every effect comes after its issue cycle)")
         out[key] = cycles
+    if config is not None and config.vxm_omit:
+        vxm_alu_ops(config)             # rejects a name that is not an ALU op
     return out
 
 
@@ -653,6 +656,9 @@ def check(word: int, kind: SliceKind, config: ChipConfig) -> tuple[Opcode, dict[
     op, ops = decode(word)
     if kind not in op.kinds:
         raise IllegalInstruction(ErrorCode.ILLEGAL_OPCODE, f"{op.mnemonic} is not an instruction of a {kind.value} slice")
+    if op not in slice_opcodes(kind, config):
+        raise IllegalInstruction(ErrorCode.ILLEGAL_OPCODE, f"{op.mnemonic} is not implemented by config "
+                                                           f"{config.name!r} (its VXM leaves it out: vxm_omit)")
     if word & op.reserved_mask:
         raise IllegalInstruction(ErrorCode.BAD_FIELD, f"{op.mnemonic}: reserved bits set ({word & op.reserved_mask:#x})")
     for name, lo in op.min_values:
@@ -717,6 +723,25 @@ def field_limits(op: Opcode, config: ChipConfig) -> list[tuple[str, int]]:
     if "row" in names:
         out.append(("row", config.lanes))
     return out
+
+
+def vxm_alu_ops(config: ChipConfig) -> tuple[AluOp, ...]:
+    """The ALU ops this configuration's VXM implements: every one but those in `vxm_omit` (a
+    chip for a small FPGA leaves out what its compiler does not use; on it they are illegal
+    opcodes; docs/DECISIONS.md "A VXM without the ops no kernel uses"). Rejects a name that is
+    not an ALU op."""
+    unknown = [n for n in config.vxm_omit if n not in ALU_BY_MNEMONIC]
+    if unknown:
+        raise ConfigError(f"config {config.name!r}: vxm_omit names {', '.join(unknown)}, not ALU ops "
+                          f"(ALU ops: {', '.join(ALU_BY_MNEMONIC)})")
+    return tuple(a for a in ALU_OPS if a.mnemonic not in config.vxm_omit)
+
+
+@functools.lru_cache(maxsize=None)
+def slice_opcodes(kind: SliceKind, config: ChipConfig) -> tuple[Opcode, ...]:
+    """The opcodes a queue of `kind` implements on `config` (the others are illegal opcodes there)."""
+    left_out = {a.mnemonic for a in ALU_OPS} - {a.mnemonic for a in vxm_alu_ops(config)}
+    return tuple(op for op in OPCODES if kind in op.kinds and op.mnemonic not in left_out)
 
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:

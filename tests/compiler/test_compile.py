@@ -272,6 +272,16 @@ def test_a_chip_with_one_mxm(monkeypatch):
     assert rep_west["cycles"] > rep_both["cycles"]
 
 
+def test_an_op_the_chip_leaves_out():
+    """A graph that needs a VXM op the configuration leaves out (vxm_omit) is refused by name."""
+    g = Graph()
+    g.input("a", np.int8, (20, 16))
+    g.outputs = [g.mul("a", "a")]
+    with pytest.raises(CompileError, match=r"^node '.*': needs the VXM's MUL, which config 'tiny_nomul' leaves out "
+                                           r"\(vxm_omit\)$"):
+        compile_graph(g, dataclasses.replace(TINY, name="tiny_nomul", vxm_omit=("MUL",)))
+
+
 def test_latency_overrides_reach_the_schedule(monkeypatch):
     """A configuration whose VXM and MXM take one more cycle (ChipConfig.latency, as an FPGA build
     with an extra pipeline register): the compiler schedules with its latencies and the golden model

@@ -39,6 +39,8 @@ def test_floorplan_is_mirrored(name):
     ("sxm", 2, r"sxm must be 0 or 1 \(SXM slices per hemisphere\), got 2"),
     ("mxm_east", 2, r"mxm_east must be 0 or 1 \(the east hemisphere's MXMs: none or as the west's\), got 2"),
     ("mem_slices", 200, "at most 255 slice positions"),
+    ("vxm_omit", ("SRA", "SHL"), r"vxm_omit must be a sorted tuple of distinct ALU mnemonics, got \('SRA', 'SHL'\)"),
+    ("vxm_omit", ["SHL"], "vxm_omit must be a sorted tuple"),
     ("name", "no spaces", "ASCII identifier"),
     ("latency", 3, r"latency must be a tuple of \(TIMING key, cycles\) pairs, got 3"),
     ("latency", (("vxm_drive", "5"),), "latency must be a tuple of"),
@@ -79,6 +81,29 @@ def test_a_chip_without_east_mxm():
     assert b.positions == a.positions - a.mxm and (a.mxm_sides, b.mxm_sides) == (2, 1)
     assert "mxm_east" not in a.to_dict() and b.to_dict()["mxm_east"] == 0
     assert dataclasses.replace(a, mxm=0, mxm_east=0).mxm_sides == 0
+
+
+def test_a_vxm_without_some_ops():
+    """vxm_omit: the ALU ops a chip leaves out are illegal opcodes on it (spec.check, and the RTL's
+    decoder, which takes its opcode list from spec.slice_opcodes); an empty vxm_omit stays out of
+    the identity dict; a name that is not an ALU op is refused where the spec first reads it."""
+    from isa import spec
+    a = get_config("tiny")
+    b = dataclasses.replace(a, vxm_omit=("SHL", "SRA"))
+    assert "vxm_omit" not in a.to_dict() and b.to_dict()["vxm_omit"] == ["SHL", "SRA"]
+    vxm = [op.mnemonic for op in spec.slice_opcodes(SliceKind.VXM, b)]
+    assert "SHL" not in vxm and "SRA" not in vxm and "SHR" in vxm
+    assert len(vxm) == len(spec.slice_opcodes(SliceKind.VXM, a)) - 2
+    assert [o.mnemonic for o in spec.vxm_alu_ops(b)] == [o.mnemonic for o in spec.ALU_OPS if o.mnemonic not in ("SHL", "SRA")]
+    word = spec.encode("SHL", a=spec.operand(0, 0), b=spec.operand(0, 1), dst=0, ddir=0, type=0, alu=0, count=1)
+    spec.check(word, SliceKind.VXM, a)
+    with pytest.raises(spec.IllegalInstruction, match=r"^SHL is not implemented by config 'tiny' \(its VXM leaves it "
+                                                        r"out: vxm_omit\)$") as e:
+        spec.check(word, SliceKind.VXM, b)
+    assert e.value.code == spec.ErrorCode.ILLEGAL_OPCODE
+    with pytest.raises(ConfigError, match=r"^config 'tiny': vxm_omit names FOO, not ALU ops \(ALU ops: ADD, SUB"):
+        spec.timing(dataclasses.replace(a, vxm_omit=("FOO",)))
+    assert set(get_config("fpga").vxm_omit) == {"CMPEQ", "CMPLE", "CMPLT", "MULW", "SELECT", "SHL", "SHR", "SRA"}
 
 
 def test_a_chip_without_sxm():
