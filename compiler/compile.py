@@ -322,6 +322,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     a_cfg = _mxm_cfg(a, g.a_zp)
     b_cfg = _mxm_cfg(bmat, b_zp)
     epi = kernels.Epilogue()
+    bias_src = None                         # (constant name, N, values) of a fused bias
     clip = None                             # (lo, hi) of a fused clip, stored int8 bounds
     res = mm.outputs[0]
     for n in group[1:]:
@@ -335,9 +336,10 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
             if bias.size != N or along not in ([], [channel_axis(out_t.shape)]):
                 raise CompileError(f"node {n.name!r} (add): bias shape {bias.shape} is not one value per output "
                                    f"channel ({N})")
-            epi.bias = _lane_vector(m, value, other[0], other[0], N,
-                                    lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
-            placed[("bias", other[0])] = epi.bias
+            bias_src = (other[0], N, bias)
+            if not _bias_cut_short(m):      # else decided below: folded into the product if it can be
+                epi.bias = _lane_vector(m, value, other[0], other[0], N,
+                                        lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
         elif n.op == "relu":
             epi.relu = True
         elif n.op == "clip":                # after the requantize: bounds in the stored (int8) domain
@@ -383,8 +385,87 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     else:
         out.copies = m.result_copies(out, words, m.lighter_side())
     placed[res] = out
-    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad)
+    bias_tile = None
+    if bias_src is not None and epi.bias is None and epi.requant is not None:
+        bias_tile = _bias_tile(m, value, label, bias_src, a_cfg, b_cfg)
+    if bias_src is not None and epi.bias is None and bias_tile is None:
+        name, N, _ = bias_src
+        epi.bias = _lane_vector(m, value, name, name, N, lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
+    kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad, bias_tile)
     return g.macs
+
+
+def _bias_cut_short(m) -> bool:
+    """Whether a bias and requantize epilogue would be cut through SRAM (one op at a time: one
+    ALU, or no SXM to return a result to the VXM) on a chip where an MXM's side has fewer than
+    the four MEM slices an int32 intermediate takes."""
+    chained = m.sxm and m.config.vxm_alus >= 2 and m.config.sxm_width >= 4
+    return not chained and any(len(m.side_mems[s]) < 4 for s in m.mxm)
+
+
+def _read_range(cfg: tuple[int, int]) -> tuple[int, int]:
+    """The values the MXM reads from a byte under MXMCFG (zero point field, signed): byte as int8
+    or uint8, minus the zero point of the same type."""
+    zp, signed = cfg
+    zp = (zp & 0xFF) - (256 if signed and zp & 0x80 else 0)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    return lo - zp, hi - zp
+
+
+def bias_rows(bias: np.ndarray, lanes: int, x_range: tuple[int, int], w_range: tuple[int, int]):
+    """A bias as one more K tile of the product: activations x (one value per row, the same for
+    every output row) and weights w (row x column) with sum_r x[r] * w[r][c] = bias[c] exactly,
+    x and w within what the MXM reads (x_range, w_range). x is v on every row but the last and 1
+    (or -1) there, v the value of largest magnitude; the last row's weight takes the residue of
+    bias modulo v, the others share the rest. None when a bias is out of the reach of one tile
+    (|bias| up to about (lanes - 1) * 128 * |v|: 114,000 to 228,000 for eight lanes)."""
+    (xlo, xhi), (wlo, whi) = x_range, w_range
+    v = xhi if abs(xhi) >= abs(xlo) else xlo
+    u = 1 if xlo <= 1 <= xhi else -1 if xlo <= -1 <= xhi else None
+    if u is None or abs(v) < 2:
+        return None
+    x = np.array([v] * (lanes - 1) + [u], np.int64)
+    w = np.zeros((lanes, len(bias)), np.int64)
+    for c, b in enumerate(np.asarray(bias, np.int64)):
+        r = int(b) % abs(v)                       # u * last = r (mod |v|), last within the weights' range
+        last = next((u * (r + k * abs(v)) for k in range(-2, 3) if wlo <= u * (r + k * abs(v)) <= whi), None)
+        if last is None:
+            return None
+        rest, q = divmod(int(b) - u * last, v)
+        assert q == 0
+        if not (lanes - 1) * wlo <= rest <= (lanes - 1) * whi:
+            return None
+        for r_ in range(lanes - 1):               # greedy: each row takes what it can of the rest
+            w[r_, c] = min(max(rest, wlo), whi)
+            rest -= w[r_, c]
+        w[lanes - 1, c] = last
+    return x, w
+
+
+def _bias_tile(m, value, label: str, bias_src, a_cfg, b_cfg):
+    """The bias folded into the product as one more K tile (`bias_rows`), so that the MXM's sum
+    comes out with it and the epilogue starts at the requantize: (activation word, weight tile)
+    as host constants, or None when the bias is out of one tile's reach."""
+    name, N, bias = bias_src
+    L = m.config.lanes
+    ranges = (_read_range(a_cfg), _read_range(b_cfg))
+
+    def held(v, which):
+        """Logical values of the activation word (0) or the weight tile (1): what the MXM reads
+        plus the zero point."""
+        cfg = (a_cfg, b_cfg)[which]
+        zp = (-128 if cfg[1] else 0) - ranges[which][0]
+        return bias_rows(np.asarray(v, np.int64).reshape(N), L, *ranges)[which] + zp
+
+    if bias_rows(np.asarray(bias, np.int64).reshape(N), L, *ranges) is None:
+        return None
+    dts = [np.dtype(np.int8 if cfg[1] else np.uint8) for cfg in (a_cfg, b_cfg)]
+    xs = Placed(f"{label}#bias x", dts[0], Layout((1, L), 1, L), host=True)
+    ws = Placed(f"{label}#bias w", dts[1], Layout((L, N), 1, L), pad=(-128 if b_cfg[1] else 0) - ranges[1][0],
+                host=True)
+    value.loads.append((xs, name, lambda v: held(v, 0).reshape(1, L)))
+    value.loads.append((ws, name, lambda v: held(v, 1)))
+    return xs, ws
 
 
 @dataclass

@@ -276,13 +276,15 @@ class Epilogue:
 
 def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int], b_cfg: tuple[int, int],
          epi: Epilogue, label: str, pairs: tuple[Placed, Placed] | None = None, a_rows=None,
-         a_pad: int | None = None) -> None:
+         a_pad: int | None = None, bias_tile: tuple[Placed, Placed] | None = None) -> None:
     """C = A @ B on the MXMs (column tiles split between the two), with the epilogue on the
     read-out. `pairs`: B's even and odd rows as two tensors; when given and both fit, each MXM
     loads its weight tiles two rows a cycle (LW width 2) from its B slice (even rows) and its A
     slice (odd rows), halving the load of a weight-bound (few rows) product. `a_rows(b, kt)`: the
     words of A that make K tile kt's rows (compiler/gather.py: a convolution's shifted pixels, a
-    flattened image), gather.PAD reading a word of the stored byte `a_pad`; None: A's own rows."""
+    flattened image), gather.PAD reading a word of the stored byte `a_pad`; None: A's own rows.
+    `bias_tile`: (activation word, weight tile), one more K tile whose product is the bias
+    (compile.py `bias_rows`): the word read with stride 0 for every row, from A's slice."""
     cfg, L = m.config, m.config.lanes
     if not m.mxm:
         raise CompileError(f"node {label!r} (matmul): config {cfg.name!r} has no MXM")
@@ -349,12 +351,20 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         last_mm = None
         width = 2 if s in paired else 1
         rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // width   # the LW's last row is sampled before the install
-        for kt in range(kt_n):
+        for kt in range(kt_n + (bias_tile is not None)):
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
-            note = f"{label}: B tile k{kt} n{nt}"
-            if s in paired:
+            lw_width, tile = width, f"tile k{kt} n{nt}"
+            note = f"{label}: B {tile}"
+            if kt == kt_n:                  # the bias tile: its weights from B's slice, its word from A's
+                xs, ws = bias_tile
+                ca, cw = m.host_copy(xs, [a_src[s].planes[0][0]]), m.host_copy(ws, [b_src[s]])
+                lw_width, tile = 1, f"bias tile n{nt}"
+                note = f"{label}: {tile}"
+                fb = m.feed(bd, b_src[s], st.position, rel_lw + m.T["mxm_sample"], L, cw.addr(ws.layout, 0, 0, nt, 0),
+                            note)
+            elif s in paired:
                 (ce, co), lay = paired[s], pairs[0].layout
                 fb = m.feed_pair(bd, (ce.planes[0][0], co.planes[0][0]), st.position, rel_lw + m.T["mxm_sample"],
                                  L // 2, (ce.addr(lay, 0, 0, nt, kt * L // 2), co.addr(lay, 0, 0, nt, kt * L // 2)),
@@ -364,16 +374,20 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
                 fb = m.feed(bd, b_pos, st.position, rel_lw + m.T["mxm_sample"], L,
                             b_copy.addr(bmat.layout, 0, bb, nt, kt * L), note)
             bd.at(st.position, rel_lw, "LW", note, stream=lambda f=fb: f.base,
-                  dir=st.feed_dir, row=0, width=width, count=L // width)
+                  dir=st.feed_dir, row=0, width=lw_width, count=L // lw_width)
             note_a = f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}"
-            if a_rows is None:
+            if kt == kt_n:                  # the same word for every row: a READ of stride 0
+                pos, base = ca.planes[0]
+                fa = m.feed_words(bd, pos, st.position, m.T["mxm_sample"], np.zeros(mc, np.int64), base, None,
+                                  f"{label}: bias word, rows {m0}..{m0 + mc - 1}")
+            elif a_rows is None:
                 fa = m.feed(bd, a_src[s].planes[0][0], st.position, m.T["mxm_sample"], mc,
                             a_src[s].addr(a.layout, 0, ab, kt, m0), note_a)
             else:
                 pos, base = a_src[s].planes[0]
                 fa = m.feed_words(bd, pos, st.position, m.T["mxm_sample"], a_rows(ab, kt)[m0:m0 + mc], base, a_pad,
                                   note_a)
-            bd.at(st.position, 0, "MATMUL", f"{label}: rows {m0}..{m0 + mc - 1} x tile k{kt} n{nt}",
+            bd.at(st.position, 0, "MATMUL", f"{label}: rows {m0}..{m0 + mc - 1} x {tile}",
                   stream=lambda f=fa: f.base, dir=st.feed_dir, accumulate=int(kt > 0), acc=hf * half, swap=1,
                   count=mc)
             bd.holds.append((("shadow", st.position), rel_lw + m.T["mxm_sample"], m.T["mxm_install"] - 1))

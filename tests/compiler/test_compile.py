@@ -194,8 +194,9 @@ def test_fpga_preset_and_a_cut_epilogue():
     """The same compiler on `fpga` (4 MEM slices per side, 2 ALUs). An epilogue that needs three
     ALUs at once (bias, requantize, ReLU at a zero point above the int8 minimum) is cut: the part
     that fits runs on the read-out, its result goes to SRAM and streams back for the rest; results
-    and cycles stay exact. Where the cut has nowhere to go (2 MEM slices per side, 1 ALU), the
-    model is refused in one line."""
+    and cycles stay exact. Where the cut has nowhere to go (2 MEM slices per side, 1 ALU) and the
+    bias cannot be folded into the product (too large for one K tile: the test below), the model
+    is refused in one line."""
     rng = np.random.default_rng(9)
     fpga = get_config("fpga")
     g = Graph()
@@ -212,6 +213,7 @@ def test_fpga_preset_and_a_cut_epilogue():
     c, _ = _check(g, {"a": _rand(rng, np.int8, (100, 64))}, config=fpga)
     assert ".requant byte 0" in c.listing          # ADD and REQUANT on the read-out, MAX from the int8 intermediate
     one_alu = dataclasses.replace(TINY, name="tiny1", vxm_alus=1)
+    g.constants["bias"] = np.full(64, 10 ** 7, np.int32)
     with pytest.raises(CompileError, match=r"^node 'fc': its epilogue \(bias, requant, relu\) does not fit config "
                                            r"'tiny1' at once \(1 VXM ALUs, 8 streams per direction\), and cut it needs "
                                            r"a 32-bit intermediate on 4 MEM slices on one side of the VXM; there are 2$"):
@@ -258,6 +260,35 @@ def test_a_chip_without_sxm_cuts_its_chains(monkeypatch):
     (c_no, _), (c_with, _) = _check_on(monkeypatch, g, feeds, no_sxm, with_sxm)
     assert "SHIFT" in c_with.listing and "SHIFT" not in c_no.listing
     assert ".requant byte 0" in c_no.listing and ".requant byte 0" not in c_with.listing
+
+
+@pytest.mark.parametrize("x_range,w_range", [((-128, 127), (-128, 127)), ((-3, 252), (-128, 127)),
+                                             ((-255, 0), (-100, 155)), ((-1, 254), (-128, 127))])
+def test_bias_rows_make_the_bias_exactly(x_range, w_range):
+    """A bias as one K tile of the product: sum_r x[r] * w[r][c] = bias[c] exactly, every x and w
+    within what the MXM reads; out of one tile's reach, None."""
+    from compiler.compile import bias_rows
+    rng = np.random.default_rng(5)
+    bias = np.concatenate([rng.integers(-100_000, 100_000, 200), [0, 1, -1, 127, -128, 255, 256, -256]])
+    x, w = bias_rows(bias, 8, x_range, w_range)
+    assert np.array_equal(x @ w, bias)
+    assert x_range[0] <= x.min() and x.max() <= x_range[1] and w_range[0] <= w.min() and w.max() <= w_range[1]
+    assert bias_rows(np.array([10 ** 7]), 8, x_range, w_range) is None
+
+
+def test_two_mem_slices_a_side_fold_the_bias_into_the_product(monkeypatch):
+    """One ALU and no SXM cut a bias + requantize epilogue through SRAM, and its int32 intermediate
+    needs four MEM slices on a side. With two, the bias is one more K tile of the product instead
+    (a constant activation word read for every row, a weight tile made from the bias): bit-exact,
+    the prediction exact, no int32 intermediate. A bias out of one tile's reach is refused as before."""
+    ms2 = dataclasses.replace(get_config("fpga"), name="fpga_ms2", mem_slices=2)
+    g, feeds = _epilogue_gemm(np.random.default_rng(14), 70, 50, 37)
+    ((c, rep),) = _check_on(monkeypatch, g, feeds, ms2)
+    assert "bias tile n0" in c.listing and ".bias byte" not in c.listing and ".acc byte" not in c.listing
+    g.constants["bias"] = g.constants["bias"] * 10_000
+    with pytest.raises(CompileError, match="cut it needs a 32-bit intermediate on 4 MEM slices on one side of the "
+                                           "VXM; there are 2"):
+        compile_graph(g, ms2)
 
 
 def test_a_chip_with_one_mxm(monkeypatch):
