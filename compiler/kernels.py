@@ -350,7 +350,6 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
         count[s] += 1
         last_mm = None
         width = 2 if s in paired else 1
-        rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // width   # the LW's last row is sampled before the install
         for kt in range(kt_n + (bias_tile is not None)):
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
@@ -362,6 +361,8 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
                 ca, cw = m.host_copy(xs, [a_src[s].planes[0][0]]), m.host_copy(ws, [b_src[s]])
                 lw_width, tile = 1, f"bias tile n{nt}"
                 note = f"{label}: {tile}"
+            rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // lw_width   # the LW's last row is sampled before the install
+            if kt == kt_n:
                 fb = m.feed(bd, b_src[s], st.position, rel_lw + m.T["mxm_sample"], L, cw.addr(ws.layout, 0, 0, nt, 0),
                             note)
             elif s in paired:

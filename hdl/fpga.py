@@ -238,7 +238,8 @@ CELLS = ("LUT4", "TRELLIS_FF", "CCU2C", "MULT18X18D", "DP16KD", "TRELLIS_DPR16X4
 
 
 def configured(config_name: str, sets: list[str]) -> ChipConfig:
-    """A preset with KEY=VALUE overrides (integers), for trying a configuration before making it one."""
+    """A preset with KEY=VALUE overrides (integers; vxm_omit a comma-separated list of ALU ops,
+    empty for none), for trying a configuration before making it one."""
     cfg = get_config(config_name)
     if not sets:
         return cfg
@@ -248,6 +249,9 @@ def configured(config_name: str, sets: list[str]) -> ChipConfig:
         key, eq, value = item.partition("=")
         if not eq or key not in fields:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        if key == "vxm_omit":
+            changes[key] = tuple(sorted({v.strip().upper() for v in value.split(",") if v.strip()}))
+            continue
         try:
             changes[key] = int(value, 0)
         except ValueError:

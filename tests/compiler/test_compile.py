@@ -191,10 +191,10 @@ def test_reservation_table_refuses_double_booking():
 
 
 def test_fpga_preset_and_a_cut_epilogue():
-    """The same compiler on `fpga` (4 MEM slices per side, 2 ALUs). An epilogue that needs three
-    ALUs at once (bias, requantize, ReLU at a zero point above the int8 minimum) is cut: the part
-    that fits runs on the read-out, its result goes to SRAM and streams back for the rest; results
-    and cycles stay exact. Where the cut has nowhere to go (2 MEM slices per side, 1 ALU) and the
+    """The same compiler on `fpga` (4 MEM slices per side, 1 ALU, no SXM). An epilogue that needs
+    three ALUs at once (bias, requantize, ReLU at a zero point above the int8 minimum) is cut: the
+    bias goes into the product as one more K tile, the requantize runs on the read-out, its result
+    goes to SRAM and streams back for the ReLU; results and cycles stay exact. Where the cut has nowhere to go (2 MEM slices per side, 1 ALU) and the
     bias cannot be folded into the product (too large for one K tile: the test below), the model
     is refused in one line."""
     rng = np.random.default_rng(9)
@@ -211,7 +211,7 @@ def test_fpga_preset_and_a_cut_epilogue():
     g.constant("bias", np.zeros(64, np.int32))
     g.outputs = [g.requantize(g.relu(g.add(g.matmul("a", "w", name="fc"), "bias")), 0.002, 3, np.int8)]
     c, _ = _check(g, {"a": _rand(rng, np.int8, (100, 64))}, config=fpga)
-    assert ".requant byte 0" in c.listing          # ADD and REQUANT on the read-out, MAX from the int8 intermediate
+    assert ".requant byte 0" in c.listing and "bias tile n0" in c.listing   # REQUANT on the read-out, MAX from SRAM
     one_alu = dataclasses.replace(TINY, name="tiny1", vxm_alus=1)
     g.constants["bias"] = np.full(64, 10 ** 7, np.int32)
     with pytest.raises(CompileError, match=r"^node 'fc': its epilogue \(bias, requant, relu\) does not fit config "
@@ -285,6 +285,9 @@ def test_two_mem_slices_a_side_fold_the_bias_into_the_product(monkeypatch):
     g, feeds = _epilogue_gemm(np.random.default_rng(14), 70, 50, 37)
     ((c, rep),) = _check_on(monkeypatch, g, feeds, ms2)
     assert "bias tile n0" in c.listing and ".bias byte" not in c.listing and ".acc byte" not in c.listing
+    g1, feeds1 = _epilogue_gemm(np.random.default_rng(15), 1, 50, 37)   # one row: weights two rows a cycle
+    ((c1, _),) = _check_on(monkeypatch, g1, feeds1, ms2)
+    assert "bias tile n0" in c1.listing and "width=2" in c1.listing
     g.constants["bias"] = g.constants["bias"] * 10_000
     with pytest.raises(CompileError, match="cut it needs a 32-bit intermediate on 4 MEM slices on one side of the "
                                            "VXM; there are 2"):

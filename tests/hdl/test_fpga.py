@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from constraints import BOARDS, BoardError, get_board
-from hdl.fpga import check, parse_stat, placed_estimate, pll_params, summary
+from hdl.fpga import check, configured, parse_stat, placed_estimate, pll_params, summary
 from isa import bridge as bp
-from isa.config import get_config
+from isa.config import ConfigError, get_config
 
 DATA = Path(__file__).parent / "data"
 
@@ -85,3 +85,14 @@ def test_fusesoc_core_names_the_emitted_file_and_top():
     assert "name: streamchip:streamchip:chip_fpga:" in core
     assert "      - chip.v\n" in core and core.count("toplevel: chip") == 2
     assert all(f"-Wno-{w}" in core for w in VERILATOR_WAIVERS)
+
+
+def test_set_overrides_a_presets_fields():
+    """`--set KEY=VALUE`: integers, and vxm_omit as a list of ALU ops; anything else in one line."""
+    cfg = configured("fpga", ["mem_words=2048", "vxm_omit=sra, shl"])
+    assert (cfg.mem_words, cfg.vxm_omit, cfg.lanes) == (2048, ("SHL", "SRA"), get_config("fpga").lanes)
+    assert configured("fpga", ["vxm_omit="]).vxm_omit == ()
+    with pytest.raises(ConfigError, match=r"^--set 'lanes=x': lanes takes an integer$"):
+        configured("fpga", ["lanes=x"])
+    with pytest.raises(ConfigError, match=r"^--set 'nope=1': expected KEY=VALUE with KEY one of "):
+        configured("fpga", ["nope=1"])
