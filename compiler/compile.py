@@ -416,31 +416,50 @@ def _read_range(cfg: tuple[int, int]) -> tuple[int, int]:
 def bias_rows(bias: np.ndarray, lanes: int, x_range: tuple[int, int], w_range: tuple[int, int]):
     """A bias as one more K tile of the product: activations x (one value per row, the same for
     every output row) and weights w (row x column) with sum_r x[r] * w[r][c] = bias[c] exactly,
-    x and w within what the MXM reads (x_range, w_range). x is v on every row but the last and 1
-    (or -1) there, v the value of largest magnitude; the last row's weight takes the residue of
-    bias modulo v, the others share the rest. None when a bias is out of the reach of one tile
-    (|bias| up to about (lanes - 1) * 128 * |v|: 114,000 to 228,000 for eight lanes)."""
+    x and w within what the MXM reads (x_range, w_range; each holds 0). x is the largest value on
+    about half the rows, the most negative on the others (so that a bias of either sign is in
+    reach whatever signs the weights can take), and 1 (or -1) on one row, whose weight takes the
+    residue. None when a bias is out of the tile's reach (|bias| up to about (lanes - 1) * 128 *
+    255 where both operands have both signs; less where they do not, and none of a sign the
+    ranges cannot make: uint8 activations and weights with zero point 0 sum to >= 0)."""
     (xlo, xhi), (wlo, whi) = x_range, w_range
-    v = xhi if abs(xhi) >= abs(xlo) else xlo
-    u = 1 if xlo <= 1 <= xhi else -1 if xlo <= -1 <= xhi else None
-    if u is None or abs(v) < 2:
-        return None
-    x = np.array([v] * (lanes - 1) + [u], np.int64)
+    u = 1 if xhi >= 1 else -1
+    k_neg = ((lanes - 1) // 2 if xhi >= 2 else lanes - 1) if xlo <= -2 else 0
+    k_pos = lanes - 1 - k_neg if xhi >= 2 else 0
+    x = np.array([xhi] * k_pos + [xlo] * k_neg + [u], np.int64)
     w = np.zeros((lanes, len(bias)), np.int64)
+
+    def share(total, rows):
+        """`total` over `rows` weights, each within the range (greedy)."""
+        out = []
+        for _ in range(rows):
+            out.append(min(max(total, wlo), whi))
+            total -= out[-1]
+        assert total == 0
+        return out
+
     for c, b in enumerate(np.asarray(bias, np.int64)):
-        r = int(b) % abs(v)                       # u * last = r (mod |v|), last within the weights' range
-        last = next((u * (r + k * abs(v)) for k in range(-2, 3) if wlo <= u * (r + k * abs(v)) <= whi), None)
-        if last is None:
+        found = None
+        for n in sorted(range(k_neg * wlo, k_neg * whi + 1), key=abs):    # the negative rows' sum
+            r = int(b) - xlo * n                     # = xhi * p + u * t
+            if k_pos == 0:
+                if wlo <= u * r <= whi:
+                    found = (0, n, u * r)
+                    break
+                continue
+            t0 = (u * r) % xhi                         # u * t = r (mod xhi)
+            for t in range(t0 + (wlo - t0) // xhi * xhi, whi + 1, xhi):
+                p, q = divmod(r - u * t, xhi)
+                if t >= wlo and q == 0 and k_pos * wlo <= p <= k_pos * whi:
+                    found = (p, n, t)
+                    break
+            if found:
+                break
+        if found is None:
             return None
-        rest, q = divmod(int(b) - u * last, v)
-        assert q == 0
-        if not (lanes - 1) * wlo <= rest <= (lanes - 1) * whi:
-            return None
-        for r_ in range(lanes - 1):               # greedy: each row takes what it can of the rest
-            w[r_, c] = min(max(rest, wlo), whi)
-            rest -= w[r_, c]
-        w[lanes - 1, c] = last
-    return x, w
+        p, n, t = found
+        w[:k_pos + k_neg + 1, c] = share(p, k_pos) + share(n, k_neg) + [t]
+    return np.concatenate([x, np.zeros(lanes - len(x), np.int64)]), w
 
 
 def _bias_tile(m, value, label: str, bias_src, a_cfg, b_cfg):

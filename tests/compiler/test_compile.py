@@ -263,17 +263,19 @@ def test_a_chip_without_sxm_cuts_its_chains(monkeypatch):
 
 
 @pytest.mark.parametrize("x_range,w_range", [((-128, 127), (-128, 127)), ((-3, 252), (-128, 127)),
-                                             ((-255, 0), (-100, 155)), ((-1, 254), (-128, 127))])
+                                             ((-255, 0), (-100, 155)), ((-1, 254), (-128, 127)),
+                                             ((-119, 136), (0, 255)), ((0, 255), (-87, 168))])
 def test_bias_rows_make_the_bias_exactly(x_range, w_range):
     """A bias as one K tile of the product: sum_r x[r] * w[r][c] = bias[c] exactly, every x and w
     within what the MXM reads; out of one tile's reach, None."""
     from compiler.compile import bias_rows
     rng = np.random.default_rng(5)
-    bias = np.concatenate([rng.integers(-100_000, 100_000, 200), [0, 1, -1, 127, -128, 255, 256, -256]])
+    bias = np.concatenate([rng.integers(-60_000, 60_000, 200), [0, 1, -1, 127, -128, 255, 256, -256]])
     x, w = bias_rows(bias, 8, x_range, w_range)
     assert np.array_equal(x @ w, bias)
     assert x_range[0] <= x.min() and x.max() <= x_range[1] and w_range[0] <= w.min() and w.max() <= w_range[1]
     assert bias_rows(np.array([10 ** 7]), 8, x_range, w_range) is None
+    assert bias_rows(np.array([-1]), 8, (0, 255), (0, 255)) is None    # uint8 x uint8, zero points 0: sums >= 0
 
 
 def test_two_mem_slices_a_side_fold_the_bias_into_the_product(monkeypatch):
