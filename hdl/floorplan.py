@@ -63,7 +63,7 @@ def _order(unit: str) -> tuple:
     return rank, mo.group("slice"), int(mo.group("g")), int(mo.group("i"))
 
 
-LAYOUTS = ("bands", "ends")
+LAYOUTS = ("bands", "ends", "lanes")
 
 
 def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "bands") -> dict[str, str]:
@@ -83,6 +83,8 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "ban
         raise FloorplanError(f"unknown layout {layout!r}; layouts are: {', '.join(LAYOUTS)}")
     if sum(map(len, groups.values())) > sum(map(len, rows)):
         raise FloorplanError(f"{sum(map(len, groups.values()))} multipliers, the device has {sum(map(len, rows))}")
+    if layout == "lanes":
+        return _plan_lanes(groups, rows)
     units = sorted(groups, key=_order)
     size = {u: len(groups[u]) for u in units}
     load = [{"W": [], "lanes": [], "E": []} for _ in rows]
@@ -130,6 +132,62 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "ban
         for unit in seq:
             for cell in groups[unit]:
                 out[cell] = free.pop(0)
+    return out
+
+
+def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str, str]:
+    """`lanes`: every group at the place across its row that its lane has across the chip (an
+    MXM column c computes output lane c; a VXM lane is one), because the placer lays the MEM
+    slices out that way: each of a slice's byte-wide block RAMs holds one lane's bytes, so the
+    stream registers, the VXM's lanes and the MXM's columns of lane k all want the same x. The
+    west MXM takes the first row, the east MXM the last, the VXM's lanes the middle one; the
+    columns a row cannot hold go to the middle row, spread over the lanes (and one of them split
+    between its row's last sites and the middle row when that is what makes them fit)."""
+    n = len(rows)
+    mid = n // 2
+    unit_of = {}
+    for u in groups:
+        mo = _GROUP.match(u + ".")
+        kind = "V" if mo.group("kind") == "VXM" else mo.group("side")
+        unit_of[u] = (kind, int(mo.group("g")), int(mo.group("i")))
+    lanes = 1 + max(g * 1000 + i for _, g, i in unit_of.values())
+    content = [[] for _ in rows]              # (lane, kind order, cells)
+    rank = {"W": 0, "V": 1, "E": 2}
+    for kind, home, phase in (("W", 0, 0.25), ("E", n - 1, 0.75)):
+        cols = sorted((u for u in groups if unit_of[u][0] == kind), key=lambda u: unit_of[u][1:])
+        if not cols:
+            continue
+        size = len(groups[cols[0]])
+        fit = len(rows[home]) // size if home != mid else len(cols)
+        spill = len(cols) - min(fit, len(cols))
+        out_lanes = {cols[min(len(cols) - 1, int((j + phase) * len(cols) / spill))] for j in range(spill)} if spill else set()
+        while len(out_lanes) < spill:       # (rounding made two the same: the next free ones)
+            out_lanes.add(next(u for u in cols if u not in out_lanes))
+        spare = len(rows[home]) - (len(cols) - spill) * size
+        split = max(out_lanes, key=lambda u: unit_of[u][1:]) if spill and 0 < spare < size else None
+        for u in cols:
+            lane = unit_of[u][1] * 1000 + unit_of[u][2]
+            cells = groups[u]
+            if u == split:
+                content[home].append((lane, rank[kind], cells[:spare]))
+                content[mid].append((lane, rank[kind], cells[spare:]))
+            else:
+                content[mid if u in out_lanes else home].append((lane, rank[kind], cells))
+    for u in groups:
+        if unit_of[u][0] == "V":
+            content[mid].append((unit_of[u][1] * 1000 + unit_of[u][2], rank["V"], groups[u]))
+    out = {}
+    for row, got in zip(rows, content):
+        got.sort(key=lambda t: t[:2])
+        left = sum(len(c) for *_, c in got)
+        if left > len(row):
+            raise FloorplanError(f"a row of {len(row)} multiplier sites would need {left} (layout lanes)")
+        pos = 0
+        for lane, _, cells in got:            # as near the lane's share of the row as the room allows
+            target = round((lane % 1000 + 0.5) / lanes * len(row) - len(cells) / 2)
+            start = max(pos, min(target, len(row) - left))
+            out |= dict(zip(cells, row[start:start + len(cells)]))
+            pos, left = start + len(cells), left - len(cells)
     return out
 
 

@@ -78,6 +78,33 @@ def test_bands_puts_each_mxm_along_its_rows():
         assert min(col_x) < min(lane_x) and max(lane_x) < max(col_x)
 
 
+def test_lanes_puts_every_group_at_its_lanes_place():
+    """`lanes`: the VXM's lanes in the middle row in lane order, each MXM in its outer row with the
+    columns that do not fit in the middle row (one of them split between the two rows), every
+    group on neighbouring sites of each row it takes, and lane k's groups at about k/8 of the
+    row's width."""
+    groups = floorplan.dsp_groups(_cells())
+    placed = floorplan.plan(groups, ROWS, "lanes")
+    assert len(placed) == 152 and len(set(placed.values())) == 152
+    split = {"W": 0, "E": 0}
+    for unit, cells in groups.items():
+        spots = sorted(INDEX[placed[c]] for c in cells)
+        rows = sorted({i for i, _ in spots})
+        allowed = {"VXM": {1}, "MXM_W": {0, 1}, "MXM_E": {1, 2}}[re.search(r"VXM|MXM_W|MXM_E", unit).group()]
+        assert set(rows) <= allowed, unit
+        for i in rows:
+            js = [j for r, j in spots if r == i]
+            assert js == list(range(js[0], js[0] + len(js))), f"{unit} has gaps in row {i}"
+        if len(rows) == 2:
+            split[unit.split(".")[2][4]] += 1
+        lane = int(re.search(r"(?:col|lane)(\d+)", unit).group(1))
+        mean_x = sum(_where(placed[c])[0] for c in cells) / len(cells)
+        assert abs(mean_x - (lane + 0.5) * 120 / 8) < 30, (unit, mean_x)
+    assert split == {"W": 1, "E": 1}
+    lane_x = [min(_where(placed[c])[0] for c in groups[f"core.chip.VXM_g0.lane{k}"]) for k in range(8)]
+    assert lane_x == sorted(lane_x)
+
+
 def test_pin_writes_bel_attributes():
     cells = _cells()
     netlist = {"modules": {"top": {"attributes": {"top": 1}, "cells": cells}}}
@@ -99,7 +126,7 @@ def test_a_group_no_row_can_hold():
 
 
 def test_an_unknown_layout_is_one_line():
-    with pytest.raises(floorplan.FloorplanError, match="unknown layout 'diagonal'; layouts are: bands, ends"):
+    with pytest.raises(floorplan.FloorplanError, match="unknown layout 'diagonal'; layouts are: bands, ends, lanes"):
         floorplan.plan(floorplan.dsp_groups(_cells()), ROWS, "diagonal")
 
 
