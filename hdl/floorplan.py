@@ -66,7 +66,7 @@ def _order(unit: str) -> tuple:
 LAYOUTS = ("bands", "ends", "lanes")
 
 
-def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "bands") -> dict[str, str]:
+def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "lanes") -> dict[str, str]:
     """Cell -> site, each group on neighbouring sites of one row.
 
     `ends`: the west MXM's columns take the west end of every row and the east
@@ -75,7 +75,9 @@ def plan(groups: dict[str, list[str]], rows: list[list[str]], layout: str = "ban
     slices, VXM, MEM slices, east MXM) then runs west to east across the device, and each MXM is
     a block at its end, not a band across the whole width.
 
-    `bands` (the default): the west MXM's columns fill rows from the first, the east MXM's from the last, so
+    `lanes` (the default of `hdl.fpga build`): `_plan_lanes`.
+
+    `bands`: the west MXM's columns fill rows from the first, the east MXM's from the last, so
     each MXM is a band along its rows; the VXM's lanes take what the rows have left, middle rows
     first, in the middle of their row (between a row's west and east columns, or splitting one
     MXM's)."""
@@ -212,7 +214,7 @@ def plan_brams(cells: dict, rows: list[list[str]]) -> dict[str, str]:
     return dict(zip(brams, sites))
 
 
-def pin(netlist: dict, device: str, brams: bool = False, layout: str = "bands") -> int:
+def pin(netlist: dict, device: str, brams: bool = False, layout: str = "lanes") -> int:
     """Write the plan into a yosys JSON netlist (in place); returns how many cells were pinned.
     `brams`: the block RAMs too (measured slower on the `fpga` preset: DECISIONS.md)."""
     top = top_module(netlist)
@@ -227,7 +229,7 @@ def pin(netlist: dict, device: str, brams: bool = False, layout: str = "bands") 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     brams = "--brams" in argv
-    layout = next((a.split("=", 1)[1] for a in argv if a.startswith("--layout=")), "bands")
+    layout = next((a.split("=", 1)[1] for a in argv if a.startswith("--layout=")), "lanes")
     argv = [a for a in argv if a != "--brams" and not a.startswith("--layout=")]
     if len(argv) != 2:
         print(f"usage: python -m hdl.floorplan NETLIST.json DEVICE [--brams] [--layout={'|'.join(LAYOUTS)}]", file=sys.stderr)

@@ -133,7 +133,7 @@ PLACERS = ("heap", "static")     # nextpnr-ecp5's analytic placers (sa, its thir
 
 def build(board_name: str, config: ChipConfig | str, freq_mhz: float, baud: int, seed: int, out: Path,
           log=lambda s: print(s, flush=True), place_only: bool = False, floorplan: bool = True,
-          pin_brams: bool = False, placer: str = "heap", layout: str = "bands") -> dict:
+          pin_brams: bool = False, placer: str = "heap", layout: str = "lanes") -> dict:
     """Build a bitstream; returns the report (also written to out/report.json). With `place_only`,
     stop after placement: out/placed.json (for `paths --netlist`) and placement's own estimates in
     the report, no bitstream (a routed build of the preset takes over an hour)."""
@@ -357,9 +357,10 @@ def main(argv=None) -> int:
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--no-floorplan", action="store_true",
                    help="let the placer put the multipliers anywhere (hdl/floorplan.py pins them in groups)")
-    b.add_argument("--layout", choices=LAYOUTS, default="bands",
-                   help="where the multiplier groups go (hdl/floorplan.py): each MXM along its own DSP rows "
-                        "(bands, the default) or at one end of every row (ends)")
+    b.add_argument("--layout", choices=LAYOUTS, default="lanes",
+                   help="where the multiplier groups go (hdl/floorplan.py): each at its lane's place across "
+                        "its row (lanes, the default: the one that routes), each MXM along its own DSP rows "
+                        "(bands) or at one end of every row (ends)")
     b.add_argument("--pin-brams", action="store_true",
                    help="pin the block RAMs in the chip's order too (hdl/floorplan.py; slower on the preset)")
     b.add_argument("--placer", choices=PLACERS, default="heap",

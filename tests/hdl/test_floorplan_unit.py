@@ -122,7 +122,12 @@ def test_too_many_multipliers_is_one_line():
 def test_a_group_no_row_can_hold():
     cells = {f"core.chip.MXM_W0_g0.col0.${i}_MULT18X18D_P9": {"type": "MULT18X18D"} for i in range(60)}
     with pytest.raises(floorplan.FloorplanError, match="no row has room for core.chip.MXM_W0_g0.col0's 60"):
-        floorplan.plan(floorplan.dsp_groups(cells), ROWS)
+        floorplan.plan(floorplan.dsp_groups(cells), ROWS, "bands")
+
+
+def test_lanes_a_middle_row_too_full_is_one_line():
+    with pytest.raises(floorplan.FloorplanError, match=r"^a row of 52 multiplier sites would need 60 \(layout lanes\)$"):
+        floorplan.plan(floorplan.dsp_groups(_cells(columns=6, lanes=20)), ROWS, "lanes")
 
 
 def test_an_unknown_layout_is_one_line():
