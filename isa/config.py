@@ -225,13 +225,13 @@ PRESETS: dict[str, ChipConfig] = {c.name: c for c in (
     ChipConfig("tiny", lanes=16, streams=8, mem_slices=2, mem_words=8192, mxm=1, c2c_links=2,
                queue_depth=1024, vxm_alus=4, vxm_regs=8, sxm_width=8, mxm_acc_rows=512,
                description="simulation default: narrow fabric, deep SRAM (512 KiB)"),
-    ChipConfig("fpga", lanes=8, streams=4, mem_slices=4, mem_words=4096, mxm=1, c2c_links=0,
+    ChipConfig("fpga", lanes=8, streams=4, mem_slices=2, mem_words=4096, mxm=1, c2c_links=0,
                queue_depth=512, vxm_alus=1, vxm_regs=4, sxm_width=2, sxm=0, mxm_acc_rows=256,
                vxm_omit=("CMPEQ", "CMPLE", "CMPLT", "MULW", "SELECT", "SHL", "SHR", "SRA"),
                latency=(("mem_read_check", 3), ("mem_read_drive", 4), ("mem_write_commit", 3), ("mxm_acc_write", 5),
                         ("vxm_drive", 5), ("ifetch_write", 3), ("error_stop", 1)),
                description="fits an ECP5-85F (docs/FPGA.md): 8 lanes, 4 streams, 1 ALU without the ops no kernel uses "
-                           "(shifts, compares, SELECT, MULW), 256 KiB SRAM, no SXM, no links; "
+                           "(shifts, compares, SELECT, MULW), 128 KiB SRAM, no SXM, no links; "
                            "registers after the SRAM and before it (the ECC check bits), after the MXM's and VXM's DSP "
                            "blocks, before the accumulators and after the instruction decoders"),
     ChipConfig("tsp", lanes=320, streams=32, mem_slices=44, mem_words=8192, mxm=2, c2c_links=16,

@@ -42,6 +42,6 @@ def test_long_random_transfers(sim, seed):
 @pytest.mark.icarus_share("random_transfers", "fetch_refills", "illegal_instructions",
                           "ecc_double_bit_flagged")   # the others: make sweep
 def test_chip_fpga_preset(sim, case):
-    """The configuration-generic chip tests on the `fpga` preset (4 MEM slices per hemisphere,
-    1,024-word SRAM): nothing in the RTL, model or testbench is tied to `tiny`."""
+    """The configuration-generic chip tests on the `fpga` preset (8 lanes, 4 streams, longer
+    latencies, no SXM): nothing in the RTL, model or testbench is tied to `tiny`."""
     run_cocotb(sim, "verif.tb_chip", testcase=case, config="fpga")

@@ -20,7 +20,7 @@ def test_mxm(sim, case):
 @pytest.mark.rtl
 @pytest.mark.default_sims("icarus")
 def test_mxm_fpga_preset(sim):
-    """The same GEMM checks on `fpga` (4 MEM slices per hemisphere, 256 accumulator rows)."""
+    """The same GEMM checks on `fpga` (2 MEM slices per hemisphere, 8 lanes, 256 accumulator rows)."""
     run_cocotb(sim, "verif.tb_mxm", testcase="mxm_gemm_signedness", config="fpga")
 
 

@@ -25,8 +25,9 @@ def test_vxm_requantize(sim):
 @pytest.mark.rtl
 @pytest.mark.default_sims("icarus")             # 50 s under Icarus
 def test_vxm_fpga_preset(sim):
-    """On `fpga` four MEM slices feed each side, so int32 operands arrive as whole stream groups; one
-    ALU with the longer `vxm_drive`. (The preset has no SXM; `sxm_ops` runs on `tiny`.)"""
+    """On `fpga` an int32 group is every stream of a direction; one ALU with the longer
+    `vxm_drive`, and the ops the preset leaves out stop the chip with ILLEGAL_OPCODE. (The preset
+    has no SXM; `sxm_ops` runs on `tiny`.)"""
     run_cocotb(sim, "verif.tb_vxm", testcase="vxm_alu_ops", config="fpga")
 
 
