@@ -155,18 +155,23 @@ def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str
     lanes = 1 + max(g * 1000 + i for _, g, i in unit_of.values())
     content = [[] for _ in rows]              # (lane, kind order, cells)
     rank = {"W": 0, "V": 1, "E": 2}
-    for kind, home, phase in (("W", 0, 0.25), ("E", n - 1, 0.75)):
+    for kind, home in (("W", 0), ("E", n - 1)):
         cols = sorted((u for u in groups if unit_of[u][0] == kind), key=lambda u: unit_of[u][1:])
         if not cols:
             continue
         size = len(groups[cols[0]])
         fit = len(rows[home]) // size if home != mid else len(cols)
         spill = len(cols) - min(fit, len(cols))
-        out_lanes = {cols[min(len(cols) - 1, int((j + phase) * len(cols) / spill))] for j in range(spill)} if spill else set()
+        # the columns that go to the middle row: the one at the row's far end (the west MXM's last,
+        # the east MXM's first), split when its row has spare sites, so both halves sit at its
+        # lane's x; the others spread over the lanes from the near end
+        ends = cols if kind == "W" else cols[::-1]
+        picks = [ends[min(len(cols) - 1, round((j + 0.5) * len(cols) / spill))] for j in range(spill - 1)]
+        out_lanes = set(picks + [ends[-1]]) if spill else set()
         while len(out_lanes) < spill:       # (rounding made two the same: the next free ones)
-            out_lanes.add(next(u for u in cols if u not in out_lanes))
+            out_lanes.add(next(u for u in ends if u not in out_lanes))
         spare = len(rows[home]) - (len(cols) - spill) * size
-        split = max(out_lanes, key=lambda u: unit_of[u][1:]) if spill and 0 < spare < size else None
+        split = ends[-1] if spill and 0 < spare < size else None
         for u in cols:
             lane = unit_of[u][1] * 1000 + unit_of[u][2]
             cells = groups[u]
