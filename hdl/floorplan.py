@@ -147,16 +147,13 @@ def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str
     between its row's last sites and the middle row when that is what makes them fit)."""
     n = len(rows)
     mid = n // 2
-    unit_of = {}
-    for u in groups:
-        mo = _GROUP.match(u + ".")
-        kind = "V" if mo.group("kind") == "VXM" else mo.group("side")
-        unit_of[u] = (kind, int(mo.group("g")), int(mo.group("i")))
-    lanes = 1 + max(g * 1000 + i for _, g, i in unit_of.values())
-    content = [[] for _ in rows]              # (lane, kind order, cells)
-    rank = {"W": 0, "V": 1, "E": 2}
-    for kind, home in (("W", 0), ("E", n - 1)):
-        cols = sorted((u for u in groups if unit_of[u][0] == kind), key=lambda u: unit_of[u][1:])
+    unit_of = {u: _order(u) for u in groups}      # (0 west MXM / 1 VXM / 2 east MXM, slice, superlane, index)
+    lane_of = {gi: k for k, gi in enumerate(sorted({o[2:] for o in unit_of.values()}))}
+    lane = {u: lane_of[o[2:]] for u, o in unit_of.items()}
+    lanes = len(lane_of)
+    content = [[] for _ in rows]              # (lane, kind rank, cells)
+    for kind, home in ((0, 0), (2, n - 1)):
+        cols = sorted((u for u in groups if unit_of[u][0] == kind), key=lane.get)
         if not cols:
             continue
         size = len(groups[cols[0]])
@@ -165,7 +162,7 @@ def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str
         # the columns that go to the middle row: the one at the row's far end (the west MXM's last,
         # the east MXM's first), split when its row has spare sites, so both halves sit at its
         # lane's x; the others spread over the lanes from the near end
-        ends = cols if kind == "W" else cols[::-1]
+        ends = cols if kind == 0 else cols[::-1]
         picks = [ends[min(len(cols) - 1, round((j + 0.5) * len(cols) / spill))] for j in range(spill - 1)]
         out_lanes = set(picks + [ends[-1]]) if spill else set()
         while len(out_lanes) < spill:       # (rounding made two the same: the next free ones)
@@ -173,16 +170,13 @@ def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str
         spare = len(rows[home]) - (len(cols) - spill) * size
         split = ends[-1] if spill and 0 < spare < size else None
         for u in cols:
-            lane = unit_of[u][1] * 1000 + unit_of[u][2]
             cells = groups[u]
             if u == split:
-                content[home].append((lane, rank[kind], cells[:spare]))
-                content[mid].append((lane, rank[kind], cells[spare:]))
+                content[home].append((lane[u], kind, cells[:spare]))
+                content[mid].append((lane[u], kind, cells[spare:]))
             else:
-                content[mid if u in out_lanes else home].append((lane, rank[kind], cells))
-    for u in groups:
-        if unit_of[u][0] == "V":
-            content[mid].append((unit_of[u][1] * 1000 + unit_of[u][2], rank["V"], groups[u]))
+                content[mid if u in out_lanes else home].append((lane[u], kind, cells))
+    content[mid] += [(lane[u], 1, groups[u]) for u in groups if unit_of[u][0] == 1]
     out = {}
     for row, got in zip(rows, content):
         got.sort(key=lambda t: t[:2])
@@ -190,8 +184,8 @@ def _plan_lanes(groups: dict[str, list[str]], rows: list[list[str]]) -> dict[str
         if left > len(row):
             raise FloorplanError(f"a row of {len(row)} multiplier sites would need {left} (layout lanes)")
         pos = 0
-        for lane, _, cells in got:            # as near the lane's share of the row as the room allows
-            target = round((lane % 1000 + 0.5) / lanes * len(row) - len(cells) / 2)
+        for at, _, cells in got:              # as near the lane's share of the row as the room allows
+            target = round((at + 0.5) / lanes * len(row) - len(cells) / 2)
             start = max(pos, min(target, len(row) - left))
             out |= dict(zip(cells, row[start:start + len(cells)]))
             pos, left = start + len(cells), left - len(cells)
