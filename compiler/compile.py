@@ -338,8 +338,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
                                    f"channel ({N})")
             bias_src = (other[0], N, bias)
             if not _bias_cut(m):            # else decided below: folded into the product if it can be
-                epi.bias = _lane_vector(m, value, other[0], other[0], N,
-                                        lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
+                epi.bias = _bias_vector(m, value, other[0], N)
         elif n.op == "relu":
             epi.relu = True
         elif n.op == "clip":                # after the requantize: bounds in the stored (int8) domain
@@ -389,8 +388,7 @@ def _lower_matmul(m, graph: Graph, group: list[Node], value, placed, out_copies=
     if bias_src is not None and epi.bias is None and epi.requant is not None:
         bias_tile = _bias_tile(m, value, label, bias_src, a_cfg, b_cfg)
     if bias_src is not None and epi.bias is None and bias_tile is None:
-        name, N, _ = bias_src
-        epi.bias = _lane_vector(m, value, name, name, N, lambda v, N=N: np.asarray(v).reshape(N).astype(np.int32))
+        epi.bias = _bias_vector(m, value, *bias_src[:2])
     kernels.gemm(m, a, bmat, out, a_cfg, b_cfg, epi, label, pairs, g.a_rows, g.a_pad, bias_tile)
     return g.macs
 
@@ -404,13 +402,22 @@ def _bias_cut(m) -> bool:
     return not (m.sxm and m.config.vxm_alus >= 2 and m.config.sxm_width >= 4)
 
 
-def _read_range(cfg: tuple[int, int]) -> tuple[int, int]:
-    """The values the MXM reads from a byte under MXMCFG (zero point field, signed): byte as int8
-    or uint8, minus the zero point of the same type."""
+def _bias_vector(m, value, name: str, n: int) -> Placed:
+    """The bias as an int32 per output column, for the read-outs' VXM ADD."""
+    return _lane_vector(m, value, name, name, n, lambda v: np.asarray(v).reshape(n).astype(np.int32))
+
+
+def _read_zp(cfg: tuple[int, int]) -> int:
+    """The zero point an MXMCFG (zero point field, signed) subtracts, as a number."""
     zp, signed = cfg
-    zp = (zp & 0xFF) - (256 if signed and zp & 0x80 else 0)
-    lo, hi = (-128, 127) if signed else (0, 255)
-    return lo - zp, hi - zp
+    return (zp & 0xFF) - (256 if signed and zp & 0x80 else 0)
+
+
+def _read_range(cfg: tuple[int, int]) -> tuple[int, int]:
+    """The values the MXM reads from a byte under MXMCFG: byte as int8 or uint8, minus the zero
+    point of the same type."""
+    lo, hi = (-128, 127) if cfg[1] else (0, 255)
+    return lo - _read_zp(cfg), hi - _read_zp(cfg)
 
 
 def bias_rows(bias: np.ndarray, lanes: int, x_range: tuple[int, int], w_range: tuple[int, int]):
@@ -468,23 +475,17 @@ def _bias_tile(m, value, label: str, bias_src, a_cfg, b_cfg):
     as host constants, or None when the bias is out of one tile's reach."""
     name, N, bias = bias_src
     L = m.config.lanes
-    ranges = (_read_range(a_cfg), _read_range(b_cfg))
-
-    def held(v, which):
-        """Logical values of the activation word (0) or the weight tile (1): what the MXM reads
-        plus the zero point."""
-        cfg = (a_cfg, b_cfg)[which]
-        zp = (-128 if cfg[1] else 0) - ranges[which][0]
-        return bias_rows(np.asarray(v, np.int64).reshape(N), L, *ranges)[which] + zp
-
-    if bias_rows(np.asarray(bias, np.int64).reshape(N), L, *ranges) is None:
+    rows = bias_rows(np.asarray(bias, np.int64).reshape(N), L, _read_range(a_cfg), _read_range(b_cfg))
+    if rows is None:
         return None
+    # held as what the MXM reads plus the zero point; the bias is a graph constant (refused
+    # otherwise above), so its rows are made once, here
+    x, w = (r + _read_zp(cfg) for r, cfg in zip(rows, (a_cfg, b_cfg)))
     dts = [np.dtype(np.int8 if cfg[1] else np.uint8) for cfg in (a_cfg, b_cfg)]
     xs = Placed(f"{label}#bias x", dts[0], Layout((1, L), 1, L), host=True)
-    ws = Placed(f"{label}#bias w", dts[1], Layout((L, N), 1, L), pad=(-128 if b_cfg[1] else 0) - ranges[1][0],
-                host=True)
-    value.loads.append((xs, name, lambda v: held(v, 0).reshape(1, L)))
-    value.loads.append((ws, name, lambda v: held(v, 1)))
+    ws = Placed(f"{label}#bias w", dts[1], Layout((L, N), 1, L), pad=_read_zp(b_cfg), host=True)
+    value.loads.append((xs, name, lambda v: x.reshape(1, L)))
+    value.loads.append((ws, name, lambda v: w))
     return xs, ws
 
 
