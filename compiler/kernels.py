@@ -354,15 +354,14 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
             bd = Bundle()
             ab = a.layout.nb > 1 and bi or 0
             bb = bmat.layout.nb > 1 and bi or 0
-            lw_width, tile = width, f"tile k{kt} n{nt}"
-            note = f"{label}: B {tile}"
-            if kt == kt_n:                  # the bias tile: its weights from B's slice, its word from A's
+            bias = kt == kt_n               # the bias tile: its weights from B's slice, its word from A's
+            lw_width = 1 if bias else width
+            tile = f"bias tile n{nt}" if bias else f"tile k{kt} n{nt}"
+            note = f"{label}: {tile}" if bias else f"{label}: B {tile}"
+            rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // lw_width   # the LW's last row is sampled before the install
+            if bias:
                 xs, ws = bias_tile
                 ca, cw = m.host_copy(xs, [a_src[s].planes[0][0]]), m.host_copy(ws, [b_src[s]])
-                lw_width, tile = 1, f"bias tile n{nt}"
-                note = f"{label}: {tile}"
-            rel_lw = m.T["mxm_install"] - m.T["mxm_sample"] - L // lw_width   # the LW's last row is sampled before the install
-            if kt == kt_n:
                 fb = m.feed(bd, b_src[s], st.position, rel_lw + m.T["mxm_sample"], L, cw.addr(ws.layout, 0, 0, nt, 0),
                             note)
             elif s in paired:
@@ -377,7 +376,7 @@ def gemm(m: Machine, a: Placed, bmat: Placed, out: Placed, a_cfg: tuple[int, int
             bd.at(st.position, rel_lw, "LW", note, stream=lambda f=fb: f.base,
                   dir=st.feed_dir, row=0, width=lw_width, count=L // lw_width)
             note_a = f"{label}: A rows {m0}..{m0 + mc - 1} k{kt}"
-            if kt == kt_n:                  # the same word for every row: a READ of stride 0
+            if bias:                        # the same word for every row: a READ of stride 0
                 pos, base = ca.planes[0]
                 fa = m.feed_words(bd, pos, st.position, m.T["mxm_sample"], np.zeros(mc, np.int64), base, None,
                                   f"{label}: bias word, rows {m0}..{m0 + mc - 1}")

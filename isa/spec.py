@@ -740,8 +740,8 @@ def vxm_alu_ops(config: ChipConfig) -> tuple[AluOp, ...]:
 @functools.lru_cache(maxsize=None)
 def slice_opcodes(kind: SliceKind, config: ChipConfig) -> tuple[Opcode, ...]:
     """The opcodes a queue of `kind` implements on `config` (the others are illegal opcodes there)."""
-    left_out = {a.mnemonic for a in ALU_OPS} - {a.mnemonic for a in vxm_alu_ops(config)}
-    return tuple(op for op in OPCODES if kind in op.kinds and op.mnemonic not in left_out)
+    vxm_alu_ops(config)                 # rejects a name that is not an ALU op
+    return tuple(op for op in OPCODES if kind in op.kinds and op.mnemonic not in config.vxm_omit)
 
 
 def kinds_with_queues(config: ChipConfig) -> tuple[SliceKind, ...]:
